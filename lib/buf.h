@@ -1,0 +1,28 @@
+/* buf: a growable byte buffer with checked growth.
+ *
+ * One owner: the Buf holds `data` until buf_free() or buf_steal(). data is
+ * always NUL-terminated (not counted in len), so text can be used as a C
+ * string. Functions return 0 or -1 when memory runs out; after a failure the
+ * buffer keeps its old contents and `failed` is set, so a writer can append
+ * many pieces and check once at the end. */
+#ifndef FVLM_BUF_H
+#define FVLM_BUF_H
+
+#include <stddef.h>
+
+typedef struct Buf {
+    char *data;
+    size_t len, cap;
+    int failed;
+} Buf;
+
+int buf_reserve(Buf *b, size_t extra);
+int buf_append(Buf *b, const void *p, size_t n);
+int buf_puts(Buf *b, const char *s);
+int buf_putc(Buf *b, char c);
+int buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(Buf *b);          /* len = 0, keeps memory */
+void buf_free(Buf *b);
+char *buf_steal(Buf *b);         /* returns data (caller frees), empties b */
+
+#endif

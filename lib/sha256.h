@@ -1,0 +1,29 @@
+/* sha256: SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104).
+ *
+ * Content hashes make re-runs skip work already done; HMAC keys the study and
+ * patient pseudonyms of de-identification. Streaming: init, update any
+ * number of times, final. */
+#ifndef FVLM_SHA256_H
+#define FVLM_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Sha256 {
+    uint32_t h[8];
+    uint64_t nbytes;
+    unsigned char block[64];
+    size_t fill;
+} Sha256;
+
+void sha256_init(Sha256 *c);
+void sha256_update(Sha256 *c, const void *data, size_t n);
+void sha256_final(Sha256 *c, unsigned char out[32]);
+
+/* One-shot helpers; hex is 64 lowercase characters plus NUL. */
+void sha256_hex(const void *data, size_t n, char hex[65]);
+void sha256_to_hex(const unsigned char digest[32], char hex[65]);
+void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                 unsigned char out[32]);
+
+#endif

@@ -1,0 +1,251 @@
+/* Unit tests of lib/: db (schema, migrations, runs, errors), safetensors. */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "fsutil.h"
+#include "fvlm_config.h"
+#include "run.h"
+#include "safetensors.h"
+#include "test.h"
+
+static char g_dir[256];
+
+static void path_in_tmp(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", g_dir, name);
+}
+
+static void test_db_new_file_gets_schema_and_wal(void)
+{
+    char p[300];
+    path_in_tmp(p, sizeof p, "a.db");
+    Db *db;
+    FvErr e = {0};
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    if (!db)
+        return;
+    int64_t v, n;
+    CHECK_OK(db_query_int(db, &e, &v, NULL, "PRAGMA user_version", ""), &e);
+    CHECK_EQ_INT(v, FVLM_SCHEMA_VERSION);
+    CHECK_OK(db_query_int(db, &e, &n, NULL,
+                          "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN "
+                          "('runs','errors','studies','labels','links','samples','eval_results')",
+                          ""),
+             &e);
+    CHECK_EQ_INT(n, 7);
+    sqlite3_stmt *st;
+    CHECK_OK(db_prepare(db, &st, "PRAGMA journal_mode", &e), &e);
+    CHECK(db_step(db, st, &e) == 1 && strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0,
+          "journal mode is not WAL");
+    sqlite3_finalize(st);
+    db_close(&db);
+    CHECK(db == NULL, "db_close did not clear the pointer");
+    /* Reopening keeps the data and does not re-create the schema. */
+    CHECK_OK(db_open(&db, p, DB_MUST_EXIST, &e), &e);
+    db_close(&db);
+}
+
+static void test_db_refuses_newer_schema_and_foreign_files(void)
+{
+    char p[300];
+    path_in_tmp(p, sizeof p, "newer.db");
+    sqlite3 *h;
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE x(a); PRAGMA user_version = 99;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    Db *db = NULL;
+    FvErr e = {0};
+    CHECK(db_open(&db, p, 0, &e) == -1 && db == NULL, "opened a version-99 database");
+    CHECK(strstr(e.msg, "newer") && strstr(e.msg, p), "message: %s", e.msg);
+
+    path_in_tmp(p, sizeof p, "foreign.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE other(a);", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK(db_open(&db, p, 0, &e) == -1, "adopted a database that is not a corpus");
+    CHECK(strstr(e.msg, "not an fvlm corpus") != NULL, "message: %s", e.msg);
+
+    path_in_tmp(p, sizeof p, "missing.db");
+    CHECK(db_open(&db, p, DB_MUST_EXIST, &e) == -1, "DB_MUST_EXIST created a file");
+}
+
+static void test_db_migrations_run_in_order_in_one_transaction(void)
+{
+    sqlite3 *h;
+    FvErr e = {0};
+    sqlite3_open(":memory:", &h);
+    const char *v1 = "CREATE TABLE t(a INTEGER);";
+    DbMigration steps[] = {
+        {3, "ALTER TABLE t ADD COLUMN c TEXT; INSERT INTO t(a, b, c) VALUES (3, 'b', 'c');"},
+        {2, "ALTER TABLE t ADD COLUMN b TEXT;"},
+    };
+    CHECK_OK(db_migrate(h, v1, steps, 2, 1, &e), &e);
+    CHECK_OK(db_migrate(h, v1, steps, 2, 3, &e), &e);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(h, "SELECT a, b, c FROM t", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 3,
+          "migrated rows missing");
+    sqlite3_finalize(st);
+    /* A failing step leaves the database at its old version, unchanged. */
+    DbMigration broken[] = {{4, "ALTER TABLE t ADD COLUMN d TEXT; THIS IS NOT SQL;"}};
+    CHECK(db_migrate(h, v1, broken, 1, 4, &e) == -1, "broken migration succeeded");
+    CHECK(strstr(e.msg, "version 4") != NULL, "message: %s", e.msg);
+    sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL);
+    sqlite3_step(st);
+    CHECK_EQ_INT(sqlite3_column_int(st, 0), 3);
+    sqlite3_finalize(st);
+    CHECK(sqlite3_prepare_v2(h, "SELECT d FROM t", -1, &st, NULL) != SQLITE_OK,
+          "column of the failed migration exists");
+    sqlite3_finalize(st);
+    /* A missing step is an error, not a skip. */
+    CHECK(db_migrate(h, v1, steps, 2, 5, &e) == -1, "gap in migrations accepted");
+    sqlite3_close(h);
+}
+
+static void test_runs_record_errors_and_finish(void)
+{
+    char p[300];
+    path_in_tmp(p, sizeof p, "runs.db");
+    Db *db;
+    FvErr e = {0};
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    char *argv[] = {"fvlm", "ingest", "x.tar"};
+    Run run;
+    CHECK_OK(run_begin(&run, db, "ingest", 3, argv, "{\"a\":\"1\"}", 5, &e), &e);
+    CHECK_OK(run_error(&run, "x.tar", "s1/ct.nii", "bad header", &e), &e);
+    CHECK_OK(run_finish(&run, "ok", "{\"studies\":3}", &e), &e);
+    int64_t n;
+    CHECK_OK(db_query_int(db, &e, &n, NULL, "SELECT n_errors FROM runs WHERE id = ?", "i",
+                          run.id),
+             &e);
+    CHECK_EQ_INT(n, 1);
+    CHECK_OK(db_query_int(db, &e, &n, NULL,
+                          "SELECT count(*) FROM errors WHERE run_id = ? AND member = 's1/ct.nii'",
+                          "i", run.id),
+             &e);
+    CHECK_EQ_INT(n, 1);
+    CHECK_OK(db_query_int(db, &e, &n, NULL, "SELECT seed FROM runs WHERE id = ?", "i", run.id),
+             &e);
+    CHECK_EQ_INT(n, 5);
+    /* A run left 'running' by a process that is gone becomes 'interrupted'. */
+    CHECK_OK(db_run(db, &e,
+                    "INSERT INTO runs (stage, args, version, started_at, status, pid) "
+                    "VALUES ('parse', '[]', 'x', 'now', 'running', 999999999)",
+                    ""),
+             &e);
+    Run r2;
+    CHECK_OK(run_begin(&r2, db, "parse", 3, argv, NULL, -1, &e), &e);
+    CHECK_OK(db_query_int(db, &e, &n, NULL,
+                          "SELECT count(*) FROM runs WHERE status = 'interrupted'", ""),
+             &e);
+    CHECK_EQ_INT(n, 1);
+    db_close(&db);
+}
+
+static void test_safetensors_roundtrip_and_alignment(void)
+{
+    char p[300];
+    path_in_tmp(p, sizeof p, "t.safetensors");
+    int16_t ct[2 * 3 * 5];
+    uint8_t mask[7];
+    float w[4] = {1.5f, -2, 0, 3};
+    double d[1] = {0.25};
+    for (int i = 0; i < 30; i++)
+        ct[i] = (int16_t)(i * 100 - 1000);
+    for (int i = 0; i < 7; i++)
+        mask[i] = (uint8_t)i;
+    StWriter w8;
+    st_writer_init(&w8);
+    FvErr e = {0};
+    int64_t s_ct[3] = {2, 3, 5}, s_m[1] = {7}, s_w[2] = {2, 2}, s_d[1] = {1};
+    CHECK_OK(st_writer_add(&w8, "mask", ST_U8, 1, s_m, mask, &e), &e);
+    CHECK_OK(st_writer_add(&w8, "ct", ST_I16, 3, s_ct, ct, &e), &e);
+    CHECK_OK(st_writer_add(&w8, "w", ST_F32, 2, s_w, w, &e), &e);
+    CHECK_OK(st_writer_add(&w8, "d", ST_F64, 1, s_d, d, &e), &e);
+    CHECK_OK(st_writer_meta(&w8, "config", "{\"preset\":\"tiny\"}", &e), &e);
+    CHECK_OK(st_write(&w8, p, &e), &e);
+    st_writer_free(&w8);
+    StFile *f;
+    CHECK_OK(st_open(&f, p, &e), &e);
+    if (!f)
+        return;
+    const StTensor *t;
+    CHECK_OK(st_get_checked(f, "ct", ST_I16, 3, &t, &e), &e);
+    CHECK(t && memcmp(t->data, ct, sizeof ct) == 0, "ct bytes differ");
+    CHECK(t && ((uintptr_t)t->data % 2) == 0, "ct not aligned");
+    CHECK_OK(st_get_checked(f, "w", ST_F32, 2, &t, &e), &e);
+    CHECK(t && ((uintptr_t)t->data % 4) == 0 && ((const float *)t->data)[1] == -2.0f, "w");
+    CHECK_STR(st_meta(f, "config"), "{\"preset\":\"tiny\"}");
+    CHECK(st_get_checked(f, "ct", ST_F32, 3, &t, &e) == -1 && strstr(e.msg, "I16"),
+          "dtype mismatch not reported: %s", e.msg);
+    st_close(&f);
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", p, (long)getpid());
+    CHECK(!fs_exists(tmp), "temporary file left behind");
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    fwrite(p, 1, n, f);
+    fclose(f);
+}
+
+static void test_safetensors_rejects_hostile_headers(void)
+{
+    char p[300];
+    path_in_tmp(p, sizeof p, "bad.safetensors");
+    struct {
+        const char *json;
+        const char *why;
+    } cases[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", "past the end"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", "size mismatch"},
+        {"{\"a\":{\"dtype\":\"Q8\",\"shape\":[1],\"data_offsets\":[0,1]}}", "unknown dtype"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,1]}}", "negative dim"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[9223372036854775807,9223372036854775807],"
+         "\"data_offsets\":[0,8]}}", "overflowing shape"},
+        {"[1,2]", "not an object"},
+        {"{\"a\":", "truncated JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        unsigned char file[512] = {0};
+        size_t hl = strlen(cases[i].json);
+        for (int k = 0; k < 8; k++)
+            file[k] = (unsigned char)(hl >> (8 * k));
+        memcpy(file + 8, cases[i].json, hl);
+        write_bytes(p, file, 8 + hl + 8); /* 8 data bytes */
+        StFile *f = NULL;
+        FvErr e = {0};
+        CHECK(st_open(&f, p, &e) == -1 && f == NULL, "accepted %s", cases[i].why);
+        CHECK(strstr(e.msg, p) != NULL, "message does not name the file: %s", e.msg);
+    }
+    /* Header length beyond the file. */
+    unsigned char file[16] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+    write_bytes(p, file, sizeof file);
+    StFile *f = NULL;
+    FvErr e = {0};
+    CHECK(st_open(&f, p, &e) == -1, "accepted a header length past the end");
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-store-%ld", (long)getpid());
+    FvErr e = {0};
+    if (fs_mkdir_p(g_dir, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 1;
+    }
+    RUN(test_db_new_file_gets_schema_and_wal);
+    RUN(test_db_refuses_newer_schema_and_foreign_files);
+    RUN(test_db_migrations_run_in_order_in_one_transaction);
+    RUN(test_runs_record_errors_and_finish);
+    RUN(test_safetensors_roundtrip_and_alignment);
+    RUN(test_safetensors_rejects_hostile_headers);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", g_dir);
+    return test_finish();
+}

@@ -1,0 +1,64 @@
+/* cli: what every subcommand shares: common options, usage errors, exit codes.
+ *
+ * Exit codes: 0 ok, 1 failure, 2 usage. Only tools/ prints to stdout and
+ * exits; library code returns FvErr values that cli_fail() prints. */
+#ifndef FVLM_CLI_H
+#define FVLM_CLI_H
+
+#include <getopt.h>
+
+#include "config.h"
+#include "error.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Long-option ids shared by subcommands (values above any short option). */
+enum {
+    OPT_DB = 1000, OPT_CONFIG, OPT_QUIET, OPT_VERBOSE, OPT_JSON, OPT_HELP, OPT_SEED,
+    OPT_SET, OPT_FIRST_PRIVATE = 1100
+};
+
+typedef struct CliCommon {
+    const char *db;          /* --db, default corpus.db */
+    const char *config_path; /* --config */
+    int json;                /* --json */
+    Config config;           /* file, then --set key=value overrides */
+} CliCommon;
+
+/* The common options as getopt_long entries; a subcommand appends its own. */
+#define CLI_COMMON_OPTIONS                                  \
+    {"db", required_argument, 0, OPT_DB},                   \
+    {"config", required_argument, 0, OPT_CONFIG},           \
+    {"set", required_argument, 0, OPT_SET},                 \
+    {"quiet", no_argument, 0, OPT_QUIET},                   \
+    {"verbose", no_argument, 0, OPT_VERBOSE},               \
+    {"json", no_argument, 0, OPT_JSON},                     \
+    {"help", no_argument, 0, OPT_HELP}
+
+#define CLI_COMMON_HELP                                                                 \
+    "  --db FILE          corpus database (default corpus.db)\n"                        \
+    "  --config FILE      configuration file (section.key = value, see README)\n"       \
+    "  --set KEY=VALUE    override one configuration value (repeatable)\n"              \
+    "  --quiet            errors only on stderr; no progress\n"                          \
+    "  --verbose          debug messages on stderr\n"                                    \
+    "  --json             machine-readable output on stdout\n"                           \
+    "  --help             this help\n"
+
+void cli_common_init(CliCommon *c);
+void cli_common_free(CliCommon *c);
+/* Handles one common option. Returns 1 when handled, 0 when opt is not a
+ * common option, -1 on a usage error (message printed). For OPT_HELP it
+ * prints `help` and returns 2 via *exit_now. */
+int cli_common_opt(CliCommon *c, int opt, const char *arg, const char *help, int *exit_now);
+/* Loads --config then applies --set overrides (call after option parsing). */
+int cli_common_finish(CliCommon *c, FvErr *e);
+
+/* Prints "fvlm CMD: message" and the hint to run --help; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints the error as one line; returns EXIT_FAIL. */
+int cli_fail(const FvErr *e);
+
+/* Parses a non-negative integer option value; returns -1 on a bad value. */
+int cli_parse_i64(const char *s, long long min, long long max, long long *out);
+
+#endif
