@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "deid.h"
 #include "fvlm_config.h"
 #include "json.h"
 #include "rng.h"
@@ -237,6 +238,26 @@ static void test_tsv_checks_field_counts(void)
     tsv_close(&r);
 }
 
+static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
+{
+    char out[65];
+    FvErr e = {0};
+    CHECK_OK(deid_pseudonym("secretkey1", "study", "1.2.3", out, &e), &e);
+    /* Python: hmac.new(b"secretkey1", b"study:1.2.3", hashlib.sha256).hexdigest() */
+    CHECK_STR(out, "6416a1ff49c9bb6f3c33f74e7fb69527ea359bdb5485f22412e21a67302631ee");
+    Config c;
+    config_init(&c);
+    unsetenv("FVLM_DEID_KEY");
+    const char *k;
+    CHECK(deid_key(&c, &k, &e) == -1 && strstr(e.msg, "FVLM_DEID_KEY"),
+          "no key must be an error that says how to set one: %s", e.msg);
+    config_set(&c, "deid.key", "short", &e);
+    CHECK(deid_key(&c, &k, &e) == -1, "a 5-character key was accepted");
+    config_set(&c, "deid.key", "a-long-enough-secret", &e);
+    CHECK_OK(deid_key(&c, &k, &e), &e);
+    config_free(&c);
+}
+
 int main(void)
 {
     RUN(test_buf_grows_and_stays_terminated);
@@ -248,5 +269,6 @@ int main(void)
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
     RUN(test_tsv_checks_field_counts);
+    RUN(test_deid_pseudonym_is_hmac_and_needs_a_key);
     return test_finish();
 }
