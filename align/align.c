@@ -651,7 +651,7 @@ static int study_write(Ctx *x, Study *s, FvErr *e)
         return -1;
     for (int a = 0; a < o->n_anat && s->doc.n_sent; a++) {
         const AnatText *t = &s->text[a];
-        if (db_bindf(db, x->i_status, e, "isssssi", s->id, o->anat[a].id, status_name(t->status),
+        if (db_bindf(db, x->i_status, e, "issssssi", s->id, o->anat[a].id, status_name(t->status),
                      t->findings_text.data ? t->findings_text.data : "",
                      t->impression_text.data ? t->impression_text.data : "",
                      t->text.data ? t->text.data : "", t->diseases.data ? t->diseases.data : "[]",
