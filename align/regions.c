@@ -24,6 +24,22 @@ static inline void run_add(LabelStats *st, int v, int64_t z, int64_t y, int64_t 
     st->count[v] += x1 - x0;
 }
 
+/* Index of the first (lowest-addressed) non-zero byte of a word loaded by
+ * memcpy, d != 0. */
+static inline int first_diff_byte(uint64_t d)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return __builtin_ctzll(d) >> 3;
+#else
+    unsigned char b[8];
+    memcpy(b, &d, 8);
+    int i = 0;
+    while (!b[i])
+        i++;
+    return i;
+#endif
+}
+
 void regions_scan(const uint8_t *mask, int64_t nz, int64_t ny, int64_t nx, LabelStats *st)
 {
     memset(st, 0, sizeof *st);
@@ -34,16 +50,21 @@ void regions_scan(const uint8_t *mask, int64_t nz, int64_t ny, int64_t nx, Label
             while (x < nx) {
                 uint8_t v = p[x];
                 int64_t start = x++;
-                /* Skip 8 equal bytes at a time, then finish byte by byte. */
+                /* Skip 8 equal bytes at a time; at the first word that
+                 * differs, its lowest differing byte ends the run. */
                 uint64_t pattern = (uint64_t)v * 0x0101010101010101ull;
+                int ended = 0;
                 while (x + 8 <= nx) {
                     uint64_t w;
                     memcpy(&w, p + x, 8);
-                    if (w != pattern)
+                    if (w != pattern) {
+                        x += first_diff_byte(w ^ pattern);
+                        ended = 1;
                         break;
+                    }
                     x += 8;
                 }
-                while (x < nx && p[x] == v)
+                while (!ended && x < nx && p[x] == v)
                     x++;
                 run_add(st, v, z, y, start, x);
             }
