@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""Sentence-level quality of `fvlm align`'s links on CT-RATE development reports.
+
+Reference: ../shared/data/ctrate-dev/anatomy_findings.json and
+anatomy_impressions.json, the same reports split per anatomy by a language
+model (a third party's, in fVLM's desc_info/conc_info layout). A reference,
+not ground truth: the measurement shows where we and it disagree.
+
+What it does: builds a corpus database from reports.csv (one study per
+volume, the report as ingest stores a CT-RATE row: "Findings: ...\\n\\n
+Impression: ..."), runs `fvlm parse` and `fvlm align` on it, and compares,
+for every findings or impression sentence and every anatomy the reference
+names, whether we link the sentence to the anatomy with whether the
+reference's text of that anatomy (in the same section) contains the
+sentence. "Contains" is measured on word bigrams (at least half of the
+sentence's bigrams appear in the reference text), so the reference's small
+rewordings and partial copies still match.
+
+Prints per anatomy precision, recall and F1, the macro F1 over the
+anatomies fVLM trains on (lung, heart, esophagus, aorta: the four of its
+released code) and over every anatomy the reference names at least 10
+times, and, with --examples N, sentences where we and the reference
+disagree. Exits 77 (skip) when the shared data or Debian's python is
+absent; 1 when the fVLM macro F1 is below --min-macro.
+
+The reports are research-only: nothing of them is written outside a
+temporary folder, which is removed at the end.
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+FVLM4 = ["lung", "heart", "esophagus", "aorta"]
+
+
+def tokens(text):
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def bigrams(toks):
+    if len(toks) < 2:
+        return set(toks)
+    return {(toks[i], toks[i + 1]) for i in range(len(toks) - 1)}
+
+
+def contained(sentence, ref_bigrams, ref_tokens):
+    """Share of the sentence's bigrams (or its one token) found in the reference."""
+    toks = tokens(sentence)
+    if not toks:
+        return 0.0
+    if len(toks) == 1:
+        return 1.0 if toks[0] in ref_tokens else 0.0
+    bg = bigrams(toks)
+    return len(bg & ref_bigrams) / len(bg)
+
+
+def build_db(path, source_root, reports_csv):
+    con = sqlite3.connect(path)
+    with open(os.path.join(source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
+        con.executescript(f.read())
+    con.execute("PRAGMA user_version = 1")
+    keys = []
+    with open(reports_csv, newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f), start=1):
+            # valid_1_a_1.nii.gz -> valid_1_a: the reference's study key.
+            key = re.sub(r"_\d+\.nii(\.gz)?$", "", row["VolumeName"])
+            text = "Findings: %s\n\nImpression: %s" % (row["Findings_EN"].strip(),
+                                                       row["Impressions_EN"].strip())
+            con.execute("INSERT INTO studies (id, study_key, dataset, split) VALUES (?, ?, 'ctrate', 'valid')",
+                        (i, key))
+            con.execute("INSERT INTO reports (study_id, sha256, source, format, language, encoding, text)"
+                        " VALUES (?, ?, 'reports.csv', 'ctrate_csv', 'en', 'utf-8', ?)", (i, key, text))
+            keys.append(key)
+    con.commit()
+    con.close()
+    return keys
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.stderr.write("%s failed (exit %d):\n%s\n" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
+        sys.exit(1)
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default=os.environ.get("FVLM_BIN"), help="the fvlm binary")
+    ap.add_argument("--source-root", default=os.environ.get("FVLM_SOURCE_ROOT", "."))
+    ap.add_argument("--shared", default=os.environ.get("FVLM_SHARED"),
+                    help="the shared folder (default: ../shared beside the source root)")
+    ap.add_argument("--min-macro", type=float, default=0.0,
+                    help="fail when the fVLM-4 macro F1 is below this")
+    ap.add_argument("--examples", type=int, default=0, help="disagreements to print per anatomy")
+    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--set", action="append", default=[], help="passed to fvlm align --set")
+    a = ap.parse_args()
+    shared = a.shared or os.path.join(a.source_root, "..", "shared")
+    data = os.path.join(shared, "data", "ctrate-dev")
+    if not os.path.exists(os.path.join(data, "anatomy_findings.json")):
+        print("SKIP: %s is absent" % data)
+        sys.exit(77)
+    if not a.bin:
+        sys.exit("--bin or FVLM_BIN is required")
+    with open(os.path.join(data, "anatomy_findings.json"), encoding="utf-8") as f:
+        ref_find = json.load(f)
+    with open(os.path.join(data, "anatomy_impressions.json"), encoding="utf-8") as f:
+        ref_imp = json.load(f)
+    # The reference names anatomies as fVLM and TotalSegmentator do; ours
+    # come from `fvlm export --format fvlm`'s mapping (align_anatomy.tsv).
+    rename = {}
+    with open(os.path.join(a.source_root, "schemas", "align_anatomy.tsv"), encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+    head = rows[0]
+    for r in rows[1:]:
+        rec = dict(zip(head, r))
+        rename[rec["fvlm_name"]] = rec["id"]
+
+    tmp = tempfile.mkdtemp(prefix="fvlm-ctrate-quality.")
+    try:
+        db = os.path.join(tmp, "corpus.db")
+        build_db(db, a.source_root, os.path.join(data, "reports.csv"))
+        run([a.bin, "parse", "--quiet", "--db", db])
+        cmd = [a.bin, "align", "--quiet", "--db", db]
+        for s in a.set:
+            cmd += ["--set", s]
+        run(cmd)
+        con = sqlite3.connect(db)
+        sents = con.execute(
+            "SELECT s.id, st.study_key, s.idx, s.section, s.text FROM sentences s"
+            " JOIN studies st ON st.id = s.study_id WHERE s.section IN ('findings', 'impression')"
+            " ORDER BY s.study_id, s.idx").fetchall()
+        linked = {}
+        for sid, anat in con.execute("SELECT sentence_id, anatomy FROM links WHERE anatomy <> ''"
+                                     " AND (accepted IS NULL OR accepted <> 0)"):
+            linked.setdefault(sid, set()).add(anat)
+        con.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # Per study, section and anatomy: the reference text's bigrams.
+    ref = {}
+    for section, src in (("findings", ref_find), ("impression", ref_imp)):
+        for key, per in src.items():
+            for name, text in per.items():
+                anat = rename.get(name, name)
+                toks = tokens(text)
+                ref[(key, section, anat)] = (bigrams(toks), set(toks))
+    anatomies = sorted({k[2] for k in ref})
+    counts = {an: [0, 0, 0, 0] for an in anatomies}  # tp, fp, fn, reference sentences
+    examples = {an: [] for an in anatomies}
+    for sid, key, idx, section, text in sents:
+        ours = linked.get(sid, set())
+        for an in anatomies:
+            r = ref.get((key, section, an))
+            truth = r is not None and contained(text, r[0], r[1]) >= 0.5
+            pred = an in ours
+            c = counts[an]
+            c[3] += truth
+            if truth and pred:
+                c[0] += 1
+            elif pred:
+                c[1] += 1
+                examples[an].append(("ours only", key, section, text))
+            elif truth:
+                c[2] += 1
+                examples[an].append(("reference only", key, section, text))
+
+    def prf(c):
+        p = c[0] / (c[0] + c[1]) if c[0] + c[1] else 0.0
+        r = c[0] / (c[0] + c[2]) if c[0] + c[2] else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        return p, r, f
+
+    print("%d sentences of %d reports (findings and impression sections)" %
+          (len(sents), len({s[1] for s in sents})))
+    print("%-14s %6s %6s %6s %6s %6s %6s %6s" % ("anatomy", "ref", "tp", "fp", "fn", "P", "R", "F1"))
+    figures = {}
+    for an in sorted(anatomies, key=lambda x: -counts[x][3]):
+        c = counts[an]
+        p, r, f = prf(c)
+        figures[an] = {"reference_sentences": c[3], "tp": c[0], "fp": c[1], "fn": c[2],
+                       "precision": p, "recall": r, "f1": f}
+        print("%-14s %6d %6d %6d %6d %6.3f %6.3f %6.3f" % (an, c[3], c[0], c[1], c[2], p, r, f))
+    macro4 = sum(figures[a_]["f1"] for a_ in FVLM4 if a_ in figures) / len(FVLM4)
+    named = [an for an in anatomies if counts[an][3] >= 10]
+    macro_named = sum(figures[an]["f1"] for an in named) / len(named) if named else 0.0
+    print("macro F1 over fVLM's anatomies (%s): %.3f" % (", ".join(FVLM4), macro4))
+    print("macro F1 over the %d anatomies the reference names >= 10 times (%s): %.3f" %
+          (len(named), ", ".join(named), macro_named))
+    if a.examples:
+        for an in sorted(anatomies, key=lambda x: -counts[x][3]):
+            if not examples[an]:
+                continue
+            print("\n== %s: disagreements" % an)
+            for kind, key, section, text in examples[an][:a.examples]:
+                print("  [%s] %s %s: %s" % (kind, key, section, text))
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump({"per_anatomy": figures, "macro_f1_fvlm4": macro4,
+                       "macro_f1_named": macro_named, "named": named}, f, indent=1)
+    if macro4 < a.min_macro:
+        print("FAILED: macro F1 %.3f below %.3f" % (macro4, a.min_macro))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
