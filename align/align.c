@@ -58,6 +58,20 @@ int align_options_from_config(const Ontology *o, Config *cfg, AlignOptions *opt,
         return err_set(e, FV_EUSAGE,
                        "config align.status_rule = '%s': expected impression or findings", rule);
     opt->rule = (StatusRule)r;
+    const char *methods = config_str(cfg, "align.text_methods", "mention,finding,continuation,audit");
+    char methods_copy[256];
+    snprintf(methods_copy, sizeof methods_copy, "%s", methods);
+    opt->text_methods = 0;
+    for (char *tok = strtok(methods_copy, ", "); tok; tok = strtok(NULL, ", ")) {
+        int m = 0;
+        while (m < LINK_NMETHODS && strcmp(link_method_name((LinkMethod)m), tok))
+            m++;
+        if (m == LINK_NMETHODS || m == LINK_NONE)
+            return err_set(e, FV_EUSAGE,
+                           "config align.text_methods: '%s' is not one of mention, finding, group,"
+                           " continuation, audit", tok);
+        opt->text_methods |= 1u << m;
+    }
     static const double def_margin[3] = {15, 20, 20};
     if (config_doubles(cfg, "align.crop_margin_mm", def_margin, 3, opt->margin_mm, e))
         return -1;
@@ -82,9 +96,11 @@ int align_options_from_config(const Ontology *o, Config *cfg, AlignOptions *opt,
              opt->margin_mm[2]);
     char rule_copy[32];
     snprintf(rule_copy, sizeof rule_copy, "%s", rule);
+    snprintf(methods_copy, sizeof methods_copy, "%s", methods);
     if (config_set(cfg, "align.status_rule", rule_copy, e) ||
         config_set(cfg, "align.crop_margin_mm", margin, e) ||
-        config_set(cfg, "align.samples", samples_copy, e)) {
+        config_set(cfg, "align.samples", samples_copy, e) ||
+        config_set(cfg, "align.text_methods", methods_copy, e)) {
         align_options_free(opt);
         return -1;
     }
@@ -226,6 +242,7 @@ typedef struct Ctx {
     const AnatomyMetaTable *meta;
     const AlignOptions *opt;
     AlignCounts *c;
+    LinkCues cues;
     char tensor_dir[4096];
     StFile *shard;            /* the shard opened last (studies of one shard are usually adjacent) */
     char shard_path[4096 + 1024 + 2];
@@ -248,7 +265,7 @@ static int ctx_prepare(Ctx *x, FvErr *e)
                       " LEFT JOIN reports r ON r.study_id = s.id WHERE s.id = ?"},
         {&x->q_sent, "SELECT id, idx, section, text FROM sentences WHERE study_id = ?"
                      " ORDER BY idx, id"},
-        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy FROM mentions m"
+        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy, m.term FROM mentions m"
                     " JOIN sentences s ON s.id = m.sentence_id WHERE s.study_id = ? ORDER BY m.id"},
         {&x->q_find, "SELECT id, sentence_id, task, anatomy, polarity FROM findings"
                      " WHERE study_id = ? ORDER BY id"},
@@ -297,6 +314,7 @@ static void ctx_free(Ctx *x)
         *all[i] = NULL;
     }
     st_close(&x->shard);
+    links_cues_free(&x->cues);
 }
 
 /* Records a bad row of the input: an errors row, and a flag for auditors. */
@@ -371,7 +389,9 @@ static int study_load_text(Ctx *x, Study *s, FvErr *e)
         }
         if (grow(&s->doc.men, &s->cap_men, s->doc.n_men, sizeof *s->doc.men, e))
             return -1;
-        s->doc.men[s->doc.n_men++] = (DocMention){sent, anatomy, group};
+        s->doc.men[s->doc.n_men++] = (DocMention){
+            sent, anatomy, group,
+            links_cues_generic(&x->cues, (const char *)sqlite3_column_text(x->q_men, 3))};
     }
     if (rc < 0)
         return -1;
@@ -746,10 +766,10 @@ static int study_align(Ctx *x, Study *s, FvErr *e)
     if (rc == 0)
         rc = study_load_mask(x, s, e);
     if (rc == 0 && s->doc.n_sent) {
-        rc = links_build(o, &s->doc, s->mask_ok ? s->covered : NULL, &s->links, e);
+        rc = links_build(o, &s->doc, s->mask_ok ? s->covered : NULL, &x->cues, &s->links, e);
         if (rc == 0)
             rc = status_build(o, &s->doc, &s->links, s->mask_ok ? s->covered : NULL, x->opt->rule,
-                              s->text, e);
+                              x->opt->text_methods, s->text, e);
     }
     if (rc == 0)
         rc = study_flags(x, s, e);
@@ -787,7 +807,7 @@ int align_run(Db *db, Run *run, const Ontology *o, const AnatomyMetaTable *meta,
         study_free(&s, o->n_anat);
         return err_set(e, FV_ENOMEM, "align: out of memory");
     }
-    if (ctx_prepare(&x, e))
+    if (links_cues_load(&x.cues, e) || ctx_prepare(&x, e))
         rc = -1;
     if (rc == 0 && opt->studies) {
         for (int i = 0; i < opt->n_studies && rc == 0; i++) {

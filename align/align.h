@@ -37,6 +37,7 @@
 
 typedef struct AlignOptions {
     StatusRule rule;
+    unsigned text_methods;        /* link methods whose sentences feed texts (1u << LinkMethod) */
     double margin_mm[3];          /* crop margin of the union box, (z, y, x) */
     unsigned char *sample_set;    /* n_anat flags: anatomies that get samples (owned) */
     const int64_t *studies;       /* study ids to align; NULL: all */
@@ -46,7 +47,8 @@ typedef struct AlignOptions {
 /* Reads align.status_rule (impression|findings, default impression),
  * align.crop_margin_mm (z, y, x; default 15, 20, 20) and align.samples
  * ("main": the anatomies that carry tasks, "all", or a comma-separated list
- * of anatomy ids). Every key is written back into cfg with its effective
+ * of anatomy ids) and align.text_methods (the link methods whose sentences
+ * feed the texts; default mention, finding, continuation, audit). Every key is written back into cfg with its effective
  * value, so the run's recorded config shows the defaults too. */
 int align_options_from_config(const Ontology *o, Config *cfg, AlignOptions *opt, FvErr *e);
 void align_options_free(AlignOptions *opt);

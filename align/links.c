@@ -1,7 +1,12 @@
 #include "links.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "schemas.h"
+#include "tsv.h"
 
 const double link_confidence[LINK_NMETHODS] = {
     [LINK_MENTION] = 0.95,
@@ -74,8 +79,119 @@ int links_has(const LinkSet *s, int sent, int anatomy)
  * where, not what: it only links when nothing more specific is named. */
 static int is_whole_region(const Anatomy *a) { return a->region && !strcmp(a->region, "whole"); }
 
+void links_cues_free(LinkCues *c)
+{
+    for (int i = 0; i < c->n_en; i++)
+        free(c->stop_en[i]);
+    for (int i = 0; i < c->n_zh; i++)
+        free(c->stop_zh[i]);
+    for (int i = 0; i < c->n_generic; i++)
+        free(c->generic[i]);
+    free(c->stop_en);
+    free(c->stop_zh);
+    free(c->generic);
+    memset(c, 0, sizeof *c);
+}
+
+static int cue_add(char ***list, int *n, const char *term, int lower, FvErr *e)
+{
+    char **v = realloc(*list, (size_t)(*n + 1) * sizeof *v);
+    if (!v)
+        return err_set(e, FV_ENOMEM, "cues: out of memory");
+    *list = v;
+    if (!(v[*n] = strdup(term)))
+        return err_set(e, FV_ENOMEM, "cues: out of memory");
+    for (char *p = v[*n]; lower && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    (*n)++;
+    return 0;
+}
+
+int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e)
+{
+    memset(c, 0, sizeof *c);
+    TsvReader r;
+    if (tsv_open(&r, text, len, name, e)) {
+        tsv_close(&r);
+        return -1;
+    }
+    int c_kind = tsv_col(&r, "kind"), c_lang = tsv_col(&r, "lang"), c_term = tsv_col(&r, "term");
+    int rc = 0;
+    if (c_kind < 0 || c_lang < 0 || c_term < 0)
+        rc = err_set(e, FV_EFORMAT, "%s: header lacks kind, lang or term", name);
+    while (rc == 0) {
+        int got = tsv_next(&r, e);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        const char *kind = r.fields[c_kind], *lang = r.fields[c_lang], *term = r.fields[c_term];
+        if (strcmp(kind, "stop") && strcmp(kind, "generic"))
+            rc = err_set(e, FV_EFORMAT, "%s:%d: unknown kind '%s' (expected stop or generic)", name,
+                         r.line, kind);
+        else if (!term[0])
+            rc = err_set(e, FV_EFORMAT, "%s:%d: empty term", name, r.line);
+        else if (strcmp(lang, "en") && strcmp(lang, "zh"))
+            rc = err_set(e, FV_EFORMAT, "%s:%d: unknown lang '%s' (expected en or zh)", name, r.line,
+                         lang);
+        else if (!strcmp(kind, "generic"))
+            rc = cue_add(&c->generic, &c->n_generic, term, !strcmp(lang, "en"), e);
+        else if (!strcmp(lang, "en"))
+            rc = cue_add(&c->stop_en, &c->n_en, term, 1, e);
+        else
+            rc = cue_add(&c->stop_zh, &c->n_zh, term, 0, e);
+    }
+    tsv_close(&r);
+    if (rc)
+        links_cues_free(c);
+    return rc;
+}
+
+int links_cues_load(LinkCues *c, FvErr *e)
+{
+    char *text;
+    size_t len;
+    if (schema_load("align_cues.tsv", &text, &len, e))
+        return -1;
+    int rc = links_cues_parse(c, text, len, "align_cues.tsv", e);
+    free(text);
+    return rc;
+}
+
+int links_cues_stop(const LinkCues *c, const char *s)
+{
+    if (!c)
+        return 0;
+    for (int i = 0; i < c->n_zh; i++)
+        if (strstr(s, c->stop_zh[i]))
+            return 1;
+    for (const char *p = s; *p; p++) {
+        if (p != s && isalnum((unsigned char)p[-1]))
+            continue;
+        for (int i = 0; i < c->n_en; i++)
+            if (!strncasecmp(p, c->stop_en[i], strlen(c->stop_en[i])))
+                return 1;
+    }
+    return 0;
+}
+
+int links_cues_generic(const LinkCues *c, const char *term)
+{
+    if (!c || !term)
+        return 0;
+    while (isspace((unsigned char)*term))
+        term++;
+    size_t n = strlen(term);
+    while (n && isspace((unsigned char)term[n - 1]))
+        n--;
+    for (int i = 0; i < c->n_generic; i++)
+        if (strlen(c->generic[i]) == n && !strncasecmp(term, c->generic[i], n))
+            return 1;
+    return 0;
+}
+
 int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *covered,
-                LinkSet *out, FvErr *e)
+                const LinkCues *cues, LinkSet *out, FvErr *e)
 {
     int na = o->n_anat;
     if (na <= 0 || d->n_sent <= 0)
@@ -83,7 +199,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     /* Per anatomy: the best method found for the current sentence
      * (LINK_NONE when none), and the previous sentence's effective links. */
     unsigned char *cand = malloc((size_t)na);
-    unsigned char *prev = calloc((size_t)na, 1);
+    unsigned char *prev = malloc((size_t)na);
     unsigned char *rejected = malloc((size_t)na);
     unsigned char *group_hit = calloc((size_t)(o->n_groups > 0 ? o->n_groups : 1), 1);
     if (!cand || !prev || !rejected || !group_hit) {
@@ -93,14 +209,19 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         free(group_hit);
         return err_set(e, FV_ENOMEM, "links: out of memory");
     }
+    memset(prev, LINK_NONE, (size_t)na);
     int rc = 0, prev_section = -1, prev_any = 0;
     for (int s = 0; s < d->n_sent && rc == 0; s++) {
         memset(cand, LINK_NONE, (size_t)na);
         memset(group_hit, 0, (size_t)(o->n_groups > 0 ? o->n_groups : 1));
         int n_groups = 0;
+        /* Generic terms count only when nothing else is named. */
+        int named = 0;
+        for (int k = 0; k < d->n_men && !named; k++)
+            named = d->men[k].sent == s && d->men[k].anatomy >= 0 && !d->men[k].generic;
         for (int k = 0; k < d->n_men; k++) {
             const DocMention *m = &d->men[k];
-            if (m->sent != s)
+            if (m->sent != s || (m->generic && named))
                 continue;
             if (m->anatomy >= 0 && m->anatomy < na)
                 cand[m->anatomy] = LINK_MENTION;
@@ -111,7 +232,15 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         }
         for (int k = 0; k < d->n_find; k++) {
             const DocFinding *f = &d->find[k];
-            if (f->sent == s && f->anatomy >= 0 && f->anatomy < na && cand[f->anatomy] > LINK_FINDING)
+            if (f->sent != s || f->anatomy < 0 || f->anatomy >= na || cand[f->anatomy] <= LINK_FINDING)
+                continue;
+            /* "Upper abdominal organs are normal" makes parse state every
+             * task of every member absent: that is the group statement
+             * speaking, so it reaches the members the group reaches. */
+            int from_group = 0;
+            for (int g = 0; g < o->n_groups && f->polarity == 0 && !from_group; g++)
+                from_group = group_hit[g] && onto_in_group(o, f->anatomy, g);
+            if (!from_group)
                 cand[f->anatomy] = LINK_FINDING;
         }
         int specific = n_groups > 0;
@@ -133,10 +262,13 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         int any = 0;
         for (int a = 0; a < na && !any; a++)
             any = cand[a] != LINK_NONE;
-        if (!any && prev_any && (int)d->sent[s].section == prev_section)
+        /* A continuation is as strong as what it continues: a sentence
+         * after a group statement stays a group statement. */
+        if (!any && prev_any && (int)d->sent[s].section == prev_section &&
+            !links_cues_stop(cues, d->sent[s].text))
             for (int a = 0; a < na; a++)
-                if (prev[a])
-                    cand[a] = LINK_CONTINUATION;
+                if (prev[a] != LINK_NONE)
+                    cand[a] = prev[a] == LINK_GROUP ? LINK_GROUP : LINK_CONTINUATION;
 
         /* Annotators: a rejection marks the computed link; an acceptance of a
          * link the rules did not find adds it. */
@@ -165,7 +297,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         }
         /* This sentence's effective links are the context of the next one. */
         for (int a = 0; a < na; a++)
-            prev[a] = cand[a] != LINK_NONE && !rejected[a];
+            prev[a] = rejected[a] ? LINK_NONE : cand[a];
         prev_any = n_effective > 0;
         prev_section = (int)d->sent[s].section;
     }

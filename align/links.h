@@ -13,10 +13,14 @@
  *                 normal"): every member the scan covers;
  *   continuation  a sentence with none of the above belongs to the anatomies
  *                 of the sentence before it in the same section ("It measures
- *                 12 mm.");
+ *                 12 mm."), unless it holds a stop cue of align_cues.tsv (a
+ *                 recommendation or a remark on the technique is about no
+ *                 anatomy); after a group statement it stays a group link;
  *   audit         an annotator added the link.
  * A whole-body anatomy ("study area", "sections") links only when the
- * sentence names nothing more specific. A sentence that links to nothing gets
+ * sentence names nothing more specific; a mention by a generic term
+ * ("parenchyma", "lobe": cues of kind generic) only when the sentence names
+ * no other anatomy ("the parenchyma of the liver" is the liver's). A sentence that links to nothing gets
  * one link with anatomy -1 and method none, so "unlinked" is recorded, not
  * implied. Annotators' rejections remove a link before the next sentence's
  * continuation is decided, so a rejected link does not propagate.
@@ -26,6 +30,7 @@
 #ifndef FVLM_ALIGN_LINKS_H
 #define FVLM_ALIGN_LINKS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -61,6 +66,7 @@ typedef struct DocMention {
     int sent;            /* index into AlignDoc.sent */
     int anatomy;         /* anatomy index, or -1 for a group mention */
     int group;           /* group index, or -1 */
+    int generic;         /* its term is a generic cue: it yields to other anatomies named */
 } DocMention;
 
 typedef struct DocFinding {
@@ -111,12 +117,30 @@ typedef struct LinkSet {
     int n, cap;
 } LinkSet;
 
+/* The linker's cues (schemas/align_cues.tsv). */
+typedef struct LinkCues {
+    char **stop_en, **stop_zh;   /* owned; English ones lower-case */
+    int n_en, n_zh;
+    char **generic;              /* owned; English ones lower-case */
+    int n_generic;
+} LinkCues;
+
+int links_cues_load(LinkCues *c, FvErr *e);
+/* From a text (tests); name is used in messages. */
+int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e);
+void links_cues_free(LinkCues *c);
+/* 1 when the sentence holds a stop cue. */
+int links_cues_stop(const LinkCues *c, const char *sentence);
+/* 1 when a mention's term (as matched, any case, surrounding spaces
+ * ignored) is a generic cue. */
+int links_cues_generic(const LinkCues *c, const char *term);
+
 /* covered: n_anat flags, 1 when the scan covers the anatomy (its mask region
  * is not empty); NULL when the study has no mask, in which case a group
  * statement reaches the group's members that carry diagnosis tasks.
- * Appends to out (which starts empty: {0}). */
+ * cues may be NULL (no stop cues). Appends to out (which starts empty: {0}). */
 int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *covered,
-                LinkSet *out, FvErr *e);
+                const LinkCues *cues, LinkSet *out, FvErr *e);
 void links_free(LinkSet *s);
 
 /* 1 when sentence s is linked to anatomy a and the link is not rejected. */

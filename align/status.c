@@ -96,7 +96,8 @@ static int finding_positive(const AlignDoc *d, const DocFinding *f)
 }
 
 int status_build(const Ontology *o, const AlignDoc *d, const LinkSet *links,
-                 const unsigned char *covered, StatusRule rule, AnatText *out, FvErr *e)
+                 const unsigned char *covered, StatusRule rule, unsigned text_methods,
+                 AnatText *out, FvErr *e)
 {
     int na = o->n_anat;
     /* Texts: links are grouped by sentence in report order, so appending in
@@ -108,6 +109,8 @@ int status_build(const Ontology *o, const AlignDoc *d, const LinkSet *links,
         const DocSentence *s = &d->sent[l->sent];
         AnatText *t = &out[l->anatomy];
         t->linked++;
+        if (!(text_methods & (1u << l->method)))
+            continue;
         if (s->section == SECTION_IMPRESSION)
             text_add(&t->impression_text, s->text, d->zh);
         else if (s->section == SECTION_FINDINGS)

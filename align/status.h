@@ -13,7 +13,11 @@
  * anatomy the report speaks of is taken as covered.
  *
  * Texts per anatomy: its impression sentences and its findings sentences in
- * report order (joined by a space in English, directly in Chinese); the
+ * report order (joined by a space in English, directly in Chinese), taken
+ * from the links whose method is in `text_methods` (by default all but
+ * group statements: "upper abdominal organs are normal" says nothing about
+ * an abnormal liver that its own sentences do not, and fVLM's per-anatomy
+ * texts leave such sentences out); the
  * training text is the impression text then the findings text for an
  * abnormal anatomy, the normal template of the report's language for a
  * normal one ("Lung shows no significant abnormalities." / "肺未见明显异常。"),
@@ -51,11 +55,17 @@ typedef struct AnatText {
     int n_diseases;
 } AnatText;
 
+/* Link methods whose sentences feed the texts: a bit (1u << LinkMethod) each. */
+#define TEXT_METHODS_DEFAULT                                                          \
+    ((1u << LINK_MENTION) | (1u << LINK_FINDING) | (1u << LINK_CONTINUATION) |          \
+     (1u << LINK_AUDIT))
+
 /* Fills out[0 .. n_anat) (zero-initialise it first; free with
  * status_free). covered: n_anat flags from the mask, or NULL when the study
  * has no mask. */
 int status_build(const Ontology *o, const AlignDoc *d, const LinkSet *links,
-                 const unsigned char *covered, StatusRule rule, AnatText *out, FvErr *e);
+                 const unsigned char *covered, StatusRule rule, unsigned text_methods,
+                 AnatText *out, FvErr *e);
 void status_free(AnatText *t, int n);
 
 /* The normal template for anatomy a in the report's language into b. */

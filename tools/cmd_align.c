@@ -39,7 +39,11 @@ static const char *help =
     "                     (fVLM's rule, the default) or from the findings too\n"
     "  align.samples = main|all|ID,ID,...        anatomies that get samples\n"
     "                     (default main: those that carry diagnosis tasks)\n"
-    "  align.crop_margin_mm = Z, Y, X            margin of the crop box (15, 20, 20)\n";
+    "  align.crop_margin_mm = Z, Y, X            margin of the crop box (15, 20, 20)\n"
+    "  align.text_methods = M,M,...              link methods whose sentences feed the\n"
+    "                     texts (default mention,finding,continuation,audit; add\n"
+    "                     group to include statements such as \"upper abdominal\n"
+    "                     organs are normal\")\n";
 
 enum { OPT_STUDY = OPT_FIRST_PRIVATE };
 

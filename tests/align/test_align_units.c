@@ -14,6 +14,7 @@
 #include "test.h"
 
 static Ontology *O;
+static LinkCues CUES;
 
 static int A(const char *id)
 {
@@ -58,12 +59,18 @@ static int sent(Doc *x, Section sec, const char *text)
 
 static void mention(Doc *x, int s, const char *anatomy)
 {
-    x->m[x->d.n_men++] = (DocMention){s, A(anatomy), -1};
+    x->m[x->d.n_men++] = (DocMention){s, A(anatomy), -1, 0};
+}
+
+/* A mention by a generic term ("parenchyma"). */
+static void generic(Doc *x, int s, const char *anatomy)
+{
+    x->m[x->d.n_men++] = (DocMention){s, A(anatomy), -1, 1};
 }
 
 static void group(Doc *x, int s, const char *g)
 {
-    x->m[x->d.n_men++] = (DocMention){s, -1, G(g)};
+    x->m[x->d.n_men++] = (DocMention){s, -1, G(g), 0};
 }
 
 static void finding(Doc *x, int s, const char *task, int polarity)
@@ -100,7 +107,7 @@ static void test_mention_and_finding_link_their_anatomies(void)
     finding(&x, s1, "pleural_effusion", 0);
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, NULL, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
     char b[256];
     CHECK_STR(links_of(&ls, s0, b, sizeof b), "heart:mention");
     CHECK_STR(links_of(&ls, s1, b, sizeof b), "lung:finding");
@@ -119,7 +126,7 @@ static void test_continuation_inherits_previous_sentence_within_section(void)
     int s3 = sent(&x, SECTION_IMPRESSION, "Follow-up is recommended.");
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, NULL, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
     char b[256];
     CHECK_STR(links_of(&ls, s0, b, sizeof b), "lung:mention");
     CHECK_STR(links_of(&ls, s1, b, sizeof b), "lung:continuation");
@@ -140,7 +147,7 @@ static void test_group_statement_reaches_covered_members_only(void)
     covered[A("liver")] = covered[A("spleen")] = covered[A("lung")] = 1;
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, covered, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, covered, &CUES, &ls, &e), &e);
     char b[256];
     /* body ("sections") yields to the group; pancreas is not in the scan;
      * lung is covered but not upper abdomen. */
@@ -157,7 +164,7 @@ static void test_group_without_mask_reaches_members_with_tasks(void)
     group(&x, s0, "mediastinum");
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, NULL, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
     char b[512];
     links_of(&ls, s0, b, sizeof b);
     CHECK(strstr(b, "heart:group") && strstr(b, "aorta:group") && strstr(b, "esophagus:group") &&
@@ -175,7 +182,7 @@ static void test_body_mention_alone_links_body(void)
     mention(&x, s0, "body");
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, NULL, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
     char b[256];
     CHECK_STR(links_of(&ls, s0, b, sizeof b), "body:mention");
     links_free(&ls);
@@ -194,7 +201,7 @@ static void test_rejected_link_is_kept_but_not_used_or_continued(void)
     x.v[x.d.n_ovr++] = (DocOverride){s2, A("thyroid_gland"), 1};
     LinkSet ls = {0};
     FvErr e = {0};
-    CHECK_OK(links_build(O, &x.d, NULL, &ls, &e), &e);
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
     char b[256];
     CHECK_STR(links_of(&ls, s0, b, sizeof b), "aorta:mention");
     CHECK_STR(links_of(&ls, s1, b, sizeof b), "aorta:continuation");
@@ -211,6 +218,115 @@ static void test_rejected_link_is_kept_but_not_used_or_continued(void)
     links_free(&ls);
 }
 
+static void test_technique_remark_does_not_inherit_the_previous_anatomy(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "A 7 mm nodule in the left upper lobe.");
+    mention(&x, s0, "lung");
+    int s1 = sent(&x, SECTION_FINDINGS, "It cannot be evaluated further without contrast.");
+    int s2 = sent(&x, SECTION_FINDINGS, "Its margins are smooth.");
+    int s3 = sent(&x, SECTION_FINDINGS, "甲状腺右叶见结节。");
+    mention(&x, s3, "thyroid_gland");
+    int s4 = sent(&x, SECTION_FINDINGS, "建议增强扫描。");
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "-:none");
+    /* After an unlinked sentence there is no context to continue. */
+    CHECK_STR(links_of(&ls, s2, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s4, b, sizeof b), "-:none");
+    links_free(&ls);
+    /* Without cues the same sentences inherit. */
+    CHECK_OK(links_build(O, &x.d, NULL, NULL, &ls, &e), &e);
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "lung:continuation");
+    CHECK_STR(links_of(&ls, s4, b, sizeof b), "thyroid_gland:continuation");
+    links_free(&ls);
+}
+
+static void test_group_normal_statement_findings_are_group_links(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    /* parse states every task of every member absent for a group normal
+     * statement; those findings must not make finding links. */
+    int s0 = sent(&x, SECTION_FINDINGS, "Upper abdominal organs are normal.");
+    group(&x, s0, "upper_abdomen");
+    finding(&x, s0, "fatty_liver", 0);
+    finding(&x, s0, "kidney_cyst", 0);
+    int s1 = sent(&x, SECTION_FINDINGS, "No free fluid.");
+    int s2 = sent(&x, SECTION_FINDINGS, "Hepatic steatosis in the upper abdominal organs.");
+    group(&x, s2, "upper_abdomen");
+    finding(&x, s2, "fatty_liver", 1);
+    unsigned char *covered = calloc((size_t)O->n_anat, 1);
+    covered[A("liver")] = 1;
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, covered, &CUES, &ls, &e), &e);
+    char b[256];
+    /* The kidney is not in the scan: the group statement does not reach it. */
+    CHECK_STR(links_of(&ls, s0, b, sizeof b), "liver:group");
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "liver:group");
+    /* A present finding is the sentence's own evidence. */
+    CHECK_STR(links_of(&ls, s2, b, sizeof b), "liver:finding");
+    AnatText *t = calloc((size_t)O->n_anat, sizeof *t);
+    CHECK_OK(status_build(O, &x.d, &ls, covered, RULE_FINDINGS, TEXT_METHODS_DEFAULT, t, &e), &e);
+    /* Group statements stay out of the texts by default. */
+    CHECK_STR(t[A("liver")].findings_text.data, "Hepatic steatosis in the upper abdominal organs.");
+    status_free(t, O->n_anat);
+    memset(t, 0, (size_t)O->n_anat * sizeof *t);
+    CHECK_OK(status_build(O, &x.d, &ls, covered, RULE_FINDINGS, TEXT_METHODS_DEFAULT | (1u << LINK_GROUP),
+                          t, &e), &e);
+    CHECK_STR(t[A("liver")].findings_text.data,
+              "Upper abdominal organs are normal. No free fluid. Hepatic steatosis in the upper abdominal organs.");
+    status_free(t, O->n_anat);
+    free(t);
+    links_free(&ls);
+    free(covered);
+}
+
+static void test_generic_term_yields_to_a_named_anatomy(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "The parenchymal density of the liver is decreased.");
+    generic(&x, s0, "lung");
+    mention(&x, s0, "liver");
+    int s1 = sent(&x, SECTION_FINDINGS, "Ground-glass areas in the right lower lobe.");
+    generic(&x, s1, "lung");
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s0, b, sizeof b), "liver:mention");
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "lung:mention");
+    links_free(&ls);
+    CHECK(links_cues_generic(&CUES, " Parenchymal "), "'Parenchymal' is not a generic term");
+    CHECK(links_cues_generic(&CUES, "上叶"), "'上叶' is not a generic term");
+    CHECK(!links_cues_generic(&CUES, "right lung"), "'right lung' is a generic term");
+}
+
+static void test_cue_table_rejects_bad_rows(void)
+{
+    static const struct { const char *text, *want; } bad[] = {
+        {"kind\tlang\tterm\ngo\ten\tx\n", "c.tsv:2: unknown kind 'go'"},
+        {"kind\tlang\tterm\ngeneric\tde\tx\n", "c.tsv:2: unknown lang 'de'"},
+        {"kind\tlang\tterm\nstop\tfr\tx\n", "c.tsv:2: unknown lang 'fr'"},
+        {"kind\tlang\tterm\nstop\ten\t\n", "c.tsv:2: empty term"},
+        {"kind\tterm\nstop\tx\n", "header lacks"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        LinkCues c;
+        FvErr e = {0};
+        int rc = links_cues_parse(&c, bad[i].text, strlen(bad[i].text), "c.tsv", &e);
+        CHECK(rc == -1 && strstr(e.msg, bad[i].want), "case %zu: rc %d, message '%s', expected '%s'",
+              i, rc, e.msg, bad[i].want);
+    }
+    CHECK(links_cues_stop(&CUES, "FURTHER EVALUATION with MRI."), "a stop cue in capitals");
+    CHECK(!links_cues_stop(&CUES, "Nonsuboptimal is not a word but must not match."), "a cue inside a word");
+}
+
 /* --------------------------------------------------------------- status */
 
 static AnatText *status_of(const Doc *x, const unsigned char *covered, StatusRule rule, LinkSet *ls)
@@ -218,8 +334,8 @@ static AnatText *status_of(const Doc *x, const unsigned char *covered, StatusRul
     FvErr e = {0};
     AnatText *t = calloc((size_t)O->n_anat, sizeof *t);
     memset(ls, 0, sizeof *ls);
-    CHECK_OK(links_build(O, &x->d, covered, ls, &e), &e);
-    CHECK_OK(status_build(O, &x->d, ls, covered, rule, t, &e), &e);
+    CHECK_OK(links_build(O, &x->d, covered, &CUES, ls, &e), &e);
+    CHECK_OK(status_build(O, &x->d, ls, covered, rule, TEXT_METHODS_DEFAULT, t, &e), &e);
     return t;
 }
 
@@ -481,7 +597,7 @@ static void test_anatomy_meta_table_loads_and_rejects_bad_rows(void)
 int main(void)
 {
     FvErr e = {0};
-    if (onto_load(&O, &e)) {
+    if (onto_load(&O, &e) || links_cues_load(&CUES, &e)) {
         fprintf(stderr, "ontology: %s\n", e.msg);
         return 1;
     }
@@ -491,6 +607,10 @@ int main(void)
     RUN(test_group_without_mask_reaches_members_with_tasks);
     RUN(test_body_mention_alone_links_body);
     RUN(test_rejected_link_is_kept_but_not_used_or_continued);
+    RUN(test_technique_remark_does_not_inherit_the_previous_anatomy);
+    RUN(test_group_normal_statement_findings_are_group_links);
+    RUN(test_generic_term_yields_to_a_named_anatomy);
+    RUN(test_cue_table_rejects_bad_rows);
     RUN(test_status_follows_impression_rule_with_template_for_normal);
     RUN(test_chinese_texts_join_without_spaces_and_use_chinese_template);
     RUN(test_human_absent_label_cancels_impression_finding);
@@ -499,6 +619,7 @@ int main(void)
     RUN(test_scan_matches_voxelwise_reference_on_random_masks);
     RUN(test_merge_builds_anatomies_unions_and_crop_box);
     RUN(test_anatomy_meta_table_loads_and_rejects_bad_rows);
+    links_cues_free(&CUES);
     onto_free(&O);
     return test_finish();
 }
