@@ -45,8 +45,9 @@ static void print_region(const char *indent, const Region *r)
 
 static void print_text(const StudyView *v, const Ontology *o)
 {
-    printf("study %lld  key %.16s...  split %s  dataset %s  report %s\n", (long long)v->id,
-           v->study_key ? v->study_key : "?", v->split ? v->split : "?",
+    const char *key = v->study_key ? v->study_key : "?";
+    printf("study %lld  key %.16s%s  split %s  dataset %s  report %s\n", (long long)v->id, key,
+           strlen(key) > 16 ? "..." : "", v->split ? v->split : "?",
            v->dataset ? v->dataset : "-", v->language ? v->language : "none");
     if (v->has_volume)
         printf("volume      %lld x %lld x %lld (z, y, x) at %.2f x %.2f x %.2f mm; mask %s\n",
@@ -84,13 +85,21 @@ static void print_text(const StudyView *v, const Ontology *o)
                    l->confidence, !strcmp(l->source, "audit") ? ", by annotator" : "",
                    l->accepted == 1 ? ", accepted" : l->accepted == 0 ? ", REJECTED" : "");
         }
-        int nl = 0;
+        /* Labels: the ones that say something, then how many say absent. */
+        int nl = 0, n_absent = 0;
         for (int i = 0; i < v->n_labels; i++) {
             if (o->find[v->labels[i].task].anatomy != a)
                 continue;
+            if (v->labels[i].value == 0) {
+                n_absent++;
+                continue;
+            }
             printf("%s%s = %s (%s)", nl++ ? ", " : "  labels      ", o->find[v->labels[i].task].id,
                    label_word(v->labels[i].value), v->labels[i].source);
         }
+        if (n_absent)
+            printf("%s%d task%s absent", nl++ ? "; " : "  labels      ", n_absent,
+                   n_absent == 1 ? "" : "s");
         if (nl)
             printf("\n");
         if (va->diseases && strcmp(va->diseases, "[]"))
