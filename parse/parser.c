@@ -617,8 +617,9 @@ static int build_scope(const Lexicon *lex, const ParseResult *r, const ParseSent
         }
         int clause = c == ';' || c == ':' || c == '!' || c == '?' || c == '.' || c == '\n' ||
                      (c == 0xE3 && is_zh_stop(s, i, st->nend));
-        int seg = c == ',' || c == '(' || c == ')' || c == '[' || c == ']';
-        if (st->zh && seg && c == ',')
+        int seg = c == ',';
+        /* brackets hold asides ("(cyst?)"): their triggers stay inside */
+        if (c == '(' || c == ')' || c == '[' || c == ']' || (st->zh && c == ','))
             clause = 1;
         /* a decimal point is no boundary */
         if (c == '.' && i > st->nstart && i + 1 < st->nend && is_digit((unsigned char)s[i - 1]) &&
@@ -639,39 +640,74 @@ static int is_polarity_trigger(int kind)
     return kind == LK_NEG || kind == LK_UNC || kind == LK_UNC_NEG || kind == LK_PSEUDO;
 }
 
-/* Polarity of the finding token at index f (in [t0, t1)), and the rule. */
+static int trig_rank(int kind)
+{
+    return kind == LK_UNC_NEG ? 4 : kind == LK_NEG ? 3 : kind == LK_UNC ? 2 : kind == LK_PSEUDO ? 1 : 0;
+}
+
+/* Polarity of the finding token at index f (in [t0, t1)), and the rule.
+ *
+ * Before the finding: the pre-triggers of its clause. Among those in its own
+ * segment (no comma between) the strongest wins, as the CheXpert labeler
+ * orders its phases (pre-negation uncertainty, negation, uncertainty): "no
+ * finding suggestive of X" is a negation. With none in its segment, the
+ * nearest in the clause decides ("no effusion, possible nodule").
+ * After the finding: the nearest post-trigger of the clause, unless an
+ * affirmative verb or a normal statement comes first. A normal statement right
+ * after the finding ("lymph nodes are not enlarged") makes it absent. */
 static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
                            size_t t1, size_t f, const char **rule)
 {
     const ParseTok *ft = &r->tok[f];
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
-    const ParseTok *pre = NULL, *post = NULL;
+    int seg = scope_index(sc->seg, sc->nseg, ft->start);
+    const ParseTok *pre = NULL, *post = NULL, *normal = NULL;
+    int pre_same_seg = 0;
     for (size_t k = f; k-- > t0;) {
         const ParseTok *t = &r->tok[k];
         if (scope_index(sc->clause, sc->nclause, t->start) != cl)
             break;
-        if (t->layer != LEX_LAYER_TRIG || t->end > ft->start)
+        if (t->layer != LEX_LAYER_TRIG || t->start >= ft->start)
             continue;
         const LexEntry *x = &lex->e[t->entry];
-        if (is_polarity_trigger(x->kind) && (x->dir & DIR_PRE)) {
+        if (!is_polarity_trigger(x->kind) || !(x->dir & DIR_PRE))
+            continue;
+        int same = scope_index(sc->seg, sc->nseg, t->start) == seg;
+        if (!pre) {
             pre = t;
-            break;
+            pre_same_seg = same;
+        } else if (same && pre_same_seg && trig_rank(x->kind) > trig_rank(kind_of(lex, pre))) {
+            pre = t;
         }
+        if (!same)
+            break;
     }
     for (size_t k = f + 1; k < t1; k++) {
         const ParseTok *t = &r->tok[k];
-        if (t->start < ft->end || t->layer != LEX_LAYER_TRIG)
+        if (t->start < ft->end || t->layer == LEX_LAYER_ANAT)
             continue;
         if (scope_index(sc->clause, sc->nclause, t->start) != cl)
             break;
+        if (t->layer == LEX_LAYER_FIND) {
+            if (!normal)
+                normal = ft;   /* another finding: a normal statement no longer applies */
+            continue;
+        }
         const LexEntry *x = &lex->e[t->entry];
         if (x->kind == LK_AFFIRM)
             break;              /* "a nodule is seen and no effusion ...": stated */
+        if (x->kind == LK_NORMAL && (x->dir & DIR_POST)) {
+            if (!normal && scope_index(sc->seg, sc->nseg, t->start) == seg)
+                normal = t;
+            continue;
+        }
         if (is_polarity_trigger(x->kind) && (x->dir & DIR_POST)) {
             post = t;
             break;
         }
     }
+    if (normal == ft)
+        normal = NULL;
     int kpre = pre ? kind_of(lex, pre) : -1, kpost = post ? kind_of(lex, post) : -1;
     if (kpre == LK_UNC_NEG || kpost == LK_UNC_NEG) {
         *rule = lex->e[(kpre == LK_UNC_NEG ? pre : post)->entry].rule;
@@ -684,6 +720,10 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
     if (kpre == LK_UNC || kpost == LK_UNC) {
         *rule = lex->e[(kpre == LK_UNC ? pre : post)->entry].rule;
         return PARSE_UNCERTAIN;
+    }
+    if (normal) {
+        *rule = lex->e[normal->entry].rule;
+        return PARSE_ABSENT;
     }
     if (kpre == LK_PSEUDO || kpost == LK_PSEUDO) {
         *rule = lex->e[(kpre == LK_PSEUDO ? pre : post)->entry].rule;
