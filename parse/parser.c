@@ -232,22 +232,36 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
         r->tok[k++] = t;
     }
     r->ntok = k;
-    /* A trigger inside a finding term is part of the term ("non-specific"
-     * in a finding name): drop it. Findings are sorted by start here. */
-    size_t fi = 0, nf = 0;
-    while (nf < r->ntok && r->tok[nf].layer <= LEX_LAYER_FIND)
-        nf++;
-    size_t f0 = 0;
-    while (f0 < nf && r->tok[f0].layer != LEX_LAYER_FIND)
+    /* Overlaps across layers, with the layers sorted by start: a trigger
+     * inside a finding term is part of the term (dropped); a finding word
+     * inside a normal statement is part of the statement ("the heart is not
+     * enlarged": dropped). */
+    size_t f0 = 0, f1, g0;
+    while (f0 < r->ntok && r->tok[f0].layer < LEX_LAYER_FIND)
         f0++;
+    f1 = f0;
+    while (f1 < r->ntok && r->tok[f1].layer == LEX_LAYER_FIND)
+        f1++;
+    g0 = f1;
     k = 0;
-    fi = f0;
+    size_t fi = f0, gi = g0;
     for (size_t i = 0; i < r->ntok; i++) {
         ParseTok t = r->tok[i];
         if (t.layer == LEX_LAYER_TRIG) {
-            while (fi < nf && r->tok[fi].end <= t.start)
+            while (fi < f1 && r->tok[fi].end <= t.start)
                 fi++;
-            if (fi < nf && r->tok[fi].start <= t.start && r->tok[fi].end >= t.end)
+            int inside = 0;
+            for (size_t j = fi; j < f1 && r->tok[j].start <= t.start && !inside; j++)
+                inside = r->tok[j].end >= t.end;
+            if (inside)
+                continue;
+        } else if (t.layer == LEX_LAYER_FIND) {
+            while (gi < r->ntok && r->tok[gi].end <= t.start)
+                gi++;
+            int inside = 0;
+            for (size_t j = gi; j < r->ntok && r->tok[j].start <= t.start && !inside; j++)
+                inside = r->tok[j].end >= t.end && lex->e[r->tok[j].entry].kind == LK_NORMAL;
+            if (inside)
                 continue;
         }
         r->tok[k++] = t;
@@ -831,6 +845,30 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
                 break;
             }
         }
+    }
+    /* "Lungs: clear." The anatomy named before a colon, alone in its clause. */
+    if ((dir & DIR_POST) && cnt == 0 && cl > 0 && r->norm.s[sc->clause[cl - 1]] == ':') {
+        size_t colon = sc->clause[cl - 1];
+        size_t from = cl > 1 ? sc->clause[cl - 2] : 0;
+        int only = 1, found = 0;
+        size_t first = n;
+        for (size_t k = n; k-- > t0;) {
+            const ParseTok *t = &r->tok[k];
+            if (t->start >= colon)
+                continue;
+            if (t->start < from)
+                break;
+            int kind = kind_of(lex, t);
+            if (kind == LK_ANATOMY || kind == LK_GROUP) {
+                found = 1;
+                first = k;
+            } else {
+                only = 0;
+            }
+        }
+        if (found && only)
+            for (size_t k = first; k < n && r->tok[k].start < colon && cnt < max; k++)
+                ment[cnt++] = k;
     }
     if ((dir & DIR_PRE) && (cnt == 0 || dir == DIR_PRE)) {
         for (size_t k = n + 1; k < t1; k++) {
