@@ -178,10 +178,13 @@ static void study_clear(Study *s, int n_anat)
     s->doc.n_sent = s->doc.n_men = s->doc.n_find = s->doc.n_lab = s->doc.n_ovr = 0;
     s->n_audit = s->n_flags = 0;
     s->has_mask = s->mask_ok = 0;
-    memset(s->reg, 0, (size_t)n_anat * sizeof *s->reg);
     memset(&s->uni, 0, sizeof s->uni);
-    memset(s->covered, 0, (size_t)n_anat);
-    memset(s->text, 0, (size_t)n_anat * sizeof *s->text);
+    if (s->reg)
+        memset(s->reg, 0, (size_t)n_anat * sizeof *s->reg);
+    if (s->covered)
+        memset(s->covered, 0, (size_t)n_anat);
+    if (s->text)
+        memset(s->text, 0, (size_t)n_anat * sizeof *s->text);
 }
 
 static void study_free(Study *s, int n_anat)

@@ -160,6 +160,9 @@ def main():
                 "SELECT sentence_id, anatomy, method FROM links WHERE anatomy <> ''"
                 " AND (accepted IS NULL OR accepted <> 0)"):
             linked.setdefault(sid, {})[anat] = method
+        statuses = {(k, a_): st for k, a_, st in con.execute(
+            "SELECT s.study_key, a.anatomy, a.status FROM anatomy_status a"
+            " JOIN studies s ON s.id = a.study_id")}
         con.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -226,7 +229,34 @@ def main():
           (all_macro4, all_named))
     print("links to evaluated anatomies by method, agreeing with the reference / not: " +
           ", ".join("%s %d/%d" % (m, v[0], v[1]) for m, v in sorted(all_by_method.items())))
+    # Status: fVLM counts an anatomy abnormal when its impression text exists
+    # (conc_info); ours is abnormal when an impression sentence linked to it
+    # states a present or uncertain finding of it.
+    status_fig = {}
+    status_examples = []
+    for an in FVLM4 + [x for x in anatomies if x not in FVLM4]:
+        tp = fp = fn = 0
+        for key in ref_imp:
+            truth = bool(ref_imp[key].get(next((n for n, i in rename.items() if i == an), an)))
+            ours = statuses.get((key, an)) == "abnormal"
+            tp += truth and ours
+            fp += ours and not truth
+            fn += truth and not ours
+            if truth != ours:
+                status_examples.append((an, key, "ours abnormal" if ours else "reference abnormal"))
+        p_ = tp / (tp + fp) if tp + fp else 0.0
+        r_ = tp / (tp + fn) if tp + fn else 0.0
+        status_fig[an] = {"tp": tp, "fp": fp, "fn": fn, "precision": p_, "recall": r_,
+                          "f1": 2 * p_ * r_ / (p_ + r_) if p_ + r_ else 0.0}
+    print("abnormal status against the reference's impression split (fVLM's rule):")
+    for an in FVLM4:
+        f = status_fig[an]
+        print("  %-10s tp %3d fp %3d fn %3d  P %.3f R %.3f F1 %.3f" % (an, f["tp"], f["fp"], f["fn"],
+              f["precision"], f["recall"], f["f1"]))
     if a.examples:
+        print("\n== status disagreements")
+        for an, key, kind in status_examples[:a.examples]:
+            print("  [%s] %s %s" % (kind, key, an))
         for an in sorted(anatomies, key=lambda x: -figures[x]["reference_sentences"]):
             if not examples[an]:
                 continue
@@ -238,7 +268,8 @@ def main():
             json.dump({"per_anatomy": figures, "macro_f1_fvlm4": macro4,
                        "macro_f1_named": macro_named, "named": named,
                        "all_links": {"per_anatomy": all_fig, "macro_f1_fvlm4": all_macro4,
-                                     "macro_f1_named": all_named}}, f, indent=1)
+                                     "macro_f1_named": all_named},
+                       "abnormal_status": status_fig}, f, indent=1)
     if macro4 < a.min_macro:
         print("FAILED: macro F1 %.3f below %.3f" % (macro4, a.min_macro))
         sys.exit(1)
