@@ -591,6 +591,7 @@ int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const cha
     }
     l->onto = o;
     l->hash = h;
+    l->body = onto_anatomy(o, "body");
     if (hash_grow(h, l) || add_ontology(l, e) || load_terms(l, terms_tsv, e) ||
         load_generic(l, generic_tsv, e) || load_triggers(l, triggers_tsv, e) ||
         load_sections(l, sections_tsv, e) || load_abbrev(l, abbrev_tsv, e) ||

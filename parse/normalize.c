@@ -153,7 +153,8 @@ int norm_build(NormText *t, const char *src, size_t n, FvErr *e)
         utf8proc_int32_t buf[NORM_MAX_CP_OUT];
         int last_bound = 0;
         utf8proc_ssize_t k = utf8proc_decompose_char(
-            cp, buf, NORM_MAX_CP_OUT, UTF8PROC_COMPAT | UTF8PROC_CASEFOLD, &last_bound);
+            cp, buf, NORM_MAX_CP_OUT, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD,
+            &last_bound);
         if (k < 0 || k > NORM_MAX_CP_OUT) {
             put_cp(t, cp, from, &space);
             continue;

@@ -232,19 +232,17 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
         r->tok[k++] = t;
     }
     r->ntok = k;
-    /* Overlaps across layers, with the layers sorted by start: a trigger
-     * inside a finding term is part of the term (dropped); a finding word
-     * inside a normal statement is part of the statement ("the heart is not
-     * enlarged": dropped). */
-    size_t f0 = 0, f1, g0;
+    /* A trigger inside a finding term is part of the term: dropped. (A
+     * finding word inside a normal statement stays: decide_polarity makes it
+     * absent.) Each layer is sorted by start here. */
+    size_t f0 = 0, f1;
     while (f0 < r->ntok && r->tok[f0].layer < LEX_LAYER_FIND)
         f0++;
     f1 = f0;
     while (f1 < r->ntok && r->tok[f1].layer == LEX_LAYER_FIND)
         f1++;
-    g0 = f1;
     k = 0;
-    size_t fi = f0, gi = g0;
+    size_t fi = f0;
     for (size_t i = 0; i < r->ntok; i++) {
         ParseTok t = r->tok[i];
         if (t.layer == LEX_LAYER_TRIG) {
@@ -253,14 +251,6 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
             int inside = 0;
             for (size_t j = fi; j < f1 && r->tok[j].start <= t.start && !inside; j++)
                 inside = r->tok[j].end >= t.end;
-            if (inside)
-                continue;
-        } else if (t.layer == LEX_LAYER_FIND) {
-            while (gi < r->ntok && r->tok[gi].end <= t.start)
-                gi++;
-            int inside = 0;
-            for (size_t j = gi; j < r->ntok && r->tok[j].start <= t.start && !inside; j++)
-                inside = r->tok[j].end >= t.end && lex->e[r->tok[j].entry].kind == LK_NORMAL;
             if (inside)
                 continue;
         }
@@ -677,6 +667,15 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
     int seg = scope_index(sc->seg, sc->nseg, ft->start);
     const ParseTok *pre = NULL, *post = NULL, *normal = NULL;
     int pre_same_seg = 0;
+    /* a normal statement that covers the finding word: "the heart is not
+     * enlarged", "未见肿大淋巴结" */
+    for (size_t k = t0; k < t1 && r->tok[k].start < ft->end; k++) {
+        const ParseTok *t = &r->tok[k];
+        if (t->layer == LEX_LAYER_TRIG && t->end > ft->start && lex->e[t->entry].kind == LK_NORMAL) {
+            *rule = lex->e[t->entry].rule;
+            return PARSE_ABSENT;
+        }
+    }
     for (size_t k = f; k-- > t0;) {
         const ParseTok *t = &r->tok[k];
         if (scope_index(sc->clause, sc->nclause, t->start) != cl)
@@ -716,7 +715,15 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
             continue;
         }
         if (is_polarity_trigger(x->kind) && (x->dir & DIR_POST)) {
-            post = t;
+            /* a two-way trigger with a finding after it in the clause is that
+             * finding's ("结节不能除外转移": the metastasis is uncertain) */
+            int later = 0;
+            if (x->dir == DIR_BOTH)
+                for (size_t j = k + 1; j < t1 && !later; j++)
+                    later = r->tok[j].layer == LEX_LAYER_FIND &&
+                            scope_index(sc->clause, sc->nclause, r->tok[j].start) == cl;
+            if (!later)
+                post = t;
             break;
         }
     }
@@ -775,12 +782,13 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     int na = lex->onto->n_anat;
     int seg = scope_index(sc->seg, sc->nseg, ft->start);
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
-    int nt = 0, found = 0;
+    int nt = 0, found = 0, named = 0;
     for (size_t k = t0; k < t1; k++) {
         const ParseTok *t = &r->tok[k];
         const LexEntry *x = &lex->e[t->entry];
         if (x->kind != LK_ANATOMY || scope_index(sc->seg, sc->nseg, t->start) != seg)
             continue;
+        named |= x->target != lex->body;
         if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
             continue;
         found = 1;
@@ -791,7 +799,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         if (task >= 0 && !dup && nt < max)
             tasks[nt++] = task;
     }
-    if (found)
+    /* an anatomy named next to the word where it means nothing: nothing */
+    if (found || named)
         return nt;
     for (int pass = 0; pass < 2; pass++) {
         size_t best_d = (size_t)-1;
@@ -803,6 +812,7 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
                 continue;
             if (pass == 0 && scope_index(sc->clause, sc->nclause, t->start) != cl)
                 continue;
+            named |= pass == 0 && x->target != lex->body;
             if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
                 continue;
             size_t d = t->start > ft->start ? t->start - ft->start : ft->start - t->start;
@@ -817,6 +827,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
                 tasks[nt++] = task;
             return nt;
         }
+        if (pass == 0 && named)
+            return nt;
     }
     int task = lex->generic_default[g];
     if (task >= 0)
