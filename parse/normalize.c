@@ -104,7 +104,7 @@ int norm_build(NormText *t, const char *src, size_t n, FvErr *e)
     int space = 0;
     size_t i = 0;
     while (i < n) {
-        if (reserve(t, NORM_MAX_BYTES_OUT + 4, e))
+        if (t->n + NORM_MAX_BYTES_OUT + 5 > t->cap && reserve(t, NORM_MAX_BYTES_OUT + 4, e))
             return -1;
         unsigned char c = p[i];
         uint32_t from = (uint32_t)i;
