@@ -718,7 +718,7 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
             /* a two-way trigger with a finding after it in the clause is that
              * finding's ("结节不能除外转移": the metastasis is uncertain) */
             int later = 0;
-            if (x->dir == DIR_BOTH)
+            if (x->dir == DIR_BOTH && x->kind != LK_NEG)
                 for (size_t j = k + 1; j < t1 && !later; j++)
                     later = r->tok[j].layer == LEX_LAYER_FIND &&
                             scope_index(sc->clause, sc->nclause, r->tok[j].start) == cl;
@@ -782,11 +782,31 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     int na = lex->onto->n_anat;
     int seg = scope_index(sc->seg, sc->nseg, ft->start);
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
+    /* "plaques in the aortic arch, ascending aorta, and coronary arteries":
+     * the segments after the word's that name anatomies only are its list */
+    int last = seg;
+    for (size_t k = f + 1; k < t1; k++) {
+        const ParseTok *t = &r->tok[k];
+        int ks = scope_index(sc->seg, sc->nseg, t->start);
+        if (scope_index(sc->clause, sc->nclause, t->start) != cl)
+            break;
+        int kind = lex->e[t->entry].kind;
+        if (kind == LK_ANATOMY || kind == LK_GROUP) {
+            if (ks > last)
+                last = ks;
+        } else if (kind != LK_AFFIRM && ks > seg) {
+            /* a segment with its own finding or trigger ends the list */
+            if (ks <= last)
+                last = ks - 1;
+            break;
+        }
+    }
     int nt = 0, found = 0, named = 0;
     for (size_t k = t0; k < t1; k++) {
         const ParseTok *t = &r->tok[k];
         const LexEntry *x = &lex->e[t->entry];
-        if (x->kind != LK_ANATOMY || scope_index(sc->seg, sc->nseg, t->start) != seg)
+        int ks = scope_index(sc->seg, sc->nseg, t->start);
+        if (x->kind != LK_ANATOMY || ks < seg || ks > last)
             continue;
         named |= x->target != lex->body;
         if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
