@@ -695,10 +695,15 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         if (!same)
             break;
     }
+    int anat_between = 0;
     for (size_t k = f + 1; k < t1; k++) {
         const ParseTok *t = &r->tok[k];
-        if (t->start < ft->end || t->layer == LEX_LAYER_ANAT)
+        if (t->start < ft->end)
             continue;
+        if (t->layer == LEX_LAYER_ANAT) {
+            anat_between = 1;   /* "plaques in the aorta with a normal ...": not the finding's */
+            continue;
+        }
         if (scope_index(sc->clause, sc->nclause, t->start) != cl)
             break;
         if (t->layer == LEX_LAYER_FIND) {
@@ -710,7 +715,7 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         if (x->kind == LK_AFFIRM)
             break;              /* "a nodule is seen and no effusion ...": stated */
         if (x->kind == LK_NORMAL && (x->dir & DIR_POST)) {
-            if (!normal && scope_index(sc->seg, sc->nseg, t->start) == seg)
+            if (!normal && !anat_between && scope_index(sc->seg, sc->nseg, t->start) == seg)
                 normal = t;
             continue;
         }
@@ -771,6 +776,44 @@ static int add_finding(ParseResult *r, int sentence, int task, int polarity, siz
     return 0;
 }
 
+/* One step of resolve_generic's walk from the word: 0 to stop. */
+typedef struct GenericWalk {
+    const Lexicon *lex;
+    const ParseResult *r;
+    const Scope *sc;
+    const ParseTok *ft;
+    int g, seg, last;
+    int *tasks;
+    int max, nt, found, named;
+} GenericWalk;
+
+static int generic_step(GenericWalk *w, size_t k)
+{
+    const Lexicon *lex = w->lex;
+    const ParseTok *t = &w->r->tok[k];
+    const LexEntry *x = &lex->e[t->entry];
+    int ks = scope_index(w->sc->seg, w->sc->nseg, t->start);
+    if (ks < w->seg || ks > w->last)
+        return 0;
+    if (x->kind == LK_GROUP || x->kind == LK_AFFIRM)
+        return 1;
+    if (x->kind != LK_ANATOMY)
+        /* a finding overlapping the word itself is no separator */
+        return t->layer == LEX_LAYER_FIND && t->start < w->ft->end && t->end > w->ft->start;
+    w->named |= x->target != lex->body;
+    size_t cell = (size_t)w->g * (size_t)lex->onto->n_anat + (size_t)x->target;
+    if (lex->generic_task[cell] == -2)
+        return 1;
+    w->found = 1;
+    int task = lex_generic_task(lex, w->g, x->target);
+    int dup = 0;
+    for (int i = 0; i < w->nt; i++)
+        dup |= w->tasks[i] == task;
+    if (task >= 0 && !dup && w->nt < w->max)
+        w->tasks[w->nt++] = task;
+    return 1;
+}
+
 /* The tasks a generic word means here: anatomies with a row for it in the
  * same segment, else the nearest in the clause, else in the sentence, else
  * the word's default. Writes up to `max` tasks; returns the count. */
@@ -801,24 +844,15 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
             break;
         }
     }
-    int nt = 0, found = 0, named = 0;
-    for (size_t k = t0; k < t1; k++) {
-        const ParseTok *t = &r->tok[k];
-        const LexEntry *x = &lex->e[t->entry];
-        int ks = scope_index(sc->seg, sc->nseg, t->start);
-        if (x->kind != LK_ANATOMY || ks < seg || ks > last)
-            continue;
-        named |= x->target != lex->body;
-        if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
-            continue;
-        found = 1;
-        int task = lex_generic_task(lex, g, x->target);
-        int dup = 0;
-        for (int i = 0; i < nt; i++)
-            dup |= tasks[i] == task;
-        if (task >= 0 && !dup && nt < max)
-            tasks[nt++] = task;
-    }
+    GenericWalk w = {lex, r, sc, ft, g, seg, last, tasks, max, 0, 0, 0};
+    /* walk out from the word both ways; a finding or a trigger (other than an
+     * affirmative verb) between the word and an anatomy separates them:
+     * "plaques in the aorta with a normal heart size" */
+    for (size_t k = f + 1; k < t1 && generic_step(&w, k); k++)
+        ;
+    for (size_t k = f; k > t0 && generic_step(&w, k - 1); k--)
+        ;
+    int nt = w.nt, found = w.found, named = w.named;
     /* an anatomy named next to the word where it means nothing: nothing */
     if (found || named)
         return nt;
@@ -864,6 +898,14 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
     const ParseTok *nt = &r->tok[n];
     int cl = scope_index(sc->clause, sc->nclause, nt->start);
     int dir = lex->e[nt->entry].dir, cnt = 0;
+    /* a two-way statement right before an anatomy is about it: "normal heart size" */
+    if (dir == DIR_BOTH && n + 1 < t1) {
+        const ParseTok *nx = &r->tok[n + 1];
+        int kind = kind_of(lex, nx);
+        if ((kind == LK_ANATOMY || kind == LK_GROUP) && nx->start <= nt->end + 1 &&
+            scope_index(sc->clause, sc->nclause, nx->start) == cl)
+            dir = DIR_PRE;
+    }
     if (dir & DIR_POST) {
         for (size_t k = n; k-- > t0;) {
             const ParseTok *t = &r->tok[k];
