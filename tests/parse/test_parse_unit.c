@@ -320,6 +320,47 @@ static void test_mixed_chinese_and_english_report(void)
     parse_result_free(&r);
 }
 
+/* Every name and synonym of findings.tsv, next to its anatomy's name, is read
+ * as its task, present when stated and absent when negated, in both
+ * languages: the synthetic reports use exactly these words. */
+static void test_every_ontology_term_is_its_task(void)
+{
+    const Ontology *o = P->onto;
+    ParseResult r = {0};
+    FvErr e = {0};
+    char text[1024];
+    int bad = 0, n = 0;
+    for (int t = 0; t < o->n_find; t++) {
+        const Finding *f = &o->find[t];
+        const Anatomy *a = &o->anat[f->anatomy];
+        for (int lang = 0; lang < 2; lang++) {
+            const StrList *syn = lang ? &f->zh_syn : &f->en_syn;
+            for (int k = -1; k < syn->n; k++) {
+                const char *term = k < 0 ? (lang ? f->zh : f->en) : syn->s[k];
+                for (int neg = 0; neg < 2; neg++) {
+                    if (lang)
+                        snprintf(text, sizeof text, "%s%s%s。", a->zh, neg ? "未见" : "见", term);
+                    else
+                        snprintf(text, sizeof text, "%s %s in the %s.", neg ? "No" : "There is", term,
+                                 a->en);
+                    n++;
+                    if (parse_report(P, text, strlen(text), lang ? PARSE_LANG_ZH : PARSE_LANG_EN, &r, &e)) {
+                        CHECK(0, "%s: %s", text, e.msg);
+                        continue;
+                    }
+                    int want = neg ? PARSE_ABSENT : PARSE_PRESENT;
+                    if (r.label[t] != want) {
+                        if (bad++ < 20)
+                            fprintf(stderr, "  '%s': %s = %d, expected %d\n", text, f->id, r.label[t], want);
+                    }
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%d of %d ontology-term sentences read wrongly", bad, n);
+    parse_result_free(&r);
+}
+
 static void test_language_detection(void)
 {
     const char *zh = "双肺纹理清晰，未见异常。CT";
@@ -350,6 +391,7 @@ int main(void)
     RUN(test_ten_megabyte_report_parses);
     RUN(test_mixed_chinese_and_english_report);
     RUN(test_language_detection);
+    RUN(test_every_ontology_term_is_its_task);
     parser_free(&P);
     return test_finish();
 }
