@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "automaton.h"
 #include "fvlm_config.h"
@@ -361,6 +362,76 @@ static void test_every_ontology_term_is_its_task(void)
     parse_result_free(&r);
 }
 
+/* How many anatomies and groups list this term (names and synonyms). */
+static int term_owners(const Ontology *o, const char *term)
+{
+    int n = 0;
+    for (int a = 0; a < o->n_anat + o->n_groups; a++) {
+        int g = a >= o->n_anat;
+        const char *names[2] = {g ? o->groups[a - o->n_anat].en : o->anat[a].en,
+                                g ? o->groups[a - o->n_anat].zh : o->anat[a].zh};
+        const StrList *syn[2] = {g ? &o->groups[a - o->n_anat].en_syn : &o->anat[a].en_syn,
+                                 g ? &o->groups[a - o->n_anat].zh_syn : &o->anat[a].zh_syn};
+        int hit = !strcasecmp(names[0], term) || !strcmp(names[1], term);
+        for (int l = 0; l < 2 && !hit; l++)
+            for (int k = 0; k < syn[l]->n && !hit; k++)
+                hit = !strcasecmp(syn[l]->s[k], term);
+        n += hit;
+    }
+    return n;
+}
+
+/* "X is normal" / "X未见异常" for every anatomy name and synonym and every
+ * group of the ontology makes every task of X (of the group's members)
+ * absent and none present. Terms that the ontology gives to two anatomies
+ * or groups ("mediastinal vascular structures") are left out: which one the
+ * parser picks is a choice of parse_terms.tsv, not a fact to test. */
+static void test_every_anatomy_and_group_has_normal_statements(void)
+{
+    const Ontology *o = P->onto;
+    ParseResult r = {0};
+    FvErr e = {0};
+    char text[1024];
+    int bad = 0, n = 0;
+    for (int a = 0; a < o->n_anat + o->n_groups; a++) {
+        int is_group = a >= o->n_anat;
+        const char *en = is_group ? o->groups[a - o->n_anat].en : o->anat[a].en;
+        const char *zh = is_group ? o->groups[a - o->n_anat].zh : o->anat[a].zh;
+        const StrList *ens = is_group ? &o->groups[a - o->n_anat].en_syn : &o->anat[a].en_syn;
+        const StrList *zhs = is_group ? &o->groups[a - o->n_anat].zh_syn : &o->anat[a].zh_syn;
+        for (int lang = 0; lang < 2; lang++) {
+            const StrList *syn = lang ? zhs : ens;
+            for (int k = -1; k < syn->n; k++) {
+                const char *term = k < 0 ? (lang ? zh : en) : syn->s[k];
+                if (term_owners(o, term) > 1)
+                    continue;
+                if (lang)
+                    snprintf(text, sizeof text, "%s未见异常。", term);
+                else
+                    snprintf(text, sizeof text, "The %s is normal.", term);
+                n++;
+                if (parse_report(P, text, strlen(text), lang ? PARSE_LANG_ZH : PARSE_LANG_EN, &r, &e)) {
+                    CHECK(0, "%s: %s", text, e.msg);
+                    continue;
+                }
+                for (int t = 0; t < o->n_find; t++) {
+                    int an = o->find[t].anatomy;
+                    int member = is_group ? onto_in_group(o, an, a - o->n_anat) : an == a;
+                    /* a group speaks of its members; "body" is the whole scan */
+                    int want = member ? PARSE_ABSENT : -9;
+                    int got = r.label[t];
+                    int ok = want == -9 ? got != PARSE_PRESENT && got != PARSE_UNCERTAIN : got == want;
+                    if (!ok && bad++ < 20)
+                        fprintf(stderr, "  '%s': %s = %d, expected %s\n", text, o->find[t].id, got,
+                                want == -9 ? "not present" : "0");
+                }
+            }
+        }
+    }
+    CHECK(bad == 0, "%d wrong labels from %d normal statements", bad, n);
+    parse_result_free(&r);
+}
+
 static void test_language_detection(void)
 {
     const char *zh = "双肺纹理清晰，未见异常。CT";
@@ -392,6 +463,7 @@ int main(void)
     RUN(test_mixed_chinese_and_english_report);
     RUN(test_language_detection);
     RUN(test_every_ontology_term_is_its_task);
+    RUN(test_every_anatomy_and_group_has_normal_statements);
     parser_free(&P);
     return test_finish();
 }
