@@ -10,6 +10,7 @@ struct Automaton {
     int32_t *next;      /* (nstates, nclass): complete transition table */
     int32_t *own;       /* per state: the pattern that ends here, or -1 */
     int32_t *dict;      /* per state: nearest proper suffix state that ends a pattern, or 0 */
+    int32_t *out;       /* per state: itself when it ends a pattern, else dict: the first output */
     uint32_t *plen;     /* per pattern: length in bytes */
 };
 
@@ -21,6 +22,7 @@ void ac_free(Automaton **pa)
     free(a->next);
     free(a->own);
     free(a->dict);
+    free(a->out);
     free(a->plen);
     free(a);
     *pa = NULL;
@@ -125,6 +127,14 @@ int ac_build(Automaton **out, const char *const *pats, const uint32_t *lens, int
     }
     free(fail);
     free(queue);
+    a->out = malloc((size_t)a->nstates * sizeof *a->out);
+    if (!a->out) {
+        err_set(e, FV_ENOMEM, "lexicon automaton: out of memory");
+        ac_free(&a);
+        return -1;
+    }
+    for (int32_t st = 0; st < a->nstates; st++)
+        a->out[st] = a->own[st] >= 0 ? st : a->dict[st];
     int32_t *shrunk = realloc(a->next, (size_t)a->nstates * nc * sizeof *a->next);
     if (shrunk)
         a->next = shrunk;
@@ -142,11 +152,12 @@ int ac_scan(const Automaton *a, const char *text, size_t n, AcHit **hits, size_t
 {
     const unsigned char *p = (const unsigned char *)text;
     const size_t nc = (size_t)a->nclass;
-    const int32_t *next = a->next;
+    const int32_t *next = a->next, *out = a->out;
+    const uint8_t *cls = a->cls;
     int32_t s = 0;
     for (size_t i = 0; i < n; i++) {
-        s = next[(size_t)s * nc + a->cls[p[i]]];
-        int32_t t = a->own[s] >= 0 ? s : a->dict[s];
+        s = next[(size_t)s * nc + cls[p[i]]];
+        int32_t t = out[s];
         while (t) {
             if (*nhits == *cap) {
                 size_t nc2 = *cap ? *cap * 2 : 256;

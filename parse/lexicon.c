@@ -87,6 +87,7 @@ static int lex_add(Lexicon *l, const char *raw, const LexEntry *tmpl, const char
         return err_set(e, FV_EFORMAT, "lexicon term '%s' is empty or longer than 1000 bytes", raw);
     }
     int at = hash_find(h, l, tmpl->layer, t, n);
+    int is_new = at < 0;
     if (at >= 0) {
         if (!replace) {
             free(t);
@@ -110,7 +111,6 @@ static int lex_add(Lexicon *l, const char *raw, const LexEntry *tmpl, const char
         }
         at = l->n++;
     }
-    int is_new = at == l->n - 1 && hash_find(h, l, tmpl->layer, t, n) < 0;
     LexEntry *x = &l->e[at];
     *x = *tmpl;
     x->term = t;
@@ -591,6 +591,7 @@ int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const cha
     }
     l->onto = o;
     l->hash = h;
+    l->body = onto_anatomy(o, "body");
     if (hash_grow(h, l) || add_ontology(l, e) || load_terms(l, terms_tsv, e) ||
         load_generic(l, generic_tsv, e) || load_triggers(l, triggers_tsv, e) ||
         load_sections(l, sections_tsv, e) || load_abbrev(l, abbrev_tsv, e) ||

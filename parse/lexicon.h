@@ -85,6 +85,7 @@ typedef struct Lexicon {
     /* per anatomy: the tasks of it (for normal statements) */
     int **anat_tasks;
     int *anat_ntasks;
+    int body;                   /* index of the whole-scan anatomy 'body', or -1 */
     void *hash;                 /* term -> entry while building */
 } Lexicon;
 

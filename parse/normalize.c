@@ -104,7 +104,7 @@ int norm_build(NormText *t, const char *src, size_t n, FvErr *e)
     int space = 0;
     size_t i = 0;
     while (i < n) {
-        if (reserve(t, NORM_MAX_BYTES_OUT + 4, e))
+        if (t->n + NORM_MAX_BYTES_OUT + 5 > t->cap && reserve(t, NORM_MAX_BYTES_OUT + 4, e))
             return -1;
         unsigned char c = p[i];
         uint32_t from = (uint32_t)i;
@@ -153,7 +153,8 @@ int norm_build(NormText *t, const char *src, size_t n, FvErr *e)
         utf8proc_int32_t buf[NORM_MAX_CP_OUT];
         int last_bound = 0;
         utf8proc_ssize_t k = utf8proc_decompose_char(
-            cp, buf, NORM_MAX_CP_OUT, UTF8PROC_COMPAT | UTF8PROC_CASEFOLD, &last_bound);
+            cp, buf, NORM_MAX_CP_OUT, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD,
+            &last_bound);
         if (k < 0 || k > NORM_MAX_CP_OUT) {
             put_cp(t, cp, from, &space);
             continue;

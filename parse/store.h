@@ -12,16 +12,25 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "error.h"
 #include "parse.h"
 
+/* An INSERT of 1, 2, 4, ... 32 rows: a report's rows go in a few statements. */
+enum { MI_SIZES = 6 };
+typedef struct MultiInsert {
+    sqlite3_stmt *st[MI_SIZES];
+    int ncol;
+} MultiInsert;
+
 typedef struct ParseStore {
     Db *db;
     sqlite3_stmt *audited, *del_links, *del_labels, *unlink_labels, *del_find, *del_ment,
-        *del_sent, *ins_sent, *ins_ment, *ins_find, *ins_label, *mark;
-    int64_t *sent_ids;       /* row id per sentence of the current report */
-    int cap;
+        *del_sent, *max_sent, *mark;
+    MultiInsert ins_sent, ins_ment, ins_find, ins_label;
+    int *label_task;         /* tasks labelled in the current report */
+    int cap_label;
     /* totals written */
     int64_t n_sent, n_ment, n_find, n_label;
 } ParseStore;

@@ -138,6 +138,10 @@ int cmd_parse(int argc, char **argv)
     if (cli_common_finish(&c, &e) || db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
         goto out;
     config_to_json(&c.config, &cfg);
+    /* a larger page cache keeps the index pages of sentences, mentions and
+     * findings in memory during a long run (KiB, negative by SQLite's rule) */
+    if (db_exec(db, "PRAGMA cache_size = -65536", &e))
+        goto out;
     if (run_begin(&run, db, "parse", argc, argv, cfg.data, -1, &e))
         goto out;
     run_started = 1;
