@@ -28,9 +28,19 @@ int err_prefix(FvErr *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    char old[sizeof e->msg];
-    memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", head, old);
+    /* Shift the old message right and put "head: " in front, truncating
+     * the tail when the whole does not fit (the start says most). */
+    size_t hl = strlen(head), ol = strnlen(e->msg, sizeof e->msg - 1);
+    size_t room = sizeof e->msg - 1;
+    if (hl + 2 > room)
+        hl = room - 2;
+    if (ol > room - hl - 2)
+        ol = room - hl - 2;
+    memmove(e->msg + hl + 2, e->msg, ol);
+    memcpy(e->msg, head, hl);
+    e->msg[hl] = ':';
+    e->msg[hl + 1] = ' ';
+    e->msg[hl + 2 + ol] = '\0';
     if (!e->code)
         e->code = FV_EINTERNAL;
     return -1;
