@@ -108,6 +108,20 @@ static int implicit_is_sq(uint32_t tag)
     return 0;
 }
 
+/* Binary attributes we read from implicit-VR files (image pixel module). */
+static int implicit_is_us(uint32_t tag)
+{
+    static const uint32_t us[] = {
+        DCM_TAG(0x0028, 0x0002), DCM_TAG(0x0028, 0x0010), DCM_TAG(0x0028, 0x0011),
+        DCM_TAG(0x0028, 0x0100), DCM_TAG(0x0028, 0x0101), DCM_TAG(0x0028, 0x0102),
+        DCM_TAG(0x0028, 0x0103), DCM_TAG(0x0028, 0x0006),
+    };
+    for (size_t i = 0; i < sizeof us / sizeof us[0]; i++)
+        if (us[i] == tag)
+            return 1;
+    return 0;
+}
+
 typedef struct Ctx {
     DcmFile *f;
     FvErr *e;
@@ -259,6 +273,8 @@ static int parse_ds(Ctx *c, size_t *pos, size_t end, int big, int implicit, int 
                 memcpy(vr, "OW", 2);
             else if (implicit_is_sq(tag))
                 memcpy(vr, "SQ", 2);
+            else if (implicit_is_us(tag))
+                memcpy(vr, "US", 2);
             len = rd_u32(b + start + 4, ebig);
             hdr = 8;
         } else {

@@ -122,6 +122,21 @@ int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out,
             status[i] = SLICE_NOGEO;
             nogeo++;
         }
+    if (nogeo == 1 && n == 1) {
+        /* One image without geometry (a secondary capture): it can still be
+         * looked at, on an identity grid. */
+        Slice *s0 = sl[0];
+        if (!s0->geo.has_iop) {
+            static const double axial[6] = {1, 0, 0, 0, 1, 0};
+            memcpy(s0->geo.iop, axial, sizeof axial);
+        }
+        if (!s0->geo.has_spacing)
+            s0->geo.spacing[0] = s0->geo.spacing[1] = 1;
+        s0->geo.has_ipp = s0->geo.has_iop = s0->geo.has_spacing = 1;
+        status[0] = SLICE_USED;
+        nogeo = 0;
+        buf_puts(notes, "no position/orientation/spacing: identity geometry assumed; ");
+    }
     if (nogeo == n)
         return err_set(e, FV_EFORMAT,
                        "series of %d slice(s) without Image Position/Orientation or Pixel "
