@@ -25,8 +25,33 @@ int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e)
     return fs_mkdir_p(c->tensor_dir, e);
 }
 
+/* Fault injection for the crash tests: FVLM_TEST_CRASH=<point>:<n> kills
+ * the process with SIGKILL the n-th time it reaches <point> ("shard": a
+ * shard renamed into place, its row not yet committed; "commit": an item
+ * committed). Never set in production; costs one getenv per item. */
+static void crash_point(const char *point)
+{
+    static int counts[2];
+    const char *s = getenv("FVLM_TEST_CRASH");
+    if (!s)
+        return;
+    size_t k = strlen(point);
+    if (strncmp(s, point, k) != 0 || s[k] != ':')
+        return;
+    int *c = &counts[point[0] == 's'];
+    if (++*c == atoi(s + k + 1))
+        kill(getpid(), SIGKILL);
+}
+
 int corpus_begin(Corpus *c, FvErr *e) { return db_begin(c->db, e); }
-int corpus_commit(Corpus *c, FvErr *e) { return db_commit(c->db, e); }
+
+int corpus_commit(Corpus *c, FvErr *e)
+{
+    if (db_commit(c->db, e))
+        return -1;
+    crash_point("commit");
+    return 0;
+}
 void corpus_rollback(Corpus *c) { db_rollback(c->db); }
 
 /* ------------------------------------------------------------------ sweep */
@@ -360,6 +385,8 @@ int corpus_write_shard(Corpus *c, const char *tensor, const Vol *v, char shard[6
     if (rc == 0)
         rc = st_write(&w, path, e);
     st_writer_free(&w);
+    if (rc == 0)
+        crash_point("shard");
     return rc;
 }
 

@@ -279,6 +279,16 @@ static void ref_ctrate(StudyRef *ref, const char *study, const char *patient, co
     ref->dataset = "ctrate";
 }
 
+/* A held member's name inside its unit: the archive member, or the loose
+ * file's path relative to the unit folder. */
+static const char *rel_name(const UnitState *us, const char *name)
+{
+    size_t k = strlen(us->u->path);
+    if (us->u->type == UNIT_FILES && strncmp(name, us->u->path, k) == 0 && name[k] == '/')
+        return name + k + 1;
+    return name;
+}
+
 /* "archive:member" or "file" into out. */
 static void describe(const char *source, const char *member, char *out, size_t n)
 {
@@ -601,22 +611,16 @@ static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     int resampled = 0, rc;
     Vol out;
     memset(&out, 0, sizeof out);
-    if (same_geometry(m->nx, m->ny, m->nz, m->affine, vi.src_dims, vi.src_affine)) {
-        /* The CT's own grid: the same reorientation and nearest resampling
-         * give the corpus grid exactly. */
-        rc = vol_reorient_canonical(m, e);
-        if (rc == 0)
-            rc = vol_resample(m, g->o->spacing, 1, g->o->max_voxels, &out, e);
-        if (rc == 0 && !same_geometry(out.nx, out.ny, out.nz, out.affine, vi.dims, vi.affine)) {
-            vol_free(&out);
-            rc = vol_resample_to(m, &grid, 1, &out, e);
-            resampled = 1;
-        }
-    } else {
+    /* On the CT's own grid (in any orientation), the same reorientation and
+     * nearest resampling give the corpus grid exactly; otherwise the mask
+     * is resampled onto the corpus grid through world coordinates. */
+    rc = vol_reorient_canonical(m, e);
+    if (rc == 0)
+        rc = vol_resample(m, g->o->spacing, 1, g->o->max_voxels, &out, e);
+    if (rc == 0 && !same_geometry(out.nx, out.ny, out.nz, out.affine, vi.dims, vi.affine)) {
+        vol_free(&out);
         buf_puts(notes, "mask grid differs from the CT's: resampled onto the CT grid (nearest); ");
-        rc = vol_reorient_canonical(m, e);
-        if (rc == 0)
-            rc = vol_resample_to(m, &grid, 1, &out, e);
+        rc = vol_resample_to(m, &grid, 1, &out, e);
         resampled = 1;
     }
     vol_free(m);
@@ -1116,8 +1120,7 @@ static void process_class_masks(Ingest *g, UnitState *us)
     if (slash)
         *slash = '\0';
     char desc[4400];
-    snprintf(desc, sizeof desc, "%s:%s/ (%d class masks)", h0->source,
-             h0->member[0] ? folder : folder, ns);
+    snprintf(desc, sizeof desc, "%s:%s/ (%d class masks)", us->u->path, rel_name(us, folder), ns);
     if (!own_study(folder, &ref) && unit_study(g, us, folder, &ref, &e)) {
         for (int i = 0; i < ns; i++)
             record_source(g, srcs[i].path, srcs[i].member, srcs[i].sha, srcs[i].size, "mask",
@@ -1305,12 +1308,12 @@ static void dicom_volumes(Ingest *g, UnitState *us)
         char where[600];
         /* Members of the study: where its files live. */
         char dir[512];
-        snprintf(dir, sizeof dir, "%s", h0->member[0] ? h0->member : h0->name);
+        snprintf(dir, sizeof dir, "%s", rel_name(us, h0->name));
         char *slash = strrchr(dir, '/');
         if (slash)
             slash[1] = '\0';
         else
-            snprintf(dir, sizeof dir, "%s", h0->member[0] ? "" : "./");
+            snprintf(dir, sizeof dir, "./");
         if (series_choose(pick, np, &uid, &notes, &e)) {
             snprintf(where, sizeof where, "%s (%d DICOM images)", dir, np);
             fail(g, us->u->path, where, &e);

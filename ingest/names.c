@@ -131,8 +131,17 @@ int name_is_generic_dir(const char *b)
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (!strcasecmp(b, g[i]))
             return 1;
-    if (!strncasecmp(b, "totalseg", 8) || !strncasecmp(b, "series", 6))
+    if (!strncasecmp(b, "totalseg", 8))
         return 1;
+    /* "series", "series2", "Series_003", "series 4" */
+    if (!strncasecmp(b, "series", 6)) {
+        const char *c = b + 6;
+        if (*c == '_' || *c == '-' || *c == ' ')
+            c++;
+        while (isdigit((unsigned char)*c))
+            c++;
+        return *c == '\0';
+    }
     /* SE0001-style series folders of DICOM exports. */
     if ((b[0] == 'S' || b[0] == 's') && (b[1] == 'E' || b[1] == 'e') && isdigit((unsigned char)b[2])) {
         const char *c = b + 2;

@@ -167,8 +167,10 @@ static const char *find_ci(const char *h, size_t hn, const char *needle, size_t 
     return NULL;
 }
 
-/* Replaces every occurrence of needle in *text (len *n) by the placeholder. */
-static int replace_all(Buf *text, const char *needle, PhiKind kind, int *count)
+/* Replaces every occurrence of needle in *text by the placeholder.
+ * capital: only occurrences that start with a capital letter (a name part
+ * that may also be a word: "Long", "May"). */
+static int replace_all_cap(Buf *text, const char *needle, PhiKind kind, int *count, int capital)
 {
     size_t nn = strlen(needle);
     if (nn < 2)
@@ -180,9 +182,9 @@ static int replace_all(Buf *text, const char *needle, PhiKind kind, int *count)
     int hits = 0;
     while (s < end) {
         const char *m = find_ci(s, (size_t)(end - s), needle, nn);
-        while (m && word &&
-               ((m > text->data && isalnum((unsigned char)m[-1])) ||
-                (m + nn < end && isalnum((unsigned char)m[nn])))) {
+        while (m && ((word && ((m > text->data && isalnum((unsigned char)m[-1])) ||
+                                (m + nn < end && isalnum((unsigned char)m[nn])))) ||
+                     (capital && !isupper((unsigned char)m[0])))) {
             const char *from = m + 1;
             m = find_ci(from, (size_t)(end - from), needle, nn);
         }
@@ -206,6 +208,11 @@ static int replace_all(Buf *text, const char *needle, PhiKind kind, int *count)
     *text = out;
     *count += hits;
     return 0;
+}
+
+static int replace_all(Buf *text, const char *needle, PhiKind kind, int *count)
+{
+    return replace_all_cap(text, needle, kind, count, 0);
 }
 
 /* The spellings of one known value that reports use. */
@@ -264,13 +271,13 @@ static int scrub_known(Buf *text, const PhiValue *v, int counts[PHI_NKINDS])
                         return -1;
                 }
             }
-            /* Single components: Latin ones of 4+ letters; CJK ones of 2+
-             * characters (6+ bytes). */
+            /* Single components: Latin ones of 3+ letters where the text
+             * capitalises them ("Mr. Doe"); CJK ones of 2+ characters. */
             for (int k = 0; k < nc; k++) {
                 size_t l = strlen(comp[k]);
                 int latin = (unsigned char)comp[k][0] < 0x80;
-                if ((latin && l >= 4) || (!latin && l >= 6))
-                    if (replace_all(text, comp[k], PHI_NAME, &counts[PHI_NAME]))
+                if ((latin && l >= 3) || (!latin && l >= 6))
+                    if (replace_all_cap(text, comp[k], PHI_NAME, &counts[PHI_NAME], latin))
                         return -1;
             }
         }

@@ -231,7 +231,7 @@ int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out,
     double med = 0;
     if (ns) {
         qsort(steps, (size_t)ns, sizeof *steps, cmp_double);
-        med = steps[ns / 2];
+        med = steps[(ns - 1) / 2];
     }
     double tol = med > 0 ? fmax(1e-3, 0.01 * med) : 1e-3;
     int dups = 0, overlaps = 0, k = 0;
@@ -266,10 +266,19 @@ int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out,
         for (int i = 1; i < m; i++)
             steps[ns++] = o[i].d - o[i - 1].d;
         qsort(steps, (size_t)ns, sizeof *steps, cmp_double);
-        step = steps[ns / 2];
+        /* The lower median: gaps only lengthen steps. */
+        step = steps[(ns - 1) / 2];
         double lo = steps[0], hi = steps[ns - 1];
         double extent = o[m - 1].d - o[0].d;
         nz = (int64_t)llround(extent / step) + 1;
+        if (nz < m) {
+            free(o);
+            free(steps);
+            return err_set(e, FV_EFORMAT,
+                           "slice positions are irregular: %d slices over %.1f mm at a %.3g mm "
+                           "median step",
+                           m, extent, step);
+        }
         if (nz > (int64_t)m + (int64_t)m / 3 + 1) {
             free(o);
             free(steps);
