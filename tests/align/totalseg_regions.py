@@ -8,8 +8,8 @@ canonical RAS, in a safetensors shard under <db>.tensors/), runs
 voxel count per anatomy (TotalSegmentator ids merged as schemas/anatomy.tsv
 says, `region_of` unions for anatomies without a mask), bounding box,
 volume in ml, whole, and the crop box of the anatomies that carry tasks.
-With --ingest it goes through `fvlm ingest` instead of writing the shard
-itself (the end-to-end check, once ingest reads NIfTI).
+With --ingest the corpus comes from `fvlm ingest` of the CT and its mask on
+a 3 mm grid (the end-to-end check: reader, reorientation, shard, align).
 
 Exit codes: 0 ok, 1 a difference, 77 skipped (data or numpy/nibabel absent).
 """
@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("FVLM_BIN"))
     ap.add_argument("--source-root", default=os.environ.get("FVLM_SOURCE_ROOT", "."))
     ap.add_argument("--shared", default=os.environ.get("FVLM_SHARED"))
+    ap.add_argument("--ingest", action="store_true",
+                    help="build the corpus with fvlm ingest instead of writing the shard directly")
     a = ap.parse_args()
     shared = a.shared or os.path.join(a.source_root, "..", "shared")
     seg_path = os.path.join(shared, "data", "totalseg-example", "example_seg.nii.gz")
@@ -83,33 +85,49 @@ def main():
     sx, sy, sz = (float(v) for v in img.header.get_zooms()[:3])
     nz, ny, nx = arr.shape
 
-    tmp = tempfile.mkdtemp(prefix="fvlm-totalseg-regions.")
     fails = []
+    tmp = tempfile.mkdtemp(prefix="fvlm-totalseg-regions.")
     try:
         db = os.path.join(tmp, "corpus.db")
-        os.makedirs(db + ".tensors")
-        write_safetensors(os.path.join(db + ".tensors", "masks-0.safetensors"), "seg", arr)
-        con = sqlite3.connect(db)
-        with open(os.path.join(a.source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
-            con.executescript(f.read())
-        con.execute("PRAGMA user_version = 1")
-        con.execute("INSERT INTO studies (id, study_key) VALUES (1, 'totalseg-example')")
-        con.execute("INSERT INTO volumes (id, study_id, sha256, source, src_dims, src_spacing, src_affine,"
-                    " src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor) VALUES"
-                    " (1, 1, '-', 'example_ct_sm.nii.gz', '[]', '[]', '[]', 'RAS', 'int16', ?, ?, ?, ?, ?, ?,"
-                    " '[]', '-', '-')", (nz, ny, nx, sz, sy, sx))
-        con.execute("INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor) VALUES"
-                    " (1, 1, '-', 'example_seg.nii.gz', 'masks-0.safetensors', 'seg')")
-        con.commit()
-        con.close()
+        if a.ingest:
+            # The CT and its mask through fvlm ingest, on a 3 mm grid (the
+            # example's own), so the mask is reoriented but not resampled.
+            src = os.path.join(tmp, "in")
+            os.makedirs(src)
+            for name in ("example_ct_sm.nii.gz", "example_seg.nii.gz"):
+                shutil.copy(os.path.join(os.path.dirname(seg_path), name), src)
+            env = dict(os.environ, FVLM_DEID_KEY="totalseg-regions-test-key")
+            p = subprocess.run([a.bin, "ingest", "--quiet", "--db", db, "--set", "ingest.spacing=3,3,3",
+                                src], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            if p.returncode != 0:
+                sys.exit("fvlm ingest failed: %s" % p.stderr)
+        else:
+            os.makedirs(db + ".tensors")
+            write_safetensors(os.path.join(db + ".tensors", "masks-0.safetensors"), "seg", arr)
+            con = sqlite3.connect(db)
+            with open(os.path.join(a.source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
+                con.executescript(f.read())
+            con.execute("PRAGMA user_version = 1")
+            con.execute("INSERT INTO studies (id, study_key) VALUES (1, 'totalseg-example')")
+            con.execute("INSERT INTO volumes (id, study_id, sha256, source, src_dims, src_spacing,"
+                        " src_affine, src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor)"
+                        " VALUES (1, 1, '-', 'example_ct_sm.nii.gz', '[]', '[]', '[]', 'RAS', 'int16',"
+                        " ?, ?, ?, ?, ?, ?, '[]', '-', '-')", (nz, ny, nx, sz, sy, sx))
+            con.execute("INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor) VALUES"
+                        " (1, 1, '-', 'example_seg.nii.gz', 'masks-0.safetensors', 'seg')")
+            con.commit()
+            con.close()
         p = subprocess.run([a.bin, "align", "--quiet", "--db", db], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
         if p.returncode != 0:
             sys.exit("fvlm align failed: %s" % p.stderr)
         con = sqlite3.connect(db)
         rows = {r[0]: r[1:] for r in con.execute(
-            "SELECT anatomy, voxels, volume_ml, z0, z1, y0, y1, x0, x1, whole FROM regions WHERE study_id = 1")}
+            "SELECT anatomy, voxels, volume_ml, z0, z1, y0, y1, x0, x1, whole FROM regions")}
+        n_studies = con.execute("SELECT count(*) FROM studies").fetchone()[0]
         con.close()
+        if n_studies != 1:
+            fails.append("%d studies in the corpus, expected 1" % n_studies)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -177,9 +195,9 @@ def main():
     extra = set(rows) - set(table) - {"_union"}
     if extra:
         fails.append("region rows for unknown anatomies: %s" % sorted(extra))
-    print("totalseg-example: mask %dx%dx%d (z, y, x) at %.1f x %.1f x %.1f mm; %d labels; "
+    print("totalseg-example (%s): mask %dx%dx%d (z, y, x) at %.1f x %.1f x %.1f mm; %d labels; "
           "%d anatomy regions and the crop box checked against nibabel" %
-          (nz, ny, nx, sz, sy, sx, len(np.unique(arr)) - 1, checked))
+          ("fvlm ingest" if a.ingest else "shard written here", nz, ny, nx, sz, sy, sx, len(np.unique(arr)) - 1, checked))
     for f in fails:
         print("FAILED: " + f)
     sys.exit(1 if fails else 0)
