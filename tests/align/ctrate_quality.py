@@ -6,9 +6,10 @@ anatomy_impressions.json, the same reports split per anatomy by a language
 model (a third party's, in fVLM's desc_info/conc_info layout). A reference,
 not ground truth: the measurement shows where we and it disagree.
 
-What it does: builds a corpus database from reports.csv (one study per
-volume, the report as ingest stores a CT-RATE row: "Findings: ...\\n\\n
-Impression: ..."), runs `fvlm parse` and `fvlm align` on it, and compares,
+What it does: builds a corpus database from reports.csv (with --ingest
+through `fvlm ingest`; else one study per volume written here, the report as
+ingest stores a CT-RATE row: "Findings: ...\\n\\nImpression: ..."), runs
+`fvlm parse` and `fvlm align` on it, and compares,
 for every findings or impression sentence and every anatomy the reference
 names, whether we link the sentence to the anatomy with whether the
 reference's text of that anatomy (in the same section) contains the
@@ -29,6 +30,8 @@ temporary folder, which is removed at the end.
 """
 import argparse
 import csv
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -117,6 +120,8 @@ def main():
     ap.add_argument("--examples", type=int, default=0, help="disagreements to print per anatomy")
     ap.add_argument("--json", help="write the figures to this file")
     ap.add_argument("--set", action="append", default=[], help="passed to fvlm align --set")
+    ap.add_argument("--ingest", action="store_true",
+                    help="load reports.csv with fvlm ingest (else rows are written here)")
     ap.add_argument("--methods", default="mention,finding,continuation,audit",
                     help="link methods measured (those that feed the texts)")
     a = ap.parse_args()
@@ -144,23 +149,32 @@ def main():
     tmp = tempfile.mkdtemp(prefix="fvlm-ctrate-quality.")
     try:
         db = os.path.join(tmp, "corpus.db")
-        build_db(db, a.source_root, os.path.join(data, "reports.csv"))
+        # Study keys back to CT-RATE's names: ingest stores HMAC(key, "study:<id>").
+        unkey = {}
+        if a.ingest:
+            key = "ctrate-quality-test-key"
+            os.environ["FVLM_DEID_KEY"] = key
+            run([a.bin, "ingest", "--quiet", "--db", db, os.path.join(data, "reports.csv")])
+            for k in ref_find:
+                unkey[hmac.new(key.encode(), ("study:" + k).encode(), hashlib.sha256).hexdigest()] = k
+        else:
+            build_db(db, a.source_root, os.path.join(data, "reports.csv"))
         run([a.bin, "parse", "--quiet", "--db", db])
         cmd = [a.bin, "align", "--quiet", "--db", db]
         for s in a.set:
             cmd += ["--set", s]
         run(cmd)
         con = sqlite3.connect(db)
-        sents = con.execute(
+        sents = [(sid, unkey.get(k, k), idx, sec, text) for sid, k, idx, sec, text in con.execute(
             "SELECT s.id, st.study_key, s.idx, s.section, s.text FROM sentences s"
             " JOIN studies st ON st.id = s.study_id WHERE s.section IN ('findings', 'impression')"
-            " ORDER BY s.study_id, s.idx").fetchall()
+            " ORDER BY s.study_id, s.idx")]
         linked = {}
         for sid, anat, method in con.execute(
                 "SELECT sentence_id, anatomy, method FROM links WHERE anatomy <> ''"
                 " AND (accepted IS NULL OR accepted <> 0)"):
             linked.setdefault(sid, {})[anat] = method
-        statuses = {(k, a_): st for k, a_, st in con.execute(
+        statuses = {(unkey.get(k, k), a_): st for k, a_, st in con.execute(
             "SELECT s.study_key, a.anatomy, a.status FROM anatomy_status a"
             " JOIN studies s ON s.id = a.study_id")}
         con.close()
