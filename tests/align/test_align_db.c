@@ -140,8 +140,23 @@ static void build_fixture(void)
         " (3, 3, 'v3', 'v3', '[]', '[]', '[]', 'RAS', 'int16', 20, 30, 40, 3, 1, 1, '[]', 'v.st', 'v3');"
         "INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor) VALUES"
         " (1, 1, 'm1', 'm1', 'masks-0.safetensors', 'm1'),"
-        " (3, 3, 'm3', 'm3', 'masks-0.safetensors', 'm3');");
+        " (3, 3, 'm3', 'm3', 'masks-0.safetensors', 'm3');"
+        /* Hostile masks: a shard that is not safetensors, a name that climbs out. */
+        "INSERT INTO studies (id, study_key, split) VALUES (4, 'key4', 'test'), (5, 'key5', 'test');"
+        "INSERT INTO volumes (id, study_id, sha256, source, src_dims, src_spacing, src_affine,"
+        " src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor) VALUES"
+        " (4, 4, 'v4', 'v4', '[]', '[]', '[]', 'RAS', 'int16', 20, 30, 40, 3, 1, 1, '[]', 'v.st', 'v4'),"
+        " (5, 5, 'v5', 'v5', '[]', '[]', '[]', 'RAS', 'int16', 20, 30, 40, 3, 1, 1, '[]', 'v.st', 'v5');"
+        "INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor) VALUES"
+        " (4, 4, 'm4', 'm4', 'garbage.safetensors', 'm'),"
+        " (5, 5, 'm5', 'm5', '../../etc/passwd', 'm');");
     db_close(&db);
+    char garbage[500];
+    snprintf(garbage, sizeof garbage, "%s/garbage.safetensors", tdir);
+    if (fs_write_atomic(garbage, "\xff\xff\xff\xff\xff\xff\xff\x7fnot a header", 20, &e)) {
+        fprintf(stderr, "fixture: %s\n", e.msg);
+        exit(2);
+    }
 }
 
 static int run_align(Db *db, AlignCounts *c)
@@ -174,9 +189,13 @@ static void test_align_writes_links_statuses_regions_flags_samples(void)
     CHECK_OK(db_open(&db, DBPATH, DB_MUST_EXIST, &e), &e);
     AlignCounts c;
     CHECK_EQ_INT(run_align(db, &c), 0);
-    CHECK_EQ_INT(c.aligned, 3);
-    CHECK_EQ_INT(c.failed, 1);
+    CHECK_EQ_INT(c.aligned, 5);
+    CHECK_EQ_INT(c.failed, 3);
     CHECK_EQ_INT(c.no_mask, 1);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id IN (4, 5) AND kind = 'mask_error'"), 2);
+    const char *climb = q_str(db, "SELECT detail FROM flags WHERE study_id = 5 AND kind = 'mask_error'");
+    CHECK(strstr(climb, "is not a file under"), "shard name climbing out: '%s'", climb);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM errors WHERE member LIKE '%study 4)'"), 1);
 
     CHECK_STR(q_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 12"),
               "lung:continuation");
