@@ -841,13 +841,12 @@ int lesions_add(LesionSet *ls, int finding, Body *b, Rng *r)
             return 0;
         }
     }
-    ls->status[finding] = 0;
-    /* tasks made only of shape changes are shown already */
-    int pending = 0;
+    /* a shape change is in the image already (the organ is in the scan); a
+     * task made only of painted changes is shown once one of them is placed */
+    int shaped = 0;
     for (int i = start_fx; i < ls->nfx; i++)
-        pending |= is_post(ls->fx[i].spec->effect);
-    if (!pending)
-        ls->status[finding] = 1;
+        shaped |= !is_post(ls->fx[i].spec->effect);
+    ls->status[finding] = (signed char)shaped;
     return 1;
 }
 

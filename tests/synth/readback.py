@@ -4,7 +4,10 @@ and checks it against the truth file: geometry (dims, affine, orientation) as
 written, HU in range, mask labels in the 117-id space on the CT's grid, report
 encodings, and the CT-RATE csv files.
 
-usage: readback.py CORPUS_DIR   (exit 0 ok, 1 failed, 77 when nibabel/pydicom are missing)
+usage: readback.py CORPUS_DIR   check a corpus
+       readback.py --generate    write corpora with $FVLM_BIN (both layouts, Chinese hospital
+                                 reports, the small size) into a temporary folder and check them
+exit 0 ok, 1 failed, 77 when nibabel/pydicom are missing.
 """
 import csv
 import gzip
@@ -250,8 +253,7 @@ def check_ctrate(root, st, meta, tmpdir):
         fail(f"{sid}: mask affine differs from the CT's")
 
 
-def main():
-    root = sys.argv[1]
+def check(root):
     src = os.environ.get("FVLM_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
     tasks = []
     for line in open(os.path.join(src, "schemas", "findings.tsv"), encoding="utf-8"):
@@ -332,6 +334,31 @@ def main():
             else:
                 check_ctrate(root, st, meta, tmp)
     print(f"read back {len(studies)} studies ({len(ct)} CT-RATE); report encodings {sorted(encodings)}")
+    return encodings
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    if sys.argv[1] != "--generate":
+        check(sys.argv[1])
+    else:
+        import subprocess
+        fvlm = os.environ["FVLM_BIN"]
+        runs = [
+            ["--studies", "24", "--seed", "11", "--size", "tiny", "--layout", "both"],
+            ["--studies", "12", "--seed", "5", "--size", "tiny", "--layout", "hospital", "--lang", "zh"],
+            ["--studies", "3", "--seed", "2", "--size", "small", "--layout", "both"],
+        ]
+        seen = set()
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, args in enumerate(runs):
+                out = os.path.join(tmp, f"c{i}")
+                subprocess.run([fvlm, "synth", "--out", out, "--quiet"] + args, check=True)
+                seen |= check(out)
+        if "gb18030" not in seen or "utf-8-bom" not in seen:
+            fail(f"the corpora lack a report encoding: saw {sorted(seen)}")
     if FAILS:
         print(f"{len(FAILS)} failures", file=sys.stderr)
         sys.exit(1)
