@@ -208,8 +208,17 @@ int phrases_parse(Phrases **out, const Ontology *o, const char *text, size_t len
                         "'%s' in anatomy.tsv", name, r.line, bad, an->id);
                 goto fail;
             }
+        } else if (!strcmp(pr->prefix, "normal") || !strcmp(pr->prefix, "normal_group")) {
+            int grp = pr->prefix[6] == '_';
+            for (int i = 0; i < pr->nitems; i++)
+                if ((grp ? onto_group(o, pr->items[i]) : onto_anatomy(o, pr->items[i])) < 0) {
+                    err_set(e, FV_EFORMAT, "%s:%d: unknown %s '%s'", name, r.line,
+                            grp ? "group" : "anatomy", pr->items[i]);
+                    goto fail;
+                }
         } else if (!strcmp(pr->prefix, "find") || !strcmp(pr->prefix, "imp") ||
-                   !strcmp(pr->prefix, "neg")) {
+                   !strcmp(pr->prefix, "neg") || !strcmp(pr->prefix, "ufind") ||
+                   !strcmp(pr->prefix, "uimp") || !strcmp(pr->prefix, "cmp")) {
             for (int i = 0; i < pr->nitems; i++) {
                 char item[128];
                 snprintf(item, sizeof item, "%s", pr->items[i]);

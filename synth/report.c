@@ -346,35 +346,33 @@ static void expand_task(Ctx *c, const char *tmpl, int task, Buf *out)
         !strcmp(id, "atelectasis") || !strcmp(id, "pulmonary_fibrotic_sequela") ||
         !strcmp(id, "lung_opacity"))
         count = strcmp(id, "lymphadenopathy") ? 1 : count;
-    Buf f = {0}, loc = {0}, size = {0}, nw = {0}, cmp = {0}, cmpw = {0}, a = {0};
+    Buf f = {0}, loc = {0}, size = {0}, nw = {0}, cmp = {0}, a = {0};
     finding_term(c, task, count > 1, &f);
     loc_text(c, task, &loc);
     size_text(c, task, &size);
     count_word(c, count, &nw);
     anat_term(c, c->o->find[task].anatomy, 0, &a);
-    if (c->in->prior_date && rng_bernoulli(c->r, 0.45)) {
-        const char *t = phrase_pick(c->in->ph, "cmp", NULL, c->lang, 0, c->r);
+    /* a comparison with the patient's previous scan; growth and "new" only
+     * for findings that have a size (cmp: rows per task, else the stable ones) */
+    if (c->in->prior_date && strcmp(id, "medical_material") && rng_bernoulli(c->r, 0.45)) {
+        const char *t = phrase_pick(c->in->ph, "cmp", id, c->lang, 1, c->r);
         if (t)
             phrase_expand(&cmp, t, NULL, 0, c->r);
-        t = phrase_pick(c->in->ph, "cmpw", NULL, c->lang, 0, c->r);
-        if (t)
-            phrase_expand(&cmpw, t, NULL, 0, c->r);
     }
     PhraseVar v[] = {
         {"F", f.data},       {"LOC", loc.data},  {"SIZE", size.data}, {"N", nw.data},
-        {"A", a.data},       {"CMP", cmp.data},  {"CMPW", cmpw.data},
+        {"A", a.data},       {"CMP", cmp.data},
         {"BE", NULL}, {"THEREBE", NULL},
     };
     int pl = c->lang == LANG_EN ? en_plural(f.data ? f.data : "") : count > 1;
-    v[7].value = pl ? "are" : "is";
-    v[8].value = pl ? "there are" : "there is";
+    v[6].value = pl ? "are" : "is";
+    v[7].value = pl ? "there are" : "there is";
     phrase_expand(out, tmpl, v, (int)(sizeof v / sizeof v[0]), c->r);
     buf_free(&f);
     buf_free(&loc);
     buf_free(&size);
     buf_free(&nw);
     buf_free(&cmp);
-    buf_free(&cmpw);
     buf_free(&a);
 }
 
