@@ -22,7 +22,7 @@
 
 /* The floor: the macro F1 measured when the rules were last tuned, less a
  * small margin. */
-#define CTRATE_MACRO_F1_FLOOR 0.93
+#define CTRATE_MACRO_F1_FLOOR 0.94
 
 enum { NLAB = 18 };
 
