@@ -1,5 +1,6 @@
 /* fvlm ingest: CT exports (archives, folders, files) into the corpus. */
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -115,8 +116,27 @@ int cmd_ingest(int argc, char **argv)
     }
     Buf cfg = {0};
     config_json_safe(&cc.config, &cfg);
+    /* The command line is recorded too: without a key given with --set. */
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) {
+        buf_free(&cfg);
+        db_close(&db);
+        cli_common_free(&cc);
+        err_set(&e, FV_ENOMEM, "out of memory");
+        return cli_fail(&e);
+    }
+    for (int i = 0; i < argc; i++) {
+        args[i] = argv[i];
+        const char *a = argv[i];
+        if (!strncmp(a, "--set=", 6))
+            a += 6;
+        if (!strncmp(a, "deid.key=", 9) && strncmp(a + 9, "env:", 4))
+            args[i] = a == argv[i] ? "deid.key=[secret]" : "--set=deid.key=[secret]";
+    }
     Run run;
-    if (run_begin(&run, db, "ingest", argc, argv, cfg.data, -1, &e)) {
+    int begun = run_begin(&run, db, "ingest", argc, args, cfg.data, -1, &e);
+    free(args);
+    if (begun) {
         buf_free(&cfg);
         db_close(&db);
         cli_common_free(&cc);
