@@ -1177,7 +1177,7 @@ static void dicom_headers(Ingest *g, UnitState *us)
         if (!h->im.study_uid[0])
             continue;
         int seen = 0;
-        for (int k = 0; k < ns && !seen; k++)
+        for (int k = 0; k < ns && k < 8 && !seen; k++)
             seen = !strcmp(studies[k], h->im.study_uid);
         if (!seen) {
             if (ns < 8)
@@ -1663,7 +1663,7 @@ static void handle_member(Ingest *g, UnitState *us, Member *m)
     switch (k) {
     case NK_DICOM: hk = H_DICOM; break;
     case NK_NIFTI: {
-        hk = name_is_mask_path(m->name) ? H_MASK : H_VOLUME;
+        hk = name_is_mask_path(rel_name(us, m->name)) ? H_MASK : H_VOLUME;
         if (hk == H_MASK) {
             const char *b = strrchr(m->name, '/');
             if (ts_class_id(&g->ts, b ? b + 1 : m->name) > 0)
@@ -1793,7 +1793,7 @@ static void finish_unit(Ingest *g, UnitState *us)
                 img->done = 1;
             continue;
         }
-        h->kind = name_is_mask_path(h->name) ? H_MASK : H_VOLUME;
+        h->kind = name_is_mask_path(rel_name(us, h->name)) ? H_MASK : H_VOLUME;
         if (h->kind == H_VOLUME)
             us->n_volumes++;
         if (!img) {
