@@ -28,19 +28,13 @@ int err_prefix(FvErr *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
-    /* Shift the old message right and put "head: " in front, truncating
-     * the tail when the whole does not fit (the start says most). */
-    size_t hl = strlen(head), ol = strnlen(e->msg, sizeof e->msg - 1);
-    size_t room = sizeof e->msg - 1;
-    if (hl + 2 > room)
-        hl = room - 2;
-    if (ol > room - hl - 2)
-        ol = room - hl - 2;
-    memmove(e->msg + hl + 2, e->msg, ol);
-    memcpy(e->msg, head, hl);
-    e->msg[hl] = ':';
-    e->msg[hl + 1] = ' ';
-    e->msg[hl + 2 + ol] = '\0';
+    char old[sizeof e->msg];
+    memcpy(old, e->msg, sizeof old);
+    /* Context plus message may exceed the buffer: keep the start (the
+     * context) and cut the tail; a truncated message is marked. */
+    int n = snprintf(e->msg, sizeof e->msg, "%s: %s", head, old);
+    if (n >= (int)sizeof e->msg)
+        memcpy(e->msg + sizeof e->msg - 4, "...", 4);
     if (!e->code)
         e->code = FV_EINTERNAL;
     return -1;
