@@ -19,6 +19,7 @@
 #include "mask.h"
 #include "names.h"
 #include "nifti.h"
+#include "reader.h"
 #include "report.h"
 #include "series.h"
 #include "sha256.h"
@@ -1643,11 +1644,10 @@ static NameKind member_kind(const Member *m)
     return NK_IGNORE;
 }
 
-static void handle_member(Ingest *g, UnitState *us, Member *m)
+/* One member (hashed by the reader thread). */
+static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
+                          const unsigned char raw[32])
 {
-    char sha[65];
-    unsigned char raw[32];
-    sha_hex(m->data, m->len, sha, raw);
     g->cnt->members++;
     g->cnt->bytes_members += (int64_t)m->len;
     FvErr e = {0};
@@ -1847,52 +1847,59 @@ static void finish_unit(Ingest *g, UnitState *us)
     us->nh = us->cap = 0;
 }
 
-static void process_unit(Ingest *g, const Unit *u, Progress *prog, int64_t base)
+/* Drops what was read of a unit that cannot be finished: a truncated or
+ * corrupt archive (its members are recorded as failed, retried by the next
+ * run: a series cut short would look whole), or a stop (nothing recorded). */
+static void abandon_unit(Ingest *g, UnitState *us, int broken)
 {
-    FvErr e = {0};
-    MemberReader *r;
-    g->cnt->units++;
-    if (members_open(&r, u, g->member_limit, &e)) {
-        fail(g, u->path, NULL, &e);
-        return;
+    for (int i = 0; i < us->nh; i++) {
+        if (broken && !us->h[i].known)
+            held_record(g, &us->h[i], us->h[i].kind == H_DICOM ? "dicom" : "other", "failed", 0);
+        held_free(&us->h[i]);
     }
-    UnitState us;
-    memset(&us, 0, sizeof us);
-    us.u = u;
-    Member m;
-    int fatal = 0, broken = 0, rc;
-    while ((rc = members_next(r, &m, &fatal, &e)) != 0) {
-        if (rc < 0) {
-            fail(g, m.source ? m.source : u->path, m.member, &e);
-            err_clear(&e);
-            if (fatal) {
-                broken = 1;
-                break;
+    free(us->h);
+    us->h = NULL;
+    us->nh = us->cap = 0;
+}
+
+/* Consumes the reader's items unit by unit. */
+static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr *e)
+{
+    Reader *rd;
+    /* 256 MiB of read-ahead: two or three studies' members. */
+    if (reader_start(&rd, units, g->member_limit, (size_t)256 << 20, &stop_requested, e))
+        return -1;
+    int64_t base = 0;
+    for (int u = 0; u < units->n && !stop_requested; u++) {
+        UnitState us;
+        memset(&us, 0, sizeof us);
+        us.u = &units->u[u];
+        g->cnt->units++;
+        int broken = 0, ended = 0;
+        ReadItem it;
+        while (!ended && reader_next(rd, &it)) {
+            if (it.kind == RI_END) {
+                ended = 1;
+            } else if (it.kind == RI_ERROR) {
+                fail(g, it.m.source, it.m.member, &it.err);
+                broken |= it.fatal;
+            } else if (!stop_requested) {
+                handle_member(g, &us, &it.m, it.sha, it.sha_raw);
             }
-            continue;
+            if (prog)
+                progress_set(prog, (base + it.disk) >> 20);
+            reader_item_free(&it);
         }
-        handle_member(g, &us, &m);
-        if (stop_requested)
-            break;
+        if (broken || stop_requested || !ended)
+            abandon_unit(g, &us, broken);
+        else
+            finish_unit(g, &us);
+        base += units->u[u].bytes;
         if (prog)
-            progress_set(prog, (base + members_disk_bytes(r)) >> 20);
+            progress_set(prog, base >> 20);
     }
-    members_close(&r);
-    if (broken || stop_requested) {
-        /* A truncated or corrupt archive, or a stop: what was read of the
-         * unit is incomplete (a series cut short would look whole), so none
-         * of it is stored; its members are recorded as failed (retried by
-         * the next run) after a stop-free break, not at all after a stop. */
-        for (int i = 0; i < us.nh; i++) {
-            if (broken && !us.h[i].known)
-                held_record(g, &us.h[i], us.h[i].kind == H_DICOM ? "dicom" : "other", "failed",
-                            0);
-            held_free(&us.h[i]);
-        }
-        free(us.h);
-        return;
-    }
-    finish_unit(g, &us);
+    reader_close(&rd);
+    return 0;
 }
 
 int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int ninputs,
@@ -1929,18 +1936,12 @@ int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int n
     Progress prog;
     if (progress)
         progress_start(&prog, "ingest", units.bytes >> 20, "MiB");
-    int64_t base = 0;
-    for (int i = 0; i < units.n && !stop_requested; i++) {
-        process_unit(&g, &units.u[i], progress ? &prog : NULL, base);
-        base += units.u[i].bytes;
-        if (progress)
-            progress_set(&prog, base >> 20);
-    }
+    int rc = process_units(&g, &units, progress ? &prog : NULL, e);
     if (progress)
         progress_end(&prog);
     walk_free(&units);
     ctrate_meta_free(&g.meta);
     phi_free(&g.phi);
     c->seconds = now_seconds() - t0;
-    return stop_requested ? 1 : 0;
+    return rc < 0 ? -1 : stop_requested ? 1 : 0;
 }
