@@ -507,6 +507,27 @@ static int read_header(const unsigned char *p, size_t n, NiftiHeader *h, unsigne
     return 0;
 }
 
+int nifti_inflate(const unsigned char *gz, size_t n, int64_t max_voxels, unsigned char **out,
+                  size_t *outlen, FvErr *e)
+{
+    *out = NULL;
+    *outlen = 0;
+    NiftiHeader h;
+    unsigned char *hb = NULL;
+    size_t hl = 0;
+    if (!gz_is_gzip(gz, n))
+        return err_set(e, FV_EFORMAT, "not a gzip stream");
+    if (read_header(gz, n, &h, &hb, &hl, e))
+        return -1;
+    free(hb);
+    int64_t nvox;
+    size_t nbytes;
+    if (h.pair || nifti_data_size(&h, max_voxels, &nvox, &nbytes, e))
+        return h.pair ? err_set(e, FV_EFORMAT, "a .hdr of a pair") : -1;
+    size_t need = (size_t)h.vox_offset + nbytes;
+    return gz_inflate(gz, n, need, need + (1u << 20), out, outlen, e);
+}
+
 int nifti_load(const unsigned char *bytes, size_t n, const unsigned char *img, size_t img_n,
                int mask, int64_t max_voxels, NiftiHeader *h, Vol *v, unsigned char **hdr_bytes,
                size_t *hdr_len, FvErr *e)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "names.h"
+#include "nifti.h"
 #include "sha256.h"
 
 typedef struct Node {
@@ -25,6 +27,10 @@ struct Reader {
     int count;
     int done;                /* the producer has pushed its last item */
     int closing;             /* the consumer wants the producer to stop */
+    int64_t max_voxels;      /* > 0: inflate .nii.gz members ahead */
+    ReaderWanted wanted;
+    void *wanted_ctx;
+    int go;                  /* reader_inflate_nifti was called or not: start producing */
 };
 
 /* Queues an item (taking its contents); waits while the queue is full. */
@@ -32,7 +38,8 @@ static void push(Reader *r, ReadItem *it)
 {
     Node *n = malloc(sizeof *n);
     pthread_mutex_lock(&r->mu);
-    while (!r->closing && r->count > 0 && r->bytes + it->m.len > r->queue_bytes)
+    size_t sz = it->m.len + it->inflated_len;
+    while (!r->closing && r->count > 0 && r->bytes + sz > r->queue_bytes)
         pthread_cond_wait(&r->not_full, &r->mu);
     if (r->closing || !n) {
         pthread_mutex_unlock(&r->mu);
@@ -47,7 +54,7 @@ static void push(Reader *r, ReadItem *it)
     else
         r->head = n;
     r->tail = n;
-    r->bytes += it->m.len;
+    r->bytes += sz;
     r->count++;
     pthread_cond_signal(&r->not_empty);
     pthread_mutex_unlock(&r->mu);
@@ -84,6 +91,10 @@ static int stopping(Reader *r)
 static void *produce(void *arg)
 {
     Reader *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->go && !r->closing)
+        pthread_cond_wait(&r->not_full, &r->mu);
+    pthread_mutex_unlock(&r->mu);
     for (int u = 0; u < r->units->n && !stopping(r); u++) {
         const Unit *unit = &r->units->u[u];
         MemberReader *mr = NULL;
@@ -136,6 +147,17 @@ static void *produce(void *arg)
             sha256_update(&h, it.data, it.m.len);
             sha256_final(&h, it.sha_raw);
             sha256_to_hex(it.sha_raw, it.sha);
+            if (r->max_voxels > 0 && name_ends_with(it.m.name, ".nii.gz") &&
+                (!r->wanted || r->wanted(r->wanted_ctx, it.sha))) {
+                /* Errors are left for the consumer, which reads the
+                 * compressed bytes again and reports them. */
+                FvErr ie = {0};
+                if (nifti_inflate(it.data, it.m.len, r->max_voxels, &it.inflated,
+                                  &it.inflated_len, &ie)) {
+                    it.inflated = NULL;
+                    it.inflated_len = 0;
+                }
+            }
             push(r, &it);
         }
         members_close(&mr);
@@ -176,9 +198,24 @@ int reader_start(Reader **out, const UnitList *units, size_t member_limit, size_
     return 0;
 }
 
+void reader_inflate_nifti(Reader *r, int64_t max_voxels, ReaderWanted wanted, void *ctx)
+{
+    pthread_mutex_lock(&r->mu);
+    r->max_voxels = max_voxels;
+    r->wanted = wanted;
+    r->wanted_ctx = ctx;
+    r->go = 1;
+    pthread_cond_broadcast(&r->not_full);
+    pthread_mutex_unlock(&r->mu);
+}
+
 int reader_next(Reader *r, ReadItem *it)
 {
     pthread_mutex_lock(&r->mu);
+    if (!r->go) {
+        r->go = 1;
+        pthread_cond_broadcast(&r->not_full);
+    }
     while (!r->head && !r->done)
         pthread_cond_wait(&r->not_empty, &r->mu);
     Node *n = r->head;
@@ -190,7 +227,7 @@ int reader_next(Reader *r, ReadItem *it)
     r->head = n->next;
     if (!r->head)
         r->tail = NULL;
-    r->bytes -= n->it.m.len;
+    r->bytes -= n->it.m.len + n->it.inflated_len;
     r->count--;
     pthread_cond_signal(&r->not_full);
     pthread_mutex_unlock(&r->mu);
@@ -205,6 +242,7 @@ void reader_item_free(ReadItem *it)
 {
     free(it->strings);
     free(it->data);
+    free(it->inflated);
     memset(it, 0, sizeof *it);
 }
 

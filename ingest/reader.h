@@ -29,13 +29,23 @@ typedef struct ReadItem {
     int64_t disk;            /* bytes of the unit read from disk so far */
     char *strings;           /* owned storage of the names */
     unsigned char *data;     /* owned member bytes (m.data; members_take clears it) */
+    unsigned char *inflated; /* a .nii.gz member decompressed ahead (owned), or NULL */
+    size_t inflated_len;
 } ReadItem;
+
+/* Decides, on the reader thread, whether a member is worth decompressing
+ * ahead (not already in the corpus): returns 1 to inflate. */
+typedef int (*ReaderWanted)(void *ctx, const char *sha);
 
 typedef struct Reader Reader;
 
 /* Starts the thread. stop: checked between members (may be NULL). */
 int reader_start(Reader **r, const UnitList *units, size_t member_limit, size_t queue_bytes,
                  volatile sig_atomic_t *stop, FvErr *e);
+/* Single-file .nii.gz members are inflated on the reader thread (bounded by
+ * their validated header and max_voxels) when wanted(ctx, sha) says so;
+ * call before the first reader_next. */
+void reader_inflate_nifti(Reader *r, int64_t max_voxels, ReaderWanted wanted, void *ctx);
 /* The next item; 0 when every unit has ended. */
 int reader_next(Reader *r, ReadItem *it);
 void reader_item_free(ReadItem *it);

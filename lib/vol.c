@@ -134,6 +134,53 @@ double vol_obliquity(const double affine[4][4])
     return worst;
 }
 
+/* Reverses the axes whose sign is -1, in place. */
+static int flip_in_place(Vol *v, const int s[3], FvErr *e)
+{
+    size_t es = vol_type_size(v->type);
+    size_t row = (size_t)v->nx * es, plane = row * (size_t)v->ny;
+    unsigned char *d = v->data;
+    unsigned char *tmp = malloc(plane > 0 ? plane : 1);
+    if (!tmp)
+        return err_set(e, FV_ENOMEM, "reorienting: out of memory");
+    if (s[0] < 0) {
+        for (int64_t r = 0; r < v->ny * v->nz; r++) {
+            unsigned char *a = d + (size_t)r * row;
+            if (es == 2) {
+                int16_t *x = (int16_t *)(void *)a;
+                for (int64_t i = 0, j = v->nx - 1; i < j; i++, j--) {
+                    int16_t t = x[i];
+                    x[i] = x[j];
+                    x[j] = t;
+                }
+            } else {
+                for (int64_t i = 0, j = v->nx - 1; i < j; i++, j--) {
+                    memcpy(tmp, a + (size_t)i * es, es);
+                    memcpy(a + (size_t)i * es, a + (size_t)j * es, es);
+                    memcpy(a + (size_t)j * es, tmp, es);
+                }
+            }
+        }
+    }
+    if (s[1] < 0)
+        for (int64_t z = 0; z < v->nz; z++) {
+            unsigned char *p = d + (size_t)z * plane;
+            for (int64_t i = 0, j = v->ny - 1; i < j; i++, j--) {
+                memcpy(tmp, p + (size_t)i * row, row);
+                memcpy(p + (size_t)i * row, p + (size_t)j * row, row);
+                memcpy(p + (size_t)j * row, tmp, row);
+            }
+        }
+    if (s[2] < 0)
+        for (int64_t i = 0, j = v->nz - 1; i < j; i++, j--) {
+            memcpy(tmp, d + (size_t)i * plane, plane);
+            memcpy(d + (size_t)i * plane, d + (size_t)j * plane, plane);
+            memcpy(d + (size_t)j * plane, tmp, plane);
+        }
+    free(tmp);
+    return 0;
+}
+
 int vol_reorient_canonical(Vol *v, FvErr *e)
 {
     int w[3], s[3];
@@ -148,7 +195,16 @@ int vol_reorient_canonical(Vol *v, FvErr *e)
     int64_t odim[3] = {sdim[src_of[0]], sdim[src_of[1]], sdim[src_of[2]]};
     size_t es = vol_type_size(v->type);
     size_t n = (size_t)vol_count(v);
-    unsigned char *out = malloc(n * es);
+    unsigned char *out;
+    if (src_of[0] == 0 && src_of[1] == 1 && src_of[2] == 2) {
+        /* Flips only (LPS DICOM, LAS NIfTI): done in place, no second copy
+         * of the volume. */
+        if (flip_in_place(v, s, e))
+            return -1;
+        out = v->data;
+        goto affine;
+    }
+    out = malloc(n * es);
     if (!out)
         return err_set(e, FV_ENOMEM, "reorienting: cannot allocate %zu voxels", n);
     const unsigned char *in = v->data;
@@ -180,6 +236,7 @@ int vol_reorient_canonical(Vol *v, FvErr *e)
             }
             oi += (size_t)odim[0];
         }
+affine:;
     /* New affine: column k = sign * old column src_of[k]; origin moves to the
      * old index of output voxel 0. */
     double na[4][4];
@@ -197,7 +254,8 @@ int vol_reorient_canonical(Vol *v, FvErr *e)
         for (int j = 0; j < 3; j++)
             na[r][3] += v->affine[r][j] * origin_idx[j];
     }
-    free(v->data);
+    if (out != v->data)
+        free(v->data);
     v->data = out;
     v->nx = odim[0];
     v->ny = odim[1];

@@ -147,9 +147,10 @@ int cmd_ingest(int argc, char **argv)
     /* Volumes of one study are allocated and freed over and over: keep
      * them in the heap instead of mapping fresh zeroed pages from the kernel
      * each time (page faults were a third of the run time). Memory stays at
-     * the largest study's high-water mark. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+     * the largest study's high-water mark (plus the reader's read-ahead). */
+    mallopt(M_MMAP_MAX, 0); /* glibc caps M_MMAP_THRESHOLD at 32 MiB: no mmap at all */
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_ARENA_MAX, 1); /* the reader thread's buffers too (few, large) */
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     IngestCounts counts;
