@@ -19,6 +19,7 @@
 #include "mask.h"
 #include "names.h"
 #include "nifti.h"
+#include "reader.h"
 #include "report.h"
 #include "series.h"
 #include "sha256.h"
@@ -115,8 +116,9 @@ typedef enum {
 /* A member kept until the end of its unit. */
 typedef struct Held {
     char *source, *member, *name;
-    unsigned char *data;
+    unsigned char *data; /* the member's bytes, or a .nii.gz member already inflated */
     size_t len;
+    int64_t size;        /* the member's size in its archive (sources.size) */
     char sha[65];
     unsigned char sha_raw[32];
     int known;           /* recorded before as ok or ignored */
@@ -788,7 +790,7 @@ static int ctrate_reports_table(Ingest *g, const char *source, const char *membe
 /* ================================================================ units */
 
 static int hold(UnitState *us, Member *m, const char *sha, const unsigned char raw[32],
-                int known, HeldKind kind)
+                int known, HeldKind kind, unsigned char **inflated, size_t inflated_len)
 {
     if (us->nh == us->cap) {
         int nc = us->cap ? us->cap * 2 : 64;
@@ -813,8 +815,16 @@ static int hold(UnitState *us, Member *m, const char *sha, const unsigned char r
     memcpy(h->sha_raw, raw, 32);
     h->known = known;
     h->kind = kind;
-    h->len = m->len;
-    h->data = members_take(m);
+    h->size = (int64_t)m->len;
+    if (inflated && *inflated) {
+        /* Decompressed by the reader thread: keep that instead. */
+        h->data = *inflated;
+        h->len = inflated_len;
+        *inflated = NULL;
+    } else {
+        h->len = m->len;
+        h->data = members_take(m);
+    }
     us->nh++;
     return 0;
 }
@@ -834,7 +844,7 @@ static void held_record(Ingest *g, Held *h, const char *kind, const char *status
 {
     if (h->done)
         return;
-    record_source(g, h->source, h->member, h->sha, (int64_t)h->len, kind, status, study);
+    record_source(g, h->source, h->member, h->sha, h->size, kind, status, study);
     h->done = 1;
 }
 
@@ -968,11 +978,11 @@ static void process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
     describe(h->source, h->member, desc, sizeof desc);
     char sha[65];
     memcpy(sha, h->sha, 65);
-    SrcRec srcs[2] = {{h->source, h->member, "nifti", "ok", h->sha, (int64_t)h->len},
+    SrcRec srcs[2] = {{h->source, h->member, "nifti", "ok", h->sha, h->size},
                       {NULL, NULL, "nifti", "ok", NULL, 0}};
     int nsrc = 1;
     if (img) {
-        srcs[1] = (SrcRec){img->source, img->member, "nifti", "ok", img->sha, (int64_t)img->len};
+        srcs[1] = (SrcRec){img->source, img->member, "nifti", "ok", img->sha, img->size};
         nsrc = 2;
         /* The pair's identity is both files. */
         char both[130];
@@ -1016,11 +1026,11 @@ static void process_mask_vol(Ingest *g, UnitState *us, Held *h, Vol *m, const Ni
     }
     char desc[4400];
     describe(h->source, h->member, desc, sizeof desc);
-    SrcRec srcs[2] = {{h->source, h->member, "mask", "ok", h->sha, (int64_t)h->len},
+    SrcRec srcs[2] = {{h->source, h->member, "mask", "ok", h->sha, h->size},
                       {NULL, NULL, "mask", "ok", NULL, 0}};
     int nsrc = 1;
     if (img) {
-        srcs[1] = (SrcRec){img->source, img->member, "mask", "ok", img->sha, (int64_t)img->len};
+        srcs[1] = (SrcRec){img->source, img->member, "mask", "ok", img->sha, img->size};
         nsrc = 2;
     }
     int blank = hdr->sform_code <= 0 && hdr->qform_code <= 0;
@@ -1096,7 +1106,7 @@ static void process_class_masks(Ingest *g, UnitState *us)
         }
         vol_free(&part);
         sha256_update(&hs, h->sha_raw, 32);
-        srcs[ns++] = (SrcRec){h->source, h->member, "mask", "ok", h->sha, (int64_t)h->len};
+        srcs[ns++] = (SrcRec){h->source, h->member, "mask", "ok", h->sha, h->size};
     }
     if (!srcs || !ok || !ns) {
         free(srcs);
@@ -1177,7 +1187,7 @@ static void dicom_headers(Ingest *g, UnitState *us)
         if (!h->im.study_uid[0])
             continue;
         int seen = 0;
-        for (int k = 0; k < ns && !seen; k++)
+        for (int k = 0; k < ns && k < 8 && !seen; k++)
             seen = !strcmp(studies[k], h->im.study_uid);
         if (!seen) {
             if (ns < 8)
@@ -1366,6 +1376,10 @@ static void dicom_volumes(Ingest *g, UnitState *us)
             buf_free(&notes);
             continue;
         }
+        /* The volume holds the pixels now: the study's slices can go
+         * before the volume is resampled (memory: one copy, not two). */
+        for (int k = 0; k < np; k++)
+            slice_free(pick[k]);
         /* Member statuses: ok when any of its frames is used; ignored for
          * scouts, duplicates, other series. */
         SrcRec *srcs = calloc((size_t)np, sizeof *srcs);
@@ -1382,7 +1396,7 @@ static void dicom_volumes(Ingest *g, UnitState *us)
                 continue;
             Held *h = &us->h[mi];
             srcs[nsrc++] = (SrcRec){h->source, h->member, "dicom", used ? "ok" : "ignored",
-                                    h->sha, (int64_t)h->len};
+                                    h->sha, h->size};
         }
         char sha[65];
         sha256_to_hex(so.sha, sha);
@@ -1446,7 +1460,7 @@ static void process_report(Ingest *g, UnitState *us, Held *h)
     }
     char desc[4400];
     describe(h->source, h->member, desc, sizeof desc);
-    SrcRec src = {h->source, h->member, "report", "ok", h->sha, (int64_t)h->len};
+    SrcRec src = {h->source, h->member, "report", "ok", h->sha, h->size};
     if (store_report(g, &ref, text.data ? text.data : "", text.len, h->sha, desc, "txt", enc,
                      us->phi, us->nphi, &src, 1, &e))
         held_fail(g, h, "report", &e);
@@ -1598,7 +1612,7 @@ static void process_sr(Ingest *g, UnitState *us, Held *h)
     snprintf(path, sizeof path, "%s/%s", us->u->path, h->name);
     split_from_path(path, ref.split);
     describe(h->source, h->member, desc, sizeof desc);
-    SrcRec src = {h->source, h->member, "dicom", "ok", h->sha, (int64_t)h->len};
+    SrcRec src = {h->source, h->member, "dicom", "ok", h->sha, h->size};
     if (store_report(g, &ref, text.data ? text.data : "", text.len, h->sha, desc, "dicom_sr", enc,
                      us->phi, us->nphi, &src, 1, &e))
         held_fail(g, h, "dicom", &e);
@@ -1643,11 +1657,11 @@ static NameKind member_kind(const Member *m)
     return NK_IGNORE;
 }
 
-static void handle_member(Ingest *g, UnitState *us, Member *m)
+/* One member (hashed, and for .nii.gz inflated, by the reader thread). */
+static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
+                          const unsigned char raw[32], unsigned char **inflated,
+                          size_t inflated_len)
 {
-    char sha[65];
-    unsigned char raw[32];
-    sha_hex(m->data, m->len, sha, raw);
     g->cnt->members++;
     g->cnt->bytes_members += (int64_t)m->len;
     FvErr e = {0};
@@ -1663,7 +1677,7 @@ static void handle_member(Ingest *g, UnitState *us, Member *m)
     switch (k) {
     case NK_DICOM: hk = H_DICOM; break;
     case NK_NIFTI: {
-        hk = name_is_mask_path(m->name) ? H_MASK : H_VOLUME;
+        hk = name_is_mask_path(rel_name(us, m->name)) ? H_MASK : H_VOLUME;
         if (hk == H_MASK) {
             const char *b = strrchr(m->name, '/');
             if (ts_class_id(&g->ts, b ? b + 1 : m->name) > 0)
@@ -1738,14 +1752,14 @@ static void handle_member(Ingest *g, UnitState *us, Member *m)
         UnitState one;
         memset(&one, 0, sizeof one);
         one.u = us->u;
-        if (hold(&one, m, sha, raw, known, hk) == 0) {
+        if (hold(&one, m, sha, raw, known, hk, inflated, inflated_len) == 0) {
             process_nifti(g, &one, &one.h[0], NULL);
             held_free(&one.h[0]);
         }
         free(one.h);
         return;
     }
-    if (hold(us, m, sha, raw, known, hk))
+    if (hold(us, m, sha, raw, known, hk, inflated, inflated_len))
         fail_msg(g, m->source, m->member, "out of memory holding the member");
 }
 
@@ -1793,7 +1807,7 @@ static void finish_unit(Ingest *g, UnitState *us)
                 img->done = 1;
             continue;
         }
-        h->kind = name_is_mask_path(h->name) ? H_MASK : H_VOLUME;
+        h->kind = name_is_mask_path(rel_name(us, h->name)) ? H_MASK : H_VOLUME;
         if (h->kind == H_VOLUME)
             us->n_volumes++;
         if (!img) {
@@ -1847,52 +1861,82 @@ static void finish_unit(Ingest *g, UnitState *us)
     us->nh = us->cap = 0;
 }
 
-static void process_unit(Ingest *g, const Unit *u, Progress *prog, int64_t base)
+/* On the reader thread: is this member new (worth inflating ahead)? */
+static int wanted_member(void *ctx, const char *sha)
 {
+    Db *ro = ctx;
+    int64_t n;
     FvErr e = {0};
-    MemberReader *r;
-    g->cnt->units++;
-    if (members_open(&r, u, g->member_limit, &e)) {
-        fail(g, u->path, NULL, &e);
-        return;
+    if (db_query_int(ro, &e, &n, NULL,
+                     "SELECT count(*) FROM sources WHERE sha256 = ? AND status != 'failed'", "s",
+                     sha))
+        return 1;
+    return n == 0;
+}
+
+/* Drops what was read of a unit that cannot be finished: a truncated or
+ * corrupt archive (its members are recorded as failed, retried by the next
+ * run: a series cut short would look whole), or a stop (nothing recorded). */
+static void abandon_unit(Ingest *g, UnitState *us, int broken)
+{
+    for (int i = 0; i < us->nh; i++) {
+        if (broken && !us->h[i].known)
+            held_record(g, &us->h[i], us->h[i].kind == H_DICOM ? "dicom" : "other", "failed", 0);
+        held_free(&us->h[i]);
     }
-    UnitState us;
-    memset(&us, 0, sizeof us);
-    us.u = u;
-    Member m;
-    int fatal = 0, broken = 0, rc;
-    while ((rc = members_next(r, &m, &fatal, &e)) != 0) {
-        if (rc < 0) {
-            fail(g, m.source ? m.source : u->path, m.member, &e);
-            err_clear(&e);
-            if (fatal) {
-                broken = 1;
-                break;
+    free(us->h);
+    us->h = NULL;
+    us->nh = us->cap = 0;
+}
+
+/* Consumes the reader's items unit by unit. */
+static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr *e)
+{
+    Reader *rd;
+    /* 192 MiB of read-ahead: about one study's members ahead. */
+    if (reader_start(&rd, units, g->member_limit, (size_t)192 << 20, &stop_requested, e))
+        return -1;
+    /* The reader asks its own read-only connection whether a .nii.gz
+     * member is already in the corpus before inflating it. */
+    Db *ro = NULL;
+    FvErr re = {0};
+    if (db_open(&ro, g->corpus.db->path, DB_READONLY | DB_MUST_EXIST, &re) == 0)
+        reader_inflate_nifti(rd, g->o->max_voxels, wanted_member, ro);
+    else
+        reader_inflate_nifti(rd, g->o->max_voxels, NULL, NULL);
+    int64_t base = 0;
+    for (int u = 0; u < units->n && !stop_requested; u++) {
+        UnitState us;
+        memset(&us, 0, sizeof us);
+        us.u = &units->u[u];
+        g->cnt->units++;
+        int broken = 0, ended = 0;
+        ReadItem it;
+        while (!ended && reader_next(rd, &it)) {
+            if (it.kind == RI_END) {
+                ended = 1;
+            } else if (it.kind == RI_ERROR) {
+                fail(g, it.m.source, it.m.member, &it.err);
+                broken |= it.fatal;
+            } else if (!stop_requested) {
+                handle_member(g, &us, &it.m, it.sha, it.sha_raw, &it.inflated,
+                              it.inflated_len);
             }
-            continue;
+            if (prog)
+                progress_set(prog, (base + it.disk) >> 20);
+            reader_item_free(&it);
         }
-        handle_member(g, &us, &m);
-        if (stop_requested)
-            break;
+        if (broken || stop_requested || !ended)
+            abandon_unit(g, &us, broken);
+        else
+            finish_unit(g, &us);
+        base += units->u[u].bytes;
         if (prog)
-            progress_set(prog, (base + members_disk_bytes(r)) >> 20);
+            progress_set(prog, base >> 20);
     }
-    members_close(&r);
-    if (broken || stop_requested) {
-        /* A truncated or corrupt archive, or a stop: what was read of the
-         * unit is incomplete (a series cut short would look whole), so none
-         * of it is stored; its members are recorded as failed (retried by
-         * the next run) after a stop-free break, not at all after a stop. */
-        for (int i = 0; i < us.nh; i++) {
-            if (broken && !us.h[i].known)
-                held_record(g, &us.h[i], us.h[i].kind == H_DICOM ? "dicom" : "other", "failed",
-                            0);
-            held_free(&us.h[i]);
-        }
-        free(us.h);
-        return;
-    }
-    finish_unit(g, &us);
+    reader_close(&rd);
+    db_close(&ro);
+    return 0;
 }
 
 int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int ninputs,
@@ -1929,18 +1973,12 @@ int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int n
     Progress prog;
     if (progress)
         progress_start(&prog, "ingest", units.bytes >> 20, "MiB");
-    int64_t base = 0;
-    for (int i = 0; i < units.n && !stop_requested; i++) {
-        process_unit(&g, &units.u[i], progress ? &prog : NULL, base);
-        base += units.u[i].bytes;
-        if (progress)
-            progress_set(&prog, base >> 20);
-    }
+    int rc = process_units(&g, &units, progress ? &prog : NULL, e);
     if (progress)
         progress_end(&prog);
     walk_free(&units);
     ctrate_meta_free(&g.meta);
     phi_free(&g.phi);
     c->seconds = now_seconds() - t0;
-    return stop_requested ? 1 : 0;
+    return rc < 0 ? -1 : stop_requested ? 1 : 0;
 }

@@ -253,7 +253,12 @@ static void inspect_nifti(Insp *s, const char *name, const unsigned char *p, siz
     Vol v;
     unsigned char *hb = NULL;
     size_t hl = 0;
-    int mask = s->o->as_mask || name_is_mask_path(name);
+    /* The folder that holds the file and its name decide, as in a unit. */
+    const char *rel = name + strlen(name);
+    for (int slashes = 0; rel > name; rel--)
+        if (rel[-1] == '/' && ++slashes == 2)
+            break;
+    int mask = s->o->as_mask || name_is_mask_path(rel);
     if (nifti_load(p, n, img, img_n, mask, s->o->max_voxels, &h, &v, &hb, &hl, &e)) {
         /* Show the header even when the data cannot be read. */
         NiftiHeader hh;
@@ -692,9 +697,19 @@ int inspect_path(const char *spec, const InspectOpts *o, Buf *json, FvErr *e)
         if (!filter)
             return err_set(e, FV_ENOTFOUND, "%s: no such file, folder or archive member", spec);
     }
+    /* A .hdr comes with the .img beside it. */
+    char imgpath[4200];
+    char *inputs[2] = {path, NULL};
+    int ninputs = 1;
+    if (!filter && (name_ends_with(path, ".hdr") || name_ends_with(path, ".hdr.gz"))) {
+        size_t k = strlen(path) - (name_ends_with(path, ".hdr") ? 4 : 7);
+        snprintf(imgpath, sizeof imgpath, "%.*s.img%s", (int)k, path,
+                 name_ends_with(path, ".gz") ? ".gz" : "");
+        if (stat(imgpath, &stt) == 0)
+            inputs[ninputs++] = imgpath;
+    }
     UnitList units;
-    char *inputs[1] = {path};
-    if (walk_inputs(inputs, 1, NULL, &units, e))
+    if (walk_inputs(inputs, ninputs, NULL, &units, e))
         return -1;
     Insp s;
     memset(&s, 0, sizeof s);

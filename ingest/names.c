@@ -75,11 +75,11 @@ NameKind name_kind(const char *path)
 static int is_mask_dir(const char *c, size_t n)
 {
     static const char *dirs[] = {"seg", "segs", "segmentation", "segmentations", "mask",
-                                 "masks", "label", "labels"};
+                                 "masks", "label", "labels", "totalseg", "totalsegmentator"};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
         if (strlen(dirs[i]) == n && strncasecmp(c, dirs[i], n) == 0)
             return 1;
-    return n >= 8 && strncasecmp(c, "totalseg", 8) == 0;
+    return 0;
 }
 
 void name_stem(const char *path, char *out, size_t n)
@@ -127,12 +127,10 @@ int name_is_generic_dir(const char *b)
     static const char *g[] = {"dicom", "dcm", "images", "image", "imgs", "ct", "cts",
                               "seg", "segs", "segmentation", "segmentations", "mask", "masks",
                               "label", "labels", "report", "reports", "text", "nifti", "nii",
-                              "volume", "volumes"};
+                              "volume", "volumes", "totalseg", "totalsegmentator"};
     for (size_t i = 0; i < sizeof g / sizeof g[0]; i++)
         if (!strcasecmp(b, g[i]))
             return 1;
-    if (!strncasecmp(b, "totalseg", 8))
-        return 1;
     /* "series", "series2", "Series_003", "series 4" */
     if (!strncasecmp(b, "series", 6)) {
         const char *c = b + 6;

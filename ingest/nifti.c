@@ -338,20 +338,32 @@ int nifti_data_size(const NiftiHeader *h, int64_t max_voxels, int64_t *nvox, siz
 
 /* -------------------------------------------------------------------- data */
 
-/* Raw value i of the data as double. */
-static inline double raw_at(const unsigned char *p, int dt, int big, size_t i)
+/* The loops below run once per datatype with the conversion inlined (a
+ * switch per voxel costs more than the conversion): EACH(body) runs body
+ * for every voxel i with x holding its raw value. */
+#define EACH(body)                                                                          \
+    switch (dt) {                                                                           \
+    case 2: for (size_t i = 0; i < n; i++) { double x = p[i]; body; } break;                \
+    case 256: for (size_t i = 0; i < n; i++) { double x = (int8_t)p[i]; body; } break;      \
+    case 4: for (size_t i = 0; i < n; i++) { double x = rd_i16(p + 2 * i, big); body; } break; \
+    case 512: for (size_t i = 0; i < n; i++) { double x = rd_u16(p + 2 * i, big); body; } break; \
+    case 8: for (size_t i = 0; i < n; i++) { double x = rd_i32(p + 4 * i, big); body; } break; \
+    case 768: for (size_t i = 0; i < n; i++) { double x = rd_u32(p + 4 * i, big); body; } break; \
+    case 1024: for (size_t i = 0; i < n; i++) { double x = (double)rd_i64(p + 8 * i, big); body; } break; \
+    case 1280: for (size_t i = 0; i < n; i++) { double x = (double)rd_u64(p + 8 * i, big); body; } break; \
+    case 16: for (size_t i = 0; i < n; i++) { double x = rd_f32(p + 4 * i, big); body; } break; \
+    default: for (size_t i = 0; i < n; i++) { double x = rd_f64(p + 8 * i, big); body; } break; \
+    }
+
+/* The range of raw values a datatype can hold (for integer types). */
+static int dtype_range(int dt, double *lo, double *hi)
 {
     switch (dt) {
-    case 2: return p[i];
-    case 256: return (int8_t)p[i];
-    case 4: return rd_i16(p + 2 * i, big);
-    case 512: return rd_u16(p + 2 * i, big);
-    case 8: return rd_i32(p + 4 * i, big);
-    case 768: return rd_u32(p + 4 * i, big);
-    case 1024: return (double)rd_i64(p + 8 * i, big);
-    case 1280: return (double)rd_u64(p + 8 * i, big);
-    case 16: return rd_f32(p + 4 * i, big);
-    default: return rd_f64(p + 8 * i, big);
+    case 2: *lo = 0, *hi = 255; return 1;
+    case 256: *lo = -128, *hi = 127; return 1;
+    case 4: *lo = -32768, *hi = 32767; return 1;
+    case 512: *lo = 0, *hi = 65535; return 1;
+    default: return 0;
     }
 }
 
@@ -369,73 +381,76 @@ int nifti_read_data(const NiftiHeader *h, const unsigned char *data, size_t avai
         return err_set(e, FV_EFORMAT,
                        "data needs %zu bytes from vox_offset %lld, the file has %zu: truncated",
                        nbytes, (long long)h->vox_offset, avail);
-    const DType *dt = dtype_find(h->datatype);
+    const DType *dtp = dtype_find(h->datatype);
+    const int dt = h->datatype, big = h->big;
+    const unsigned char *p = data;
     double slope = h->scaled ? h->scl_slope : 1, inter = h->scaled ? h->scl_inter : 0;
     size_t n = (size_t)nvox;
     /* Pick the output type: masks are uint8; CT is int16 when every scaled
-     * value is an integer inside int16's range (one pass over the raw data
-     * to find the range), else float32. */
+     * value is an integer inside int16's range (from the datatype's range
+     * when that suffices, else from one pass over the data), else float32. */
     VolType vt = VOL_F32;
+    int integral = !dtp->is_float && slope == floor(slope) && inter == floor(inter);
     if (mask) {
         vt = VOL_U8;
-    } else if (!dt->is_float && slope == floor(slope) && inter == floor(inter)) {
-        double lo = 0, hi = 0;
-        if (n) {
-            lo = hi = raw_at(data, h->datatype, h->big, 0);
-            for (size_t i = 1; i < n; i++) {
-                double r = raw_at(data, h->datatype, h->big, i);
-                if (r < lo)
-                    lo = r;
-                if (r > hi)
-                    hi = r;
-            }
+    } else if (integral) {
+        double lo, hi;
+        if (!dtype_range(dt, &lo, &hi)) {
+            lo = INFINITY, hi = -INFINITY;
+            EACH(lo = x < lo ? x : lo; hi = x > hi ? x : hi);
         }
-        double a = lo * slope + inter, b = hi * slope + inter;
-        if (a > b) {
-            double t = a;
-            a = b;
-            b = t;
-        }
-        if (a >= -32768 && b <= 32767)
+        double a = fmin(lo * slope + inter, hi * slope + inter);
+        double b = fmax(lo * slope + inter, hi * slope + inter);
+        if (n && a >= -32768 && b <= 32767)
             vt = VOL_I16;
+        else if (n && dtype_range(dt, &lo, &hi)) {
+            /* The type's range is too wide; the data's may not be. */
+            lo = INFINITY, hi = -INFINITY;
+            EACH(lo = x < lo ? x : lo; hi = x > hi ? x : hi);
+            a = fmin(lo * slope + inter, hi * slope + inter);
+            b = fmax(lo * slope + inter, hi * slope + inter);
+            if (a >= -32768 && b <= 32767)
+                vt = VOL_I16;
+        }
     }
     if (vol_alloc(v, vt, h->dim[1], h->dim[2], h->dim[3], max_voxels, e))
         return -1;
     memcpy(v->affine, h->affine, sizeof v->affine);
     int64_t bad = 0;
-    if (vt == VOL_I16 && h->datatype == 4 && !h->big && slope == 1 && inter == 0) {
+    if (vt == VOL_I16 && dt == 4 && !big && slope == 1 && inter == 0) {
         memcpy(v->data, data, n * 2); /* the common CT case: no conversion */
+    } else if (vt == VOL_U8 && dt == 2 && slope == 1 && inter == 0) {
+        memcpy(v->data, data, n);     /* the common mask case */
     } else if (vt == VOL_I16) {
         int16_t *o = v->data;
-        for (size_t i = 0; i < n; i++)
-            o[i] = (int16_t)(raw_at(data, h->datatype, h->big, i) * slope + inter);
+        if (slope == 1 && inter == 0) {
+            EACH(o[i] = (int16_t)x);
+        } else {
+            EACH(o[i] = (int16_t)(x * slope + inter));
+        }
     } else if (vt == VOL_F32) {
         float *o = v->data;
-        for (size_t i = 0; i < n; i++) {
-            double x = raw_at(data, h->datatype, h->big, i) * slope + inter;
-            if (!isfinite(x)) {
-                x = 0;
-                bad++;
-            }
-            o[i] = (float)x;
-        }
+        EACH(double y = x * slope + inter; if (!isfinite(y)) { y = 0; bad++; } o[i] = (float)y);
     } else {
         uint8_t *o = v->data;
-        for (size_t i = 0; i < n; i++) {
-            double x = raw_at(data, h->datatype, h->big, i) * slope + inter;
-            if (!(x >= 0 && x <= 255 && x == floor(x))) {
-                vol_free(v);
-                return err_set(e, FV_EFORMAT,
-                               "mask voxel %zu has value %g: labels must be integers 0..255", i,
-                               x);
-            }
-            o[i] = (uint8_t)x;
+        size_t badi = (size_t)-1;
+        double badv = 0;
+        EACH(double y = x * slope + inter;
+             if (!(y >= 0 && y <= 255 && y == floor(y))) { if (badi == (size_t)-1) { badi = i; badv = y; } }
+             else o[i] = (uint8_t)y);
+        if (badi != (size_t)-1) {
+            vol_free(v);
+            return err_set(e, FV_EFORMAT,
+                           "mask voxel %zu has value %g: labels must be integers 0..255", badi,
+                           badv);
         }
     }
     if (n_nonfinite)
         *n_nonfinite = bad;
     return 0;
 }
+
+#undef EACH
 
 /* ------------------------------------------------------------- whole file */
 
@@ -490,6 +505,27 @@ static int read_header(const unsigned char *p, size_t n, NiftiHeader *h, unsigne
     *hbuf = b;
     *hlen = got;
     return 0;
+}
+
+int nifti_inflate(const unsigned char *gz, size_t n, int64_t max_voxels, unsigned char **out,
+                  size_t *outlen, FvErr *e)
+{
+    *out = NULL;
+    *outlen = 0;
+    NiftiHeader h;
+    unsigned char *hb = NULL;
+    size_t hl = 0;
+    if (!gz_is_gzip(gz, n))
+        return err_set(e, FV_EFORMAT, "not a gzip stream");
+    if (read_header(gz, n, &h, &hb, &hl, e))
+        return -1;
+    free(hb);
+    int64_t nvox;
+    size_t nbytes;
+    if (h.pair || nifti_data_size(&h, max_voxels, &nvox, &nbytes, e))
+        return h.pair ? err_set(e, FV_EFORMAT, "a .hdr of a pair") : -1;
+    size_t need = (size_t)h.vox_offset + nbytes;
+    return gz_inflate(gz, n, need, need + (1u << 20), out, outlen, e);
 }
 
 int nifti_load(const unsigned char *bytes, size_t n, const unsigned char *img, size_t img_n,

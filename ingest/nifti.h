@@ -87,6 +87,12 @@ int nifti_load(const unsigned char *bytes, size_t n, const unsigned char *img, s
                int mask, int64_t max_voxels, NiftiHeader *h, Vol *v, unsigned char **hdr_bytes,
                size_t *hdr_len, FvErr *e);
 
+/* Inflates a single-file .nii.gz after validating its header (the bound
+ * is the size the header implies, under max_voxels), so the bytes can be
+ * decoded later (or on another thread) without inflating again. */
+int nifti_inflate(const unsigned char *gz, size_t n, int64_t max_voxels, unsigned char **out,
+                  size_t *outlen, FvErr *e);
+
 /* The label table of a multi-label mask: TotalSegmentator writes a Caret
  * XML extension (<Label Key="5" ...><![CDATA[liver]]></Label>). Returns the
  * number of labels found (0 when none), *labels malloc'd (caller frees). */

@@ -85,6 +85,53 @@ int series_choose(Slice *const *sl, int n, const char **uid, Buf *notes, FvErr *
     return 0;
 }
 
+/* Smallest and largest stored value of n pixels (one loop per type). */
+static void pix_range(PixType t, const void *p, size_t n, double *lo, double *hi)
+{
+#define RANGE(T)                                                                           \
+    do {                                                                                   \
+        const T *d = p;                                                                    \
+        T a = n ? d[0] : 0, b = a;                                                         \
+        for (size_t i = 1; i < n; i++) {                                                   \
+            a = d[i] < a ? d[i] : a;                                                       \
+            b = d[i] > b ? d[i] : b;                                                       \
+        }                                                                                  \
+        *lo = a;                                                                           \
+        *hi = b;                                                                           \
+    } while (0)
+    switch (t) {
+    case PIX_U8: RANGE(uint8_t); break;
+    case PIX_I8: RANGE(int8_t); break;
+    case PIX_U16: RANGE(uint16_t); break;
+    case PIX_I16: RANGE(int16_t); break;
+    case PIX_U32: RANGE(uint32_t); break;
+    default: RANGE(int32_t); break;
+    }
+#undef RANGE
+}
+
+/* HU of a slice into int16 (slope and intercept integers, result in range:
+ * checked by the caller). */
+static void copy_i16(const Slice *s, size_t n, int16_t *out)
+{
+    int64_t sl = (int64_t)s->geo.slope, in = (int64_t)s->geo.inter;
+#define COPY(T)                                                                            \
+    do {                                                                                   \
+        const T *d = s->pix;                                                               \
+        for (size_t i = 0; i < n; i++)                                                     \
+            out[i] = (int16_t)((int64_t)d[i] * sl + in);                                   \
+    } while (0)
+    switch (s->type) {
+    case PIX_U8: COPY(uint8_t); break;
+    case PIX_I8: COPY(int8_t); break;
+    case PIX_U16: COPY(uint16_t); break;
+    case PIX_I16: COPY(int16_t); break;
+    case PIX_U32: COPY(uint32_t); break;
+    default: COPY(int32_t); break;
+    }
+#undef COPY
+}
+
 typedef struct Ord {
     const Slice *s;
     int idx;          /* input index */
@@ -311,14 +358,8 @@ int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out,
         double sl_ = s->geo.slope, in = s->geo.inter;
         if (sl_ != floor(sl_) || in != floor(in))
             exact = 0;
-        double lo = 0, hi = 0;
-        for (size_t j = 0; j < npix; j++) {
-            double v = pix_get(s->type, s->pix, j);
-            if (j == 0 || v < lo)
-                lo = v;
-            if (j == 0 || v > hi)
-                hi = v;
-        }
+        double lo, hi;
+        pix_range(s->type, s->pix, npix, &lo, &hi);
         double a = lo * sl_ + in, b = hi * sl_ + in;
         if (a > b) {
             double t = a;
@@ -349,6 +390,12 @@ int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out,
         if (w > 0)
             out->n_filled++;
         size_t base = (size_t)z * npix;
+        if (w == 0 && vt == VOL_I16) {
+            /* A real slice into int16: integer slope and intercept (that is
+             * what chose int16), no rounding needed. */
+            copy_i16(a, npix, (int16_t *)out->vol.data + base);
+            continue;
+        }
         for (size_t q = 0; q < npix; q++) {
             double v = pix_get(a->type, a->pix, q) * a->geo.slope + a->geo.inter;
             if (w > 0)

@@ -285,7 +285,8 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
         loose[nl].path = files.p[i];
         loose[nl].unit = strdup(dir);
         loose[nl].size = files.size[i];
-        loose[nl].rank = name_rank(k, p);
+        size_t dl = strlen(dir);
+        loose[nl].rank = name_rank(k, strncmp(p, dir, dl) == 0 && p[dl] == '/' ? p + dl + 1 : p);
         if (!loose[nl].unit)
             rc = err_set(e, FV_ENOMEM, "walk: out of memory");
         nl++;

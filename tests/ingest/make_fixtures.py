@@ -125,13 +125,22 @@ def dicom_slices(a, study_uid, series_uid, ts, start_instance=1, rows_cols=None)
     return out
 
 
+_uid_counter = [0]
+
+
+def next_uid():
+    """Deterministic UIDs, so regenerating the fixtures gives the same bytes."""
+    _uid_counter[0] += 1
+    return f"1.2.826.0.1.3680043.8.498.77.{_uid_counter[0]}"
+
+
 def make_ds(px, ipp, iop, study_uid, series_uid, instance, ts, modality="CT",
             image_type="ORIGINAL\\PRIMARY\\AXIAL", intercept=-1024, slope=1):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.MediaStorageSOPInstanceUID = next_uid()
     meta.TransferSyntaxUID = ts
-    meta.ImplementationClassUID = generate_uid()
+    meta.ImplementationClassUID = "1.2.826.0.1.3680043.8.498.77"
     ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
@@ -186,6 +195,8 @@ def main(out):
     if os.path.exists(out):
         shutil.rmtree(out)
     os.makedirs(out)
+    random.seed(1)
+    _uid_counter[0] = 0
     a = phantom()
     aff = ras_affine()
     study = "1.2.826.0.1.3680043.8.498.1001"
@@ -290,7 +301,7 @@ def main(out):
     dup = dicom_slices(a[4:5], study, series, ExplicitVRLittleEndian, start_instance=50)
     # the duplicate must sit where slice 4 sits: rebuild from slice 4
     dss_dup = pydicom.dcmread(pydicom.filebase.DicomBytesIO(_bytes(dss[4])), force=True)
-    dss_dup.SOPInstanceUID = generate_uid()
+    dss_dup.SOPInstanceUID = next_uid()
     dss_dup.InstanceNumber = 99
     del dup
     gap = [ds for k, ds in enumerate(dss) if k != 6]              # slice 6 missing
@@ -356,7 +367,7 @@ def main(out):
     put("vox_offset_past_end", "ct.nii", hdr_bytes(vox_offset=1e6) + b"\0" * (NX * NY * NZ * 2))
     put("unknown_datatype", "ct.nii", hdr_bytes(datatype=999) + b"\0" * (NX * NY * NZ * 2))
     good = hdr_bytes() + a.tobytes()
-    gz = gzip.compress(good)
+    gz = gzip.compress(good, mtime=0)
     put("truncated_gzip", "ct.nii.gz", gz[: len(gz) // 2])
     cor = bytearray(gz)
     for i in range(len(cor) // 3, len(cor) // 3 + 40):
@@ -373,7 +384,7 @@ def main(out):
     odd.ImagePositionPatient = [inc[3].ImagePositionPatient[0], inc[3].ImagePositionPatient[1],
                                 float(inc[3].ImagePositionPatient[2]) + 1.0]
     write_series(os.path.join(bad, "series_inconsistent", "dicom"), inc + [odd], 5)
-    put("over_limit", "ct.nii.gz", gzip.compress(hdr_bytes(dim=(3, 300, 300, 300)) + b"\0" * 64))
+    put("over_limit", "ct.nii.gz", gzip.compress(hdr_bytes(dim=(3, 300, 300, 300)) + b"\0" * 64, mtime=0))
     put("report_unknown_encoding", "report.txt",
         "Befund: Läsion im Segment VII, größter Durchmesser 12 mm. Beurteilung: unauffällig, "
         "keine Änderung gegenüber der Voruntersuchung.\n".encode("latin-1"))
