@@ -20,7 +20,7 @@
 #include "names.h"
 #include "nifti.h"
 #include "reader.h"
-#include "report.h"
+#include "report_text.h"
 #include "series.h"
 #include "sha256.h"
 #include "walk.h"

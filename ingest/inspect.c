@@ -13,7 +13,7 @@
 #include "names.h"
 #include "nifti.h"
 #include "phi.h"
-#include "report.h"
+#include "report_text.h"
 #include "safetensors.h"
 #include "series.h"
 #include "walk.h"

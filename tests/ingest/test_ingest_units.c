@@ -21,7 +21,7 @@
 #include "names.h"
 #include "nifti.h"
 #include "phi.h"
-#include "report.h"
+#include "report_text.h"
 #include "run.h"
 #include "series.h"
 #include "sha256.h"

@@ -1,4 +1,4 @@
-/* report: report text from bytes: encoding, format, language.
+/* report_text: report text from bytes: encoding, format, language.
  *
  * Encodings: UTF-8 ("utf-8"), UTF-8 with a byte order mark ("utf-8-bom"),
  * UTF-16 with a BOM ("utf-16le"/"utf-16be"), and GB18030 (which includes
@@ -10,8 +10,8 @@
  * CT-RATE rows are composed as "Findings: <Findings_EN>\n\nImpression:
  * <Impressions_EN>", with "Not given." read as an empty section, so parse's
  * section splitter sees both sections. */
-#ifndef FVLM_INGEST_REPORT_H
-#define FVLM_INGEST_REPORT_H
+#ifndef FVLM_INGEST_REPORT_TEXT_H
+#define FVLM_INGEST_REPORT_TEXT_H
 
 #include <stddef.h>
 

@@ -1,4 +1,4 @@
-#include "report.h"
+#include "report_text.h"
 
 #include <errno.h>
 #include <iconv.h>
