@@ -14,7 +14,9 @@
  *   - the whole stage (align_run: text, regions, database writes in one
  *     transaction per study), in studies/s.
  * Run it with nice on a shared machine:  nice build/bench/bench_align
- * Options: --studies N, --dims Z,Y,X, --distinct K, --keep (leave the corpus). */
+ * Options: --studies N, --dims Z,Y,X, --distinct K, --keep (leave the corpus).
+ * With --db CORPUS.db it measures the same over an existing corpus instead
+ * (one made by fvlm synth, ingest and parse, say), re-aligning it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -187,10 +189,98 @@ static int build_corpus(const Ontology *o, const char *dbpath, const char *shard
     return rc;
 }
 
+/* A study's mask as the corpus records it. */
+typedef struct MaskRef {
+    char shard[1100];
+    char tensor[128];
+    int64_t d[3];      /* nz, ny, nx */
+    double sp[3];      /* mm, (z, y, x) */
+} MaskRef;
+
+static int mask_list(const char *dbpath, MaskRef **out, int *n, FvErr *e)
+{
+    Db *db;
+    if (db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, e))
+        return -1;
+    char tdir[1024];
+    db_tensor_dir(db, tdir, sizeof tdir);
+    sqlite3_stmt *st;
+    int rc = db_prepare(db, &st, "SELECT m.shard, m.tensor, v.nz, v.ny, v.nx, v.sz, v.sy, v.sx"
+                                 " FROM masks m JOIN volumes v ON v.id = m.volume_id ORDER BY m.study_id", e);
+    int cap = 0, r = 0;
+    *out = NULL;
+    *n = 0;
+    while (rc == 0 && (r = db_step(db, st, e)) == 1) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            MaskRef *p = realloc(*out, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = err_set(e, FV_ENOMEM, "bench: out of memory");
+                break;
+            }
+            *out = p;
+        }
+        MaskRef *m = &(*out)[(*n)++];
+        snprintf(m->shard, sizeof m->shard, "%s/%s", tdir, (const char *)sqlite3_column_text(st, 0));
+        snprintf(m->tensor, sizeof m->tensor, "%s", (const char *)sqlite3_column_text(st, 1));
+        for (int i = 0; i < 3; i++) {
+            m->d[i] = sqlite3_column_int64(st, 2 + i);
+            m->sp[i] = sqlite3_column_double(st, 5 + i);
+        }
+    }
+    if (r < 0)
+        rc = -1;
+    if (rc == 0)
+        sqlite3_finalize(st);
+    db_close(&db);
+    return rc;
+}
+
+/* Opens m's shard unless it is the one open, and finds its tensor. */
+static int mask_get(StFile **f, char *open_path, const MaskRef *m, const StTensor **t, FvErr *e)
+{
+    if (!*f || strcmp(open_path, m->shard)) {
+        st_close(f);
+        if (st_open(f, m->shard, e))
+            return -1;
+        snprintf(open_path, 1100, "%s", m->shard);
+    }
+    return st_get_checked(*f, m->tensor, ST_U8, 3, t, e);
+}
+
+static int time_align(const char *dbpath, const Ontology *o, const AnatomyMetaTable *meta,
+                      AlignCounts *c, double *seconds, FvErr *e)
+{
+    Db *db;
+    if (db_open(&db, dbpath, DB_MUST_EXIST, e))
+        return -1;
+    Config cfg;
+    config_init(&cfg);
+    AlignOptions opt;
+    Run run;
+    char *rargv[] = {"bench_align"};
+    memset(c, 0, sizeof *c);
+    int rc = align_options_from_config(o, &cfg, &opt, e);
+    if (rc == 0)
+        rc = run_begin(&run, db, "align", 1, rargv, NULL, -1, e);
+    double t0 = now_seconds();
+    if (rc == 0)
+        rc = align_run(db, &run, o, meta, &opt, c, e);
+    *seconds = now_seconds() - t0;
+    if (rc == 0)
+        rc = run_finish(&run, "ok", NULL, e);
+    if (rc == 0)
+        align_options_free(&opt);
+    config_free(&cfg);
+    db_close(&db);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int n_studies = 500, distinct = 16, keep = 0;
     int64_t d[3] = {96, 192, 192};
+    const char *existing = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--studies") && i + 1 < argc)
             n_studies = atoi(argv[++i]);
@@ -201,10 +291,13 @@ int main(int argc, char **argv)
             if (sscanf(argv[++i], "%lld,%lld,%lld", &z, &y, &x) != 3)
                 return fprintf(stderr, "bench_align: --dims Z,Y,X\n"), 2;
             d[0] = z, d[1] = y, d[2] = x;
-        } else if (!strcmp(argv[i], "--keep"))
+        } else if (!strcmp(argv[i], "--db") && i + 1 < argc)
+            existing = argv[++i];
+        else if (!strcmp(argv[i], "--keep"))
             keep = 1;
         else {
-            fprintf(stderr, "usage: bench_align [--studies N] [--dims Z,Y,X] [--distinct K] [--keep]\n");
+            fprintf(stderr, "usage: bench_align [--studies N] [--dims Z,Y,X] [--distinct K] [--keep]\n"
+                            "       bench_align --db CORPUS.db   (an aligned or parsed corpus: re-aligns it)\n");
             return 2;
         }
     }
@@ -213,38 +306,57 @@ int main(int argc, char **argv)
         return fprintf(stderr, "bench_align: bad sizes\n"), 2;
     log_set_level(LOG_WARN);
     FvErr e = {0};
-    char dir[256], dbpath[300], tdir[320], shard[400];
-    snprintf(dir, sizeof dir, "/tmp/fvlm-bench-align.%ld", (long)getpid());
-    snprintf(dbpath, sizeof dbpath, "%s/corpus.db", dir);
-    snprintf(tdir, sizeof tdir, "%s.tensors", dbpath);
-    snprintf(shard, sizeof shard, "%s/masks.safetensors", tdir);
-    if (fs_mkdir_p(tdir, &e))
-        return die(&e);
     Ontology *o;
     AnatomyMetaTable meta;
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e))
         return die(&e);
-    double t0 = now_seconds();
-    if (build_corpus(o, dbpath, shard, n_studies, distinct, d, &e))
+    char dir[256] = "", dbpath[1024];
+    if (existing) {
+        snprintf(dbpath, sizeof dbpath, "%s", existing);
+    } else {
+        char tdir[1100], shard[1200];
+        snprintf(dir, sizeof dir, "/tmp/fvlm-bench-align.%ld", (long)getpid());
+        snprintf(dbpath, sizeof dbpath, "%s/corpus.db", dir);
+        snprintf(tdir, sizeof tdir, "%s.tensors", dbpath);
+        snprintf(shard, sizeof shard, "%s/masks.safetensors", tdir);
+        if (fs_mkdir_p(tdir, &e))
+            return die(&e);
+        double t0 = now_seconds();
+        if (build_corpus(o, dbpath, shard, n_studies, distinct, d, &e))
+            return die(&e);
+        printf("bench_align: built %d studies, %d sentences each, masks %lldx%lldx%lld uint8 "
+               "(%d distinct, shared round-robin) in %.1f s\n",
+               n_studies, (int)NSENT, (long long)d[0], (long long)d[1], (long long)d[2], distinct,
+               now_seconds() - t0);
+    }
+    MaskRef *masks;
+    int n_masks;
+    if (mask_list(dbpath, &masks, &n_masks, &e))
         return die(&e);
-    double t_build = now_seconds() - t0;
-    double mb = (double)(d[0] * d[1] * d[2]) * n_studies / 1e6;
-    printf("bench_align: %d studies, %d sentences each, masks %lldx%lldx%lld uint8 (%.2f MB each, "
-           "%d distinct), %.0f MB of mask data; corpus built in %.1f s\n",
-           n_studies, (int)NSENT, (long long)d[0], (long long)d[1], (long long)d[2],
-           (double)(d[0] * d[1] * d[2]) / 1e6, distinct, mb, t_build);
+    int64_t n_studies_db;
+    {
+        Db *db;
+        int found;
+        if (db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, &e) ||
+            db_query_int(db, &e, &n_studies_db, &found, "SELECT count(*) FROM studies", ""))
+            return die(&e);
+        db_close(&db);
+    }
+    double bytes = 0;
+    for (int i = 0; i < n_masks; i++)
+        bytes += (double)(masks[i].d[0] * masks[i].d[1] * masks[i].d[2]);
+    double mb = bytes / 1e6;
+    printf("corpus %s: %lld studies, %d masks, %.0f MB of mask data (%.2f MB per mask)\n", dbpath,
+           (long long)n_studies_db, n_masks, mb, n_masks ? mb / n_masks : 0.0);
 
-    /* 1. The masks alone: open the shard, touch every byte. */
-    StFile *f;
-    t0 = now_seconds();
+    /* 1. The masks alone: open each shard (mmap), touch every byte. */
+    StFile *f = NULL;
+    char open_path[1100] = "";
     uint64_t sum = 0;
-    if (st_open(&f, shard, &e))
-        return die(&e);
-    for (int s = 0; s < n_studies; s++) {
-        char name[32];
-        snprintf(name, sizeof name, "mask%d", s % distinct);
+    double t0 = now_seconds();
+    for (int s = 0; s < n_masks; s++) {
         const StTensor *t;
-        if (st_get_checked(f, name, ST_U8, 3, &t, &e))
+        if (mask_get(&f, open_path, &masks[s], &t, &e))
             return die(&e);
         const uint8_t *p = t->data;
         size_t n8 = t->nbytes / 8;
@@ -257,71 +369,47 @@ int main(int argc, char **argv)
             sum += p[i];
     }
     double t_read = now_seconds() - t0;
+    st_close(&f);
+    open_path[0] = '\0';
 
     /* 2. Region extraction over the same masks, and 3. its voxel loop reference. */
     static LabelStats st;
     Region *reg = calloc((size_t)o->n_anat, sizeof *reg), uni;
-    double sp[3] = {3, 1.5, 1.5}, margin[3] = {15, 20, 20};
+    double margin[3] = {15, 20, 20};
     int64_t check = 0;
     t0 = now_seconds();
-    for (int s = 0; s < n_studies; s++) {
-        char name[32];
-        snprintf(name, sizeof name, "mask%d", s % distinct);
+    for (int s = 0; s < n_masks; s++) {
         const StTensor *t;
-        if (st_get_checked(f, name, ST_U8, 3, &t, &e))
+        if (mask_get(&f, open_path, &masks[s], &t, &e))
             return die(&e);
-        regions_scan(t->data, d[0], d[1], d[2], &st);
-        regions_merge(o, &st, d, sp, margin, reg, &uni);
+        regions_scan(t->data, masks[s].d[0], masks[s].d[1], masks[s].d[2], &st);
+        regions_merge(o, &st, masks[s].d, masks[s].sp, margin, reg, &uni);
         check += uni.voxels;
     }
     double t_regions = now_seconds() - t0;
-    int n_ref = n_studies < 50 ? n_studies : 50;
+    st_close(&f);
+    open_path[0] = '\0';
+    int n_ref = n_masks < 50 ? n_masks : 50;
+    double ref_bytes = 0;
     t0 = now_seconds();
     for (int s = 0; s < n_ref; s++) {
-        char name[32];
-        snprintf(name, sizeof name, "mask%d", s % distinct);
         const StTensor *t;
-        if (st_get_checked(f, name, ST_U8, 3, &t, &e))
+        if (mask_get(&f, open_path, &masks[s], &t, &e))
             return die(&e);
-        regions_scan_ref(t->data, d[0], d[1], d[2], &st);
+        regions_scan_ref(t->data, masks[s].d[0], masks[s].d[1], masks[s].d[2], &st);
+        ref_bytes += (double)t->nbytes;
         check += st.count[0];
     }
     double t_ref = now_seconds() - t0;
     st_close(&f);
 
-    /* 4. The whole stage. */
-    Db *db;
-    if (db_open(&db, dbpath, DB_MUST_EXIST, &e))
+    /* 4. The whole stage, then a re-run (it replaces every row: the steady state). */
+    AlignCounts c, c2;
+    double t_align, t_realign;
+    if (time_align(dbpath, o, &meta, &c, &t_align, &e) || time_align(dbpath, o, &meta, &c2, &t_realign, &e))
         return die(&e);
-    Config cfg;
-    config_init(&cfg);
-    AlignOptions opt;
-    Run run;
-    AlignCounts c = {0};
-    char *rargv[] = {"bench_align"};
-    if (align_options_from_config(o, &cfg, &opt, &e) ||
-        run_begin(&run, db, "align", 1, rargv, NULL, -1, &e))
-        return die(&e);
-    t0 = now_seconds();
-    if (align_run(db, &run, o, &meta, &opt, &c, &e))
-        return die(&e);
-    double t_align = now_seconds() - t0;
-    if (run_finish(&run, "ok", NULL, &e))
-        return die(&e);
-    /* A second run replaces every row: the steady state of re-aligning. */
-    AlignCounts c2 = {0};
-    if (run_begin(&run, db, "align", 1, rargv, NULL, -1, &e))
-        return die(&e);
-    t0 = now_seconds();
-    if (align_run(db, &run, o, &meta, &opt, &c2, &e))
-        return die(&e);
-    double t_realign = now_seconds() - t0;
-    if (run_finish(&run, "ok", NULL, &e))
-        return die(&e);
-    db_close(&db);
 
-    double read_mbs = mb / t_read, reg_mbs = mb / t_regions;
-    double ref_mbs = (double)(d[0] * d[1] * d[2]) * n_ref / 1e6 / t_ref;
+    double read_mbs = mb / t_read, reg_mbs = mb / t_regions, ref_mbs = ref_bytes / 1e6 / t_ref;
     printf("\n%-56s %10s %8s\n", "", "MB/s", "ratio");
     printf("%-56s %10.0f %8s\n", "read masks alone (mmap, touch every byte)", read_mbs, "1.00");
     printf("%-56s %10.0f %8.2f\n", "region extraction (run-length scan + merge)", reg_mbs,
@@ -330,25 +418,24 @@ int main(int argc, char **argv)
            ref_mbs / read_mbs);
     printf("\n%-56s %10s %8s\n", "", "studies/s", "s");
     printf("%-56s %10.0f %8.2f\n", "fvlm align, first run (text + regions + db writes)",
-           n_studies / t_align, t_align);
-    printf("%-56s %10.0f %8.2f\n", "fvlm align, re-run (replaces every row)", n_studies / t_realign,
+           c.studies / t_align, t_align);
+    printf("%-56s %10.0f %8.2f\n", "fvlm align, re-run (replaces every row)", c2.studies / t_realign,
            t_realign);
     printf("%-56s %10.0f %8.2f\n", "  of which region extraction inside align",
-           n_studies / c.t_regions, c.t_regions);
-    printf("\ncounts: %lld links, %lld samples, %lld regions, %lld flags (checksum %llu/%lld)\n",
-           (long long)c.links, (long long)c.samples, (long long)c.regions, (long long)c.flags,
-           (unsigned long long)(sum & 0xffff), (long long)(check & 0xffff));
-    align_options_free(&opt);
-    config_free(&cfg);
+           c.t_regions > 0 ? c.studies / c.t_regions : 0.0, c.t_regions);
+    printf("\ncounts: %lld studies, %lld links, %lld samples, %lld regions, %lld flags (checksum %llu/%lld)\n",
+           (long long)c.studies, (long long)c.links, (long long)c.samples, (long long)c.regions,
+           (long long)c.flags, (unsigned long long)(sum & 0xffff), (long long)(check & 0xffff));
+    free(masks);
     free(reg);
     anatomy_meta_free(&meta);
     onto_free(&o);
-    if (!keep) {
+    if (dir[0] && !keep) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0)
             fprintf(stderr, "bench_align: could not remove %s\n", dir);
-    } else {
+    } else if (dir[0]) {
         printf("corpus kept in %s\n", dir);
     }
     return 0;
