@@ -246,6 +246,10 @@ typedef struct Ctx {
     const AlignOptions *opt;
     AlignCounts *c;
     LinkCues cues;
+    /* n_anat flags: the anatomy has diagnosis tasks. An impression naming an
+     * anatomy without tasks (pleura in "pleural effusion") misses nothing,
+     * so only anatomies with tasks get impression_without_finding. */
+    unsigned char *has_task;
     char tensor_dir[4096];
     StFile *shard;            /* the shard opened last (studies of one shard are usually adjacent) */
     char shard_path[4096 + 1024 + 2];
@@ -318,6 +322,8 @@ static void ctx_free(Ctx *x)
     }
     st_close(&x->shard);
     links_cues_free(&x->cues);
+    free(x->has_task);
+    x->has_task = NULL;
 }
 
 /* Records a bad row of the input: an errors row, and a flag for auditors. */
@@ -608,6 +614,7 @@ static AnatStatus effective_status(const Study *s, int a, const char **text_out,
 static int study_flags(Ctx *x, Study *s, FvErr *e)
 {
     const Ontology *o = x->o;
+    const unsigned char *has_task = x->has_task;
     if (!s->report_id && study_flag(s, -1, "no_report", e, "the study has no report"))
         return -1;
     if (s->report_id && s->doc.n_sent == 0 &&
@@ -624,7 +631,7 @@ static int study_flags(Ctx *x, Study *s, FvErr *e)
             study_flag(s, a, "abnormal_without_mask", e,
                        "%s is abnormal in the report but absent from the mask", o->anat[a].id))
             return -1;
-        if (st != STATUS_ABNORMAL && s->text[a].imp_mention_only &&
+        if (st != STATUS_ABNORMAL && s->text[a].imp_mention_only && has_task[a] &&
             study_flag(s, a, "impression_without_finding", e,
                        "the impression names %s in %d sentence(s) without a finding of it",
                        o->anat[a].id, s->text[a].imp_mention_only))
@@ -810,7 +817,12 @@ int align_run(Db *db, Run *run, const Ontology *o, const AnatomyMetaTable *meta,
         study_free(&s, o->n_anat);
         return err_set(e, FV_ENOMEM, "align: out of memory");
     }
-    if (links_cues_load(&x.cues, e) || ctx_prepare(&x, e))
+    if (!(x.has_task = calloc((size_t)o->n_anat + 1, 1)))
+        rc = err_set(e, FV_ENOMEM, "align: out of memory");
+    for (int k = 0; k < o->n_find && rc == 0; k++)
+        if (o->find[k].anatomy >= 0 && o->find[k].anatomy < o->n_anat)
+            x.has_task[o->find[k].anatomy] = 1;
+    if (rc == 0 && (links_cues_load(&x.cues, e) || ctx_prepare(&x, e)))
         rc = -1;
     if (rc == 0 && opt->studies) {
         for (int i = 0; i < opt->n_studies && rc == 0; i++) {
