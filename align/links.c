@@ -201,11 +201,13 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     unsigned char *cand = malloc((size_t)na);
     unsigned char *prev = malloc((size_t)na);
     unsigned char *rejected = malloc((size_t)na);
+    unsigned char *found = malloc((size_t)na); /* a finding of the anatomy in this sentence */
     unsigned char *group_hit = calloc((size_t)(o->n_groups > 0 ? o->n_groups : 1), 1);
-    if (!cand || !prev || !rejected || !group_hit) {
+    if (!cand || !prev || !rejected || !found || !group_hit) {
         free(cand);
         free(prev);
         free(rejected);
+        free(found);
         free(group_hit);
         return err_set(e, FV_ENOMEM, "links: out of memory");
     }
@@ -213,6 +215,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     int rc = 0, prev_section = -1, prev_any = 0;
     for (int s = 0; s < d->n_sent && rc == 0; s++) {
         memset(cand, LINK_NONE, (size_t)na);
+        memset(found, 0, (size_t)na);
         memset(group_hit, 0, (size_t)(o->n_groups > 0 ? o->n_groups : 1));
         int n_groups = 0;
         /* Generic terms count only when nothing else is named. */
@@ -232,7 +235,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         }
         for (int k = 0; k < d->n_find; k++) {
             const DocFinding *f = &d->find[k];
-            if (f->sent != s || f->anatomy < 0 || f->anatomy >= na || cand[f->anatomy] <= LINK_FINDING)
+            if (f->sent != s || f->anatomy < 0 || f->anatomy >= na || found[f->anatomy])
                 continue;
             /* "Upper abdominal organs are normal" makes parse state every
              * task of every member absent: that is the group statement
@@ -240,16 +243,22 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
             int from_group = 0;
             for (int g = 0; g < o->n_groups && f->polarity == 0 && !from_group; g++)
                 from_group = group_hit[g] && onto_in_group(o, f->anatomy, g);
-            if (!from_group)
-                cand[f->anatomy] = LINK_FINDING;
+            if (!from_group) {
+                found[f->anatomy] = 1;
+                if (cand[f->anatomy] > LINK_FINDING)
+                    cand[f->anatomy] = LINK_FINDING;
+            }
         }
+        /* A whole-body *mention* yields to anything more specific; a
+         * finding of the whole body ("a pacemaker", medical material) is
+         * the sentence's own evidence and stays. */
         int specific = n_groups > 0;
         for (int a = 0; a < na && !specific; a++)
             specific = cand[a] != LINK_NONE && !is_whole_region(&o->anat[a]);
         if (specific)
             for (int a = 0; a < na; a++)
-                if (is_whole_region(&o->anat[a]))
-                    cand[a] = LINK_NONE;
+                if (is_whole_region(&o->anat[a]) && cand[a] == LINK_MENTION)
+                    cand[a] = found[a] ? LINK_FINDING : LINK_NONE;
         for (int g = 0; g < o->n_groups && n_groups; g++) {
             if (!group_hit[g])
                 continue;
@@ -304,6 +313,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     free(cand);
     free(prev);
     free(rejected);
+    free(found);
     free(group_hit);
     return rc;
 }

@@ -174,6 +174,25 @@ static void test_group_without_mask_reaches_members_with_tasks(void)
     links_free(&ls);
 }
 
+static void test_body_finding_stays_beside_a_specific_anatomy(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "There is a cardiac pacemaker in place.");
+    mention(&x, s0, "heart");
+    finding(&x, s0, "medical_material", 1);
+    int s1 = sent(&x, SECTION_FINDINGS, "No pleural effusion in the study area.");
+    mention(&x, s1, "body");
+    finding(&x, s1, "pleural_effusion", 0);
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s0, b, sizeof b), "heart:mention,body:finding");
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "lung:finding");
+    links_free(&ls);
+}
+
 static void test_body_mention_alone_links_body(void)
 {
     Doc x;
@@ -606,6 +625,7 @@ int main(void)
     RUN(test_group_statement_reaches_covered_members_only);
     RUN(test_group_without_mask_reaches_members_with_tasks);
     RUN(test_body_mention_alone_links_body);
+    RUN(test_body_finding_stays_beside_a_specific_anatomy);
     RUN(test_rejected_link_is_kept_but_not_used_or_continued);
     RUN(test_technique_remark_does_not_inherit_the_previous_anatomy);
     RUN(test_group_normal_statement_findings_are_group_links);
