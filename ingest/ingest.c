@@ -1308,7 +1308,7 @@ static void dicom_volumes(Ingest *g, UnitState *us)
             }
             Slice *s = &sl[nsl];
             memset(s, 0, sizeof *s);
-            s->pix = malloc((size_t)im->rows * (size_t)im->cols * 4);
+            s->pix = malloc((size_t)im->rows * (size_t)im->cols * (size_t)(im->bits_alloc / 8));
             if (!s->pix) {
                 err_set(&e, FV_ENOMEM, "out of memory");
                 break;
