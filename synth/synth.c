@@ -1169,6 +1169,10 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
     double zlo = s->scene.org[2], zhi = s->scene.org[2] + (s->grid.n[2] - 1) * s->grid.sp[2];
     compute_cover(o, &s->body, zlo, zhi, s->cover);
     s->cover[onto_anatomy(o, "body")] = 1;
+    /* mediastinal nodes sit at heart and airway levels, not along the whole aorta */
+    int ln = onto_anatomy(o, "lymph_node"), ht = onto_anatomy(o, "heart"), tr = onto_anatomy(o, "trachea");
+    if (ln >= 0 && ht >= 0 && tr >= 0)
+        s->cover[ln] = fmax(s->cover[ht], s->cover[tr]);
     /* diseases, in task order, each with the task's prevalence */
     lesions_init(ls, c->lt, o, &c->tt, s->enhanced, zlo, zhi);
     for (int t = 0; t < o->n_find; t++) {
