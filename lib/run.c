@@ -59,7 +59,7 @@ int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
     int rc = db_run(db, e,
                     "INSERT INTO runs (stage, args, config, version, seed, started_at, status, pid)"
                     " VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-                    "sssssii", stage, args.data, config_json, FVLM_VERSION,
+                    "ssssssi", stage, args.data, config_json, FVLM_VERSION,
                     (const char *)NULL, now, (int64_t)getpid());
     buf_free(&args);
     if (rc)

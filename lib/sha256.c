@@ -1,5 +1,6 @@
 #include "sha256.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -48,6 +49,88 @@ static void compress(uint32_t h[8], const unsigned char *p)
     h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
+/* ---- x86 SHA extensions: the same compression function in hardware,
+ * about eight times the portable code's speed. Chosen at run time (CPUID
+ * leaf 7, EBX bit 29), so one binary runs everywhere; sha256_blocks_ref
+ * stays the reference the tests compare it with. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+__attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8],
+                                                               const unsigned char *p,
+                                                               size_t nblocks)
+{
+    const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+    /* The instructions keep the state as (A, B, E, F) and (C, D, G, H). */
+    __m128i t = _mm_loadu_si128((const __m128i *)(const void *)&h[0]);
+    __m128i s1 = _mm_loadu_si128((const __m128i *)(const void *)&h[4]);
+    t = _mm_shuffle_epi32(t, 0xB1);
+    s1 = _mm_shuffle_epi32(s1, 0x1B);
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8);
+    s1 = _mm_blend_epi16(s1, t, 0xF0);
+    for (size_t b = 0; b < nblocks; b++, p += 64) {
+        __m128i save0 = s0, save1 = s1, m[4];
+        for (int i = 0; i < 16; i++) {
+            if (i < 4) {
+                m[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i)),
+                                        bswap);
+            } else {
+                /* W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], four at a time. */
+                __m128i x = _mm_sha256msg1_epu32(m[i % 4], m[(i + 1) % 4]);
+                x = _mm_add_epi32(x, _mm_alignr_epi8(m[(i + 3) % 4], m[(i + 2) % 4], 4));
+                m[i % 4] = _mm_sha256msg2_epu32(x, m[(i + 3) % 4]);
+            }
+            __m128i w = _mm_add_epi32(m[i % 4],
+                                      _mm_loadu_si128((const __m128i *)(const void *)&K[4 * i]));
+            s1 = _mm_sha256rnds2_epu32(s1, s0, w);
+            w = _mm_shuffle_epi32(w, 0x0E);
+            s0 = _mm_sha256rnds2_epu32(s0, s1, w);
+        }
+        s0 = _mm_add_epi32(s0, save0);
+        s1 = _mm_add_epi32(s1, save1);
+    }
+    t = _mm_shuffle_epi32(s0, 0x1B);
+    s1 = _mm_shuffle_epi32(s1, 0xB1);
+    s0 = _mm_blend_epi16(t, s1, 0xF0);
+    s1 = _mm_alignr_epi8(s1, t, 8);
+    _mm_storeu_si128((__m128i *)(void *)&h[0], s0);
+    _mm_storeu_si128((__m128i *)(void *)&h[4], s1);
+}
+
+static int have_shani(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        unsigned a, b, c, d;
+        known = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1) &&
+                !getenv("FVLM_SHA256_PORTABLE");
+        if (known) {
+            unsigned a1, b1, c1, d1;
+            known = __get_cpuid(1, &a1, &b1, &c1, &d1) && (c1 >> 19 & 1); /* SSE4.1 */
+        }
+    }
+    return known;
+}
+#endif
+
+void sha256_blocks_ref(uint32_t h[8], const unsigned char *p, size_t nblocks)
+{
+    for (size_t b = 0; b < nblocks; b++)
+        compress(h, p + 64 * b);
+}
+
+static void blocks(uint32_t h[8], const unsigned char *p, size_t nblocks)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (have_shani()) {
+        blocks_shani(h, p, nblocks);
+        return;
+    }
+#endif
+    sha256_blocks_ref(h, p, nblocks);
+}
+
 void sha256_init(Sha256 *c)
 {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -69,13 +152,13 @@ void sha256_update(Sha256 *c, const void *data, size_t n)
         n -= k;
         if (c->fill < 64)
             return;
-        compress(c->h, c->block);
+        blocks(c->h, c->block, 1);
         c->fill = 0;
     }
-    while (n >= 64) {
-        compress(c->h, p);
-        p += 64;
-        n -= 64;
+    if (n >= 64) {
+        blocks(c->h, p, n / 64);
+        p += n / 64 * 64;
+        n %= 64;
     }
     memcpy(c->block, p, n);
     c->fill = n;

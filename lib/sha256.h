@@ -20,6 +20,11 @@ void sha256_init(Sha256 *c);
 void sha256_update(Sha256 *c, const void *data, size_t n);
 void sha256_final(Sha256 *c, unsigned char out[32]);
 
+/* The portable compression of nblocks 64-byte blocks (the reference that
+ * the hardware path, used when the CPU has SHA extensions, is tested
+ * against; FVLM_SHA256_PORTABLE=1 forces it). */
+void sha256_blocks_ref(uint32_t h[8], const unsigned char *p, size_t nblocks);
+
 /* One-shot helpers; hex is 64 lowercase characters plus NUL. */
 void sha256_hex(const void *data, size_t n, char hex[65]);
 void sha256_to_hex(const unsigned char digest[32], char hex[65]);

@@ -134,6 +134,53 @@ double vol_obliquity(const double affine[4][4])
     return worst;
 }
 
+/* Reverses the axes whose sign is -1, in place. */
+static int flip_in_place(Vol *v, const int s[3], FvErr *e)
+{
+    size_t es = vol_type_size(v->type);
+    size_t row = (size_t)v->nx * es, plane = row * (size_t)v->ny;
+    unsigned char *d = v->data;
+    unsigned char *tmp = malloc(plane > 0 ? plane : 1);
+    if (!tmp)
+        return err_set(e, FV_ENOMEM, "reorienting: out of memory");
+    if (s[0] < 0) {
+        for (int64_t r = 0; r < v->ny * v->nz; r++) {
+            unsigned char *a = d + (size_t)r * row;
+            if (es == 2) {
+                int16_t *x = (int16_t *)(void *)a;
+                for (int64_t i = 0, j = v->nx - 1; i < j; i++, j--) {
+                    int16_t t = x[i];
+                    x[i] = x[j];
+                    x[j] = t;
+                }
+            } else {
+                for (int64_t i = 0, j = v->nx - 1; i < j; i++, j--) {
+                    memcpy(tmp, a + (size_t)i * es, es);
+                    memcpy(a + (size_t)i * es, a + (size_t)j * es, es);
+                    memcpy(a + (size_t)j * es, tmp, es);
+                }
+            }
+        }
+    }
+    if (s[1] < 0)
+        for (int64_t z = 0; z < v->nz; z++) {
+            unsigned char *p = d + (size_t)z * plane;
+            for (int64_t i = 0, j = v->ny - 1; i < j; i++, j--) {
+                memcpy(tmp, p + (size_t)i * row, row);
+                memcpy(p + (size_t)i * row, p + (size_t)j * row, row);
+                memcpy(p + (size_t)j * row, tmp, row);
+            }
+        }
+    if (s[2] < 0)
+        for (int64_t i = 0, j = v->nz - 1; i < j; i++, j--) {
+            memcpy(tmp, d + (size_t)i * plane, plane);
+            memcpy(d + (size_t)i * plane, d + (size_t)j * plane, plane);
+            memcpy(d + (size_t)j * plane, tmp, plane);
+        }
+    free(tmp);
+    return 0;
+}
+
 int vol_reorient_canonical(Vol *v, FvErr *e)
 {
     int w[3], s[3];
@@ -148,26 +195,48 @@ int vol_reorient_canonical(Vol *v, FvErr *e)
     int64_t odim[3] = {sdim[src_of[0]], sdim[src_of[1]], sdim[src_of[2]]};
     size_t es = vol_type_size(v->type);
     size_t n = (size_t)vol_count(v);
-    unsigned char *out = malloc(n * es);
+    unsigned char *out;
+    if (src_of[0] == 0 && src_of[1] == 1 && src_of[2] == 2) {
+        /* Flips only (LPS DICOM, LAS NIfTI): done in place, no second copy
+         * of the volume. */
+        if (flip_in_place(v, s, e))
+            return -1;
+        out = v->data;
+        goto affine;
+    }
+    out = malloc(n * es);
     if (!out)
         return err_set(e, FV_ENOMEM, "reorienting: cannot allocate %zu voxels", n);
     const unsigned char *in = v->data;
     int64_t sstride[3] = {1, v->nx, v->nx * v->ny};
-    /* For each output index o (x fastest), the source index per source axis. */
-    int64_t idx[3];
+    /* Output axis k walks source axis src_of[k], backwards when flipped:
+     * its step in source elements, and where output voxel 0 sits. */
+    int64_t step[3], start = 0;
+    for (int k = 0; k < 3; k++) {
+        int j = src_of[k];
+        step[k] = s[j] > 0 ? sstride[j] : -sstride[j];
+        if (s[j] < 0)
+            start += (sdim[j] - 1) * sstride[j];
+    }
     size_t oi = 0;
     for (int64_t oz = 0; oz < odim[2]; oz++)
-        for (int64_t oy = 0; oy < odim[1]; oy++)
-            for (int64_t ox = 0; ox < odim[0]; ox++, oi++) {
-                int64_t o[3] = {ox, oy, oz};
-                for (int k = 0; k < 3; k++) {
-                    int j = src_of[k];
-                    idx[j] = s[j] > 0 ? o[k] : sdim[j] - 1 - o[k];
-                }
-                size_t si = (size_t)(idx[0] * sstride[0] + idx[1] * sstride[1] +
-                                     idx[2] * sstride[2]);
-                memcpy(out + oi * es, in + si * es, es);
+        for (int64_t oy = 0; oy < odim[1]; oy++) {
+            int64_t base = start + oz * step[2] + oy * step[1], st = step[0];
+            if (es == 2) {
+                const int16_t *src = (const int16_t *)(const void *)in + base;
+                int16_t *dst = (int16_t *)(void *)out + oi;
+                for (int64_t ox = 0; ox < odim[0]; ox++)
+                    dst[ox] = src[ox * st];
+            } else if (es == 1) {
+                for (int64_t ox = 0; ox < odim[0]; ox++)
+                    out[oi + (size_t)ox] = in[base + ox * st];
+            } else {
+                for (int64_t ox = 0; ox < odim[0]; ox++)
+                    memcpy(out + (oi + (size_t)ox) * es, in + (size_t)(base + ox * st) * es, es);
             }
+            oi += (size_t)odim[0];
+        }
+affine:;
     /* New affine: column k = sign * old column src_of[k]; origin moves to the
      * old index of output voxel 0. */
     double na[4][4];
@@ -185,12 +254,116 @@ int vol_reorient_canonical(Vol *v, FvErr *e)
         for (int j = 0; j < 3; j++)
             na[r][3] += v->affine[r][j] * origin_idx[j];
     }
-    free(v->data);
+    if (out != v->data)
+        free(v->data);
     v->data = out;
     v->nx = odim[0];
     v->ny = odim[1];
     v->nz = odim[2];
     memcpy(v->affine, na, sizeof na);
+    return 0;
+}
+
+/* lrintf for |v| < 2^22 without a library call: adding and subtracting
+ * 1.5 * 2^23 leaves v rounded to the nearest integer, ties to even (the
+ * default rounding mode, as lrintf; the project never builds with
+ * -ffast-math, which could fold it away). */
+static inline float round_even(float v)
+{
+    const float b = 12582912.0f;
+    return (v + b) - b;
+}
+
+/* Trilinear interpolation plane by plane: each source z plane is
+ * interpolated in x then y once (into a cached output-sized plane), and
+ * output planes blend two such planes in z. The float operations are
+ * exactly those of the per-voxel formula (x, then y, then z), so results
+ * are bit-identical to it, with sequential memory access instead of eight
+ * scattered reads per voxel. Returns -1 when memory runs out. */
+static int trilinear_planes(const Vol *src, Vol *dst, const int64_t odim[3], int64_t *const i0[3],
+                            float *const wt[3])
+{
+    int64_t sx = src->nx, sy = src->ny, sxy = sx * sy;
+    size_t onx = (size_t)odim[0], ony = (size_t)odim[1];
+    float *xrows = malloc((size_t)sy * onx * sizeof(float));
+    float *plane[2] = {malloc(onx * ony * sizeof(float)), malloc(onx * ony * sizeof(float))};
+    int64_t held[2] = {-1, -1};
+    if (!xrows || !plane[0] || !plane[1]) {
+        free(xrows);
+        free(plane[0]);
+        free(plane[1]);
+        return -1;
+    }
+    int64_t xstep = src->nx > 1, ystep = src->ny > 1, zstep = src->nz > 1;
+    uint8_t *d8 = dst->data;
+    int16_t *d16 = dst->data;
+    float *d32 = dst->data;
+    for (int64_t z = 0; z < odim[2]; z++) {
+        int64_t zs[2] = {i0[2][z], i0[2][z] + zstep};
+        float *pl[2];
+        for (int k = 0; k < 2; k++) {
+            int slot = held[0] == zs[k] ? 0 : held[1] == zs[k] ? 1 : -1;
+            if (slot < 0) {
+                /* Fill the slot the other source plane of this output
+                 * plane does not use. */
+                slot = (k == 1 && held[0] == zs[0]) ? 1 : (k == 1 && held[1] == zs[0]) ? 0 : k;
+                int64_t zz = zs[k];
+#define XPASS(T)                                                                           \
+    do {                                                                                   \
+        const T *sd = (const T *)src->data + zz * sxy;                                     \
+        for (int64_t y = 0; y < sy; y++) {                                                 \
+            const T *row = sd + y * sx;                                                    \
+            float *xr = xrows + (size_t)y * onx;                                           \
+            for (size_t x = 0; x < onx; x++) {                                             \
+                int64_t xi = i0[0][x];                                                     \
+                float wx = wt[0][x];                                                       \
+                xr[x] = (float)row[xi] * (1 - wx) + (float)row[xi + xstep] * wx;           \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+                if (src->type == VOL_U8)
+                    XPASS(uint8_t);
+                else if (src->type == VOL_I16)
+                    XPASS(int16_t);
+                else
+                    XPASS(float);
+#undef XPASS
+                float *out = plane[slot];
+                for (size_t y = 0; y < ony; y++) {
+                    const float *a = xrows + (size_t)i0[1][y] * onx;
+                    const float *b = xrows + (size_t)(i0[1][y] + ystep) * onx;
+                    float wy = wt[1][y];
+                    float *o = out + y * onx;
+                    for (size_t x = 0; x < onx; x++)
+                        o[x] = a[x] * (1 - wy) + b[x] * wy;
+                }
+                held[slot] = zz;
+            }
+            pl[k] = plane[slot];
+        }
+        float wz = wt[2][z];
+        size_t base = (size_t)z * onx * ony, n = onx * ony;
+        const float *a = pl[0], *b = pl[1];
+        if (dst->type == VOL_F32) {
+            for (size_t i = 0; i < n; i++)
+                d32[base + i] = a[i] * (1 - wz) + b[i] * wz;
+        } else if (dst->type == VOL_I16) {
+            for (size_t i = 0; i < n; i++) {
+                float v = a[i] * (1 - wz) + b[i] * wz;
+                v = v < -32768 ? -32768 : v > 32767 ? 32767 : v;
+                d16[base + i] = (int16_t)round_even(v);
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                float v = a[i] * (1 - wz) + b[i] * wz;
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                d8[base + i] = (uint8_t)round_even(v);
+            }
+        }
+    }
+    free(xrows);
+    free(plane[0]);
+    free(plane[1]);
     return 0;
 }
 
@@ -248,27 +421,70 @@ int vol_resample(const Vol *src, const double spacing[3], int nearest, int64_t m
             }
         }
     }
-    size_t oi = 0;
-    for (int64_t z = 0; z < odim[2]; z++)
-        for (int64_t y = 0; y < odim[1]; y++)
-            for (int64_t x = 0; x < odim[0]; x++, oi++) {
-                int64_t xi = i0[0][x], yi = i0[1][y], zi = i0[2][z];
-                if (nearest) {
-                    vol_put(dst, oi, vol_get(src, xi, yi, zi));
-                    continue;
-                }
-                float wx = wt[0][x], wy = wt[1][y], wz = wt[2][z];
-                int64_t x1 = xi + (src->nx > 1), y1 = yi + (src->ny > 1), z1 = zi + (src->nz > 1);
-                float c00 = vol_get(src, xi, yi, zi) * (1 - wx) + vol_get(src, x1, yi, zi) * wx;
-                float c10 = vol_get(src, xi, y1, zi) * (1 - wx) + vol_get(src, x1, y1, zi) * wx;
-                float c01 = vol_get(src, xi, yi, z1) * (1 - wx) + vol_get(src, x1, yi, z1) * wx;
-                float c11 = vol_get(src, xi, y1, z1) * (1 - wx) + vol_get(src, x1, y1, z1) * wx;
-                float c0 = c00 * (1 - wy) + c10 * wy, c1 = c01 * (1 - wy) + c11 * wy;
-                vol_put(dst, oi, c0 * (1 - wz) + c1 * wz);
-            }
+    /* The same arithmetic for every type, with the element type fixed per
+     * loop (a type switch per read costs more than the interpolation). */
+#define RESAMPLE_LOOP(T, PUT)                                                              \
+    do {                                                                                   \
+        const T *sd = (const T *)src->data;                                                \
+        size_t oi = 0;                                                                     \
+        int64_t sx = src->nx, sxy = src->nx * src->ny;                                     \
+        for (int64_t z = 0; z < odim[2]; z++)                                              \
+            for (int64_t y = 0; y < odim[1]; y++)                                          \
+                for (int64_t x = 0; x < odim[0]; x++, oi++) {                              \
+                    int64_t xi = i0[0][x], yi = i0[1][y], zi = i0[2][z];                   \
+                    if (nearest) {                                                         \
+                        /* same type in and out: the value itself */                       \
+                        ((T *)dst->data)[oi] = sd[zi * sxy + yi * sx + xi];                \
+                        continue;                                                          \
+                    }                                                                      \
+                    float wx = wt[0][x], wy = wt[1][y], wz = wt[2][z];                     \
+                    int64_t x1 = xi + (src->nx > 1), y1 = yi + (src->ny > 1),              \
+                            z1 = zi + (src->nz > 1);                                       \
+                    const T *p00 = sd + zi * sxy + yi * sx, *p10 = sd + zi * sxy + y1 * sx, \
+                            *p01 = sd + z1 * sxy + yi * sx, *p11 = sd + z1 * sxy + y1 * sx; \
+                    float c00 = (float)p00[xi] * (1 - wx) + (float)p00[x1] * wx;           \
+                    float c10 = (float)p10[xi] * (1 - wx) + (float)p10[x1] * wx;           \
+                    float c01 = (float)p01[xi] * (1 - wx) + (float)p01[x1] * wx;           \
+                    float c11 = (float)p11[xi] * (1 - wx) + (float)p11[x1] * wx;           \
+                    float c0 = c00 * (1 - wy) + c10 * wy, c1 = c01 * (1 - wy) + c11 * wy;  \
+                    PUT(oi, c0 * (1 - wz) + c1 * wz);                                      \
+                }                                                                          \
+    } while (0)
+    /* The output has the input's type: rounded and clamped like vol_put. */
+    uint8_t *d8 = dst->data;
+    int16_t *d16 = dst->data;
+    float *d32 = dst->data;
+#define PUT_U8(i, val)                                                                     \
+    do {                                                                                   \
+        float v_ = (val);                                                                  \
+        d8[i] = (uint8_t)(v_ < 0 ? 0 : v_ > 255 ? 255 : lrintf(v_));                       \
+    } while (0)
+#define PUT_I16(i, val)                                                                    \
+    do {                                                                                   \
+        float v_ = (val);                                                                  \
+        d16[i] = (int16_t)(v_ < -32768 ? -32768 : v_ > 32767 ? 32767 : lrintf(v_));        \
+    } while (0)
+#define PUT_F32(i, val) (d32[i] = (val))
+    int rc = 0;
+    if (!nearest) {
+        rc = trilinear_planes(src, dst, odim, i0, wt);
+    } else if (src->type == VOL_U8)
+        RESAMPLE_LOOP(uint8_t, PUT_U8);
+    else if (src->type == VOL_I16)
+        RESAMPLE_LOOP(int16_t, PUT_I16);
+    else
+        RESAMPLE_LOOP(float, PUT_F32);
+#undef RESAMPLE_LOOP
+#undef PUT_U8
+#undef PUT_I16
+#undef PUT_F32
     for (int j = 0; j < 3; j++) {
         free(i0[j]);
         free(wt[j]);
+    }
+    if (rc) {
+        vol_free(dst);
+        return err_set(e, FV_ENOMEM, "resampling: out of memory");
     }
     /* Output affine: columns scaled; origin at source index off[]. */
     identity(dst->affine);

@@ -1,0 +1,153 @@
+#include "mask.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemas.h"
+#include "tsv.h"
+
+int ts_classes_load(TsClasses *t, FvErr *e)
+{
+    memset(t, 0, sizeof *t);
+    char *text;
+    size_t len;
+    if (schema_load("totalseg_classes.tsv", &text, &len, e))
+        return -1;
+    TsvReader r;
+    if (tsv_open(&r, text, len, "totalseg_classes.tsv", e)) {
+        free(text);
+        return -1;
+    }
+    int cid = tsv_col(&r, "id"), cname = tsv_col(&r, "name"), rc;
+    if (cid < 0 || cname < 0) {
+        tsv_close(&r);
+        free(text);
+        return err_set(e, FV_EFORMAT, "totalseg_classes.tsv: needs columns id and name");
+    }
+    while ((rc = tsv_next(&r, e)) == 1) {
+        int id = atoi(r.fields[cid]);
+        if (id < 1 || id > TS_MAX_ID || t->name[id][0]) {
+            rc = err_set(e, FV_EFORMAT, "totalseg_classes.tsv:%d: bad or repeated id '%s'", r.line,
+                         r.fields[cid]);
+            break;
+        }
+        snprintf(t->name[id], sizeof t->name[id], "%s", r.fields[cname]);
+        if (id > t->max_id)
+            t->max_id = id;
+    }
+    tsv_close(&r);
+    free(text);
+    return rc < 0 ? -1 : 0;
+}
+
+int ts_class_id(const TsClasses *t, const char *name)
+{
+    char n[64];
+    snprintf(n, sizeof n, "%s", name);
+    const char *exts[] = {".nii.gz", ".nii", ".gz"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t l = strlen(n), k = strlen(exts[i]);
+        if (l > k && strcasecmp(n + l - k, exts[i]) == 0) {
+            n[l - k] = '\0';
+            break;
+        }
+    }
+    for (int id = 1; id <= t->max_id; id++)
+        if (t->name[id][0] && strcasecmp(t->name[id], n) == 0)
+            return id;
+    return -1;
+}
+
+int mask_remap(Vol *mask, const NiftiLabel *labels, int nlabels, const TsClasses *t, Buf *notes,
+               FvErr *e)
+{
+    if (mask->type != VOL_U8)
+        return err_set(e, FV_EINTERNAL, "mask_remap: not a uint8 volume");
+    if (nlabels <= 0)
+        return 0;
+    int map[256];
+    for (int i = 0; i < 256; i++)
+        map[i] = 0; /* values outside the table become background */
+    int identity = 1, unknown = 0;
+    for (int i = 0; i < nlabels; i++) {
+        int key = labels[i].key;
+        if (key < 0 || key > 255)
+            continue;
+        if (key == 0)
+            continue;
+        int id = ts_class_id(t, labels[i].name);
+        if (id < 0) {
+            if (unknown++ < 3)
+                buf_printf(notes, "label %d '%s' is not a TotalSegmentator class: set to 0; ", key,
+                           labels[i].name);
+            id = 0;
+        }
+        map[key] = id;
+    }
+    if (unknown > 3)
+        buf_printf(notes, "%d labels in all are not TotalSegmentator classes; ", unknown);
+    for (int i = 1; i < 256; i++) {
+        int in_table = 0;
+        for (int k = 0; k < nlabels; k++)
+            in_table |= labels[k].key == i;
+        if (!in_table)
+            continue;
+        if (map[i] != i)
+            identity = 0;
+    }
+    /* Values absent from the table: count them before deciding. */
+    int64_t hist[256];
+    mask_histogram(mask, hist);
+    int64_t orphan = 0;
+    for (int i = 1; i < 256; i++) {
+        int in_table = 0;
+        for (int k = 0; k < nlabels; k++)
+            in_table |= labels[k].key == i;
+        if (!in_table && hist[i]) {
+            orphan += hist[i];
+            identity = 0;
+        }
+    }
+    if (orphan)
+        buf_printf(notes, "%lld voxels carry values missing from the label table: set to 0; ",
+                   (long long)orphan);
+    if (identity)
+        return 0;
+    buf_puts(notes, "labels remapped by name onto TotalSegmentator ids; ");
+    uint8_t *d = mask->data;
+    size_t n = (size_t)vol_count(mask);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)map[d[i]];
+    return 0;
+}
+
+int mask_merge_class(Vol *into, const Vol *part, int id, int64_t *overlaps, FvErr *e)
+{
+    if (into->nx != part->nx || into->ny != part->ny || into->nz != part->nz ||
+        part->type != VOL_U8 || into->type != VOL_U8)
+        return err_set(e, FV_EFORMAT, "class mask is %lldx%lldx%lld, the others %lldx%lldx%lld",
+                       (long long)part->nx, (long long)part->ny, (long long)part->nz,
+                       (long long)into->nx, (long long)into->ny, (long long)into->nz);
+    const uint8_t *s = part->data;
+    uint8_t *d = into->data;
+    size_t n = (size_t)vol_count(into);
+    for (size_t i = 0; i < n; i++)
+        if (s[i]) {
+            if (d[i])
+                (*overlaps)++;
+            else
+                d[i] = (uint8_t)id;
+        }
+    return 0;
+}
+
+void mask_histogram(const Vol *mask, int64_t present[256])
+{
+    memset(present, 0, 256 * sizeof *present);
+    const uint8_t *d = mask->data;
+    size_t n = (size_t)vol_count(mask);
+    for (size_t i = 0; i < n; i++)
+        present[d[i]]++;
+}

@@ -1,0 +1,40 @@
+/* mask: TotalSegmentator masks onto the `total` task's label ids.
+ *
+ * A multi-label NIfTI with a label table (TotalSegmentator --ml writes one
+ * in a Caret XML extension) is remapped by class name onto the ids of
+ * schemas/totalseg_classes.tsv, so a mask from another version or task with
+ * other numbers still lands on the same ids; labels whose names are not
+ * classes become 0 (and are noted). Without a table, values are taken as
+ * ids already. A folder of per-class files (<class>.nii.gz, 0/1) is merged
+ * into one label volume, each class written with its id. */
+#ifndef FVLM_INGEST_MASK_H
+#define FVLM_INGEST_MASK_H
+
+#include "buf.h"
+#include "error.h"
+#include "nifti.h"
+#include "vol.h"
+
+enum { TS_MAX_ID = 255 };
+
+typedef struct TsClasses {
+    char name[TS_MAX_ID + 1][64]; /* "" when the id is unused */
+    int max_id;
+} TsClasses;
+
+int ts_classes_load(TsClasses *t, FvErr *e);
+/* Id of a class name (case-insensitive; ".nii.gz" etc. stripped), or -1. */
+int ts_class_id(const TsClasses *t, const char *name);
+
+/* Remaps mask values through a label table (see above). */
+int mask_remap(Vol *mask, const NiftiLabel *labels, int nlabels, const TsClasses *t, Buf *notes,
+               FvErr *e);
+
+/* Adds binary class mask `part` (same grid as `into`) as label id. Voxels
+ * already labelled keep their first label; overlaps are counted. */
+int mask_merge_class(Vol *into, const Vol *part, int id, int64_t *overlaps, FvErr *e);
+
+/* present[id] = voxel count of each label id (present has 256 entries). */
+void mask_histogram(const Vol *mask, int64_t present[256]);
+
+#endif

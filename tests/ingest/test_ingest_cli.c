@@ -1,0 +1,571 @@
+/* Integration tests of `fvlm ingest`, `fvlm inspect` and `fvlm stats` on
+ * the committed fixtures (tests/ingest/fixtures, made by make_fixtures.py)
+ * and on archives of every kind built from them with mkarchive:
+ *   - every orientation and layout of one study lands as the same tensor;
+ *   - every archive format gives the same study;
+ *   - no identifying value of the DICOM headers reaches the database;
+ *   - every hostile input is one error line and one `errors` row, and the
+ *     run goes on;
+ *   - a re-run skips known members; kill -9 at any point then the same
+ *     command again ends with the database of an uninterrupted run;
+ *   - CT-RATE blank headers are rebuilt from metadata.csv. */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fvlm_config.h"
+#include "json.h"
+#include "test.h"
+
+static const char *bin, *mkarch;
+static char fx[1024], tmp[256];
+
+/* Runs a shell command; returns its exit status, or 128 + signal. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc == -1)
+        return -1;
+    if (WIFSIGNALED(rc))
+        return 128 + WTERMSIG(rc);
+    return WEXITSTATUS(rc);
+}
+
+static int64_t q1(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    int64_t v = -1;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        } else {
+            fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(h));
+        }
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+/* All rows of a query as text, one row per line, cells separated by '|'. */
+static void qall(const char *db, const char *sql, Buf *out)
+{
+    sqlite3 *h;
+    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(h);
+        return;
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            for (int i = 0; i < sqlite3_column_count(st); i++) {
+                const unsigned char *t = sqlite3_column_text(st, i);
+                buf_printf(out, "%s%s", i ? "|" : "", t ? (const char *)t : "NULL");
+            }
+            buf_putc(out, '\n');
+        }
+        sqlite3_finalize(st);
+    } else {
+        fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(h));
+    }
+    sqlite3_close(h);
+}
+
+static char *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    Buf b = {0};
+    char chunk[8192];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&b, chunk, k);
+    fclose(f);
+    if (n)
+        *n = b.len;
+    return b.data ? buf_steal(&b) : calloc(1, 1);
+}
+
+static int count_lines_with(const char *path, const char *needle)
+{
+    char *t = read_all(path, NULL);
+    int n = 0;
+    for (char *p = t; p && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    free(t);
+    return n;
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = hay; *p; p++)
+        if (strncasecmp(p, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* The corpus content that must not depend on how a run went: every row of
+ * the ingest tables without run ids and times. */
+static void dump(const char *db, Buf *out)
+{
+    qall(db, "SELECT id, path, member, sha256, size, kind, status, study_id FROM sources ORDER BY id",
+         out);
+    qall(db, "SELECT id, study_key, patient_key, dataset, split FROM studies ORDER BY id", out);
+    qall(db,
+         "SELECT id, study_id, sha256, source, src_dims, src_spacing, src_affine, src_orient, "
+         "src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor, hu_min, hu_max, hu_mean, "
+         "notes FROM volumes ORDER BY id",
+         out);
+    qall(db, "SELECT * FROM masks ORDER BY id", out);
+    qall(db,
+         "SELECT id, study_id, sha256, source, format, language, encoding, text, n_phi FROM "
+         "reports ORDER BY id",
+         out);
+}
+
+/* Sorted names in the db's tensor folder (and a count of temporary ones). */
+static void tensor_files(const char *db, Buf *out, int *ntmp)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s.tensors", db);
+    *ntmp = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char *names[512];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < 512) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (strstr(de->d_name, ".tmp."))
+            (*ntmp)++;
+        names[n++] = strdup(de->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (strcmp(names[j], names[i]) < 0) {
+                char *t = names[i];
+                names[i] = names[j];
+                names[j] = t;
+            }
+    for (int i = 0; i < n; i++) {
+        buf_printf(out, "%s\n", names[i]);
+        free(names[i]);
+    }
+}
+
+static int ingest(const char *db, const char *args, const char *errfile)
+{
+    return sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --db '%s' %s 2>'%s'", bin, db,
+              args, errfile ? errfile : "/dev/null");
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_every_orientation_and_layout_lands_as_the_same_tensor(void)
+{
+    const char *variants[] = {"nifti_ras", "nifti_lps", "nifti_zflip", "nifti_permuted",
+                              "nifti2_big_float", "nifti_scaled_uint16", "nifti_pair",
+                              "dicom_explicit", "dicom_implicit", "dicom_bigendian",
+                              "dicom_deflated", "dicom_rle"};
+    char first[128] = "", db[512], shard[128];
+    int n = 0;
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/same/%s", fx, variants[i]);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue; /* dicom_rle needs pydicom's RLE encoder when generated */
+        snprintf(db, sizeof db, "%s/same_%s.db", tmp, variants[i]);
+        char args[8192];
+        snprintf(args, sizeof args, "'%s'", path);
+        int rc = ingest(db, args, NULL);
+        CHECK(rc == 0, "%s: exit %d", variants[i], rc);
+        Buf b = {0};
+        qall(db, "SELECT shard FROM volumes", &b);
+        snprintf(shard, sizeof shard, "%s", b.data ? b.data : "");
+        buf_free(&b);
+        CHECK(shard[0], "%s: no volume", variants[i]);
+        if (!first[0])
+            snprintf(first, sizeof first, "%s", shard);
+        CHECK(!strcmp(shard, first), "%s lands as %s, %s as %s", variants[i], shard, variants[0],
+              first);
+        n++;
+    }
+    CHECK(n >= 11, "only %d variants found", n);
+}
+
+static const char *formats[] = {"tar", "tar.gz", "tar.bz2", "tar.xz", "tar.zst", "zip", "7z"};
+
+static void test_every_archive_format_gives_the_same_study(void)
+{
+    char ref[4096] = "";
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        char arch[512], db[512];
+        snprintf(arch, sizeof arch, "%s/study1.%s", tmp, formats[i]);
+        int rc = sh("'%s' %s '%s' '%s/hospital/study1' %s", mkarch, formats[i], arch, fx,
+                    i % 2 ? "--reverse" : "");
+        CHECK(rc == 0, "mkarchive %s: exit %d", formats[i], rc);
+        snprintf(db, sizeof db, "%s/fmt_%zu.db", tmp, i);
+        char args[600];
+        snprintf(args, sizeof args, "'%s'", arch);
+        rc = ingest(db, args, NULL);
+        CHECK(rc == 0, "ingest of %s: exit %d", formats[i], rc);
+        Buf b = {0};
+        qall(db,
+             "SELECT s.study_key, v.shard, m.shard, m.labels, r.n_phi, r.language FROM studies s "
+             "JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id JOIN "
+             "reports r ON r.study_id = s.id",
+             &b);
+        CHECK(b.len > 0, "%s: study without volume, mask and report", formats[i]);
+        if (!ref[0])
+            snprintf(ref, sizeof ref, "%s", b.data ? b.data : "");
+        CHECK(b.data && !strcmp(b.data, ref), "%s differs:\n%s\nfrom\n%s", formats[i],
+              b.data ? b.data : "", ref);
+        CHECK(q1(db, "SELECT count(*) FROM errors") == 0, "%s: errors", formats[i]);
+        buf_free(&b);
+    }
+    /* The DICOM study and its NIfTI version are the same tensor. */
+    Buf v = {0}, w = {0};
+    char db[512];
+    snprintf(db, sizeof db, "%s/fmt_0.db", tmp);
+    qall(db, "SELECT notes FROM volumes", &v);
+    CHECK(v.data && strstr(v.data, "scout") && strstr(v.data, "duplicate") &&
+              strstr(v.data, "gap"),
+          "notes do not say what was done: %s", v.data ? v.data : "");
+    qall(db, "SELECT labels FROM masks", &w);
+    CHECK(w.data && !strcmp(w.data, "[5,10,51]\n"), "mask labels remapped to %s",
+          w.data ? w.data : "");
+    buf_free(&v);
+    buf_free(&w);
+}
+
+static void test_no_phi_from_dicom_headers_reaches_the_database(void)
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/phi.db", tmp);
+    char args[8192];
+    snprintf(args, sizeof args, "--set deid.key=a-secret-that-must-not-leak '%s/hospital' '%s/same/dicom_explicit'",
+             fx, fx);
+    int rc = sh("'%s' ingest --quiet --db '%s' %s 2>/dev/null", bin, db, args);
+    CHECK(rc == 0, "exit %d", rc);
+    Buf all = {0};
+    const char *tables[] = {"runs", "errors", "sources", "studies", "volumes", "masks", "reports"};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "SELECT * FROM %s", tables[i]);
+        qall(db, sql, &all);
+    }
+    /* and every shard's header */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s.tensors", db);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        size_t n;
+        char *t = read_all(p, &n);
+        if (t && n > 8) {
+            uint64_t hl = 0;
+            for (int k = 7; k >= 0; k--)
+                hl = hl << 8 | (unsigned char)t[k];
+            if (hl < n)
+                buf_append(&all, t + 8, (size_t)hl);
+        }
+        free(t);
+    }
+    if (d)
+        closedir(d);
+    buf_putc(&all, '\0');
+    const char *phi[] = {"DOE", "JOHN", "PID-8842731", "8842731", "19650304", "1965-03-04",
+                         "ACC20210304", "SMITH", "ALICE", "Harbour", "867-5309",
+                         "1.2.826.0.1.3680043.8.498.1001", "a-secret-that-must-not-leak"};
+    for (size_t i = 0; i < sizeof phi / sizeof phi[0]; i++)
+        CHECK(!contains_ci(all.data, phi[i]), "'%s' found in the database", phi[i]);
+    CHECK(q1(db, "SELECT sum(n_phi) FROM reports") >= 5, "placeholders not counted");
+    CHECK(q1(db, "SELECT count(*) FROM studies WHERE patient_key IS NOT NULL") == 1,
+          "patient pseudonym missing");
+    buf_free(&all);
+}
+
+static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
+{
+    char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
+    snprintf(db, sizeof db, "%s/bad.db", tmp);
+    snprintf(err, sizeof err, "%s/bad.err", tmp);
+    snprintf(good, sizeof good, "%s/full.tar.gz", tmp);
+    snprintf(trunc, sizeof trunc, "%s/cut.tar.gz", tmp);
+    snprintf(junk, sizeof junk, "%s/junk.zip", tmp);
+    snprintf(badarch, sizeof badarch, "%s/badcases.tar.xz", tmp);
+    CHECK(sh("'%s' tar.gz '%s' '%s/same/dicom_implicit'", mkarch, good, fx) == 0, "mkarchive");
+    size_t n;
+    char *t = read_all(good, &n);
+    FILE *f = fopen(trunc, "wb");
+    if (f && t) {
+        fwrite(t, 1, n / 2, f);
+        fclose(f);
+    }
+    free(t);
+    f = fopen(junk, "wb");
+    if (f) {
+        for (int i = 0; i < 5000; i++)
+            fputc((i * 7919) & 0xFF, f);
+        fclose(f);
+    }
+    CHECK(sh("'%s' tar.xz '%s' '%s/bad'", mkarch, badarch, fx) == 0, "mkarchive bad");
+    char args[8192];
+    snprintf(args, sizeof args, "--set ingest.max_voxels=1000000 '%s/bad' '%s' '%s' '%s'", fx,
+             trunc, junk, badarch);
+    int rc = ingest(db, args, err);
+    CHECK(rc == 0, "a run with bad items exits %d, expected 0", rc);
+    int64_t nerr = q1(db, "SELECT count(*) FROM errors");
+    CHECK(nerr == count_lines_with(err, "fvlm: error:"),
+          "%lld errors rows but %d error lines on stderr", (long long)nerr,
+          count_lines_with(err, "fvlm: error:"));
+    struct {
+        const char *source_like, *member_like, *reason;
+    } want[] = {
+        {"%/bad/negative_dim/ct.nii", "", "dim[2] = -3 is not positive"},
+        {"%/bad/absurd_dims/ct.nii", "", "over the limit"},
+        {"%/bad/vox_offset_past_end/ct.nii", "", "past the end"},
+        {"%/bad/unknown_datatype/ct.nii", "", "unknown datatype 999"},
+        {"%/bad/truncated_gzip/ct.nii.gz", "", "truncated gzip stream"},
+        {"%/bad/corrupt_gzip/ct.nii.gz", "", "corrupt gzip stream"},
+        {"%/bad/dicom_no_pixels/IM0001.dcm", "", "without pixel data"},
+        {"%/bad/dicom_truncated/IM0001.dcm", "", "truncated"},
+        {"%/bad/series_inconsistent", "dicom/%", "inconsistent series"},
+        {"%/bad/over_limit/ct.nii.gz", "", "ingest.max_voxels"},
+        {"%/bad/report_unknown_encoding/report.txt", "", "unknown encoding"},
+        {"%/cut.tar.gz", "%", "truncated"},
+        {"%/junk.zip", "", "archive"},
+        {"%/badcases.tar.xz", "negative_dim/ct.nii", "dim[2] = -3"},
+        {"%/badcases.tar.xz", "report_unknown_encoding/report.txt", "unknown encoding"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM errors WHERE source LIKE '%s' AND coalesce(member, '') "
+                 "LIKE '%s' AND reason LIKE '%%%s%%'",
+                 want[i].source_like, want[i].member_like, want[i].reason);
+        int64_t k = q1(db, sql);
+        CHECK(k == 1, "%lld errors for %s %s '%s'", (long long)k, want[i].source_like,
+              want[i].member_like, want[i].reason);
+    }
+    /* The good study of the folder and of the archive were stored. */
+    CHECK(q1(db, "SELECT count(*) FROM volumes WHERE source LIKE '%good_one/ct.nii.gz'") == 1,
+          "good study in the bad folder not stored");
+    CHECK(q1(db, "SELECT count(*) FROM sources WHERE status = 'failed'") > 10, "failed members");
+    CHECK(q1(db, "SELECT status FROM runs") == 0 || 1, "run recorded");
+    Buf st = {0};
+    qall(db, "SELECT status, n_errors FROM runs", &st);
+    CHECK(st.data && !strncmp(st.data, "ok|", 3), "run status %s", st.data ? st.data : "");
+    buf_free(&st);
+    rc = sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --strict --db '%s' '%s/bad' "
+            "2>/dev/null",
+            bin, db, fx);
+    CHECK(rc == 1, "--strict with failed items exits %d, expected 1", rc);
+}
+
+static void test_a_rerun_skips_known_members_and_adds_nothing(void)
+{
+    char db[512], args[8192];
+    snprintf(db, sizeof db, "%s/rerun.db", tmp);
+    snprintf(args, sizeof args, "'%s/hospital' '%s/reports' '%s/ctrate'", fx, fx, fx);
+    CHECK(ingest(db, args, NULL) == 0, "first run");
+    Buf a = {0}, b = {0};
+    dump(db, &a);
+    CHECK(ingest(db, args, NULL) == 0, "second run");
+    dump(db, &b);
+    CHECK(a.data && b.data && !strcmp(a.data, b.data), "second run changed the corpus");
+    CHECK(q1(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, '$.members') "
+                 "FROM runs WHERE id = 2") == 1,
+          "second run did not skip every member");
+    CHECK(q1(db, "SELECT json_extract(counts, '$.volumes') FROM runs WHERE id = 2") == 0,
+          "second run stored volumes again");
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run(void)
+{
+    char ref[512], args[8192];
+    snprintf(ref, sizeof ref, "%s/ref.db", tmp);
+    snprintf(args, sizeof args, "'%s/hospital' '%s/perclass' '%s/reports' '%s/ctrate' '%s/bad' "
+                                "'%s/nifti'",
+             fx, fx, fx, fx, fx, fx);
+    CHECK(ingest(ref, args, NULL) == 0, "reference run");
+    Buf want = {0}, wfiles = {0};
+    int ntmp;
+    dump(ref, &want);
+    tensor_files(ref, &wfiles, &ntmp);
+    const char *points[] = {"shard:1", "shard:3", "shard:6", "commit:1", "commit:4", "commit:9",
+                            "commit:15"};
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+        char db[512];
+        snprintf(db, sizeof db, "%s/crash%zu.db", tmp, i);
+        int rc = sh("FVLM_TEST_CRASH=%s FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet "
+                    "--db '%s' %s 2>/dev/null",
+                    points[i], bin, db, args);
+        CHECK(rc == 128 + 9, "%s: the run was not killed (exit %d)", points[i], rc);
+        rc = ingest(db, args, NULL);
+        CHECK(rc == 0, "%s: rerun exit %d", points[i], rc);
+        Buf got = {0}, files = {0};
+        dump(db, &got);
+        tensor_files(db, &files, &ntmp);
+        CHECK(got.data && want.data && !strcmp(got.data, want.data),
+              "%s: the corpus differs from an uninterrupted run", points[i]);
+        CHECK(files.data && wfiles.data && !strcmp(files.data, wfiles.data),
+              "%s: tensor files differ (orphans?):\n%s\nexpected\n%s", points[i],
+              files.data ? files.data : "", wfiles.data ? wfiles.data : "");
+        CHECK(ntmp == 0, "%s: %d temporary files left", points[i], ntmp);
+        CHECK(q1(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1,
+              "%s: the killed run is not marked interrupted", points[i]);
+        buf_free(&got);
+        buf_free(&files);
+    }
+    buf_free(&want);
+    buf_free(&wfiles);
+}
+
+static void test_ctrate_blank_headers_are_rebuilt_from_metadata(void)
+{
+    char db[512], args[8192], ras[512];
+    snprintf(db, sizeof db, "%s/ctrate.db", tmp);
+    snprintf(args, sizeof args, "'%s/ctrate'", fx);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    snprintf(ras, sizeof ras, "%s/same_nifti_ras.db", tmp);
+    Buf a = {0}, b = {0};
+    qall(db,
+         "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
+         "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%train_1_a_1.nii.gz'",
+         &a);
+    qall(ras, "SELECT shard FROM volumes", &b);
+    CHECK(a.data && b.data && !strcmp(a.data, b.data),
+          "blank-header volume %s is not the phantom's tensor %s", a.data ? a.data : "-",
+          b.data ? b.data : "-");
+    CHECK(q1(db, "SELECT count(*) FROM volumes") == 2, "train_1_a and valid_3_b volumes");
+    CHECK(q1(db, "SELECT count(*) FROM sources WHERE path LIKE '%train_1_a_2.nii.gz' AND status "
+                 "= 'ignored'") == 1,
+          "second reconstruction not ignored");
+    CHECK(q1(db, "SELECT count(*) FROM reports WHERE format = 'ctrate_csv'") == 2, "reports");
+    CHECK(q1(db, "SELECT count(*) FROM reports WHERE text LIKE 'Findings: %' AND text LIKE "
+                 "'%Impression: %'") == 2,
+          "composition");
+    CHECK(q1(db, "SELECT count(*) FROM errors WHERE member = 'row 4'") == 1, "bogus row");
+    CHECK(q1(db, "SELECT count(*) FROM masks") == 1, "mask");
+    CHECK(q1(db, "SELECT count(*) FROM studies WHERE dataset = 'ctrate' AND split = 'valid'") ==
+              1,
+          "valid split from the name");
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_a_missing_key_is_a_usage_error_that_says_how_to_set_it(void)
+{
+    char err[512];
+    snprintf(err, sizeof err, "%s/nokey.err", tmp);
+    int rc = sh("env -u FVLM_DEID_KEY '%s' ingest --db '%s/nokey.db' '%s/reports' 2>'%s'", bin,
+                tmp, fx, err);
+    CHECK(rc == 2, "exit %d, expected 2", rc);
+    CHECK(count_lines_with(err, "FVLM_DEID_KEY") == 1, "message does not say how to set it");
+}
+
+static void test_inspect_and_stats_print_json(void)
+{
+    char arch[512], out[512];
+    snprintf(arch, sizeof arch, "%s/study1.tar.gz", tmp);
+    snprintf(out, sizeof out, "%s/inspect.json", tmp);
+    int rc = sh("'%s' inspect '%s:seg.nii.gz' > '%s'", bin, arch, out);
+    CHECK(rc == 0, "inspect archive:member exit %d", rc);
+    char *t = read_all(out, NULL);
+    JsonValue *v = NULL;
+    FvErr e = {0};
+    CHECK(t && json_parse(t, strlen(t), &v, &e) == 0, "inspect JSON: %s", e.msg);
+    if (v) {
+        const JsonValue *items = json_get(v, "items");
+        CHECK(items && items->len == 1, "one item");
+        if (items && items->len == 1) {
+            const JsonValue *it = &items->items[0];
+            CHECK_STR(json_get_str(it, "kind", ""), "mask");
+            CHECK_EQ_INT(json_get_int(it, "label_table", 0), 3);
+            const JsonValue *g = json_get(it, "geometry");
+            CHECK(g && !strcmp(json_get_str(g, "orientation", ""), "RAS"), "orientation");
+        }
+        json_free(&v);
+    }
+    free(t);
+    rc = sh("'%s' inspect '%s:dicom/' > '%s'", bin, arch, out);
+    t = read_all(out, NULL);
+    CHECK(rc == 0 && t && strstr(t, "\"dicom_series\"") && strstr(t, "scouts") &&
+              strstr(t, "\"orientation\": \"LPS\""),
+          "inspect of a DICOM folder in an archive");
+    free(t);
+    rc = sh("'%s' inspect '%s:no/such/member' > /dev/null 2>&1", bin, arch);
+    CHECK(rc == 1, "missing member exits %d", rc);
+    char db[512];
+    snprintf(db, sizeof db, "%s/fmt_1.db", tmp);
+    rc = sh("'%s' stats --json --db '%s' > '%s'", bin, db, out);
+    t = read_all(out, NULL);
+    CHECK(rc == 0 && t && json_parse(t, strlen(t), &v, &e) == 0, "stats JSON");
+    if (rc == 0 && v) {
+        const JsonValue *s = json_get(v, "studies");
+        CHECK(s && json_get_int(s, "complete", 0) == 1, "one complete study");
+        json_free(&v);
+    }
+    free(t);
+}
+
+int main(void)
+{
+    bin = getenv("FVLM_BIN");
+    mkarch = getenv("MKARCHIVE");
+    const char *root = getenv("FVLM_SOURCE_ROOT");
+    if (!bin || !mkarch || !root) {
+        fprintf(stderr, "FVLM_BIN, MKARCHIVE and FVLM_SOURCE_ROOT must be set\n");
+        return 1;
+    }
+    snprintf(fx, sizeof fx, "%s/tests/ingest/fixtures", root);
+    snprintf(tmp, sizeof tmp, "/tmp/fvlm-ingest-cli-XXXXXX");
+    if (!mkdtemp(tmp)) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(test_every_orientation_and_layout_lands_as_the_same_tensor);
+    RUN(test_every_archive_format_gives_the_same_study);
+    RUN(test_no_phi_from_dicom_headers_reaches_the_database);
+    RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
+    RUN(test_a_rerun_skips_known_members_and_adds_nothing);
+    RUN(test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run);
+    RUN(test_ctrate_blank_headers_are_rebuilt_from_metadata);
+    RUN(test_a_missing_key_is_a_usage_error_that_says_how_to_set_it);
+    RUN(test_inspect_and_stats_print_json);
+    int rc = test_finish();
+    if (rc == 0)
+        sh("rm -rf '%s'", tmp);
+    else
+        fprintf(stderr, "files kept in %s\n", tmp);
+    return rc;
+}
