@@ -177,10 +177,21 @@ int corpus_source_status(Corpus *c, const char *sha, char status[16], FvErr *e)
     return rc < 0 ? -1 : rc;
 }
 
+const char *corpus_clean(Corpus *c, const char *in, char *buf, size_t n)
+{
+    if (!c->scrub || !in)
+        return in;
+    c->scrub(c->scrub_ctx, in, buf, n);
+    return buf;
+}
+
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
                       FvErr *e)
 {
+    char pb[4200], mb[4200];
+    path = corpus_clean(c, path, pb, sizeof pb);
+    member = corpus_clean(c, member, mb, sizeof mb);
     if (study_id > 0)
         return db_run(c->db, e,
                       "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
@@ -399,6 +410,8 @@ int corpus_volume_put(Corpus *c, const VolumeRow *r, int64_t *id, FvErr *e)
              r->src_spacing[2]);
     json_affine(r->src_affine, src_aff, sizeof src_aff);
     json_affine(r->grid->affine, aff, sizeof aff);
+    char sb[4200];
+    const char *source = corpus_clean(c, r->source, sb, sizeof sb);
     double sp[3];
     vol_spacing(r->grid, sp);
     if (db_run(c->db, e,
@@ -406,7 +419,7 @@ int corpus_volume_put(Corpus *c, const VolumeRow *r, int64_t *id, FvErr *e)
                "src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor, hu_min, "
                "hu_max, hu_mean, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                "'ct', ?, ?, ?, ?)",
-               "isssssssiiidddssddds", r->study_id, r->sha, r->source, dims, spacing, src_aff,
+               "isssssssiiidddssddds", r->study_id, r->sha, source, dims, spacing, src_aff,
                r->src_orient, r->src_dtype, r->grid->nz, r->grid->ny, r->grid->nx, sp[2], sp[1],
                sp[0], aff, r->shard, r->hu_min, r->hu_max, r->hu_mean,
                r->notes && *r->notes ? r->notes : NULL))
@@ -419,6 +432,8 @@ int corpus_mask_put(Corpus *c, int64_t study_id, int64_t volume_id, const char *
                     const char *source, const char *shard, const char *labels_json,
                     int resampled, FvErr *e)
 {
+    char sb[4200];
+    source = corpus_clean(c, source, sb, sizeof sb);
     return db_run(c->db, e,
                   "INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor, labels, "
                   "resampled) VALUES (?, ?, ?, ?, ?, 'mask', ?, ?)",
@@ -430,6 +445,8 @@ int corpus_report_put(Corpus *c, int64_t study_id, const char *sha, const char *
                       const char *format, const char *language, const char *encoding,
                       const char *text, int n_phi, FvErr *e)
 {
+    char sb[4200];
+    source = corpus_clean(c, source, sb, sizeof sb);
     return db_run(c->db, e,
                   "INSERT INTO reports (study_id, sha256, source, format, language, encoding, "
                   "text, n_phi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

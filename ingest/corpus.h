@@ -23,11 +23,21 @@
 #include "run.h"
 #include "vol.h"
 
+/* Names of files and members can carry identifiers (hospitals name
+ * archives by accession number): every path-like string is passed through
+ * this before it is stored; out receives the de-identified text. */
+typedef void (*CorpusScrub)(void *ctx, const char *in, char *out, size_t n);
+
 typedef struct Corpus {
     Db *db;
     Run *run;
     char tensor_dir[4096];
+    CorpusScrub scrub;   /* NULL: stored as given */
+    void *scrub_ctx;
 } Corpus;
+
+/* The de-identified form of a path-like string (in when no scrub is set). */
+const char *corpus_clean(Corpus *c, const char *in, char *buf, size_t n);
 
 int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e);
 

@@ -202,8 +202,8 @@ int ctrate_meta_affine(const CtrateMeta *m, double affine[4][4], FvErr *e)
                        m->volume);
     double lps[3][4];
     for (int q = 0; q < 3; q++) {
-        lps[q][0] = r[q] * m->xy[1];
-        lps[q][1] = c[q] * m->xy[0];
+        lps[q][0] = r[q] * m->xy[0];
+        lps[q][1] = c[q] * m->xy[1];
         lps[q][2] = nrm[q] / len * m->z;
         lps[q][3] = m->has_ipp ? m->ipp[q] : 0;
     }

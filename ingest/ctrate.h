@@ -8,7 +8,7 @@
  * metadata.csv rebuilds the geometry of a volume whose header is blank (the
  * first CT-RATE release: no sform, no qform): the NIfTI array is read as a
  * stack of DICOM slices, i = column, j = row, k = slice, with
- *   x step = XYSpacing[1] (between columns), y step = XYSpacing[0] (rows),
+ *   x step = XYSpacing[0], y step = XYSpacing[1] (the "[x, y]" string),
  *   z step = ZSpacing along the normal (row x column cosine),
  *   origin = ImagePositionPatient of slice 0, axes from
  *   ImageOrientationPatient (LPS, converted to RAS),

@@ -722,6 +722,7 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
     add_phi(im, PHI_NAME, f, dcm_find(f, r, DCM_TAG(0x0010, 0x1060)));
     add_phi(im, PHI_ADDRESS, f, dcm_find(f, r, DCM_TAG(0x0010, 0x1040)));
     add_phi(im, PHI_ADDRESS, f, dcm_find(f, r, DCM_TAG(0x0008, 0x0081)));
+    add_phi(im, PHI_ADDRESS, f, dcm_find(f, r, DCM_TAG(0x0008, 0x0080))); /* institution */
     add_phi(im, PHI_PHONE, f, dcm_find(f, r, DCM_TAG(0x0010, 0x2154)));
     add_phi(im, PHI_DATE, f, dcm_find(f, r, DCM_TAG(0x0008, 0x0020)));
     im->pixel = dcm_find(f, r, TAG_PIXEL);

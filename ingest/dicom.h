@@ -128,7 +128,7 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e);
 void dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g);
 
 /* Decodes frame k into out (rows * cols values of *type, host order;
- * out must hold rows * cols * 4 bytes). */
+ * out must hold rows * cols * BitsAllocated / 8 bytes). */
 int dcm_decode_frame(const DcmFile *f, const DcmImage *im, int k, void *out, PixType *type,
                      FvErr *e);
 

@@ -106,6 +106,7 @@ typedef struct Ingest {
     CtrateMetaTable meta;
     IngestCounts *cnt;
     size_t member_limit;
+    struct UnitState *cur; /* the unit being read (its header PHI scrubs stored names) */
 } Ingest;
 
 /* What a held member turned out to be. */
@@ -116,6 +117,7 @@ typedef enum {
 /* A member kept until the end of its unit. */
 typedef struct Held {
     char *source, *member, *name;
+    size_t relofs;       /* name + relofs: the path below the INPUT folder */
     unsigned char *data; /* the member's bytes, or a .nii.gz member already inflated */
     size_t len;
     int64_t size;        /* the member's size in its archive (sources.size) */
@@ -167,10 +169,43 @@ static void sha_hex(const void *p, size_t n, char hex[65], unsigned char raw[32]
 /* Records one failure: an error line and an `errors` row. */
 static void fail(Ingest *g, const char *source, const char *member, const FvErr *err)
 {
-    FvErr e2 = {0};
+    /* The line on stderr names the real file (the operator has to find
+     * it); the `errors` row stores de-identified names, as every table. */
+    if (member && *member)
+        log_error("%s:%s: %s", source, member, err->msg);
+    else
+        log_error("%s: %s", source, err->msg);
     g->cnt->errors++;
-    if (run_error(g->run, source, member && *member ? member : NULL, err->msg, &e2))
+    g->run->n_errors++;
+    char sb[4200], mb[4200], rb[1100];
+    FvErr e2 = {0};
+    char now[32];
+    db_now_iso(now, sizeof now);
+    if (db_run(g->run->db, &e2,
+               "INSERT INTO errors (run_id, source, member, reason, created_at) VALUES (?,?,?,?,?)",
+               "issss", g->run->id, corpus_clean(&g->corpus, source, sb, sizeof sb),
+               member && *member ? corpus_clean(&g->corpus, member, mb, sizeof mb) : NULL,
+               corpus_clean(&g->corpus, err->msg, rb, sizeof rb), now) ||
+        db_run(g->run->db, &e2, "UPDATE runs SET n_errors = ? WHERE id = ?", "ii",
+               g->run->n_errors, g->run->id))
         log_error("%s", e2.msg);
+}
+
+/* The corpus's scrub: identifying values of the current unit's DICOM
+ * headers, then the patterns of phi.h. */
+static void scrub_name(void *ctx, const char *in, char *out, size_t n)
+{
+    Ingest *g = ctx;
+    Buf b = {0};
+    int counts[PHI_NKINDS] = {0};
+    FvErr e = {0};
+    const PhiValue *known = g->cur ? g->cur->phi : NULL;
+    int nknown = g->cur ? g->cur->nphi : 0;
+    if (phi_scrub(g->phi, in, strlen(in), known, nknown, &b, counts, &e) || !b.data)
+        snprintf(out, n, "%s", in);
+    else
+        snprintf(out, n, "%s", b.data);
+    buf_free(&b);
 }
 
 static void fail_msg(Ingest *g, const char *source, const char *member, const char *fmt, ...)
@@ -370,6 +405,17 @@ typedef struct SrcRec {
     int64_t size;
 } SrcRec;
 
+/* Source geometry at float32 precision (NIfTI-1's): DICOM decimal strings
+ * and NIfTI-2 doubles describing the same grid then resample with exactly
+ * the same weights, so one study read from any format lands as the same
+ * tensor (differences below 1e-7 relative are not geometry). */
+static void affine_to_float(double a[4][4])
+{
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            a[r][c] = (double)(float)a[r][c];
+}
+
 /* Stores a CT volume (HU, source geometry) for a study: skips it when the
  * study already has this volume, ignores it when the study has another.
  * Consumes v. Returns the study id (0 when nothing was stored). */
@@ -416,6 +462,7 @@ static int store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     }
     VolumeRow row;
     memset(&row, 0, sizeof row);
+    affine_to_float(v->affine);
     row.src_dims[0] = v->nx;
     row.src_dims[1] = v->ny;
     row.src_dims[2] = v->nz;
@@ -597,6 +644,7 @@ static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
         }
         return corpus_commit(&g->corpus, e);
     }
+    affine_to_float(m->affine);
     /* Geometry: a blank mask header of the CT's size takes the CT's
      * geometry (the mask was made from that file). */
     if (blank_header && m->nx == vi.src_dims[0] && m->ny == vi.src_dims[1] &&
@@ -816,6 +864,7 @@ static int hold(UnitState *us, Member *m, const char *sha, const unsigned char r
     h->known = known;
     h->kind = kind;
     h->size = (int64_t)m->len;
+    h->relofs = m->relofs <= strlen(m->name) ? m->relofs : 0;
     if (inflated && *inflated) {
         /* Decompressed by the reader thread: keep that instead. */
         h->data = *inflated;
@@ -1259,7 +1308,7 @@ static void dicom_volumes(Ingest *g, UnitState *us)
             }
             Slice *s = &sl[nsl];
             memset(s, 0, sizeof *s);
-            s->pix = malloc((size_t)im->rows * (size_t)im->cols * 4);
+            s->pix = malloc((size_t)im->rows * (size_t)im->cols * (size_t)(im->bits_alloc / 8));
             if (!s->pix) {
                 err_set(&e, FV_ENOMEM, "out of memory");
                 break;
@@ -1487,6 +1536,19 @@ static void process_jsonl(Ingest *g, UnitState *us, Held *h)
     JsonValue *whole = NULL;
     int single = json_parse(p, (size_t)(end - p), &whole, &e) == 0;
     err_clear(&e);
+    /* JSON that never names a report field is not a report file (ground
+     * truth, sidecars): ignored, not an error per line. */
+    static const char *fields[] = {"\"text\"", "\"report\"", "\"findings\"", "\"impression\"",
+                                   "\"Findings_EN\"", "\"Impressions_EN\""};
+    int any = 0;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !any; i++)
+        any = strstr(p, fields[i]) != NULL;
+    if (!any) {
+        json_free(&whole);
+        held_record(g, h, "other", "ignored", 0);
+        buf_free(&text);
+        return;
+    }
     while (p < end || single) {
         const char *nl = single ? end : memchr(p, '\n', (size_t)(end - p));
         if (!nl)
@@ -1677,7 +1739,9 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
     switch (k) {
     case NK_DICOM: hk = H_DICOM; break;
     case NK_NIFTI: {
-        hk = name_is_mask_path(rel_name(us, m->name)) ? H_MASK : H_VOLUME;
+        hk = name_is_mask_path(m->name + (m->relofs <= strlen(m->name) ? m->relofs : 0))
+                 ? H_MASK
+                 : H_VOLUME;
         if (hk == H_MASK) {
             const char *b = strrchr(m->name, '/');
             if (ts_class_id(&g->ts, b ? b + 1 : m->name) > 0)
@@ -1807,7 +1871,7 @@ static void finish_unit(Ingest *g, UnitState *us)
                 img->done = 1;
             continue;
         }
-        h->kind = name_is_mask_path(rel_name(us, h->name)) ? H_MASK : H_VOLUME;
+        h->kind = name_is_mask_path(h->name + h->relofs) ? H_MASK : H_VOLUME;
         if (h->kind == H_VOLUME)
             us->n_volumes++;
         if (!img) {
@@ -1909,6 +1973,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
         UnitState us;
         memset(&us, 0, sizeof us);
         us.u = &units->u[u];
+        g->cur = &us;
         g->cnt->units++;
         int broken = 0, ended = 0;
         ReadItem it;
@@ -1930,6 +1995,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
             abandon_unit(g, &us, broken);
         else
             finish_unit(g, &us);
+        g->cur = NULL;
         base += units->u[u].bytes;
         if (prog)
             progress_set(prog, base >> 20);
@@ -1953,6 +2019,8 @@ int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int n
     g.member_limit = (size_t)o->max_voxels * 8 + ((size_t)64 << 20);
     if (corpus_open(&g.corpus, db, run, e) || ts_classes_load(&g.ts, e) || phi_new(&g.phi, e))
         return -1;
+    g.corpus.scrub = scrub_name;
+    g.corpus.scrub_ctx = &g;
     int ntmp, norph;
     if (corpus_sweep(&g.corpus, &ntmp, &norph, e)) {
         phi_free(&g.phi);

@@ -493,7 +493,7 @@ static void collect_dicom(Insp *s, const char *name, const unsigned char *p, siz
         }
         Slice *sl = &s->sl[s->nsl];
         memset(sl, 0, sizeof *sl);
-        sl->pix = malloc((size_t)im.rows * (size_t)im.cols * 4);
+        sl->pix = malloc((size_t)im.rows * (size_t)im.cols * (size_t)(im.bits_alloc / 8));
         if (!sl->pix)
             break;
         if (dcm_decode_frame(&f, &im, k, sl->pix, &sl->type, &e)) {

@@ -3,7 +3,7 @@
  * Extensions decide most things: .dcm/.ima DICOM, .nii(.gz) NIfTI,
  * .hdr/.img pairs, .txt reports, .jsonl/.json report lines, .csv tables
  * (CT-RATE's reports, metadata and labels by name). A NIfTI is a mask when
- * its path inside the study says so: a folder named seg, segmentation(s),
+ * its path below the input says so: a folder named seg, segmentation(s),
  * mask(s), label(s) or totalseg(mentator), or a file named seg/mask/... or ending in _seg, _mask,
  * _segmentation, _labels. Files without a known extension are sniffed
  * later from their bytes. */
@@ -33,8 +33,8 @@ NameKind name_kind(const char *path);
 int name_rank(NameKind k, const char *path);
 int name_ends_with(const char *s, const char *suffix);   /* case-insensitive */
 int name_is_generic_dir(const char *base);
-/* path: relative to the study unit (an archive member, or a loose file's
- * path below its unit folder): folders above the unit do not count. */
+/* path: an archive member, or a loose file's path below the INPUT folder
+ * it was found in (folders above what the user named do not count). */
 int name_is_mask_path(const char *path);
 /* The base name without folders and known extensions (.nii.gz, .dcm, ...). */
 void name_stem(const char *path, char *out, size_t n);

@@ -131,6 +131,7 @@ static void *produce(void *arg)
                 continue;
             }
             it.kind = RI_MEMBER;
+            it.m.relofs = m.relofs;
             if (own_names(&it, m.source, m.name, m.member)) {
                 it.kind = RI_ERROR;
                 err_set(&it.err, FV_ENOMEM, "out of memory");

@@ -45,6 +45,8 @@ void walk_archive_stem(const char *path, char *out, size_t n)
 typedef struct FileList {
     char **p;
     int64_t *size;
+    size_t *relofs;      /* where the path continues below its input folder */
+    size_t cur_relofs;   /* for the input being walked */
     int n, cap;
 } FileList;
 
@@ -60,10 +62,15 @@ static int fl_add(FileList *l, const char *path, int64_t size, FvErr *e)
         if (!ns)
             return err_set(e, FV_ENOMEM, "walk: out of memory");
         l->size = ns;
+        size_t *nr = realloc(l->relofs, (size_t)nc * sizeof *nr);
+        if (!nr)
+            return err_set(e, FV_ENOMEM, "walk: out of memory");
+        l->relofs = nr;
         l->cap = nc;
     }
     if (!(l->p[l->n] = strdup(path)))
         return err_set(e, FV_ENOMEM, "walk: out of memory");
+    l->relofs[l->n] = l->cur_relofs <= strlen(path) ? l->cur_relofs : 0;
     l->size[l->n++] = size;
     return 0;
 }
@@ -177,7 +184,7 @@ static int add_unit(UnitList *l, UnitType t, const char *path, const char *name,
     return 0;
 }
 
-static int unit_add_file(Unit *u, const char *path, int64_t size, FvErr *e)
+static int unit_add_file(Unit *u, const char *path, size_t relofs, int64_t size, FvErr *e)
 {
     if ((u->nfiles & (u->nfiles - 1)) == 0) {
         int nc = u->nfiles ? u->nfiles * 2 : 1;
@@ -185,9 +192,14 @@ static int unit_add_file(Unit *u, const char *path, int64_t size, FvErr *e)
         if (!nf)
             return err_set(e, FV_ENOMEM, "walk: out of memory");
         u->files = nf;
+        size_t *nr = realloc(u->relofs, (size_t)nc * sizeof *nr);
+        if (!nr)
+            return err_set(e, FV_ENOMEM, "walk: out of memory");
+        u->relofs = nr;
     }
     if (!(u->files[u->nfiles] = strdup(path)))
         return err_set(e, FV_ENOMEM, "walk: out of memory");
+    u->relofs[u->nfiles] = relofs;
     u->nfiles++;
     u->bytes += size;
     return 0;
@@ -211,6 +223,7 @@ typedef struct Loose {
     char *path;
     char *unit;
     int64_t size;
+    size_t relofs;
     int rank;
 } Loose;
 
@@ -247,10 +260,15 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
             rc = err_set(e, FV_ENOTFOUND, "%s: %s", inputs[i], strerror(errno));
             break;
         }
-        if (S_ISDIR(st.st_mode))
+        if (S_ISDIR(st.st_mode)) {
+            size_t k = strlen(inputs[i]);
+            files.cur_relofs = k + (k && inputs[i][k - 1] != '/');
             rc = walk_dir(inputs[i], skip_real[0] ? skip_real : NULL, &files, 0, e);
-        else if (S_ISREG(st.st_mode))
+        } else if (S_ISREG(st.st_mode)) {
+            const char *b = strrchr(inputs[i], '/');
+            files.cur_relofs = b ? (size_t)(b + 1 - inputs[i]) : 0;
             rc = fl_add(&files, inputs[i], (int64_t)st.st_size, e);
+        }
         else
             rc = err_set(e, FV_EUSAGE, "%s: not a file or folder", inputs[i]);
     }
@@ -273,7 +291,7 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
             const char *b = strrchr(p, '/');
             if ((rc = add_unit(out, UNIT_FILES, p, b ? b + 1 : p, 0, e)) == 0) {
                 Unit *u = &out->u[out->n - 1];
-                rc = unit_add_file(u, p, files.size[i], e);
+                rc = unit_add_file(u, p, files.relofs[i], files.size[i], e);
                 /* Metadata before reports before the rest. */
                 u->phase = 0;
                 u->bytes = files.size[i];
@@ -285,8 +303,8 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
         loose[nl].path = files.p[i];
         loose[nl].unit = strdup(dir);
         loose[nl].size = files.size[i];
-        size_t dl = strlen(dir);
-        loose[nl].rank = name_rank(k, strncmp(p, dir, dl) == 0 && p[dl] == '/' ? p + dl + 1 : p);
+        loose[nl].relofs = files.relofs[i];
+        loose[nl].rank = name_rank(k, p + files.relofs[i]);
         if (!loose[nl].unit)
             rc = err_set(e, FV_ENOMEM, "walk: out of memory");
         nl++;
@@ -304,7 +322,7 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
         }
         if (rc == 0) {
             Unit *u = &out->u[out->n - 1];
-            rc = unit_add_file(u, loose[i].path, loose[i].size, e);
+            rc = unit_add_file(u, loose[i].path, loose[i].relofs, loose[i].size, e);
             if (loose[i].rank <= 2)
                 u->phase = 1; /* holds volumes */
         }
@@ -328,6 +346,7 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
         free(files.p[i]);
     free(files.p);
     free(files.size);
+    free(files.relofs);
     if (rc)
         walk_free(out);
     return rc;
@@ -341,6 +360,7 @@ void walk_free(UnitList *l)
         for (int k = 0; k < l->u[i].nfiles; k++)
             free(l->u[i].files[k]);
         free(l->u[i].files);
+        free(l->u[i].relofs);
     }
     free(l->u);
     memset(l, 0, sizeof *l);
@@ -475,7 +495,8 @@ int members_next(MemberReader *r, Member *m, int *fatal, FvErr *e)
     if (r->u->type == UNIT_FILES) {
         if (r->next_file >= r->u->nfiles)
             return 0;
-        const char *p = r->u->files[r->next_file++];
+        const char *p = r->u->files[r->next_file];
+        m->relofs = r->u->relofs[r->next_file++];
         m->name = p;
         m->source = p;
         m->member = "";

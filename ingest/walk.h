@@ -32,6 +32,7 @@ typedef struct Unit {
     char *path;         /* archive path, or the unit folder */
     char *name;         /* archive name without extension, or folder name */
     char **files;       /* UNIT_FILES: file paths in processing order */
+    size_t *relofs;     /* UNIT_FILES: where each path continues below its INPUT folder */
     int nfiles;
     int64_t bytes;      /* on disk */
     int phase;
@@ -59,6 +60,8 @@ typedef struct Member {
     const char *source;   /* archive path, or the file's path */
     const char *name;     /* member path inside the archive; the file's path for a loose file */
     const char *member;   /* what sources.member records: the member path, "" for a file */
+    size_t relofs;        /* name + relofs: the path below the INPUT folder (archives: 0), which
+                           * judges names such as masks/ (folders above the input do not) */
     unsigned char *data;  /* owned by the reader until the next call, or taken with members_take */
     size_t len;
     unsigned char **owner; /* the reader's pointer to data */

@@ -168,7 +168,8 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
         }
     }
     /* Leftmost-longest per layer. */
-    qsort(r->tok, r->ntok, sizeof *r->tok, cmp_tok_layer);
+    if (r->ntok > 1)
+        qsort(r->tok, r->ntok, sizeof *r->tok, cmp_tok_layer);
     size_t k = 0;
     uint32_t last_end[LEX_NLAYERS] = {0};
     int any[LEX_NLAYERS] = {0};
@@ -206,7 +207,8 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
         r->tok[k++] = t;
     }
     r->ntok = k;
-    qsort(r->tok, r->ntok, sizeof *r->tok, cmp_tok_pos);
+    if (r->ntok > 1)
+        qsort(r->tok, r->ntok, sizeof *r->tok, cmp_tok_pos);
     return 0;
 }
 

@@ -598,8 +598,10 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
                 r->ment[i].sentence = k;
         }
     }
-    qsort(r->ment + m0, (size_t)(r->nment - m0), sizeof *r->ment, cmp_mention);
-    qsort(r->find + f0, (size_t)(r->nfind - f0), sizeof *r->find, cmp_finding);
+    if (r->nment - m0 > 1)
+        qsort(r->ment + m0, (size_t)(r->nment - m0), sizeof *r->ment, cmp_mention);
+    if (r->nfind - f0 > 1)
+        qsort(r->find + f0, (size_t)(r->nfind - f0), sizeof *r->find, cmp_finding);
     return 0;
 }
 

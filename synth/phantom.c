@@ -1497,23 +1497,39 @@ void phantom_noise(Scene *s, double sd, Rng *r)
 void scene_stats(Scene *s)
 {
     memset(s->count, 0, sizeof s->count);
-    for (int l = 0; l < 256; l++)
+    int lox[256], hix[256];
+    for (int l = 0; l < 256; l++) {
+        lox[l] = 1 << 30;
+        hix[l] = -1;
         for (int a = 0; a < 3; a++) {
             s->lo[l][a] = 1 << 30;
             s->hi[l][a] = -1;
         }
+    }
+    /* x extents per voxel; y and z once per row for the labels the row holds */
     for (int k = 0; k < s->nz; k++)
         for (int j = 0; j < s->ny; j++) {
             const uint8_t *row = s->lab + scene_idx(s, 0, j, k);
+            int64_t before[256];
+            memcpy(before, s->count, sizeof before);
             for (int i = 0; i < s->nx; i++) {
                 int l = row[i];
                 s->count[l]++;
-                if (i < s->lo[l][0]) s->lo[l][0] = i;
-                if (i > s->hi[l][0]) s->hi[l][0] = i;
-                if (j < s->lo[l][1]) s->lo[l][1] = j;
-                if (j > s->hi[l][1]) s->hi[l][1] = j;
-                if (k < s->lo[l][2]) s->lo[l][2] = k;
-                if (k > s->hi[l][2]) s->hi[l][2] = k;
+                if (i < lox[l])
+                    lox[l] = i;
+                if (i > hix[l])
+                    hix[l] = i;
             }
+            for (int l = 0; l < 256; l++)
+                if (s->count[l] != before[l]) {
+                    if (j < s->lo[l][1]) s->lo[l][1] = j;
+                    if (j > s->hi[l][1]) s->hi[l][1] = j;
+                    if (k < s->lo[l][2]) s->lo[l][2] = k;
+                    if (k > s->hi[l][2]) s->hi[l][2] = k;
+                }
         }
+    for (int l = 0; l < 256; l++) {
+        s->lo[l][0] = lox[l];
+        s->hi[l][0] = hix[l];
+    }
 }

@@ -362,11 +362,12 @@ static void expand_task(Ctx *c, const char *tmpl, int task, Buf *out)
     PhraseVar v[] = {
         {"F", f.data},       {"LOC", loc.data},  {"SIZE", size.data}, {"N", nw.data},
         {"A", a.data},       {"CMP", cmp.data},
-        {"BE", NULL}, {"THEREBE", NULL},
+        {"BE", NULL}, {"THEREBE", NULL}, {"ART", NULL},
     };
     int pl = c->lang == LANG_EN ? en_plural(f.data ? f.data : "") : count > 1;
     v[6].value = pl ? "are" : "is";
     v[7].value = pl ? "there are" : "there is";
+    v[8].value = pl ? "" : "a";
     phrase_expand(out, tmpl, v, (int)(sizeof v / sizeof v[0]), c->r);
     buf_free(&f);
     buf_free(&loc);

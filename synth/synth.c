@@ -231,22 +231,28 @@ static void grid_affine(const Grid *g, const int flip[3], double A[4][4])
 
 static void *flip_copy(const void *src, size_t esz, const int n[3], const int flip[3])
 {
-    size_t total = (size_t)n[0] * n[1] * n[2];
+    size_t total = (size_t)n[0] * n[1] * n[2], row = (size_t)n[0];
     unsigned char *dst = malloc(total * esz);
     if (!dst)
         return NULL;
-    const unsigned char *s = src;
     for (int k = 0; k < n[2]; k++) {
         int ks = flip[2] ? n[2] - 1 - k : k;
         for (int j = 0; j < n[1]; j++) {
             int js = flip[1] ? n[1] - 1 - j : j;
-            const unsigned char *row = s + ((size_t)ks * n[1] + js) * n[0] * esz;
-            unsigned char *drow = dst + ((size_t)k * n[1] + j) * n[0] * esz;
+            size_t so = ((size_t)ks * n[1] + js) * row, d = ((size_t)k * n[1] + j) * row;
             if (!flip[0])
-                memcpy(drow, row, (size_t)n[0] * esz);
-            else
-                for (int i = 0; i < n[0]; i++)
-                    memcpy(drow + (size_t)i * esz, row + (size_t)(n[0] - 1 - i) * esz, esz);
+                memcpy(dst + d * esz, (const unsigned char *)src + so * esz, row * esz);
+            else if (esz == 1) {
+                const uint8_t *s = (const uint8_t *)src + so;
+                uint8_t *o = dst + d;
+                for (size_t i = 0; i < row; i++)
+                    o[i] = s[row - 1 - i];
+            } else {
+                const int16_t *s = (const int16_t *)src + so;
+                int16_t *o = (int16_t *)dst + d;
+                for (size_t i = 0; i < row; i++)
+                    o[i] = s[row - 1 - i];
+            }
         }
     }
     return dst;
@@ -708,15 +714,16 @@ static int hospital_dicom(Ctx *c, Study *s, Rng *r, Buf *files, ArchMember *m, i
     return 0;
 }
 
-/* One NIfTI volume with random axis flips and header kind. */
-static int nifti_volume(const Study *s, const void *data, int datatype, int flip[3], int header,
-                        double slope, double inter, const char *ext, size_t ext_len, int level,
-                        Buf *gz, double A[4][4], FvErr *e)
+/* One NIfTI volume with axis flips (applied here unless `flipped` says the
+ * data are already in the written order) and a header kind. */
+static int nifti_volume(const Study *s, const void *data, int flipped, int datatype, int flip[3],
+                        int header, double slope, double inter, const char *ext, size_t ext_len,
+                        int level, Buf *gz, double A[4][4], FvErr *e)
 {
     const Grid *g = &s->grid;
     size_t esz = datatype == NIFTI_UINT8 ? 1 : 2;
-    void *arr = flip_copy(data, esz, g->n, flip);
-    if (!arr)
+    void *arr = flipped ? NULL : flip_copy(data, esz, g->n, flip);
+    if (!flipped && !arr)
         return err_set(e, FV_ENOMEM, "synth: out of memory");
     grid_affine(g, flip, A);
     NiftiSpec ns;
@@ -728,7 +735,7 @@ static int nifti_volume(const Study *s, const void *data, int datatype, int flip
     ns.header = header;
     ns.scl_slope = slope;
     ns.scl_inter = inter;
-    ns.data = arr;
+    ns.data = flipped ? data : arr;
     ns.ext = ext;
     ns.ext_len = ext_len;
     ns.descrip = datatype == NIFTI_UINT8 ? "TotalSegmentator total" : "fvlm synth CT";
@@ -799,8 +806,8 @@ static int hospital_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvEr
             err_set(e, FV_ENOMEM, "synth: out of memory");
             goto out;
         }
-        if (nifti_volume(s, s->scene.lab, NIFTI_UINT8, flip, hdr, 0, 0, xml.data, xml.len, GZ_LEVEL,
-                         &files[nm], A, e))
+        if (nifti_volume(s, s->scene.lab, 0, NIFTI_UINT8, flip, hdr, 0, 0, xml.data, xml.len,
+                         GZ_LEVEL, &files[nm], A, e))
             goto out;
         snprintf(m[nm].name, sizeof m[nm].name, "seg.nii.gz");
         m[nm].data = files[nm].data;
@@ -808,11 +815,32 @@ static int hospital_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvEr
         nm++;
     } else {
         size_t n = (size_t)g->n[0] * g->n[1] * g->n[2];
-        uint8_t *bin = malloc(n);
-        if (!bin) {
+        uint8_t *bin = malloc(n), *lab = flip_copy(s->scene.lab, 1, g->n, flip);
+        if (!bin || !lab) {
+            free(bin);
+            free(lab);
             err_set(e, FV_ENOMEM, "synth: out of memory");
             goto out;
         }
+        /* voxel indices grouped by label (a counting sort), so each class's
+         * binary volume costs a memset and its own voxels */
+        uint32_t *order_idx = malloc(n * sizeof(uint32_t)), start[TS_NUM + 1] = {0};
+        if (!order_idx) {
+            free(bin);
+            free(lab);
+            err_set(e, FV_ENOMEM, "synth: out of memory");
+            goto out;
+        }
+        for (size_t q = 0; q < n; q++)
+            if (lab[q] < TS_NUM)
+                start[lab[q] + 1]++;
+        for (int id = 0; id < TS_NUM; id++)
+            start[id + 1] += start[id];
+        uint32_t fill[TS_NUM];
+        memcpy(fill, start, sizeof fill);
+        for (size_t q = 0; q < n; q++)
+            if (lab[q] < TS_NUM)
+                order_idx[fill[lab[q]]++] = (uint32_t)q;
         /* classes absent from the scan are all-zero volumes: encode that once */
         int empty = -1;
         for (int id = 1; id < TS_NUM; id++) {
@@ -820,14 +848,21 @@ static int hospital_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvEr
             if (!s->scene.count[id] && empty >= 0) {
                 if (buf_append(fb, files[empty].data, files[empty].len)) {
                     free(bin);
+                    free(lab);
+                    free(order_idx);
                     err_set(e, FV_ENOMEM, "synth: out of memory");
                     goto out;
                 }
             } else {
-                for (size_t q = 0; q < n; q++)
-                    bin[q] = s->scene.lab[q] == id;
-                if (nifti_volume(s, bin, NIFTI_UINT8, flip, hdr, 0, 0, NULL, 0, GZ_LEVEL, fb, A, e)) {
+                /* the class's voxels from the counting sort below */
+                memset(bin, 0, n);
+                for (uint32_t q = start[id]; q < start[id + 1]; q++)
+                    bin[order_idx[q]] = 1;
+                if (nifti_volume(s, bin, 1, NIFTI_UINT8, flip, hdr, 0, 0, NULL, 0, GZ_LEVEL, fb, A,
+                                 e)) {
                     free(bin);
+                    free(lab);
+                    free(order_idx);
                     goto out;
                 }
                 if (!s->scene.count[id])
@@ -838,6 +873,8 @@ static int hospital_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvEr
             m[nm].len = fb->len;
             nm++;
         }
+        free(lab);
+        free(order_idx);
         free(bin);
     }
     jw_key(w, "mask");
@@ -981,13 +1018,14 @@ static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr 
     for (size_t q = 0; q < n; q++)
         stored[q] = (int16_t)(s->scene.hu[q] + (raw ? 1024 : 0));
     double A[4][4], Am[4][4];
-    if (nifti_volume(s, stored, NIFTI_INT16, flip, hdr, slope, inter, NULL, 0, GZ_LEVEL, &gz, A, e))
+    if (nifti_volume(s, stored, 0, NIFTI_INT16, flip, hdr, slope, inter, NULL, 0, GZ_LEVEL, &gz, A,
+                     e))
         goto out;
     if (label_xml(c, &xml)) {
         err_set(e, FV_ENOMEM, "synth: out of memory");
         goto out;
     }
-    if (nifti_volume(s, s->scene.lab, NIFTI_UINT8, flip, hdr, 0, 0, xml.data, xml.len, GZ_LEVEL, &mz,
+    if (nifti_volume(s, s->scene.lab, 0, NIFTI_UINT8, flip, hdr, 0, 0, xml.data, xml.len, GZ_LEVEL, &mz,
                      Am, e))
         goto out;
     if (write_file(c, so, vol, gz.data, gz.len, e) || write_file(c, so, mask, mz.data, mz.len, e))
@@ -1131,6 +1169,10 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
     double zlo = s->scene.org[2], zhi = s->scene.org[2] + (s->grid.n[2] - 1) * s->grid.sp[2];
     compute_cover(o, &s->body, zlo, zhi, s->cover);
     s->cover[onto_anatomy(o, "body")] = 1;
+    /* mediastinal nodes sit at heart and airway levels, not along the whole aorta */
+    int ln = onto_anatomy(o, "lymph_node"), ht = onto_anatomy(o, "heart"), tr = onto_anatomy(o, "trachea");
+    if (ln >= 0 && ht >= 0 && tr >= 0)
+        s->cover[ln] = fmax(s->cover[ht], s->cover[tr]);
     /* diseases, in task order, each with the task's prevalence */
     lesions_init(ls, c->lt, o, &c->tt, s->enhanced, zlo, zhi);
     for (int t = 0; t < o->n_find; t++) {

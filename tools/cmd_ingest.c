@@ -13,6 +13,7 @@
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
+#include "phi.h"
 #include "run.h"
 
 static const char *help =
@@ -126,8 +127,22 @@ int cmd_ingest(int argc, char **argv)
         err_set(&e, FV_ENOMEM, "out of memory");
         return cli_fail(&e);
     }
+    /* ... and with identifiers in paths (archives named by accession
+     * number) replaced, as in every stored name. */
+    Phi *phi = NULL;
+    Buf *clean = calloc((size_t)argc + 1, sizeof *clean);
+    if (phi_new(&phi, &e) == 0 && clean)
+        for (int i = 0; i < argc; i++) {
+            int counts[PHI_NKINDS] = {0};
+            FvErr pe = {0};
+            if (phi_scrub(phi, argv[i], strlen(argv[i]), NULL, 0, &clean[i], counts, &pe) == 0 &&
+                clean[i].data)
+                args[i] = clean[i].data;
+        }
+    phi_free(&phi);
     for (int i = 0; i < argc; i++) {
-        args[i] = argv[i];
+        if (!args[i])
+            args[i] = argv[i];
         const char *a = argv[i];
         if (!strncmp(a, "--set=", 6))
             a += 6;
@@ -136,6 +151,9 @@ int cmd_ingest(int argc, char **argv)
     }
     Run run;
     int begun = run_begin(&run, db, "ingest", argc, args, cfg.data, -1, &e);
+    for (int i = 0; clean && i < argc; i++)
+        buf_free(&clean[i]);
+    free(clean);
     free(args);
     if (begun) {
         buf_free(&cfg);

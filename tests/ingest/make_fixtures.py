@@ -412,7 +412,7 @@ def main(out):
                 "ImagePositionPatient,ImageOrientationPatient\n")
         for v in vols:
             ipp = [-(ORIGIN[0] + (NX - 1) * SP[0]), -(ORIGIN[1] + (NY - 1) * SP[1]), ORIGIN[2]]
-            f.write(f'{v}.nii.gz,ACME,"[{SP[1]}, {SP[0]}]",{SP[2]},-1024,1,'
+            f.write(f'{v}.nii.gz,ACME,"[{SP[0]}, {SP[1]}]",{SP[2]},-1024,1,'
                     f'"[{ipp[0]}, {ipp[1]}, {ipp[2]}]","[1, 0, 0, 0, 1, 0]"\n')
     with open(os.path.join(ct, "reports.csv"), "w") as f:
         f.write("VolumeName,ClinicalInformation_EN,Technique_EN,Findings_EN,Impressions_EN\n")

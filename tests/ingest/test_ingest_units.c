@@ -714,8 +714,8 @@ static void test_ctrate_names_give_study_patient_and_split(void)
     CHECK(m && m->has_iop && m->has_ipp && m->inter == -1024, "metadata row not found");
     double a[4][4];
     if (m && ctrate_meta_affine(m, a, &e) == 0) {
-        CHECK_NEAR(a[0][0], -0.75, 1e-12); /* column step, LPS -> RAS */
-        CHECK_NEAR(a[1][1], -0.5, 1e-12);
+        CHECK_NEAR(a[0][0], -0.5, 1e-12); /* XYSpacing is "[x, y]"; LPS -> RAS */
+        CHECK_NEAR(a[1][1], -0.75, 1e-12);
         CHECK_NEAR(a[2][2], 2, 1e-12);
         CHECK_NEAR(a[0][3], 100, 1e-12);
     }
