@@ -1,0 +1,319 @@
+#include "links.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "schemas.h"
+#include "tsv.h"
+
+const double link_confidence[LINK_NMETHODS] = {
+    [LINK_MENTION] = 0.95,
+    [LINK_FINDING] = 0.90,
+    [LINK_GROUP] = 0.75,
+    [LINK_CONTINUATION] = 0.60,
+    [LINK_AUDIT] = 1.00,
+    [LINK_NONE] = 0.00,
+};
+
+static const char *const method_names[LINK_NMETHODS] = {
+    "mention", "finding", "group", "continuation", "audit", "none",
+};
+
+const char *link_method_name(LinkMethod m)
+{
+    return (unsigned)m < LINK_NMETHODS ? method_names[m] : "?";
+}
+
+const char *section_name(Section s)
+{
+    switch (s) {
+    case SECTION_FINDINGS: return "findings";
+    case SECTION_IMPRESSION: return "impression";
+    case SECTION_OTHER: return "other";
+    }
+    return "?";
+}
+
+int section_parse(const char *s)
+{
+    if (!strcmp(s, "findings"))
+        return SECTION_FINDINGS;
+    if (!strcmp(s, "impression"))
+        return SECTION_IMPRESSION;
+    if (!strcmp(s, "other"))
+        return SECTION_OTHER;
+    return -1;
+}
+
+static int set_push(LinkSet *s, Link l, FvErr *e)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        Link *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return err_set(e, FV_ENOMEM, "links: out of memory");
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = l;
+    return 0;
+}
+
+void links_free(LinkSet *s)
+{
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+int links_has(const LinkSet *s, int sent, int anatomy)
+{
+    for (int i = 0; i < s->n; i++)
+        if (s->v[i].sent == sent && s->v[i].anatomy == anatomy && !s->v[i].rejected)
+            return 1;
+    return 0;
+}
+
+/* The whole-body anatomy ("body": study area, sections, field of view) says
+ * where, not what: it only links when nothing more specific is named. */
+static int is_whole_region(const Anatomy *a) { return a->region && !strcmp(a->region, "whole"); }
+
+void links_cues_free(LinkCues *c)
+{
+    for (int i = 0; i < c->n_en; i++)
+        free(c->stop_en[i]);
+    for (int i = 0; i < c->n_zh; i++)
+        free(c->stop_zh[i]);
+    for (int i = 0; i < c->n_generic; i++)
+        free(c->generic[i]);
+    free(c->stop_en);
+    free(c->stop_zh);
+    free(c->generic);
+    memset(c, 0, sizeof *c);
+}
+
+static int cue_add(char ***list, int *n, const char *term, int lower, FvErr *e)
+{
+    char **v = realloc(*list, (size_t)(*n + 1) * sizeof *v);
+    if (!v)
+        return err_set(e, FV_ENOMEM, "cues: out of memory");
+    *list = v;
+    if (!(v[*n] = strdup(term)))
+        return err_set(e, FV_ENOMEM, "cues: out of memory");
+    for (char *p = v[*n]; lower && *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    (*n)++;
+    return 0;
+}
+
+int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e)
+{
+    memset(c, 0, sizeof *c);
+    TsvReader r;
+    if (tsv_open(&r, text, len, name, e)) {
+        tsv_close(&r);
+        return -1;
+    }
+    int c_kind = tsv_col(&r, "kind"), c_lang = tsv_col(&r, "lang"), c_term = tsv_col(&r, "term");
+    int rc = 0;
+    if (c_kind < 0 || c_lang < 0 || c_term < 0)
+        rc = err_set(e, FV_EFORMAT, "%s: header lacks kind, lang or term", name);
+    while (rc == 0) {
+        int got = tsv_next(&r, e);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        const char *kind = r.fields[c_kind], *lang = r.fields[c_lang], *term = r.fields[c_term];
+        if (strcmp(kind, "stop") && strcmp(kind, "generic"))
+            rc = err_set(e, FV_EFORMAT, "%s:%d: unknown kind '%s' (expected stop or generic)", name,
+                         r.line, kind);
+        else if (!term[0])
+            rc = err_set(e, FV_EFORMAT, "%s:%d: empty term", name, r.line);
+        else if (strcmp(lang, "en") && strcmp(lang, "zh"))
+            rc = err_set(e, FV_EFORMAT, "%s:%d: unknown lang '%s' (expected en or zh)", name, r.line,
+                         lang);
+        else if (!strcmp(kind, "generic"))
+            rc = cue_add(&c->generic, &c->n_generic, term, !strcmp(lang, "en"), e);
+        else if (!strcmp(lang, "en"))
+            rc = cue_add(&c->stop_en, &c->n_en, term, 1, e);
+        else
+            rc = cue_add(&c->stop_zh, &c->n_zh, term, 0, e);
+    }
+    tsv_close(&r);
+    if (rc)
+        links_cues_free(c);
+    return rc;
+}
+
+int links_cues_load(LinkCues *c, FvErr *e)
+{
+    char *text;
+    size_t len;
+    if (schema_load("align_cues.tsv", &text, &len, e))
+        return -1;
+    int rc = links_cues_parse(c, text, len, "align_cues.tsv", e);
+    free(text);
+    return rc;
+}
+
+int links_cues_stop(const LinkCues *c, const char *s)
+{
+    if (!c)
+        return 0;
+    for (int i = 0; i < c->n_zh; i++)
+        if (strstr(s, c->stop_zh[i]))
+            return 1;
+    for (const char *p = s; *p; p++) {
+        if (p != s && isalnum((unsigned char)p[-1]))
+            continue;
+        for (int i = 0; i < c->n_en; i++)
+            if (!strncasecmp(p, c->stop_en[i], strlen(c->stop_en[i])))
+                return 1;
+    }
+    return 0;
+}
+
+int links_cues_generic(const LinkCues *c, const char *term)
+{
+    if (!c || !term)
+        return 0;
+    while (isspace((unsigned char)*term))
+        term++;
+    size_t n = strlen(term);
+    while (n && isspace((unsigned char)term[n - 1]))
+        n--;
+    for (int i = 0; i < c->n_generic; i++)
+        if (strlen(c->generic[i]) == n && !strncasecmp(term, c->generic[i], n))
+            return 1;
+    return 0;
+}
+
+int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *covered,
+                const LinkCues *cues, LinkSet *out, FvErr *e)
+{
+    int na = o->n_anat;
+    if (na <= 0 || d->n_sent <= 0)
+        return 0;
+    /* Per anatomy: the best method found for the current sentence
+     * (LINK_NONE when none), and the previous sentence's effective links. */
+    unsigned char *cand = malloc((size_t)na);
+    unsigned char *prev = malloc((size_t)na);
+    unsigned char *rejected = malloc((size_t)na);
+    unsigned char *found = malloc((size_t)na); /* a finding of the anatomy in this sentence */
+    unsigned char *group_hit = calloc((size_t)(o->n_groups > 0 ? o->n_groups : 1), 1);
+    if (!cand || !prev || !rejected || !found || !group_hit) {
+        free(cand);
+        free(prev);
+        free(rejected);
+        free(found);
+        free(group_hit);
+        return err_set(e, FV_ENOMEM, "links: out of memory");
+    }
+    memset(prev, LINK_NONE, (size_t)na);
+    int rc = 0, prev_section = -1, prev_any = 0;
+    for (int s = 0; s < d->n_sent && rc == 0; s++) {
+        memset(cand, LINK_NONE, (size_t)na);
+        memset(found, 0, (size_t)na);
+        memset(group_hit, 0, (size_t)(o->n_groups > 0 ? o->n_groups : 1));
+        int n_groups = 0;
+        /* Generic terms count only when nothing else is named. */
+        int named = 0;
+        for (int k = 0; k < d->n_men && !named; k++)
+            named = d->men[k].sent == s && d->men[k].anatomy >= 0 && !d->men[k].generic;
+        for (int k = 0; k < d->n_men; k++) {
+            const DocMention *m = &d->men[k];
+            if (m->sent != s || (m->generic && named))
+                continue;
+            if (m->anatomy >= 0 && m->anatomy < na)
+                cand[m->anatomy] = LINK_MENTION;
+            else if (m->group >= 0 && m->group < o->n_groups && !group_hit[m->group]) {
+                group_hit[m->group] = 1;
+                n_groups++;
+            }
+        }
+        for (int k = 0; k < d->n_find; k++) {
+            const DocFinding *f = &d->find[k];
+            if (f->sent != s || f->anatomy < 0 || f->anatomy >= na || found[f->anatomy])
+                continue;
+            /* "Upper abdominal organs are normal" makes parse state every
+             * task of every member absent: that is the group statement
+             * speaking, so it reaches the members the group reaches. */
+            int from_group = 0;
+            for (int g = 0; g < o->n_groups && f->polarity == 0 && !from_group; g++)
+                from_group = group_hit[g] && onto_in_group(o, f->anatomy, g);
+            if (!from_group) {
+                found[f->anatomy] = 1;
+                if (cand[f->anatomy] > LINK_FINDING)
+                    cand[f->anatomy] = LINK_FINDING;
+            }
+        }
+        /* A whole-body *mention* yields to anything more specific; a
+         * finding of the whole body ("a pacemaker", medical material) is
+         * the sentence's own evidence and stays. */
+        int specific = n_groups > 0;
+        for (int a = 0; a < na && !specific; a++)
+            specific = cand[a] != LINK_NONE && !is_whole_region(&o->anat[a]);
+        if (specific)
+            for (int a = 0; a < na; a++)
+                if (is_whole_region(&o->anat[a]) && cand[a] == LINK_MENTION)
+                    cand[a] = found[a] ? LINK_FINDING : LINK_NONE;
+        for (int g = 0; g < o->n_groups && n_groups; g++) {
+            if (!group_hit[g])
+                continue;
+            for (int a = 0; a < na; a++) {
+                int reach = covered ? covered[a] : o->anat[a].main;
+                if (reach && cand[a] > LINK_GROUP && onto_in_group(o, a, g))
+                    cand[a] = LINK_GROUP;
+            }
+        }
+        int any = 0;
+        for (int a = 0; a < na && !any; a++)
+            any = cand[a] != LINK_NONE;
+        /* A continuation is as strong as what it continues: a sentence
+         * after a group statement stays a group statement. */
+        if (!any && prev_any && (int)d->sent[s].section == prev_section &&
+            !links_cues_stop(cues, d->sent[s].text))
+            for (int a = 0; a < na; a++)
+                if (prev[a] != LINK_NONE)
+                    cand[a] = prev[a] == LINK_GROUP ? LINK_GROUP : LINK_CONTINUATION;
+
+        /* Annotators: a rejection marks the computed link; an acceptance of a
+         * link the rules did not find adds it. */
+        memset(rejected, 0, (size_t)na);
+        for (int k = 0; k < d->n_ovr; k++) {
+            const DocOverride *v = &d->ovr[k];
+            if (v->sent != s || v->anatomy < 0 || v->anatomy >= na)
+                continue;
+            if (!v->accept)
+                rejected[v->anatomy] = 1;
+            else if (cand[v->anatomy] == LINK_NONE)
+                cand[v->anatomy] = LINK_AUDIT;
+        }
+        int n_effective = 0;
+        for (int a = 0; a < na && rc == 0; a++) {
+            if (cand[a] == LINK_NONE)
+                continue;
+            Link l = {s, a, (LinkMethod)cand[a], link_confidence[cand[a]], cand[a] != LINK_AUDIT,
+                      rejected[a] && cand[a] != LINK_AUDIT};
+            rc = set_push(out, l, e);
+            n_effective += !l.rejected;
+        }
+        if (rc == 0 && n_effective == 0) {
+            Link l = {s, -1, LINK_NONE, link_confidence[LINK_NONE], 1, 0};
+            rc = set_push(out, l, e);
+        }
+        /* This sentence's effective links are the context of the next one. */
+        for (int a = 0; a < na; a++)
+            prev[a] = rejected[a] ? LINK_NONE : cand[a];
+        prev_any = n_effective > 0;
+        prev_section = (int)d->sent[s].section;
+    }
+    free(cand);
+    free(prev);
+    free(rejected);
+    free(found);
+    free(group_hit);
+    return rc;
+}

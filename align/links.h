@@ -1,0 +1,149 @@
+/* links: which anatomies each report sentence describes.
+ *
+ * The input is one parsed report as align sees it (an AlignDoc: sentences in
+ * report order, the anatomy and group mentions parse found in them, the
+ * findings with their anatomy and polarity, the study's labels, and the
+ * annotators' decisions on earlier links). links_build decides, sentence by
+ * sentence, in this order of evidence:
+ *   mention       the sentence names the anatomy (parts already mapped to it);
+ *   finding       the sentence states a finding of the anatomy, in any
+ *                 polarity ("no pleural effusion" is about the lung, as fVLM
+ *                 counts pleural effusion);
+ *   group         the sentence speaks of a group ("upper abdominal organs are
+ *                 normal"): every member the scan covers;
+ *   continuation  a sentence with none of the above belongs to the anatomies
+ *                 of the sentence before it in the same section ("It measures
+ *                 12 mm."), unless it holds a stop cue of align_cues.tsv (a
+ *                 recommendation or a remark on the technique is about no
+ *                 anatomy); after a group statement it stays a group link;
+ *   audit         an annotator added the link.
+ * A whole-body anatomy ("study area", "sections") links only when the
+ * sentence names nothing more specific; a mention by a generic term
+ * ("parenchyma", "lobe": cues of kind generic) only when the sentence names
+ * no other anatomy ("the parenchyma of the liver" is the liver's). A sentence that links to nothing gets
+ * one link with anatomy -1 and method none, so "unlinked" is recorded, not
+ * implied. Annotators' rejections remove a link before the next sentence's
+ * continuation is decided, so a rejected link does not propagate.
+ *
+ * Everything here is computed in memory; align.c reads and writes the
+ * database. */
+#ifndef FVLM_ALIGN_LINKS_H
+#define FVLM_ALIGN_LINKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "ontology.h"
+
+typedef enum { SECTION_FINDINGS = 0, SECTION_IMPRESSION = 1, SECTION_OTHER = 2 } Section;
+
+typedef enum {
+    LINK_MENTION = 0, LINK_FINDING, LINK_GROUP, LINK_CONTINUATION, LINK_AUDIT, LINK_NONE,
+    LINK_NMETHODS
+} LinkMethod;
+
+/* Confidence of each method, in [0, 1]: how often that kind of evidence is
+ * right about the anatomy (explicit names most, inherited context least). */
+extern const double link_confidence[LINK_NMETHODS];
+
+const char *link_method_name(LinkMethod m);
+const char *section_name(Section s);
+/* "findings", "impression" or "other" -> Section; -1 when unknown. */
+int section_parse(const char *s);
+
+/* A label value that was never set (labels.value NULL or no row). */
+enum { LABEL_UNSET = 2 };
+
+typedef struct DocSentence {
+    int64_t id;          /* sentences.id (or any id the caller uses) */
+    int idx;             /* order in the report, from 0 */
+    Section section;
+    const char *text;    /* the original span; owned by the caller */
+} DocSentence;
+
+typedef struct DocMention {
+    int sent;            /* index into AlignDoc.sent */
+    int anatomy;         /* anatomy index, or -1 for a group mention */
+    int group;           /* group index, or -1 */
+    int generic;         /* its term is a generic cue: it yields to other anatomies named */
+} DocMention;
+
+typedef struct DocFinding {
+    int sent;            /* index into AlignDoc.sent */
+    int task;            /* finding index of the ontology */
+    int anatomy;         /* anatomy index (the task's, unless parse said otherwise) */
+    int polarity;        /* 1 present, 0 absent, -1 uncertain */
+} DocFinding;
+
+typedef struct DocLabel {
+    int task;
+    int value;           /* 1, 0, -1, or LABEL_UNSET */
+    int human;           /* source gold or audit: wins over what the text says */
+} DocLabel;
+
+/* An annotator's decision on a link of this study. */
+typedef struct DocOverride {
+    int sent;            /* index into AlignDoc.sent */
+    int anatomy;         /* anatomy index */
+    int accept;          /* 1: the link holds (added or accepted); 0: rejected */
+} DocOverride;
+
+typedef struct AlignDoc {
+    int zh;              /* report language: 1 Chinese, 0 English */
+    DocSentence *sent;   /* sorted by idx */
+    int n_sent;
+    DocMention *men;
+    int n_men;
+    DocFinding *find;
+    int n_find;
+    DocLabel *lab;
+    int n_lab;
+    DocOverride *ovr;
+    int n_ovr;
+} AlignDoc;
+
+typedef struct Link {
+    int sent;            /* index into AlignDoc.sent */
+    int anatomy;         /* anatomy index; -1 for the "links to none" record */
+    LinkMethod method;
+    double confidence;
+    int computed;        /* 1: align's rules found it; 0: only an annotator says so */
+    int rejected;        /* an annotator rejected it: kept for the record, not used */
+} Link;
+
+typedef struct LinkSet {
+    Link *v;             /* grouped by sentence, in report order */
+    int n, cap;
+} LinkSet;
+
+/* The linker's cues (schemas/align_cues.tsv). */
+typedef struct LinkCues {
+    char **stop_en, **stop_zh;   /* owned; English ones lower-case */
+    int n_en, n_zh;
+    char **generic;              /* owned; English ones lower-case */
+    int n_generic;
+} LinkCues;
+
+int links_cues_load(LinkCues *c, FvErr *e);
+/* From a text (tests); name is used in messages. */
+int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e);
+void links_cues_free(LinkCues *c);
+/* 1 when the sentence holds a stop cue. */
+int links_cues_stop(const LinkCues *c, const char *sentence);
+/* 1 when a mention's term (as matched, any case, surrounding spaces
+ * ignored) is a generic cue. */
+int links_cues_generic(const LinkCues *c, const char *term);
+
+/* covered: n_anat flags, 1 when the scan covers the anatomy (its mask region
+ * is not empty); NULL when the study has no mask, in which case a group
+ * statement reaches the group's members that carry diagnosis tasks.
+ * cues may be NULL (no stop cues). Appends to out (which starts empty: {0}). */
+int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *covered,
+                const LinkCues *cues, LinkSet *out, FvErr *e);
+void links_free(LinkSet *s);
+
+/* 1 when sentence s is linked to anatomy a and the link is not rejected. */
+int links_has(const LinkSet *s, int sent, int anatomy);
+
+#endif

@@ -1,0 +1,293 @@
+#!/usr/bin/python3
+"""Sentence-level quality of `fvlm align`'s links on CT-RATE development reports.
+
+Reference: ../shared/data/ctrate-dev/anatomy_findings.json and
+anatomy_impressions.json, the same reports split per anatomy by a language
+model (a third party's, in fVLM's desc_info/conc_info layout). A reference,
+not ground truth: the measurement shows where we and it disagree.
+
+What it does: builds a corpus database from reports.csv (with --ingest
+through `fvlm ingest`; else one study per volume written here, the report as
+ingest stores a CT-RATE row: "Findings: ...\\n\\nImpression: ..."), runs
+`fvlm parse` and `fvlm align` on it, and compares,
+for every findings or impression sentence and every anatomy the reference
+names, whether we link the sentence to the anatomy with whether the
+reference's text of that anatomy (in the same section) contains the
+sentence. "Contains" is measured on word bigrams (at least half of the
+sentence's bigrams appear in the reference text, or the sentence holds 80%
+of the bigrams of one reference sentence), so the reference's small
+rewordings, partial copies and dropped lead-ins still match.
+
+Prints per anatomy precision, recall and F1, the macro F1 over the
+anatomies fVLM trains on (lung, heart, esophagus, aorta: the four of its
+released code) and over every anatomy the reference names at least 10
+times, and, with --examples N, sentences where we and the reference
+disagree. Exits 77 (skip) when the shared data or Debian's python is
+absent; 1 when the fVLM macro F1 is below --min-macro.
+
+The reports are research-only: nothing of them is written outside a
+temporary folder, which is removed at the end.
+"""
+import argparse
+import csv
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+FVLM4 = ["lung", "heart", "esophagus", "aorta"]
+
+
+def tokens(text):
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def bigrams(toks):
+    if len(toks) < 2:
+        return set(toks)
+    return {(toks[i], toks[i + 1]) for i in range(len(toks) - 1)}
+
+
+def ref_entry(text):
+    """A reference text as matched: its bigrams and words, and per sentence
+    of it the bigrams of that sentence."""
+    toks = tokens(text)
+    parts = [bigrams(tokens(p)) for p in re.split(r"(?<=[.;])\s+", text) if len(tokens(p)) >= 3]
+    return bigrams(toks), set(toks), parts
+
+
+def contained(sentence, ref):
+    """Whether the reference text holds the sentence: half of its word
+    bigrams (or its one word) appear in the reference, or the sentence holds
+    a whole reference sentence (the reference often drops a lead-in such as
+    "As far as can be observed:")."""
+    ref_bigrams, ref_tokens, parts = ref
+    toks = tokens(sentence)
+    if not toks:
+        return False
+    if len(toks) == 1:
+        return toks[0] in ref_tokens
+    bg = bigrams(toks)
+    if len(bg & ref_bigrams) >= 0.5 * len(bg):
+        return True
+    return any(len(p & bg) >= 0.8 * len(p) for p in parts)
+
+
+def build_db(path, source_root, reports_csv):
+    con = sqlite3.connect(path)
+    with open(os.path.join(source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
+        con.executescript(f.read())
+    con.execute("PRAGMA user_version = 1")
+    keys = []
+    with open(reports_csv, newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f), start=1):
+            # valid_1_a_1.nii.gz -> valid_1_a: the reference's study key.
+            key = re.sub(r"_\d+\.nii(\.gz)?$", "", row["VolumeName"])
+            text = "Findings: %s\n\nImpression: %s" % (row["Findings_EN"].strip(),
+                                                       row["Impressions_EN"].strip())
+            con.execute("INSERT INTO studies (id, study_key, dataset, split) VALUES (?, ?, 'ctrate', 'valid')",
+                        (i, key))
+            con.execute("INSERT INTO reports (study_id, sha256, source, format, language, encoding, text)"
+                        " VALUES (?, ?, 'reports.csv', 'ctrate_csv', 'en', 'utf-8', ?)", (i, key, text))
+            keys.append(key)
+    con.commit()
+    con.close()
+    return keys
+
+
+def run(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        sys.stderr.write("%s failed (exit %d):\n%s\n" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
+        sys.exit(1)
+    return p.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default=os.environ.get("FVLM_BIN"), help="the fvlm binary")
+    ap.add_argument("--source-root", default=os.environ.get("FVLM_SOURCE_ROOT", "."))
+    ap.add_argument("--shared", default=os.environ.get("FVLM_SHARED"),
+                    help="the shared folder (default: ../shared beside the source root)")
+    ap.add_argument("--min-macro", type=float, default=0.0,
+                    help="fail when the fVLM-4 macro F1 is below this")
+    ap.add_argument("--examples", type=int, default=0, help="disagreements to print per anatomy")
+    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--set", action="append", default=[], help="passed to fvlm align --set")
+    ap.add_argument("--ingest", action="store_true",
+                    help="load reports.csv with fvlm ingest (else rows are written here)")
+    ap.add_argument("--methods", default="mention,finding,continuation,audit",
+                    help="link methods measured (those that feed the texts)")
+    a = ap.parse_args()
+    shared = a.shared or os.path.join(a.source_root, "..", "shared")
+    data = os.path.join(shared, "data", "ctrate-dev")
+    if not os.path.exists(os.path.join(data, "anatomy_findings.json")):
+        print("SKIP: %s is absent" % data)
+        sys.exit(77)
+    if not a.bin:
+        sys.exit("--bin or FVLM_BIN is required")
+    with open(os.path.join(data, "anatomy_findings.json"), encoding="utf-8") as f:
+        ref_find = json.load(f)
+    with open(os.path.join(data, "anatomy_impressions.json"), encoding="utf-8") as f:
+        ref_imp = json.load(f)
+    # The reference names anatomies as fVLM and TotalSegmentator do; ours
+    # come from `fvlm export --format fvlm`'s mapping (align_anatomy.tsv).
+    rename = {}
+    with open(os.path.join(a.source_root, "schemas", "align_anatomy.tsv"), encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+    head = rows[0]
+    for r in rows[1:]:
+        rec = dict(zip(head, r))
+        rename[rec["fvlm_name"]] = rec["id"]
+
+    tmp = tempfile.mkdtemp(prefix="fvlm-ctrate-quality.")
+    try:
+        db = os.path.join(tmp, "corpus.db")
+        # Study keys back to CT-RATE's names: ingest stores HMAC(key, "study:<id>").
+        unkey = {}
+        if a.ingest:
+            key = "ctrate-quality-test-key"
+            os.environ["FVLM_DEID_KEY"] = key
+            run([a.bin, "ingest", "--quiet", "--db", db, os.path.join(data, "reports.csv")])
+            for k in ref_find:
+                unkey[hmac.new(key.encode(), ("study:" + k).encode(), hashlib.sha256).hexdigest()] = k
+        else:
+            build_db(db, a.source_root, os.path.join(data, "reports.csv"))
+        run([a.bin, "parse", "--quiet", "--db", db])
+        cmd = [a.bin, "align", "--quiet", "--db", db]
+        for s in a.set:
+            cmd += ["--set", s]
+        run(cmd)
+        con = sqlite3.connect(db)
+        sents = [(sid, unkey.get(k, k), idx, sec, text) for sid, k, idx, sec, text in con.execute(
+            "SELECT s.id, st.study_key, s.idx, s.section, s.text FROM sentences s"
+            " JOIN studies st ON st.id = s.study_id WHERE s.section IN ('findings', 'impression')"
+            " ORDER BY s.study_id, s.idx")]
+        linked = {}
+        for sid, anat, method in con.execute(
+                "SELECT sentence_id, anatomy, method FROM links WHERE anatomy <> ''"
+                " AND (accepted IS NULL OR accepted <> 0)"):
+            linked.setdefault(sid, {})[anat] = method
+        statuses = {(unkey.get(k, k), a_): st for k, a_, st in con.execute(
+            "SELECT s.study_key, a.anatomy, a.status FROM anatomy_status a"
+            " JOIN studies s ON s.id = a.study_id")}
+        con.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # Per study, section and anatomy: the reference text's bigrams.
+    ref = {}
+    for section, src in (("findings", ref_find), ("impression", ref_imp)):
+        for key, per in src.items():
+            for name, text in per.items():
+                anat = rename.get(name, name)
+                ref[(key, section, anat)] = ref_entry(text)
+    anatomies = sorted({k[2] for k in ref})
+    text_methods = set(a.methods.split(","))
+
+    def evaluate(methods):
+        counts = {an: [0, 0, 0, 0] for an in anatomies}  # tp, fp, fn, reference sentences
+        examples = {an: [] for an in anatomies}
+        by_method = {}  # method -> [agree, disagree] over the evaluated anatomies
+        for sid, key, idx, section, text in sents:
+            ours = {an: m for an, m in linked.get(sid, {}).items() if methods is None or m in methods}
+            for an in anatomies:
+                r = ref.get((key, section, an))
+                truth = r is not None and contained(text, r)
+                pred = an in ours
+                c = counts[an]
+                c[3] += truth
+                if pred:
+                    by_method.setdefault(ours[an], [0, 0])[0 if truth else 1] += 1
+                if truth and pred:
+                    c[0] += 1
+                elif pred:
+                    c[1] += 1
+                    examples[an].append(("ours only, " + ours[an], key, section, text))
+                elif truth:
+                    c[2] += 1
+                    examples[an].append(("reference only", key, section, text))
+        figures = {}
+        for an in anatomies:
+            c = counts[an]
+            p = c[0] / (c[0] + c[1]) if c[0] + c[1] else 0.0
+            r = c[0] / (c[0] + c[2]) if c[0] + c[2] else 0.0
+            f = 2 * p * r / (p + r) if p + r else 0.0
+            figures[an] = {"reference_sentences": c[3], "tp": c[0], "fp": c[1], "fn": c[2],
+                           "precision": p, "recall": r, "f1": f}
+        macro4 = sum(figures[x]["f1"] for x in FVLM4 if x in figures) / len(FVLM4)
+        named = [an for an in anatomies if counts[an][3] >= 10]
+        macro_named = sum(figures[an]["f1"] for an in named) / len(named) if named else 0.0
+        return figures, macro4, named, macro_named, examples, by_method
+
+    figures, macro4, named, macro_named, examples, by_method = evaluate(text_methods)
+    all_fig, all_macro4, _, all_named, _, all_by_method = evaluate(None)
+    print("%d sentences of %d reports (findings and impression sections); links of methods %s"
+          " (the ones that feed the training texts, align.text_methods)" %
+          (len(sents), len({s[1] for s in sents}), ",".join(sorted(text_methods))))
+    print("%-22s %5s %5s %5s %5s %6s %6s %6s" % ("anatomy", "ref", "tp", "fp", "fn", "P", "R", "F1"))
+    for an in sorted(anatomies, key=lambda x: -figures[x]["reference_sentences"]):
+        f = figures[an]
+        print("%-22s %5d %5d %5d %5d %6.3f %6.3f %6.3f" % (an, f["reference_sentences"], f["tp"],
+              f["fp"], f["fn"], f["precision"], f["recall"], f["f1"]))
+    print("macro F1 over fVLM's anatomies (%s): %.3f" % (", ".join(FVLM4), macro4))
+    print("macro F1 over the %d anatomies the reference names >= 10 times (%s): %.3f" %
+          (len(named), ", ".join(named), macro_named))
+    print("with every link (group statements too): macro F1 fVLM %.3f, named %.3f" %
+          (all_macro4, all_named))
+    print("links to evaluated anatomies by method, agreeing with the reference / not: " +
+          ", ".join("%s %d/%d" % (m, v[0], v[1]) for m, v in sorted(all_by_method.items())))
+    # Status: fVLM counts an anatomy abnormal when its impression text exists
+    # (conc_info); ours is abnormal when an impression sentence linked to it
+    # states a present or uncertain finding of it.
+    status_fig = {}
+    status_examples = []
+    for an in FVLM4 + [x for x in anatomies if x not in FVLM4]:
+        tp = fp = fn = 0
+        for key in ref_imp:
+            truth = bool(ref_imp[key].get(next((n for n, i in rename.items() if i == an), an)))
+            ours = statuses.get((key, an)) == "abnormal"
+            tp += truth and ours
+            fp += ours and not truth
+            fn += truth and not ours
+            if truth != ours:
+                status_examples.append((an, key, "ours abnormal" if ours else "reference abnormal"))
+        p_ = tp / (tp + fp) if tp + fp else 0.0
+        r_ = tp / (tp + fn) if tp + fn else 0.0
+        status_fig[an] = {"tp": tp, "fp": fp, "fn": fn, "precision": p_, "recall": r_,
+                          "f1": 2 * p_ * r_ / (p_ + r_) if p_ + r_ else 0.0}
+    print("abnormal status against the reference's impression split (fVLM's rule):")
+    for an in FVLM4:
+        f = status_fig[an]
+        print("  %-10s tp %3d fp %3d fn %3d  P %.3f R %.3f F1 %.3f" % (an, f["tp"], f["fp"], f["fn"],
+              f["precision"], f["recall"], f["f1"]))
+    if a.examples:
+        print("\n== status disagreements")
+        for an, key, kind in status_examples[:a.examples]:
+            print("  [%s] %s %s" % (kind, key, an))
+        for an in sorted(anatomies, key=lambda x: -figures[x]["reference_sentences"]):
+            if not examples[an]:
+                continue
+            print("\n== %s: disagreements" % an)
+            for kind, key, section, text in examples[an][:a.examples]:
+                print("  [%s] %s %s: %s" % (kind, key, section, text))
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump({"per_anatomy": figures, "macro_f1_fvlm4": macro4,
+                       "macro_f1_named": macro_named, "named": named,
+                       "all_links": {"per_anatomy": all_fig, "macro_f1_fvlm4": all_macro4,
+                                     "macro_f1_named": all_named},
+                       "abnormal_status": status_fig}, f, indent=1)
+    if macro4 < a.min_macro:
+        print("FAILED: macro F1 %.3f below %.3f" % (macro4, a.min_macro))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

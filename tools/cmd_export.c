@@ -1,0 +1,102 @@
+/* fvlm export: the anatomy-level texts in fVLM's layout, or everything as
+ * JSON lines. */
+#include <stdio.h>
+#include <string.h>
+
+#include "anatomy_meta.h"
+#include "cli.h"
+#include "commands.h"
+#include "db.h"
+#include "export.h"
+#include "log.h"
+#include "ontology.h"
+
+static const char *help =
+    "usage: fvlm export [--db FILE] --format fvlm|jsonl --out DIR [--split SPLIT]\n\n"
+    "Writes the aligned corpus for Python users (run fvlm align first).\n\n"
+    "  --format fvlm   DIR/desc_info.json and DIR/conc_info.json, the layout of\n"
+    "                  fVLM's released code: study -> {anatomy as fVLM names it\n"
+    "                  (lung, heart, esophagus, aorta, ...) -> findings text}, and\n"
+    "                  -> impression text. An anatomy without text is left out;\n"
+    "                  fVLM then uses its normal template.\n"
+    "  --format jsonl  DIR/anatomies.jsonl: one object per (study, anatomy) with\n"
+    "                  status, texts, diseases, labels, region, linked sentences\n"
+    "                  (method, confidence), flags, and the study's tensors.\n\n"
+    "Studies are keyed by their pseudonymous study_key, HMAC-SHA256 under the\n"
+    "corpus's de-identification key of \"study:<source id>\" (lib/deid.h): the\n"
+    "corpus never stores source ids; whoever holds the key can compute the keys\n"
+    "of their own id lists to join them.\n\n"
+    "options:\n"
+    "  --db FILE          corpus database (default corpus.db)\n"
+    "  --format F         fvlm or jsonl (required)\n"
+    "  --out DIR          output folder, created when missing (required)\n"
+    "  --split SPLIT      only train, valid or test studies\n"
+    "  --json             print the counts as JSON\n"
+    "  --quiet            errors only on stderr\n"
+    "  --help             this help\n";
+
+enum { OPT_FORMAT = OPT_FIRST_PRIVATE, OPT_OUT, OPT_SPLIT };
+
+int cmd_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"db", required_argument, 0, OPT_DB},
+        {"format", required_argument, 0, OPT_FORMAT},
+        {"out", required_argument, 0, OPT_OUT},
+        {"split", required_argument, 0, OPT_SPLIT},
+        {"json", no_argument, 0, OPT_JSON},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, OPT_HELP},
+        {0, 0, 0, 0},
+    };
+    const char *dbpath = "corpus.db", *format = NULL, *out = NULL, *split = NULL;
+    int json = 0, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_DB: dbpath = optarg; break;
+        case OPT_FORMAT: format = optarg; break;
+        case OPT_OUT: out = optarg; break;
+        case OPT_SPLIT: split = optarg; break;
+        case OPT_JSON: json = 1; break;
+        case OPT_QUIET: log_set_level(LOG_ERROR); break;
+        case OPT_HELP: fputs(help, stdout); return EXIT_OK;
+        default: return cli_usage("export", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage("export", "unexpected argument '%s'", argv[optind]);
+    if (!format || (strcmp(format, "fvlm") && strcmp(format, "jsonl")))
+        return cli_usage("export", "--format must be fvlm or jsonl");
+    if (!out || !*out)
+        return cli_usage("export", "--out DIR is required");
+    if (split && strcmp(split, "train") && strcmp(split, "valid") && strcmp(split, "test"))
+        return cli_usage("export", "--split must be train, valid or test, got '%s'", split);
+    FvErr e = {0};
+    Ontology *o = NULL;
+    AnatomyMetaTable meta = {0};
+    Db *db = NULL;
+    ExportCounts c = {0};
+    int rc = EXIT_FAIL;
+    ExportFormat f = !strcmp(format, "fvlm") ? EXPORT_FVLM : EXPORT_JSONL;
+    if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||
+        db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, &e) ||
+        export_write(db, o, &meta, f, out, split, &c, &e)) {
+        cli_fail(&e);
+        goto done;
+    }
+    if (json)
+        printf("{\"format\": \"%s\", \"studies\": %lld, \"entries\": %lld, \"bytes\": %lld}\n", format,
+               (long long)c.studies, (long long)c.entries, (long long)c.bytes);
+    else
+        printf("exported %lld studies, %lld %s, %lld bytes to %s (%s)\n", (long long)c.studies,
+               (long long)c.entries, f == EXPORT_FVLM ? "anatomy texts" : "lines",
+               (long long)c.bytes, out,
+               f == EXPORT_FVLM ? "desc_info.json, conc_info.json" : "anatomies.jsonl");
+    rc = EXIT_OK;
+done:
+    db_close(&db);
+    anatomy_meta_free(&meta);
+    onto_free(&o);
+    return rc;
+}
