@@ -40,12 +40,17 @@ static void csv_field(Buf *b, const char *s)
     buf_putc(b, '"');
 }
 
-/* A Markdown table cell: pipes escaped, newlines flattened. */
+/* A Markdown table cell: pipes and angle brackets escaped (renderers take
+ * <x> for HTML), newlines flattened. */
 static void md_cell(Buf *b, const char *s)
 {
     for (; *s; s++) {
         if (*s == '|')
             buf_puts(b, "\\|");
+        else if (*s == '<')
+            buf_puts(b, "&lt;");
+        else if (*s == '>')
+            buf_puts(b, "&gt;");
         else if (*s == '\n' || *s == '\r')
             buf_putc(b, ' ');
         else
