@@ -61,7 +61,8 @@ int features_encode(FeatureSet *fs, Db *db, const Ontology *o, EvalEncoder *enc,
         free(allv);
         goto oom;
     }
-    memcpy(fs->study_id, ids, (size_t)n * sizeof *ids);
+    if (n > 0)
+        memcpy(fs->study_id, ids, (size_t)n * sizeof *ids);
 
     sqlite3_stmt *st = NULL;
     int rc = -1;

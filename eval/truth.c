@@ -317,7 +317,8 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     if (got < 0)
         goto out;
     /* Merge rows of one study (CT-RATE has a row per reconstruction). */
-    qsort(rows, (size_t)nrows, sizeof *rows, row_cmp);
+    if (nrows > 1)
+        qsort(rows, (size_t)nrows, sizeof *rows, row_cmp);
     int cap = 0;
     for (int i = 0; i < nrows; i++) {
         const signed char *v = pool + rows[i].first;
