@@ -30,7 +30,11 @@ int err_prefix(FvErr *e, const char *fmt, ...)
     va_end(ap);
     char old[sizeof e->msg];
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", head, old);
+    /* Context plus message may exceed the buffer: keep the start (the
+     * context) and cut the tail; a truncated message is marked. */
+    int n = snprintf(e->msg, sizeof e->msg, "%s: %s", head, old);
+    if (n >= (int)sizeof e->msg)
+        memcpy(e->msg + sizeof e->msg - 4, "...", 4);
     if (!e->code)
         e->code = FV_EINTERNAL;
     return -1;
