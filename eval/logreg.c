@@ -32,23 +32,26 @@ static double objective(const double *X, const unsigned char *y, size_t n, int d
 }
 
 /* In-place Cholesky of the (m, m) row-major symmetric matrix A (lower
- * triangle used): A = L L^T. Returns -1 when A is not positive definite. */
+ * triangle used): A = L L^T, column by column; the column below the
+ * diagonal is one matrix-vector product with the rows already done, so the
+ * O(m^3) work runs in BLAS. Returns -1 when A is not positive definite. */
 static int cholesky(double *A, int m)
 {
     for (int j = 0; j < m; j++) {
-        double s = A[(size_t)j * m + j];
-        for (int k = 0; k < j; k++)
-            s -= A[(size_t)j * m + k] * A[(size_t)j * m + k];
+        double *rowj = A + (size_t)j * m;
+        double s = rowj[j] - (j ? cblas_ddot(j, rowj, 1, rowj, 1) : 0.0);
         if (!(s > 0))
             return -1;
         double ljj = sqrt(s);
-        A[(size_t)j * m + j] = ljj;
-        for (int i = j + 1; i < m; i++) {
-            double t = A[(size_t)i * m + j];
-            for (int k = 0; k < j; k++)
-                t -= A[(size_t)i * m + k] * A[(size_t)j * m + k];
-            A[(size_t)i * m + j] = t / ljj;
-        }
+        rowj[j] = ljj;
+        int below = m - j - 1;
+        if (below == 0)
+            continue;
+        double *col = A + (size_t)(j + 1) * m + j;   /* A[j+1.., j], stride m */
+        if (j)
+            cblas_dgemv(CblasRowMajor, CblasNoTrans, below, j, -1.0, A + (size_t)(j + 1) * m, m,
+                        rowj, 1, 1.0, col, m);
+        cblas_dscal(below, 1.0 / ljj, col, m);
     }
     return 0;
 }
