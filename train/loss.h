@@ -35,7 +35,8 @@ void loss_targets(float *t, LossMode mode, int n, const uint8_t *abnormal, const
 /* Scratch floats contrast_loss needs for n rows. */
 size_t contrast_scratch_size(int n);
 /* img, txt (n, D): L2-normalised features; t (n, n) targets. Returns the
- * loss; writes dimg, dtxt (n, D) and *dtau (d loss / d tau). */
+ * loss; writes dimg, dtxt (n, D) and *dtau (d loss / d tau). On return the
+ * first n * n floats of scratch hold the logits s (n, n). */
 float contrast_loss(float *dimg, float *dtxt, float *dtau, const float *img, const float *txt,
                     const float *t, int n, int d, float tau, float *scratch);
 
