@@ -297,6 +297,14 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
         buf_puts(b, "\"><title>");
         report_xml_escape(b, t->name);
         buf_printf(b, " AUC %.4f</title></polyline>\n", t->m.auc);
+        /* The operating point at the chosen threshold. */
+        if (isfinite(t->m.specificity) && isfinite(t->m.sensitivity)) {
+            buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
+                       PLOT_X + PLOT_S * (1 - t->m.specificity),
+                       PLOT_Y + PLOT_S * (1 - t->m.sensitivity), col);
+            report_xml_escape(b, t->name);
+            buf_printf(b, " threshold %.4f</title></circle>\n", t->m.threshold);
+        }
         int ly = PLOT_Y + PLOT_S + 44 + LEGEND_LINE * c;
         buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                       "stroke-width=\"3\"/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col);
@@ -361,7 +369,7 @@ void report_html(Buf *b, const EvalResults *res)
                 "body { font-family: sans-serif; margin: 2em; color: #222; }\n"
                 "table { border-collapse: collapse; margin: 1em 0; }\n"
                 "th, td { border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; }\n"
-                "td.n { text-align: right; font-variant-numeric: tabular-nums; }\n"
+                "td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }\n"
                 "tr.degenerate td { color: #888; }\n"
                 "p.warn { background: #fff3cd; border: 1px solid #e0c060; padding: 8px; }\n"
                 "dt { font-weight: bold; float: left; width: 11em; }\n"
@@ -455,7 +463,8 @@ void report_html(Buf *b, const EvalResults *res)
     buf_printf(b, " AUROC is exact with ties counted one half; its 95%% interval comes from %d "
                   "bootstrap resamples of the studies (seed %llu), resamples with one class "
                   "left out. The threshold is the value of the 100-point grid on [0, 1] whose "
-                  "(false positive rate, true positive rate) lies closest to (0, 1); accuracy, "
+                  "(false positive rate, true positive rate) lies closest to (0, 1) (the dot on "
+                  "each ROC curve); accuracy, "
                   "weighted F1, precision, sensitivity and specificity are taken at it. Tasks "
                   "with one class are listed but not averaged.</p>\n</body>\n</html>\n",
                res->n_boot, (unsigned long long)res->seed);
