@@ -657,6 +657,8 @@ char *eval_counts_json(const EvalResults *res)
     jw_key(&w, "split"); jw_str(&w, res->split);
     jw_key(&w, "style"); jw_str(&w, res->style);
     jw_key(&w, "label_source"); jw_str(&w, res->label_source);
+    jw_key(&w, "model"); jw_str(&w, res->model_path);
+    jw_key(&w, "loss_mode"); jw_str(&w, res->loss_mode);
     jw_key(&w, "studies_in_split"); jw_int(&w, res->n_split);
     jw_key(&w, "studies_labelled"); jw_int(&w, res->n_labelled);
     jw_key(&w, "studies_failed"); jw_int(&w, res->n_failed);
@@ -678,4 +680,75 @@ char *eval_counts_json(const EvalResults *res)
         return NULL;
     }
     return buf_steal(&b);
+}
+
+void eval_history_free(EvalHistory *h)
+{
+    free(h->rows);
+    memset(h, 0, sizeof *h);
+}
+
+static void copy_str(char *dst, size_t n, const JsonValue *o, const char *key)
+{
+    snprintf(dst, n, "%s", json_get_str(o, key, ""));
+}
+
+int eval_history_load(Db *db, const char *split, int64_t exclude_run, EvalHistory *h, FvErr *e)
+{
+    memset(h, 0, sizeof *h);
+    sqlite3_stmt *st;
+    if (db_prepare(db, &st,
+                   "SELECT id, started_at, counts FROM runs WHERE stage IN ('eval', 'probe') AND "
+                   "status = 'ok' AND counts IS NOT NULL AND id <> ? ORDER BY id",
+                   e))
+        return -1;
+    if (db_bindf(db, st, e, "i", exclude_run)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int got, cap = 0, rc = 0;
+    while ((got = db_step(db, st, e)) == 1) {
+        const char *counts = (const char *)sqlite3_column_text(st, 2);
+        JsonValue *v = NULL;
+        FvErr ignored = {0};
+        /* A run whose counts do not parse (another version wrote them) is
+         * not history this report can show; it is skipped, not an error. */
+        if (!counts || json_parse(counts, strlen(counts), &v, &ignored) || v->type != JSON_OBJ ||
+            strcmp(json_get_str(v, "split", ""), split) != 0) {
+            json_free(&v);
+            continue;
+        }
+        if (h->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            HistoryRow *nr = realloc(h->rows, (size_t)cap * sizeof *nr);
+            if (!nr) {
+                json_free(&v);
+                rc = err_set(e, FV_ENOMEM, "evaluation history: out of memory");
+                break;
+            }
+            h->rows = nr;
+        }
+        HistoryRow *r = &h->rows[h->n++];
+        memset(r, 0, sizeof *r);
+        r->run_id = sqlite3_column_int64(st, 0);
+        snprintf(r->started, sizeof r->started, "%s", (const char *)sqlite3_column_text(st, 1));
+        copy_str(r->method, sizeof r->method, v, "method");
+        copy_str(r->style, sizeof r->style, v, "style");
+        copy_str(r->loss_mode, sizeof r->loss_mode, v, "loss_mode");
+        copy_str(r->model, sizeof r->model, v, "model");
+        copy_str(r->label_source, sizeof r->label_source, v, "label_source");
+        const char *keys[3] = {"macro_all", "macro_ctrate18", "macro_fvlm16"};
+        for (int k = 0; k < 3; k++) {
+            const JsonValue *m = json_get(v, keys[k]);
+            r->auc[k] = m ? json_get_num(m, "auc", NAN) : NAN;
+            r->n_scored[k] = m ? (int)json_get_int(m, "n_scored", 0) : 0;
+        }
+        json_free(&v);
+    }
+    sqlite3_finalize(st);
+    if (got < 0)
+        rc = -1;
+    if (rc)
+        eval_history_free(h);
+    return rc;
 }

@@ -108,8 +108,29 @@ int eval_identify_model(Db *db, const char *path, EvalResults *res, FvErr *e);
  * res->model_id, in one transaction. */
 int eval_store(Db *db, const EvalResults *res, FvErr *e);
 
-/* The run's counts as a JSON object (for run_finish); caller frees. */
+/* The run's counts as a JSON object (for run_finish): studies, tasks,
+ * label-file problems, the model and loss mode, the macro averages. Caller
+ * frees. */
 char *eval_counts_json(const EvalResults *res);
+
+/* Earlier evaluations of a corpus (runs of stage eval or probe that ended
+ * 'ok'), read back from their counts: what the HTML report lists beside the
+ * current run, so loss modes and the probe compare on one page. */
+typedef struct HistoryRow {
+    int64_t run_id;
+    char started[32], method[16], style[16], loss_mode[32], model[256], label_source[300];
+    double auc[3];             /* macro: all tasks, CT-RATE 18, fVLM 16; NaN when none */
+    int n_scored[3];
+} HistoryRow;
+
+typedef struct EvalHistory {
+    HistoryRow *rows;          /* oldest first; owned */
+    int n;
+} EvalHistory;
+
+/* Evaluations of `split`, leaving out run exclude_run. */
+int eval_history_load(Db *db, const char *split, int64_t exclude_run, EvalHistory *h, FvErr *e);
+void eval_history_free(EvalHistory *h);
 
 void eval_results_free(EvalResults *res);
 

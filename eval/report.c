@@ -360,7 +360,57 @@ void report_svg(Buf *b, const EvalResults *res) { svg_grid(b, res, 1); }
 
 static void html_num(Buf *b, double v) { num(b, v, "-"); }
 
-void report_html(Buf *b, const EvalResults *res)
+static void html_history_row(Buf *b, const char *run, const char *when, const char *method,
+                             const char *loss, const char *style, const char *labels,
+                             const double auc[3], const int scored[3], int current)
+{
+    buf_printf(b, "<tr%s><td>%s</td><td>", current ? " class=\"current\"" : "", run);
+    report_xml_escape(b, when);
+    buf_puts(b, "</td><td>");
+    report_xml_escape(b, method);
+    buf_puts(b, "</td><td>");
+    report_xml_escape(b, loss);
+    buf_puts(b, "</td><td>");
+    report_xml_escape(b, style);
+    buf_puts(b, "</td><td>");
+    report_xml_escape(b, labels);
+    buf_puts(b, "</td>");
+    for (int k = 0; k < 3; k++) {
+        buf_puts(b, "<td class=\"n\">");
+        html_num(b, auc[k]);
+        buf_printf(b, " (%d)</td>", scored[k]);
+    }
+    buf_puts(b, "</tr>\n");
+}
+
+/* Earlier evaluations of the same split, then this one. */
+static void html_history(Buf *b, const EvalResults *res, const EvalHistory *hist)
+{
+    buf_puts(b, "<h2>Evaluations of this corpus on split ");
+    report_xml_escape(b, res->split);
+    buf_puts(b, "</h2>\n<p>Mean AUC (tasks scored) of every finished eval and probe run on this "
+                "split: the loss modes and the supervised probe side by side. Compare rows with "
+                "the same labels.</p>\n<table>\n<tr><th>run</th><th>started</th><th>method</th>"
+                "<th>loss mode</th><th>prompts</th><th>labels</th><th>all tasks</th>"
+                "<th>CT-RATE 18</th><th>fVLM 16</th></tr>\n");
+    for (int i = 0; i < hist->n; i++) {
+        const HistoryRow *r = &hist->rows[i];
+        char run[32];
+        snprintf(run, sizeof run, "%lld", (long long)r->run_id);
+        html_history_row(b, run, r->started, r->method, r->loss_mode, r->style, r->label_source,
+                         r->auc, r->n_scored, 0);
+    }
+    const double auc[3] = {res->macro_all.auc, res->macro_ctrate18.auc, res->macro_fvlm16.auc};
+    const int scored[3] = {res->macro_all.n_scored, res->macro_ctrate18.n_scored,
+                           res->macro_fvlm16.n_scored};
+    char run[48];
+    snprintf(run, sizeof run, "%lld (this)", (long long)res->run_id);
+    html_history_row(b, run, "", res->method, res->loss_mode, res->style, res->label_source, auc,
+                     scored, 1);
+    buf_puts(b, "</table>\n");
+}
+
+void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
 {
     buf_puts(b, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n"
                 "<head>\n<meta charset=\"utf-8\"/>\n<title>fvlm: ");
@@ -371,6 +421,7 @@ void report_html(Buf *b, const EvalResults *res)
                 "th, td { border: 1px solid #ccc; padding: 3px 8px; font-size: 13px; }\n"
                 "td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }\n"
                 "tr.degenerate td { color: #888; }\n"
+                "tr.current td { font-weight: bold; }\n"
                 "p.warn { background: #fff3cd; border: 1px solid #e0c060; padding: 8px; }\n"
                 "dt { font-weight: bold; float: left; width: 11em; }\n"
                 "dd { margin-left: 12em; }\n"
@@ -420,7 +471,10 @@ void report_html(Buf *b, const EvalResults *res)
         buf_printf(b, "</td><td class=\"n\">%d of %d</td></tr>\n", rows[i].m->n_scored,
                    rows[i].m->n_set);
     }
-    buf_puts(b, "</table>\n<h2>ROC curves</h2>\n");
+    buf_puts(b, "</table>\n");
+    if (hist && hist->n > 0)
+        html_history(b, res, hist);
+    buf_puts(b, "<h2>ROC curves</h2>\n");
     svg_grid(b, res, 0);
     buf_puts(b, "<h2>Tasks</h2>\n<table>\n<tr><th>task</th><th>anatomy</th><th>AUC</th>"
                 "<th>95% CI</th><th>threshold</th><th>accuracy</th><th>F1 (weighted)</th>"
@@ -476,8 +530,8 @@ void report_html(Buf *b, const EvalResults *res)
 
 typedef void (*Writer)(Buf *, const EvalResults *);
 
-int report_write_dir(const EvalResults *res, const char *dir, char *html_path, size_t n,
-                     FvErr *e)
+int report_write_dir(const EvalResults *res, const EvalHistory *hist, const char *dir,
+                     char *html_path, size_t n, FvErr *e)
 {
     if (fs_mkdir_p(dir, e))
         return -1;
@@ -488,13 +542,16 @@ int report_write_dir(const EvalResults *res, const char *dir, char *html_path, s
         {".csv", report_csv},
         {".md", report_markdown},
         {"-roc.svg", report_svg},
-        {".html", report_html},
+        {".html", NULL},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s%s", dir, res->method, files[i].suffix);
         Buf b = {0};
-        files[i].w(&b, res);
+        if (files[i].w)
+            files[i].w(&b, res);
+        else
+            report_html(&b, res, hist);
         if (b.failed) {
             buf_free(&b);
             return err_set(e, FV_ENOMEM, "%s: out of memory", path);

@@ -20,12 +20,13 @@
 void report_csv(Buf *b, const EvalResults *res);
 void report_markdown(Buf *b, const EvalResults *res);
 void report_svg(Buf *b, const EvalResults *res);
-void report_html(Buf *b, const EvalResults *res);
+/* hist (may be NULL): earlier evaluations of the corpus, listed beside this one. */
+void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist);
 
 /* Writes the four files into dir (created when missing); html_path, when
  * not NULL, receives the HTML file's path. */
-int report_write_dir(const EvalResults *res, const char *dir, char *html_path, size_t n,
-                     FvErr *e);
+int report_write_dir(const EvalResults *res, const EvalHistory *hist, const char *dir,
+                     char *html_path, size_t n, FvErr *e);
 
 /* One Markdown table comparing several results (columns: each label's AUC
  * per task, then the macro averages): the paper's comparison of loss modes

@@ -459,7 +459,25 @@ static void test_zero_shot_scores_tasks_counts_and_stores_rows(void)
     CHECK_EQ_INT(nnull, 1);
     char *counts = eval_counts_json(&r);
     CHECK(counts && strstr(counts, "\"tasks_scored\":3"), "counts: %s", counts ? counts : "");
+    CHECK_OK(run_finish(&run, "ok", counts, &e), &e);
     free(counts);
+    /* The finished run is history for the next report of this split. */
+    EvalHistory h;
+    CHECK_OK(eval_history_load(db, "test", 0, &h, &e), &e);
+    CHECK_EQ_INT(h.n, 1);
+    if (h.n == 1) {
+        CHECK_EQ_INT(h.rows[0].run_id, run.id);
+        CHECK_STR(h.rows[0].loss_mode, "fine");
+        CHECK_NEAR(h.rows[0].auc[0], r.macro_all.auc, 1e-12);
+        CHECK_EQ_INT(h.rows[0].n_scored[1], 3);
+    }
+    eval_history_free(&h);
+    CHECK_OK(eval_history_load(db, "test", run.id, &h, &e), &e);
+    CHECK_EQ_INT(h.n, 0);
+    eval_history_free(&h);
+    CHECK_OK(eval_history_load(db, "train", 0, &h, &e), &e);
+    CHECK_EQ_INT(h.n, 0);
+    eval_history_free(&h);
 
     /* The CT-CLIP prompt style gives the same ranking with this encoder. */
     opt.style = PROMPT_CTCLIP;
@@ -469,7 +487,7 @@ static void test_zero_shot_scores_tasks_counts_and_stores_rows(void)
     CHECK_NEAR(result_of(&rc, "emphysema")->m.auc, em->m.auc, 1e-12);
     char html[1024], dir[512];
     snprintf(dir, sizeof dir, "%s/out", g_dir);
-    CHECK_OK(report_write_dir(&rc, dir, html, sizeof html, &e), &e);
+    CHECK_OK(report_write_dir(&rc, NULL, dir, html, sizeof html, &e), &e);
     CHECK(fs_exists(html), "no HTML report at %s", html);
     eval_results_free(&rc);
     eval_results_free(&r);

@@ -145,7 +145,7 @@ static void test_silver_labels_are_marked(void)
     report_markdown(&b, &r);
     CHECK(strstr(b.data, "Silver labels") != NULL, "Markdown does not mark silver labels");
     buf_reset(&b);
-    report_html(&b, &r);
+    report_html(&b, &r, NULL);
     CHECK(strstr(b.data, "Silver labels") != NULL, "HTML does not mark silver labels");
     buf_free(&b);
 }
@@ -200,7 +200,10 @@ int main(int argc, char **argv)
         sample(&r, t);
         char html[4096];
         FvErr e = {0};
-        CHECK_OK(report_write_dir(&r, argv[1], html, sizeof html, &e), &e);
+        HistoryRow rows[1] = {{3, "2026-11-28T12:00:00Z", "probe", "-", "fine-fn", "m.st",
+                               "truth:labels.csv", {0.71, 0.72, 0.73}, {3, 2, 2}}};
+        EvalHistory hist = {rows, 1};
+        CHECK_OK(report_write_dir(&r, &hist, argv[1], html, sizeof html, &e), &e);
     }
     return test_finish();
 }
