@@ -231,8 +231,11 @@ static int score_task(EvalResults *res, const Ontology *o, int task, const Truth
     }
     if (!rc && fn) {
         if (metrics_degenerate(&r->m)) {
-            if (n == 0)
-                snprintf(r->note, sizeof r->note, "no study has a %s feature", r->anatomy);
+            if (n == 0 && n_nofeat > 0)
+                snprintf(r->note, sizeof r->note, "the model gives no %s feature (%d labelled "
+                         "studies)", r->anatomy, n_nofeat);
+            else if (n == 0)
+                snprintf(r->note, sizeof r->note, "every label is uncertain");
             else
                 snprintf(r->note, sizeof r->note, "one class only (%d positive, %d negative)",
                          r->m.n_pos, r->m.n_neg);
