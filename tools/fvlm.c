@@ -35,6 +35,26 @@ static const Command commands[] = {
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 
+/* Subcommand names are C identifiers in commands.def; users type '-' where
+ * the table has '_' (parse_text is `fvlm parse-text`). */
+static int name_is(const char *table, const char *typed)
+{
+    for (; *table && *typed; table++, typed++)
+        if (*table != *typed && !(*table == '_' && *typed == '-'))
+            return 0;
+    return *table == *typed;
+}
+
+static void print_name(FILE *f, const char *name)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *c = buf; *c; c++)
+        if (*c == '_')
+            *c = '-';
+    fprintf(f, "  %-12s", buf);
+}
+
 static void print_help(FILE *f)
 {
     fprintf(f,
@@ -45,8 +65,10 @@ static void print_help(FILE *f)
             "radiology reports in; anatomy-level image/text pairs, disease labels, a trained\n"
             "contrastive model and zero-shot AUC per diagnosis task out.\n\n"
             "commands:\n");
-    for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        print_name(f, commands[i].name);
+        fprintf(f, " %s\n", commands[i].summary);
+    }
     fprintf(f, "\nExit status: 0 ok, 1 failure, 2 usage error.\n");
 }
 
@@ -93,7 +115,7 @@ int main(int argc, char **argv)
         return close_stdout(EXIT_OK);
     }
     for (int i = 0; i < NCOMMANDS; i++) {
-        if (strcmp(commands[i].name, cmd) == 0) {
+        if (name_is(commands[i].name, cmd)) {
             int rc = commands[i].fn(argc - 1, argv + 1);
             return close_stdout(rc);
         }

@@ -1,0 +1,37 @@
+/* polarity: what each sentence says: anatomy mentions, findings with their
+ * polarity and the rule that decided it, normal statements, generic words.
+ *
+ * Scope: clauses end at ; : ! ? brackets, terminator triggers ("but", "但")
+ * and, in Chinese, commas; English commas only separate segments. A finding's
+ * polarity comes from the triggers of its clause (pre-negation uncertainty >
+ * negation > uncertainty within its own segment, else the nearest); a normal
+ * statement makes every task of the anatomies next to it absent; a generic
+ * word ("nodule", "钙化") takes its task from the anatomies next to it
+ * (parse_generic.tsv). A long sentence that joins findings of different
+ * anatomies is split at the clause boundaries between them. Private to parse/. */
+#ifndef FVLM_PARSE_POLARITY_H
+#define FVLM_PARSE_POLARITY_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "parse.h"
+
+/* Scope marks of one sentence, reused from sentence to sentence. */
+typedef struct Scope {
+    size_t *clause;   /* positions of clause boundaries, ascending */
+    int nclause, cclause;
+    size_t *seg;      /* clause and segment (comma) boundaries */
+    int nseg, cseg;
+} Scope;
+
+/* Mentions and findings of sentence si, whose tokens are r->tok[t0, t1). */
+int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, size_t t1, Scope *sc,
+                         FvErr *e);
+/* Splits sentence si (the last one; its mentions start at m0, findings at f0)
+ * when it is long and joins findings of different anatomies. */
+int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, const Scope *sc,
+                   FvErr *e);
+void pol_scope_free(Scope *sc);
+
+#endif

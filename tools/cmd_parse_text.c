@@ -1,0 +1,117 @@
+/* fvlm parse-text: parse one report read from stdin and print the result as
+ * JSON (sections, sentences with offsets, mentions, findings with polarity and
+ * rule, and a top-level `labels` object). No database. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "commands.h"
+#include "log.h"
+#include "parse.h"
+
+static const char *help =
+    "usage: fvlm parse-text [--lang zh|en|auto] [--compact] < report.txt\n\n"
+    "Parses one radiology report (Chinese or English, UTF-8) from standard input\n"
+    "and prints JSON: language, warnings, sections, sentences (byte offsets into\n"
+    "the input, original and normalised text), anatomy mentions, findings with\n"
+    "polarity (1 present, 0 absent, -1 uncertain) and the rule that decided each,\n"
+    "and `labels`: {task id: 1|0|-1} aggregated over the report (present wins over\n"
+    "uncertain, uncertain over absent; unmentioned tasks are left out).\n"
+    "The rules are built in; FVLM_SCHEMAS=DIR reads them from DIR instead.\n\n"
+    "options:\n"
+    "  --lang L           zh, en or auto (default: auto, from the text)\n"
+    "  --compact          one line of JSON instead of indented output\n"
+    "  --quiet            no warnings on stderr\n"
+    "  --help             this help\n";
+
+enum { OPT_LANG = OPT_FIRST_PRIVATE, OPT_COMPACT };
+
+/* stdin is read whole, up to this many bytes */
+#define PARSE_TEXT_LIMIT ((size_t)256 << 20)
+
+int cmd_parse_text(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"lang", required_argument, 0, OPT_LANG},
+        {"compact", no_argument, 0, OPT_COMPACT},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"help", no_argument, 0, OPT_HELP},
+        {0, 0, 0, 0},
+    };
+    int lang = PARSE_LANG_AUTO, pretty = 1, opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == OPT_LANG) {
+            if (!strcmp(optarg, "zh"))
+                lang = PARSE_LANG_ZH;
+            else if (!strcmp(optarg, "en"))
+                lang = PARSE_LANG_EN;
+            else if (!strcmp(optarg, "auto"))
+                lang = PARSE_LANG_AUTO;
+            else
+                return cli_usage("parse-text", "--lang must be zh, en or auto, not '%s'", optarg);
+        } else if (opt == OPT_COMPACT) {
+            pretty = 0;
+        } else if (opt == OPT_QUIET) {
+            log_set_level(LOG_ERROR);
+        } else if (opt == OPT_HELP) {
+            fputs(help, stdout);
+            return EXIT_OK;
+        } else {
+            return cli_usage("parse-text", "unknown option");
+        }
+    }
+    if (optind < argc)
+        return cli_usage("parse-text", "unexpected argument '%s' (the report is read from stdin)",
+                         argv[optind]);
+    Buf in = {0};
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, stdin)) > 0) {
+        if (in.len + got > PARSE_TEXT_LIMIT) {
+            buf_free(&in);
+            log_error("stdin: report larger than %zu bytes", PARSE_TEXT_LIMIT);
+            return EXIT_FAIL;
+        }
+        if (buf_append(&in, chunk, got)) {
+            buf_free(&in);
+            log_error("stdin: out of memory");
+            return EXIT_FAIL;
+        }
+    }
+    if (ferror(stdin)) {
+        buf_free(&in);
+        log_error("stdin: read error");
+        return EXIT_FAIL;
+    }
+    FvErr e = {0};
+    Parser *p;
+    if (parser_new(&p, &e)) {
+        buf_free(&in);
+        return cli_fail(&e);
+    }
+    ParseResult r = {0};
+    int rc = EXIT_OK;
+    if (parse_report(p, in.data ? in.data : "", in.len, lang, &r, &e)) {
+        rc = cli_fail(&e);
+    } else {
+        for (int i = 0; i < r.nwarn; i++)
+            log_warn("stdin: %s", r.warn[i]);
+        Buf out = {0};
+        parse_result_json(p, &r, &out, pretty);
+        buf_putc(&out, '\n');
+        if (out.failed) {
+            log_error("stdout: out of memory");
+            rc = EXIT_FAIL;
+        } else {
+            fwrite(out.data, 1, out.len, stdout);
+        }
+        buf_free(&out);
+    }
+    parse_result_free(&r);
+    parser_free(&p);
+    buf_free(&in);
+    return rc;
+}
