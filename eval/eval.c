@@ -258,15 +258,15 @@ typedef struct ZsCtx {
     const FeatureSet *fs;
     int dim;
     double temperature;
-    float *text;             /* (n_find, LANG_N, 2, dim): negative then positive */
-    unsigned char *have;     /* (n_find, LANG_N) */
+    float *text;             /* (n_find, PROMPT_LANG_N, 2, dim): negative then positive */
+    unsigned char *have;     /* (n_find, PROMPT_LANG_N) */
 } ZsCtx;
 
 static double zs_score(void *vctx, int task, int i, const float *feat)
 {
     ZsCtx *c = vctx;
     int lang = c->fs->lang[i];
-    const float *neg = c->text + (((size_t)task * LANG_N + lang) * 2) * c->dim;
+    const float *neg = c->text + (((size_t)task * PROMPT_LANG_N + lang) * 2) * c->dim;
     return eval_zero_shot_score(feat, neg, neg + c->dim, c->dim, c->temperature);
 }
 
@@ -319,14 +319,14 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
     res->n_failed = fs.n_failed;
 
     /* Prompt features for the languages present. */
-    int lang_used[LANG_N] = {0};
+    int lang_used[PROMPT_LANG_N] = {0};
     for (int i = 0; i < fs.n; i++)
         lang_used[fs.lang[i]] = 1;
     zc.fs = &fs;
     zc.dim = enc->dim;
     zc.temperature = enc->temperature;
-    zc.text = calloc((size_t)o->n_find * LANG_N * 2 * (size_t)enc->dim, sizeof *zc.text);
-    zc.have = calloc((size_t)o->n_find * LANG_N, 1);
+    zc.text = calloc((size_t)o->n_find * PROMPT_LANG_N * 2 * (size_t)enc->dim, sizeof *zc.text);
+    zc.have = calloc((size_t)o->n_find * PROMPT_LANG_N, 1);
     if (!zc.text || !zc.have) {
         err_set(e, FV_ENOMEM, "eval: out of memory for prompt features");
         goto out;
@@ -334,11 +334,11 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
     for (int k = 0; k < o->n_find; k++) {
         if (!t.has_task[k])
             continue;
-        for (int l = 0; l < LANG_N; l++) {
+        for (int l = 0; l < PROMPT_LANG_N; l++) {
             if (!lang_used[l])
                 continue;
             const PromptPair *pp = prompts_get(pr, k, (PromptLang)l, opt->style);
-            float *dst = zc.text + (((size_t)k * LANG_N + l) * 2) * enc->dim;
+            float *dst = zc.text + (((size_t)k * PROMPT_LANG_N + l) * 2) * enc->dim;
             const char *txt[2] = {pp->neg, pp->pos};
             for (int s = 0; s < 2; s++) {
                 if (enc->encode_text(enc->ctx, txt[s], dst + (size_t)s * enc->dim, e) ||
@@ -347,7 +347,7 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
                     goto out;
                 }
             }
-            zc.have[(size_t)k * LANG_N + l] = 1;
+            zc.have[(size_t)k * PROMPT_LANG_N + l] = 1;
         }
     }
     for (int k = 0; k < o->n_find; k++)

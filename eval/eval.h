@@ -18,7 +18,7 @@
  *
  * The pieces are callable in-process (fvlm demo): eval_zero_shot or
  * eval_probe fills an EvalResults; eval_store writes its eval_results rows;
- * report_write_dir (report.h) its files. */
+ * eval_report_write_dir (eval_report.h) its files. */
 #ifndef FVLM_EVAL_EVAL_H
 #define FVLM_EVAL_EVAL_H
 

@@ -76,8 +76,8 @@ int features_encode(FeatureSet *fs, Db *db, const Ontology *o, EvalEncoder *enc,
         int got = db_step(db, st, e);
         if (got < 0)
             goto out;
-        int lang = got ? prompt_lang_parse((const char *)sqlite3_column_text(st, 0)) : LANG_EN;
-        fs->lang[i] = (unsigned char)(lang < 0 ? LANG_EN : lang);
+        int lang = got ? prompt_lang_parse((const char *)sqlite3_column_text(st, 0)) : PROMPT_LANG_EN;
+        fs->lang[i] = (unsigned char)(lang < 0 ? PROMPT_LANG_EN : lang);
 
         FvErr ee = {0};
         memset(allv, 0, (size_t)o->n_anat);

@@ -7,7 +7,7 @@
 #include "log.h"
 #include "model.h"
 #include "ontology.h"
-#include "report.h"
+#include "eval_report.h"
 #include "run.h"
 
 /* The trained model behind the EvalEncoder interface. */
@@ -60,7 +60,7 @@ int eval_job_run(Db *db, const EvalJob *job, EvalResults *res, char *html_path, 
         EvalHistory hist;
         if (eval_history_load(db, res->split, run.id, &hist, e))
             goto out;
-        int bad = report_write_dir(res, &hist, job->out_dir, html_path, n, e);
+        int bad = eval_report_write_dir(res, &hist, job->out_dir, html_path, n, e);
         eval_history_free(&hist);
         if (bad)
             goto out;

@@ -7,7 +7,7 @@
 #include "tsv.h"
 
 static const char *style_names[PROMPT_NSTYLES] = {"fvlm", "ctclip"};
-static const char *lang_names[LANG_N] = {"en", "zh"};
+static const char *lang_names[PROMPT_LANG_N] = {"en", "zh"};
 
 int prompt_style_parse(const char *s)
 {
@@ -24,7 +24,7 @@ const char *prompt_style_name(PromptStyle s)
 
 int prompt_lang_parse(const char *s)
 {
-    for (int i = 0; i < LANG_N; i++)
+    for (int i = 0; i < PROMPT_LANG_N; i++)
         if (s && strcmp(s, lang_names[i]) == 0)
             return i;
     return -1;
@@ -32,12 +32,12 @@ int prompt_lang_parse(const char *s)
 
 static PromptPair *slot(const Prompts *p, int task, int lang, int style)
 {
-    return &p->pair[((size_t)task * LANG_N + (size_t)lang) * PROMPT_NSTYLES + (size_t)style];
+    return &p->pair[((size_t)task * PROMPT_LANG_N + (size_t)lang) * PROMPT_NSTYLES + (size_t)style];
 }
 
 const PromptPair *prompts_get(const Prompts *p, int task, PromptLang lang, PromptStyle style)
 {
-    if (task < 0 || task >= p->n_find || lang < 0 || lang >= LANG_N || style < 0 ||
+    if (task < 0 || task >= p->n_find || lang < 0 || lang >= PROMPT_LANG_N || style < 0 ||
         style >= PROMPT_NSTYLES)
         return NULL;
     const PromptPair *pp = slot(p, task, lang, style);
@@ -49,7 +49,7 @@ void prompts_free(Prompts **pp)
     Prompts *p = *pp;
     if (!p)
         return;
-    size_t n = (size_t)p->n_find * LANG_N * PROMPT_NSTYLES;
+    size_t n = (size_t)p->n_find * PROMPT_LANG_N * PROMPT_NSTYLES;
     for (size_t i = 0; i < n; i++) {
         free(p->pair[i].neg);
         free(p->pair[i].pos);
@@ -66,7 +66,7 @@ int prompts_parse(Prompts **out, const Ontology *o, const char *text, const char
     if (!p)
         return err_set(e, FV_ENOMEM, "%s: out of memory", name);
     p->n_find = o->n_find;
-    p->pair = calloc((size_t)(o->n_find ? o->n_find : 1) * LANG_N * PROMPT_NSTYLES,
+    p->pair = calloc((size_t)(o->n_find ? o->n_find : 1) * PROMPT_LANG_N * PROMPT_NSTYLES,
                      sizeof *p->pair);
     if (!p->pair) {
         free(p);
@@ -122,7 +122,7 @@ int prompts_parse(Prompts **out, const Ontology *o, const char *text, const char
     if (got < 0)
         goto out;
     for (int t = 0; t < o->n_find; t++)
-        for (int l = 0; l < LANG_N; l++)
+        for (int l = 0; l < PROMPT_LANG_N; l++)
             for (int s = 0; s < PROMPT_NSTYLES; s++)
                 if (!slot(p, t, l, s)->neg) {
                     err_set(e, FV_EFORMAT, "%s: task '%s' has no %s prompts in style %s", name,

@@ -13,7 +13,7 @@
 #include "ontology.h"
 
 typedef enum { PROMPT_FVLM = 0, PROMPT_CTCLIP = 1, PROMPT_NSTYLES } PromptStyle;
-typedef enum { LANG_EN = 0, LANG_ZH = 1, LANG_N } PromptLang;
+typedef enum { PROMPT_LANG_EN = 0, PROMPT_LANG_ZH = 1, PROMPT_LANG_N } PromptLang;
 
 typedef struct PromptPair {
     char *neg, *pos;
@@ -21,7 +21,7 @@ typedef struct PromptPair {
 
 typedef struct Prompts {
     int n_find;          /* = the ontology's n_find */
-    PromptPair *pair;    /* (n_find, LANG_N, PROMPT_NSTYLES) */
+    PromptPair *pair;    /* (n_find, PROMPT_LANG_N, PROMPT_NSTYLES) */
 } Prompts;
 
 /* schemas/prompts.tsv (embedded, or $FVLM_SCHEMAS). */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv.h"
+#include "labels_csv.h"
 #include "deid.h"
 #include "fsutil.h"
 #include "log.h"
@@ -159,7 +159,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     Row *rows = NULL;
     signed char *pool = NULL;
     sqlite3_stmt *st = NULL;
-    CsvReader r;
+    LabelsCsv r;
     memset(&r, 0, sizeof r);
     int rc = -1, nrows = 0, caprows = 0;
     if (truth_init(t, o, TRUTH_FILE, e))
@@ -171,9 +171,9 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     }
     if (fs_read_file(path, TRUTH_MAX_BYTES, &text, &len, e))
         goto out;
-    if (csv_open(&r, text, len, path, e))
+    if (labels_csv_open(&r, text, len, path, e))
         goto out;
-    int got = csv_next(&r, e);
+    int got = labels_csv_next(&r, e);
     if (got < 0)
         goto out;
     if (got == 0) {
@@ -227,7 +227,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     if (db_prepare(db, &st, "SELECT id FROM studies WHERE study_key = ?", e))
         goto out;
     size_t pool_cap = 0, pool_len = 0;
-    while ((got = csv_next(&r, e)) == 1) {
+    while ((got = labels_csv_next(&r, e)) == 1) {
         t->rows++;
         char member[64], reason[700];
         snprintf(member, sizeof member, "row %d", r.line);
@@ -353,7 +353,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
 out:
     if (st)
         sqlite3_finalize(st);
-    csv_close(&r);
+    labels_csv_close(&r);
     free(text);
     free(col_task);
     free(rows);

@@ -8,14 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "csv.h"
+#include "labels_csv.h"
 #include "db.h"
 #include "deid.h"
 #include "eval.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
 #include "prompts.h"
-#include "report.h"
+#include "eval_report.h"
 #include "rng.h"
 #include "run.h"
 #include "test.h"
@@ -130,7 +130,7 @@ static int enc_text(void *ctx, const char *text, float *out, FvErr *e)
     memset(out, 0, DIM * sizeof *out);
     for (int f = 0; f < t->o->n_find; f++) {
         int k = task_index(t->o, f);
-        for (int l = 0; l < LANG_N; l++)
+        for (int l = 0; l < PROMPT_LANG_N; l++)
             for (int s = 0; s < PROMPT_NSTYLES; s++) {
                 const PromptPair *pp = prompts_get(t->p, f, (PromptLang)l, (PromptStyle)s);
                 if (!strcmp(text, pp->pos) || !strcmp(text, pp->neg)) {
@@ -202,22 +202,22 @@ static void test_prompts_cover_every_task_in_both_styles_and_languages(void)
     if (!o || !p)
         return;
     int k = onto_finding(o, "emphysema");
-    const PromptPair *pp = prompts_get(p, k, LANG_EN, PROMPT_FVLM);
+    const PromptPair *pp = prompts_get(p, k, PROMPT_LANG_EN, PROMPT_FVLM);
     CHECK_STR(pp->neg, "Not Emphysema.");
     CHECK_STR(pp->pos, "Emphysema.");
-    pp = prompts_get(p, k, LANG_EN, PROMPT_CTCLIP);
+    pp = prompts_get(p, k, PROMPT_LANG_EN, PROMPT_CTCLIP);
     CHECK_STR(pp->neg, "Emphysema is not present.");
     CHECK_STR(pp->pos, "Emphysema is present.");
-    pp = prompts_get(p, k, LANG_ZH, PROMPT_FVLM);
+    pp = prompts_get(p, k, PROMPT_LANG_ZH, PROMPT_FVLM);
     CHECK_STR(pp->neg, "无肺气肿。");
     CHECK_STR(pp->pos, "肺气肿。");
-    pp = prompts_get(p, k, LANG_ZH, PROMPT_CTCLIP);
+    pp = prompts_get(p, k, PROMPT_LANG_ZH, PROMPT_CTCLIP);
     CHECK_STR(pp->neg, "未见肺气肿。");
     CHECK_STR(pp->pos, "可见肺气肿。");
     /* CT-RATE's labels use fVLM's own prompt pairs. */
-    pp = prompts_get(p, onto_finding(o, "atelectasis"), LANG_EN, PROMPT_FVLM);
+    pp = prompts_get(p, onto_finding(o, "atelectasis"), PROMPT_LANG_EN, PROMPT_FVLM);
     CHECK_STR(pp->pos, "Atelectatic.");
-    pp = prompts_get(p, onto_finding(o, "pulmonary_fibrotic_sequela"), LANG_EN, PROMPT_FVLM);
+    pp = prompts_get(p, onto_finding(o, "pulmonary_fibrotic_sequela"), PROMPT_LANG_EN, PROMPT_FVLM);
     CHECK_STR(pp->neg, "Not Pulmonary fibrotic.");
     prompts_free(&p);
     onto_free(&o);
@@ -250,28 +250,28 @@ static void test_prompts_reject_unknown_tasks_and_gaps(void)
 static void test_csv_reader_handles_quotes_crlf_and_bom(void)
 {
     const char *text = "\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\r\n\r\n1,\"multi\nline\",3";
-    CsvReader r;
+    LabelsCsv r;
     FvErr e = {0};
-    CHECK_OK(csv_open(&r, text, strlen(text), "t.csv", &e), &e);
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_OK(labels_csv_open(&r, text, strlen(text), "t.csv", &e), &e);
+    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
     CHECK_EQ_INT(r.nf, 3);
     CHECK_STR(r.fields[0], "a");
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
     CHECK_STR(r.fields[0], "x, y");
     CHECK_STR(r.fields[1], "say \"hi\"");
     CHECK_STR(r.fields[2], "");
     CHECK_EQ_INT(r.line, 2);
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
     CHECK_STR(r.fields[1], "multi\nline");
     CHECK_EQ_INT(r.line, 4);
-    CHECK_EQ_INT(csv_next(&r, &e), 0);
-    csv_close(&r);
+    CHECK_EQ_INT(labels_csv_next(&r, &e), 0);
+    labels_csv_close(&r);
     const char *bad = "a,b\n\"open,2\n";
-    CHECK_OK(csv_open(&r, bad, strlen(bad), "bad.csv", &e), &e);
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
-    CHECK(csv_next(&r, &e) == -1 && strstr(e.msg, "bad.csv:2: a quoted field is not closed"),
+    CHECK_OK(labels_csv_open(&r, bad, strlen(bad), "bad.csv", &e), &e);
+    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
+    CHECK(labels_csv_next(&r, &e) == -1 && strstr(e.msg, "bad.csv:2: a quoted field is not closed"),
           "unterminated quote: %s", e.msg);
-    csv_close(&r);
+    labels_csv_close(&r);
 }
 
 static void test_ctrate_volume_names_map_to_studies(void)
@@ -487,7 +487,7 @@ static void test_zero_shot_scores_tasks_counts_and_stores_rows(void)
     CHECK_NEAR(result_of(&rc, "emphysema")->m.auc, em->m.auc, 1e-12);
     char html[1024], dir[512];
     snprintf(dir, sizeof dir, "%s/out", g_dir);
-    CHECK_OK(report_write_dir(&rc, NULL, dir, html, sizeof html, &e), &e);
+    CHECK_OK(eval_report_write_dir(&rc, NULL, dir, html, sizeof html, &e), &e);
     CHECK(fs_exists(html), "no HTML report at %s", html);
     eval_results_free(&rc);
     eval_results_free(&r);

@@ -10,7 +10,7 @@
 #include "eval.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
-#include "report.h"
+#include "eval_report.h"
 #include "test.h"
 
 static double g_fpr[3][5] = {{0, 0.1, 0.3, 1, 1}, {0, 0.5, 1}, {0, 0.2, 0.25, 0.6, 1}};
@@ -118,7 +118,7 @@ static void test_csv_matches_golden(void)
     TaskResult t[4];
     sample(&r, t);
     Buf b = {0};
-    report_csv(&b, &r);
+    eval_report_csv(&b, &r);
     golden("zero-shot.csv", &b);
     buf_free(&b);
 }
@@ -129,7 +129,7 @@ static void test_markdown_matches_golden(void)
     TaskResult t[4];
     sample(&r, t);
     Buf b = {0};
-    report_markdown(&b, &r);
+    eval_report_markdown(&b, &r);
     golden("zero-shot.md", &b);
     buf_free(&b);
 }
@@ -142,10 +142,10 @@ static void test_silver_labels_are_marked(void)
     r.silver = 1;
     snprintf(r.label_source, sizeof r.label_source, "parsed (silver)");
     Buf b = {0};
-    report_markdown(&b, &r);
+    eval_report_markdown(&b, &r);
     CHECK(strstr(b.data, "Silver labels") != NULL, "Markdown does not mark silver labels");
     buf_reset(&b);
-    report_html(&b, &r, NULL);
+    eval_report_html(&b, &r, NULL);
     CHECK(strstr(b.data, "Silver labels") != NULL, "HTML does not mark silver labels");
     buf_free(&b);
 }
@@ -156,7 +156,7 @@ static void test_svg_has_one_panel_per_anatomy(void)
     TaskResult t[4];
     sample(&r, t);
     Buf b = {0};
-    report_svg(&b, &r);
+    eval_report_svg(&b, &r);
     int panels = 0, curves = 0;
     for (const char *p = b.data; (p = strstr(p, "<g transform")); p++)
         panels++;
@@ -179,7 +179,7 @@ static void test_comparison_table_lists_every_task_and_the_means(void)
     const EvalResults *sets[2] = {&a, &p};
     const char *labels[2] = {"fine-fn", "probe"};
     Buf b = {0};
-    report_comparison_markdown(&b, sets, labels, 2);
+    eval_report_comparison(&b, sets, labels, 2);
     CHECK(strstr(b.data, "| Emphysema | lung | 0.9125 | 0.7000 |") != NULL, "row: %s", b.data);
     CHECK(strstr(b.data, "| Cardiomegaly | heart | 0.8750 | - |") != NULL, "missing task: %s",
           b.data);
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
         HistoryRow rows[1] = {{3, "2026-11-28T12:00:00Z", "probe", "-", "fine-fn", "m.st",
                                "truth:labels.csv", {0.71, 0.72, 0.73}, {3, 2, 2}}};
         EvalHistory hist = {rows, 1};
-        CHECK_OK(report_write_dir(&r, &hist, argv[1], html, sizeof html, &e), &e);
+        CHECK_OK(eval_report_write_dir(&r, &hist, argv[1], html, sizeof html, &e), &e);
     }
     return test_finish();
 }

@@ -1,4 +1,4 @@
-#include "report.h"
+#include "eval_report.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
  * Small formatting helpers
  * ------------------------------------------------------------------------ */
 
-void report_xml_escape(Buf *b, const char *s)
+void eval_report_xml_escape(Buf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -25,7 +25,7 @@ void report_xml_escape(Buf *b, const char *s)
 }
 
 /* A CSV field, quoted when it needs to be. */
-static void csv_field(Buf *b, const char *s)
+static void csv_cell(Buf *b, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
         buf_puts(b, s);
@@ -103,24 +103,24 @@ static void csv_num(Buf *b, double v)
         buf_printf(b, "%.6f", v);
 }
 
-void report_csv(Buf *b, const EvalResults *res)
+void eval_report_csv(Buf *b, const EvalResults *res)
 {
     buf_puts(b, "method,style,split,label_source,task,anatomy,ctrate,fvlm16,n_pos,n_neg,"
                 "n_uncertain,n_no_feature,auc,auc_lo,auc_hi,threshold,accuracy,f1_weighted,"
                 "precision,sensitivity,specificity,note\n");
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
-        csv_field(b, res->method);
+        csv_cell(b, res->method);
         buf_putc(b, ',');
-        csv_field(b, res->style);
+        csv_cell(b, res->style);
         buf_putc(b, ',');
-        csv_field(b, res->split);
+        csv_cell(b, res->split);
         buf_putc(b, ',');
-        csv_field(b, res->label_source);
+        csv_cell(b, res->label_source);
         buf_putc(b, ',');
-        csv_field(b, t->task);
+        csv_cell(b, t->task);
         buf_putc(b, ',');
-        csv_field(b, t->anatomy);
+        csv_cell(b, t->anatomy);
         buf_printf(b, ",%d,%d,%d,%d,%d,%d", t->is_ctrate, t->fvlm16, t->m.n_pos, t->m.n_neg,
                    t->n_uncertain, t->n_no_feature);
         csv_num(b, t->m.auc);
@@ -133,7 +133,7 @@ void report_csv(Buf *b, const EvalResults *res)
         csv_num(b, t->m.sensitivity);
         csv_num(b, t->m.specificity);
         buf_putc(b, ',');
-        csv_field(b, t->note);
+        csv_cell(b, t->note);
         buf_putc(b, '\n');
     }
 }
@@ -173,7 +173,7 @@ static void md_facts(Buf *b, const EvalResults *res)
     buf_putc(b, '\n');
 }
 
-void report_markdown(Buf *b, const EvalResults *res)
+void eval_report_markdown(Buf *b, const EvalResults *res)
 {
     md_facts(b, res);
     buf_puts(b, "| average | mean AUC | tasks scored |\n|---|---:|---:|\n");
@@ -258,7 +258,7 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
     buf_printf(b, "<g transform=\"translate(%d,%d)\">\n", x0, y0);
     buf_puts(b, "<text x=\"160\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" "
                 "font-weight=\"bold\">");
-    report_xml_escape(b, anatomy);
+    eval_report_xml_escape(b, anatomy);
     buf_puts(b, "</text>\n");
     /* Frame, grid, diagonal. */
     buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fff\" "
@@ -295,21 +295,21 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
             buf_printf(b, "%s%.1f,%.1f", k ? " " : "", PLOT_X + PLOT_S * t->roc_fpr[k],
                        PLOT_Y + PLOT_S * (1 - t->roc_tpr[k]));
         buf_puts(b, "\"><title>");
-        report_xml_escape(b, t->name);
+        eval_report_xml_escape(b, t->name);
         buf_printf(b, " AUC %.4f</title></polyline>\n", t->m.auc);
         /* The operating point at the chosen threshold. */
         if (isfinite(t->m.specificity) && isfinite(t->m.sensitivity)) {
             buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
                        PLOT_X + PLOT_S * (1 - t->m.specificity),
                        PLOT_Y + PLOT_S * (1 - t->m.sensitivity), col);
-            report_xml_escape(b, t->name);
+            eval_report_xml_escape(b, t->name);
             buf_printf(b, " threshold %.4f</title></circle>\n", t->m.threshold);
         }
         int ly = PLOT_Y + PLOT_S + 44 + LEGEND_LINE * c;
         buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                       "stroke-width=\"3\"/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col);
         buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\">", PLOT_X - 8, ly);
-        report_xml_escape(b, t->name);
+        eval_report_xml_escape(b, t->name);
         buf_printf(b, " (AUC %.3f)</text>\n", t->m.auc);
         c++;
     }
@@ -352,7 +352,7 @@ static void svg_grid(Buf *b, const EvalResults *res, int standalone)
     buf_puts(b, "</svg>\n");
 }
 
-void report_svg(Buf *b, const EvalResults *res) { svg_grid(b, res, 1); }
+void eval_report_svg(Buf *b, const EvalResults *res) { svg_grid(b, res, 1); }
 
 /* ------------------------------------------------------------------------
  * HTML (polyglot: valid HTML5 and well-formed XML)
@@ -365,15 +365,15 @@ static void html_history_row(Buf *b, const char *run, const char *when, const ch
                              const double auc[3], const int scored[3], int current)
 {
     buf_printf(b, "<tr%s><td>%s</td><td>", current ? " class=\"current\"" : "", run);
-    report_xml_escape(b, when);
+    eval_report_xml_escape(b, when);
     buf_puts(b, "</td><td>");
-    report_xml_escape(b, method);
+    eval_report_xml_escape(b, method);
     buf_puts(b, "</td><td>");
-    report_xml_escape(b, loss);
+    eval_report_xml_escape(b, loss);
     buf_puts(b, "</td><td>");
-    report_xml_escape(b, style);
+    eval_report_xml_escape(b, style);
     buf_puts(b, "</td><td>");
-    report_xml_escape(b, labels);
+    eval_report_xml_escape(b, labels);
     buf_puts(b, "</td>");
     for (int k = 0; k < 3; k++) {
         buf_puts(b, "<td class=\"n\">");
@@ -387,7 +387,7 @@ static void html_history_row(Buf *b, const char *run, const char *when, const ch
 static void html_history(Buf *b, const EvalResults *res, const EvalHistory *hist)
 {
     buf_puts(b, "<h2>Evaluations of this corpus on split ");
-    report_xml_escape(b, res->split);
+    eval_report_xml_escape(b, res->split);
     buf_puts(b, "</h2>\n<p>Mean AUC (tasks scored) of every finished eval and probe run on this "
                 "split: the loss modes and the supervised probe side by side. Compare rows with "
                 "the same labels.</p>\n<table>\n<tr><th>run</th><th>started</th><th>method</th>"
@@ -410,11 +410,11 @@ static void html_history(Buf *b, const EvalResults *res, const EvalHistory *hist
     buf_puts(b, "</table>\n");
 }
 
-void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
+void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
 {
     buf_puts(b, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n"
                 "<head>\n<meta charset=\"utf-8\"/>\n<title>fvlm: ");
-    report_xml_escape(b, method_title(res));
+    eval_report_xml_escape(b, method_title(res));
     buf_puts(b, " evaluation</title>\n<style>\n"
                 "body { font-family: sans-serif; margin: 2em; color: #222; }\n"
                 "table { border-collapse: collapse; margin: 1em 0; }\n"
@@ -426,27 +426,27 @@ void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
                 "dt { font-weight: bold; float: left; width: 11em; }\n"
                 "dd { margin-left: 12em; }\n"
                 "</style>\n</head>\n<body>\n<h1>");
-    report_xml_escape(b, method_title(res));
+    eval_report_xml_escape(b, method_title(res));
     buf_puts(b, " evaluation, split ");
-    report_xml_escape(b, res->split);
+    eval_report_xml_escape(b, res->split);
     buf_puts(b, "</h1>\n<dl>\n<dt>model</dt><dd>");
-    report_xml_escape(b, res->model_path);
+    eval_report_xml_escape(b, res->model_path);
     buf_printf(b, " (sha256 %.12s", res->model_sha256);
     if (res->model_id > 0)
         buf_printf(b, ", model %lld of this corpus", (long long)res->model_id);
     else
         buf_puts(b, ", not registered in this corpus");
     buf_puts(b, ")</dd>\n<dt>loss mode</dt><dd>");
-    report_xml_escape(b, res->loss_mode);
+    eval_report_xml_escape(b, res->loss_mode);
     buf_printf(b, "</dd>\n<dt>temperature</dt><dd>%.4f</dd>\n<dt>feature size</dt><dd>%d</dd>\n",
                res->temperature, res->dim);
     if (strcmp(res->method, "probe") != 0) {
         buf_puts(b, "<dt>prompt style</dt><dd>");
-        report_xml_escape(b, res->style);
+        eval_report_xml_escape(b, res->style);
         buf_puts(b, "</dd>\n");
     }
     buf_puts(b, "<dt>labels</dt><dd>");
-    report_xml_escape(b, res->label_source);
+    eval_report_xml_escape(b, res->label_source);
     buf_printf(b, "</dd>\n<dt>studies</dt><dd>%lld in the split, %lld labelled, %lld failed to "
                   "encode", (long long)res->n_split, (long long)res->n_labelled,
                (long long)res->n_failed);
@@ -483,11 +483,11 @@ void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
         buf_printf(b, "<tr%s><td>", isfinite(t->m.auc) ? "" : " class=\"degenerate\"");
-        report_xml_escape(b, t->name);
+        eval_report_xml_escape(b, t->name);
         if (t->is_ctrate)
             buf_puts(b, t->fvlm16 ? " <sup>CT-RATE, fVLM-16</sup>" : " <sup>CT-RATE</sup>");
         buf_puts(b, "</td><td>");
-        report_xml_escape(b, t->anatomy);
+        eval_report_xml_escape(b, t->anatomy);
         buf_puts(b, "</td><td class=\"n\">");
         html_num(b, t->m.auc);
         buf_puts(b, "</td><td class=\"n\">");
@@ -501,7 +501,7 @@ void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
         buf_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">%d</td><td class=\"n\">%d"
                       "</td><td class=\"n\">%d</td><td>", t->m.n_pos, t->m.n_neg, t->n_uncertain,
                    t->n_no_feature);
-        report_xml_escape(b, t->note);
+        eval_report_xml_escape(b, t->note);
         buf_puts(b, "</td></tr>\n");
     }
     buf_puts(b, "</table>\n<h2>Protocol</h2>\n<p>");
@@ -530,7 +530,7 @@ void report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
 
 typedef void (*Writer)(Buf *, const EvalResults *);
 
-int report_write_dir(const EvalResults *res, const EvalHistory *hist, const char *dir,
+int eval_report_write_dir(const EvalResults *res, const EvalHistory *hist, const char *dir,
                      char *html_path, size_t n, FvErr *e)
 {
     if (fs_mkdir_p(dir, e))
@@ -539,9 +539,9 @@ int report_write_dir(const EvalResults *res, const EvalHistory *hist, const char
         const char *suffix;
         Writer w;
     } files[] = {
-        {".csv", report_csv},
-        {".md", report_markdown},
-        {"-roc.svg", report_svg},
+        {".csv", eval_report_csv},
+        {".md", eval_report_markdown},
+        {"-roc.svg", eval_report_svg},
         {".html", NULL},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -551,7 +551,7 @@ int report_write_dir(const EvalResults *res, const EvalHistory *hist, const char
         if (files[i].w)
             files[i].w(&b, res);
         else
-            report_html(&b, res, hist);
+            eval_report_html(&b, res, hist);
         if (b.failed) {
             buf_free(&b);
             return err_set(e, FV_ENOMEM, "%s: out of memory", path);
@@ -578,7 +578,7 @@ static const TaskResult *find_task(const EvalResults *r, const char *task)
     return NULL;
 }
 
-void report_comparison_markdown(Buf *b, const EvalResults *const *sets, const char *const *labels,
+void eval_report_comparison(Buf *b, const EvalResults *const *sets, const char *const *labels,
                                 int n)
 {
     buf_puts(b, "| task | anatomy |");

@@ -1,9 +1,9 @@
-#include "csv.h"
+#include "labels_csv.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-int csv_open(CsvReader *r, const char *text, size_t len, const char *name, FvErr *e)
+int labels_csv_open(LabelsCsv *r, const char *text, size_t len, const char *name, FvErr *e)
 {
     memset(r, 0, sizeof *r);
     r->p = text;
@@ -12,14 +12,14 @@ int csv_open(CsvReader *r, const char *text, size_t len, const char *name, FvErr
     r->next_line = 1;
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
         r->p += 3;
-    r->fields = malloc(CSV_MAX_FIELDS * sizeof *r->fields);
-    r->off = malloc(CSV_MAX_FIELDS * sizeof *r->off);
+    r->fields = malloc(LABELS_CSV_MAX_FIELDS * sizeof *r->fields);
+    r->off = malloc(LABELS_CSV_MAX_FIELDS * sizeof *r->off);
     if (!r->fields || !r->off)
         return err_set(e, FV_ENOMEM, "%s: out of memory", name);
     return 0;
 }
 
-void csv_close(CsvReader *r)
+void labels_csv_close(LabelsCsv *r)
 {
     free(r->fields);
     free(r->off);
@@ -27,7 +27,7 @@ void csv_close(CsvReader *r)
     memset(r, 0, sizeof *r);
 }
 
-static int put(CsvReader *r, size_t *len, char c, FvErr *e)
+static int put(LabelsCsv *r, size_t *len, char c, FvErr *e)
 {
     if (*len + 1 >= r->cap) {
         size_t nc = r->cap ? r->cap * 2 : 256;
@@ -41,7 +41,7 @@ static int put(CsvReader *r, size_t *len, char c, FvErr *e)
     return 0;
 }
 
-int csv_next(CsvReader *r, FvErr *e)
+int labels_csv_next(LabelsCsv *r, FvErr *e)
 {
     /* Skip blank lines. */
     while (r->p < r->end && (*r->p == '\n' || *r->p == '\r')) {
@@ -110,9 +110,9 @@ int csv_next(CsvReader *r, FvErr *e)
             goto out;
         if (p < r->end && *p == ',') {
             p++;
-            if (nf >= CSV_MAX_FIELDS) {
+            if (nf >= LABELS_CSV_MAX_FIELDS) {
                 err_set(e, FV_ELIMIT, "%s:%d: more than %d fields", r->name, r->line,
-                        CSV_MAX_FIELDS);
+                        LABELS_CSV_MAX_FIELDS);
                 goto out;
             }
             off[nf++] = len;
