@@ -290,7 +290,10 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
         if (t->n_roc < 2 || strcmp(t->anatomy, anatomy) != 0)
             continue;
         const char *col = palette[c % NPALETTE];
-        buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
+        /* Past the palette, colours repeat with a dashed line. */
+        const char *dash = c >= NPALETTE ? " stroke-dasharray=\"5 3\"" : "";
+        buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s points=\"",
+                   col, dash);
         for (int k = 0; k < t->n_roc; k++)
             buf_printf(b, "%s%.1f,%.1f", k ? " " : "", PLOT_X + PLOT_S * t->roc_fpr[k],
                        PLOT_Y + PLOT_S * (1 - t->roc_tpr[k]));
@@ -307,7 +310,8 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
         }
         int ly = PLOT_Y + PLOT_S + 44 + LEGEND_LINE * c;
         buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                      "stroke-width=\"3\"/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col);
+                      "stroke-width=\"3\"%s/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col,
+                   c >= NPALETTE ? " stroke-dasharray=\"4 2\"" : "");
         buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\">", PLOT_X - 8, ly);
         eval_report_xml_escape(b, t->name);
         buf_printf(b, " (AUC %.3f)</text>\n", t->m.auc);
