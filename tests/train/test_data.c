@@ -1,0 +1,298 @@
+/* The train stage's data: corpus loading (with bad studies recorded and
+ * skipped), crop margins, rendering, flips, the whole-inside-crop rule and
+ * batch assembly. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "db.h"
+#include "fixture.h"
+#include "fvlm_config.h"
+#include "ontology.h"
+#include "run.h"
+#include "test.h"
+
+static char g_db[256];
+static Ontology *g_onto;
+
+static DataCfg tiny_data(void)
+{
+    return (DataCfg){.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8,
+                     .hu_lo = -1150, .hu_hi = 350, .margin_mm = {15, 20, 20}, .flip_p = 0.2,
+                     .aug_scale = 0.1, .aug_shift = 0.05, .text_max_len = 32};
+}
+
+static int model_anat(const Corpus *c, const char *id)
+{
+    for (int m = 0; m < c->n_anat; m++)
+        if (strcmp(g_onto->anat[c->anat_onto[m]].id, id) == 0)
+            return m;
+    return -1;
+}
+
+static void test_corpus_load_skips_and_records_bad_studies(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    Run run;
+    CHECK_OK(run_begin(&run, db, "train", 0, NULL, NULL, 1, &e), &e);
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN, NULL, 0, -1, &run, &e), &e);
+    CHECK_EQ_INT(c.n_st, 20);
+    CHECK_EQ_INT(c.n_skipped, 2);
+    CHECK_EQ_INT(c.n_sm, 20 * 5);
+    int64_t nerr = 0;
+    int found;
+    CHECK_OK(db_query_int(db, &e, &nerr, &found, "SELECT count(*) FROM errors WHERE run_id = ?",
+                          "i", run.id), &e);
+    CHECK_EQ_INT(nerr, 2);
+    CHECK_OK(db_query_int(db, &e, &nerr, &found,
+                          "SELECT count(*) FROM errors WHERE member = 'study 1020' AND reason "
+                          "LIKE '%tensor ct is (20, 40, 40), the database says (24, 40, 40)%'", ""),
+             &e);
+    CHECK(nerr == 1, "the wrong-shape tensor is not reported with both shapes");
+    CHECK_OK(db_query_int(db, &e, &nerr, &found,
+                          "SELECT count(*) FROM errors WHERE member = 'study 1021' AND reason "
+                          "LIKE '%_union region%outside the grid%'", ""), &e);
+    CHECK(nerr == 1, "the region off the grid is not reported");
+    /* fine modes: anatomies that are never abnormal carry no loss term */
+    CHECK_EQ_INT(c.n_anat, 3);
+    CHECK(model_anat(&c, "lung") >= 0 && model_anat(&c, "heart") >= 0 &&
+              model_anat(&c, "aorta") >= 0, "lung, heart and aorta are not the model's anatomies");
+    CHECK(model_anat(&c, "trachea") < 0, "trachea (never abnormal) is a model anatomy");
+    /* samples are ordered by study, then ontology order */
+    for (int i = 1; i < c.n_sm; i++)
+        CHECK(c.sm[i].study >= c.sm[i - 1].study, "samples out of study order at %d", i);
+    /* disease sets parsed into bits */
+    int with_dis = 0;
+    for (int i = 0; i < c.n_sm; i++)
+        for (int w = 0; w < c.dis_words; w++)
+            with_dis += c.sm[i].abnormal && c.dis[(size_t)i * c.dis_words + w] != 0;
+    CHECK(with_dis > 0, "no abnormal sample has a disease set");
+    corpus_free(&c);
+    /* global mode: every anatomy with a whole sample, abnormal or not */
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_GLOBAL, NULL, 0, -1, NULL, &e), &e);
+    CHECK_EQ_INT(c.n_anat, 5);
+    int reports = 0;
+    for (int i = 0; i < c.n_st; i++)
+        reports += c.st[i].report >= 0;
+    CHECK_EQ_INT(reports, 20);
+    corpus_free(&c);
+    run_finish(&run, "ok", NULL, &e);
+    db_close(&db);
+}
+
+static void test_crop_margins_are_millimetres_scaled_to_the_spacing(void)
+{
+    Study s = {.sz = 3.0, .sy = 1.5, .sx = 2.0, .box = {10, 20, 5, 30, 7, 9}};
+    DataCfg d = tiny_data();
+    Crop c;
+    data_crop(&s, &d, NULL, 0, &c);
+    CHECK_NEAR(c.box[0], 10 - 5.0, 1e-12);       /* 15 mm at 3 mm: 5 slices */
+    CHECK_NEAR(c.box[1], 20 + 5.0, 1e-12);
+    CHECK_NEAR(c.box[2], 5 - 20.0 / 1.5, 1e-12); /* 20 mm at 1.5 mm */
+    CHECK_NEAR(c.box[5], 9 + 10.0, 1e-12);       /* 20 mm at 2 mm */
+    CHECK(!c.flip[0] && !c.flip[1] && !c.flip[2], "no flips without augmentation");
+    /* augmentation keeps the crop near the plain one and consumes a fixed
+     * number of draws */
+    Rng r1, r2;
+    rng_seed(&r1, 5, 1);
+    rng_seed(&r2, 5, 1);
+    data_crop(&s, &d, &r1, 1, &c);
+    for (int k = 0; k < 9; k++)
+        rng_uniform(&r2);
+    CHECK(r1.s[0] == r2.s[0] && r1.s[3] == r2.s[3], "augmentation draws a varying count");
+    double ext = c.box[1] - c.box[0];
+    CHECK(ext >= 20 * 0.9 - 1e-9 && ext <= 20 * 1.1 + 1e-9, "z extent %g outside 20 +- 10 %%", ext);
+}
+
+static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    DataCfg d = tiny_data();
+    int Z = 16, Y = 32, X = 32, T = 64, A = c.n_anat;
+    float *a = malloc(sizeof(float) * Z * Y * X), *b = malloc(sizeof(float) * Z * Y * X);
+    uint8_t *ta = malloc((size_t)A * T), *tb = malloc((size_t)A * T), ia[8], ib[8];
+    Crop crop;
+    data_crop(&c.st[0], &d, NULL, 0, &crop);
+    data_render(&c, 0, &d, &crop, a, ta, ia);
+    double lo = 1, hi = 0;
+    for (int i = 0; i < Z * Y * X; i++) {
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    CHECK(lo >= 0.0 && hi <= 1.0, "image outside [0, 1]: %g .. %g", lo, hi);
+    CHECK(lo < 0.1 && hi > 0.7, "window not used: %g .. %g", lo, hi);
+    /* the crop with its margin reaches past the volume: air there */
+    CHECK_NEAR(a[0], (-1024.0 + 1150.0) / 1500.0, 0.02);
+    int lung = model_anat(&c, "lung"), heart = model_anat(&c, "heart");
+    int nl = 0, nh = 0;
+    for (int t = 0; t < T; t++) {
+        nl += ta[lung * T + t];
+        nh += ta[heart * T + t];
+    }
+    CHECK(nl > 8 && nl < T, "lung holds %d of %d tokens", nl, T);
+    CHECK(nh > 0 && nh < nl, "heart holds %d tokens, lung %d", nh, nl);
+    CHECK(ia[lung] && ia[heart], "whole anatomies are not inside the plain crop");
+    /* flip x: the image and the token mask mirror together */
+    Crop f = crop;
+    f.flip[2] = 1;
+    data_render(&c, 0, &d, &f, b, tb, ib);
+    double worst = 0;
+    for (int z = 0; z < Z; z++)
+        for (int y = 0; y < Y; y++)
+            for (int x = 0; x < X; x++) {
+                double dlt = fabs(a[(z * Y + y) * X + x] - b[(z * Y + y) * X + (X - 1 - x)]);
+                worst = dlt > worst ? dlt : worst;
+            }
+    CHECK(worst < 1e-6, "flipped image differs from the mirror by %g", worst);
+    int bad = 0;
+    for (int m = 0; m < A; m++)
+        for (int t = 0; t < T; t++) {
+            int tx = t % 4, rest = t - tx;
+            bad += ta[m * T + t] != tb[m * T + rest + (3 - tx)];
+        }
+    CHECK_EQ_INT(bad, 0);
+    /* a crop that cuts the lung leaves it out, the heart stays */
+    Crop cut = crop;
+    int li = (int)(&c.boxes[(size_t)0 * A * 6 + lung * 6] - c.boxes);
+    cut.box[4] = c.boxes[li + 4] + 3; /* x0 past the lung's left edge */
+    data_render(&c, 0, &d, &cut, b, tb, ib);
+    CHECK(!ib[lung], "a lung cut by the crop counts as whole");
+    CHECK(ib[heart], "the heart inside the crop is not whole");
+    free(a); free(b); free(ta); free(tb);
+    corpus_free(&c);
+    db_close(&db);
+}
+
+static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN_DISEASE, NULL, 0, -1, NULL, &e), &e);
+    Tokenizer t;
+    const char **texts;
+    int nt;
+    CHECK(corpus_train_texts(&c, &texts, &nt) == 0, "out of memory");
+    TokConfig tc = {512, 2, 4};
+    CHECK_OK(tok_build(&t, texts, nt, &tc, &e), &e);
+    free(texts);
+    CHECK_OK(corpus_tokenize(&c, &t, 32, &e), &e);
+    NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
+                 .py = 8, .px = 8, .width = 8, .depth = 1, .heads = 1, .mlp = 8, .keep = {1},
+                 .n_keep = 1, .pool_heads = 1, .embed = 8, .t_width = 8, .t_depth = 1,
+                 .t_heads = 1, .t_mlp = 8, .t_max_len = 32, .vocab = t.n, .n_anat = c.n_anat,
+                 .temp_init = 0.07f};
+    BatchBuf bb;
+    CHECK_OK(batch_alloc(&bb, &c, &nc, 12, &e), &e);
+    int idx[12];
+    for (int i = 0; i < 12; i++)
+        idx[i] = i;
+    DataCfg d = tiny_data();
+    Rng r;
+    rng_seed(&r, 3, 1);
+    batch_build(&bb, &c, &d, idx, 12, 1, &r);
+    const NetBatch *b = &bb.nb;
+    CHECK(b->ng >= 1, "no group in a batch of 12 studies");
+    for (int i = 1; i < b->nr; i++)
+        CHECK(b->rb[i] >= b->rb[i - 1], "rows out of study order");
+    for (int g = 0; g < b->ng; g++) {
+        int n = b->goff[g + 1] - b->goff[g], abn = 0, an = b->ra[b->grow[b->goff[g]]];
+        for (int i = b->goff[g]; i < b->goff[g + 1]; i++) {
+            abn += b->rabn[b->grow[i]];
+            CHECK(b->ra[b->grow[i]] == an, "group %d mixes anatomies", g);
+        }
+        CHECK(n >= 2 && abn >= 1, "group %d: %d rows, %d abnormal", g, n, abn);
+    }
+    /* identical texts share one encoding */
+    int shared = 0;
+    for (int i = 0; i < b->nr; i++)
+        for (int j = i + 1; j < b->nr; j++)
+            if (b->ra[i] == b->ra[j] && !b->rabn[i] && !b->rabn[j])
+                shared += b->rtext[i] == b->rtext[j];
+    CHECK(shared > 0, "normal rows of one anatomy do not share their template text");
+    CHECK(b->nt < b->nr, "texts are not deduplicated (%d texts, %d rows)", b->nt, b->nr);
+    for (int s = 0; s < b->nt; s++)
+        CHECK(b->tids[b->toff[s]] == TOK_CLS && b->tids[b->toff[s + 1] - 1] == TOK_SEP,
+              "text %d is not [CLS] ... [SEP]", s);
+    NetCap cap = corpus_capacity(&c, 12);
+    CHECK(b->toff[b->nt] <= cap.text_tokens, "batch tokens above the capacity bound");
+    batch_free(&bb);
+    tok_free(&t);
+    corpus_free(&c);
+    db_close(&db);
+}
+
+static void test_signature_changes_with_the_training_data(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, 0, &e), &e);
+    Corpus c;
+    char h1[65], h2[65], h3[65];
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    corpus_signature(&c, h1);
+    corpus_free(&c);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    corpus_signature(&c, h2);
+    corpus_free(&c);
+    CHECK_STR(h1, h2);
+    CHECK_OK(db_run(db, &e, "UPDATE samples SET text = text || ' ' WHERE study_id = 1003 AND "
+                    "anatomy = 'lung'", ""), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    corpus_signature(&c, h3);
+    corpus_free(&c);
+    CHECK(strcmp(h1, h3) != 0, "a changed text leaves the signature unchanged");
+    db_close(&db);
+}
+
+static void test_one_study_loads_for_inference_and_a_missing_one_is_an_error(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    char *ids[] = {"lung", "heart"};
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 1005, NULL, &e), &e);
+    CHECK_EQ_INT(c.n_st, 1);
+    CHECK_EQ_INT(c.n_anat, 2);
+    CHECK(c.boxes[0] >= 0 && c.boxes[6] >= 0, "regions of the study not loaded");
+    corpus_free(&c);
+    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 1020, NULL, &e) == -1 &&
+              strstr(e.msg, "study 1020"), "a broken study loads for inference: %s", e.msg);
+    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 99, NULL, &e) == -1 &&
+              e.code == FV_ENOTFOUND, "a missing study is not 'not found': %s", e.msg);
+    db_close(&db);
+}
+
+int main(void)
+{
+    snprintf(g_db, sizeof g_db, "/tmp/fvlm-test-data-%d.db", (int)getpid());
+    FvErr e = {0};
+    FixtureOpts o = {.n_studies = 20, .seed = 11, .p_abnormal = 0.5, .chinese = 1, .bad_studies = 1};
+    if (fixture_corpus(g_db, &o, &e) || onto_load(&g_onto, &e)) {
+        fprintf(stderr, "fixture: %s\n", e.msg);
+        return 1;
+    }
+    RUN(test_corpus_load_skips_and_records_bad_studies);
+    RUN(test_crop_margins_are_millimetres_scaled_to_the_spacing);
+    RUN(test_render_windows_hu_and_flips_image_and_tokens_together);
+    RUN(test_batches_group_rows_by_anatomy_with_an_abnormal_each);
+    RUN(test_signature_changes_with_the_training_data);
+    RUN(test_one_study_loads_for_inference_and_a_missing_one_is_an_error);
+    onto_free(&g_onto);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s.tensors", g_db, g_db, g_db, g_db);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", g_db);
+    return test_finish();
+}

@@ -1,0 +1,321 @@
+/* The trainer end to end on a small synthetic corpus (tests/train/fixture.h):
+ * the loss falls; a fine-fn model tells normal from abnormal anatomies on
+ * studies it never saw (through the public model API that fvlm eval uses);
+ * the run, metrics and model rows are written; a checkpoint loads; a run
+ * stopped and resumed ends with the same bytes as one never stopped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "fixture.h"
+#include "log.h"
+#include "fvlm_config.h"
+#include "model.h"
+#include "ontology.h"
+#include "safetensors.h"
+#include "schemas.h"
+#include "test.h"
+#include "trainer.h"
+
+static char g_db[300], g_dir[256];
+
+/* tiny preset plus overrides "k=v" */
+static int run_train(const char *out, int resume, volatile sig_atomic_t *stop, TrainResult *r,
+                     FvErr *e, const char *const *sets, int nsets)
+{
+    Config c;
+    config_init(&c);
+    char *text;
+    size_t len;
+    int rc = -1;
+    if (resume) {
+        StFile *f;
+        if (st_open(&f, out, e))
+            goto out;
+        rc = config_parse(&c, st_meta(f, "fvlm.config"), out, e);
+        st_close(&f);
+        if (rc)
+            goto out;
+    } else {
+        if (schema_load("preset_tiny.ini", &text, &len, e))
+            goto out;
+        rc = config_parse(&c, text, "preset", e);
+        free(text);
+        if (rc)
+            goto out;
+    }
+    for (int i = 0; i < nsets; i++) {
+        char key[128];
+        const char *eq = strchr(sets[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+        if (config_set(&c, key, eq + 1, e))
+            goto out;
+    }
+    char *argv[] = {"train", NULL};
+    TrainArgs a = {g_db, out, "tiny", resume, 1, 1, argv, stop};
+    rc = train_run(&a, &c, r, e);
+out:
+    config_free(&c);
+    return rc;
+}
+
+static double mean_metric(Db *db, int64_t run, const char *name, int first, int n)
+{
+    sqlite3_stmt *st;
+    FvErr e = {0};
+    double s = 0;
+    int k = 0;
+    if (db_prepare(db, &st,
+                   "SELECT value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step"
+                   " LIMIT ? OFFSET ?", &e) ||
+        db_bindf(db, st, &e, "isii", run, name, (int64_t)n, (int64_t)first))
+        return NAN;
+    while (db_step(db, st, &e) == 1) {
+        s += sqlite3_column_double(st, 0);
+        k++;
+    }
+    sqlite3_finalize(st);
+    return k ? s / k : NAN;
+}
+
+/* Area under the ROC curve of scores against labels (ties count half). */
+static double auc(const double *score, const int *label, int n)
+{
+    double num = 0;
+    long np = 0, nn = 0;
+    for (int i = 0; i < n; i++) {
+        np += label[i];
+        nn += !label[i];
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (label[i] && !label[j])
+                num += score[i] > score[j] ? 1.0 : score[i] == score[j] ? 0.5 : 0.0;
+    return np && nn ? num / ((double)np * nn) : NAN;
+}
+
+static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal(void)
+{
+    char out[300];
+    snprintf(out, sizeof out, "%s/fine-fn.safetensors", g_dir);
+    FvErr e = {0};
+    TrainResult r;
+    const char *sets[] = {"train.loss=fine-fn", "train.epochs=12", "train.threads=1"};
+    CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 3), &e);
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    double first = mean_metric(db, r.run_id, "loss", 0, 10);
+    double last = mean_metric(db, r.run_id, "loss", (int)r.steps - 10, 10);
+    printf("fine-fn: mean loss of the first 10 steps %.4f, of the last 10 %.4f\n", first, last);
+    CHECK(last < first - 0.3, "the loss did not fall: %.4f -> %.4f", first, last);
+    /* the run's records */
+    int64_t v;
+    int found;
+    CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM runs WHERE id = ? AND stage"
+                          " = 'train' AND status = 'ok'", "i", r.run_id), &e);
+    CHECK_EQ_INT(v, 1);
+    CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
+                          "name = 'val_loss'", "i", r.run_id), &e);
+    CHECK_EQ_INT(v, 12);
+    CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
+                          "name = 'samples_per_s'", "i", r.run_id), &e);
+    CHECK_EQ_INT(v, r.steps);
+    CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT step FROM models WHERE run_id = ? AND loss"
+                          " = 'fine-fn' AND preset = 'tiny' AND length(sha256) = 64", "i",
+                          r.run_id), &e);
+    CHECK(found && v == r.steps, "no models row for the checkpoint");
+
+    /* zero-shot on studies outside train: the distance to the normal
+     * template ranks abnormal anatomies first */
+    FvlmModel *m;
+    CHECK_OK(model_load(&m, out, &e), &e);
+    if (!m) {
+        db_close(&db);
+        return;
+    }
+    CHECK_STR(model_loss_mode(m), "fine-fn");
+    int D = model_embed_dim(m), NA = model_n_anat(m);
+    CHECK_EQ_INT(D, 32);
+    float t = model_temperature(m);
+    CHECK(t >= 0.001f && t <= 0.5f, "temperature %g outside its clamp", t);
+    Ontology *onto;
+    CHECK_OK(onto_load(&onto, &e), &e);
+    static const char *anat[] = {"lung", "heart", "aorta"};
+    float *img = malloc(sizeof(float) * NA * D), txt[3][64];
+    unsigned char *valid = malloc((size_t)NA);
+    for (int k = 0; k < 3; k++) {
+        char s[128];
+        snprintf(s, sizeof s, "%s shows no significant abnormalities.", anat[k]);
+        CHECK_OK(model_encode_text(m, s, txt[k], &e), &e);
+        double n2 = 0;
+        for (int d = 0; d < D; d++)
+            n2 += (double)txt[k][d] * txt[k][d];
+        CHECK_NEAR(n2, 1.0, 1e-4);
+    }
+    double score[3][400];
+    int label[3][400], n[3] = {0, 0, 0};
+    sqlite3_stmt *st;
+    CHECK_OK(db_prepare(db, &st, "SELECT s.study_id, s.anatomy, s.status FROM samples s JOIN "
+                        "studies t ON t.id = s.study_id WHERE t.split != 'train' AND s.whole = 1",
+                        &e), &e);
+    int64_t cur = -1;
+    while (db_step(db, st, &e) == 1) {
+        int64_t sid = sqlite3_column_int64(st, 0);
+        const char *an = (const char *)sqlite3_column_text(st, 1);
+        int k = -1;
+        for (int q = 0; q < 3; q++)
+            if (strcmp(an, anat[q]) == 0)
+                k = q;
+        if (k < 0)
+            continue;
+        if (sid != cur) {
+            CHECK_OK(model_encode_study(m, db, sid, img, valid, &e), &e);
+            cur = sid;
+        }
+        int a = onto_anatomy(onto, an);
+        CHECK(valid[a], "study %lld: %s has no feature", (long long)sid, an);
+        if (!valid[a] || n[k] >= 400)
+            continue;
+        double dot = 0;
+        for (int d = 0; d < D; d++)
+            dot += (double)img[(size_t)a * D + d] * txt[k][d];
+        score[k][n[k]] = -dot;
+        label[k][n[k]] = strcmp((const char *)sqlite3_column_text(st, 2), "abnormal") == 0;
+        n[k]++;
+    }
+    sqlite3_finalize(st);
+    CHECK(!valid[onto_anatomy(onto, "trachea")], "trachea (never trained) has a feature");
+    for (int k = 0; k < 3; k++) {
+        double a = auc(score[k], label[k], n[k]);
+        printf("fine-fn zero-shot normal vs abnormal, %s: AUC %.3f over %d held-out samples\n",
+               anat[k], a, n[k]);
+        CHECK(a > 0.8, "%s: AUC %.3f, expected > 0.8", anat[k], a);
+    }
+    free(img);
+    free(valid);
+    onto_free(&onto);
+    model_free(&m);
+    db_close(&db);
+}
+
+static void test_every_loss_mode_trains_and_the_global_model_encodes_studies(void)
+{
+    static const char *modes[] = {"global", "fine", "fine-fn-disease"};
+    for (int i = 0; i < 3; i++) {
+        char out[300], set[64];
+        snprintf(out, sizeof out, "%s/%s.safetensors", g_dir, modes[i]);
+        snprintf(set, sizeof set, "train.loss=%s", modes[i]);
+        const char *sets[] = {set, "train.epochs=3"};
+        FvErr e = {0};
+        TrainResult r;
+        CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 2), &e);
+        CHECK(r.step == r.steps && r.steps > 0 && isfinite(r.loss), "%s: %lld of %lld steps, "
+              "loss %g", modes[i], (long long)r.step, (long long)r.steps, r.loss);
+        FvlmModel *m;
+        CHECK_OK(model_load(&m, out, &e), &e);
+        if (!m)
+            continue;
+        CHECK_STR(model_loss_mode(m), modes[i]);
+        if (i == 0) {
+            /* global: the same whole-CT feature in every valid row */
+            Db *db;
+            CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+            int D = model_embed_dim(m), NA = model_n_anat(m);
+            float *f = malloc(sizeof(float) * NA * D);
+            unsigned char *valid = malloc((size_t)NA);
+            CHECK_OK(model_encode_study(m, db, 1001, f, valid, &e), &e);
+            int first = -1, nv = 0;
+            for (int a = 0; a < NA; a++) {
+                if (!valid[a])
+                    continue;
+                nv++;
+                if (first < 0)
+                    first = a;
+                else
+                    CHECK(memcmp(f + (size_t)a * D, f + (size_t)first * D, sizeof(float) * D) == 0,
+                          "global rows differ");
+            }
+            CHECK_EQ_INT(nv, 5);
+            free(f);
+            free(valid);
+            db_close(&db);
+        }
+        model_free(&m);
+    }
+}
+
+static int read_file(const char *path, unsigned char **data, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    struct stat s;
+    if (fstat(fileno(f), &s) != 0) {
+        fclose(f);
+        return -1;
+    }
+    *n = (size_t)s.st_size;
+    *data = malloc(*n ? *n : 1);
+    int rc = *data && fread(*data, 1, *n, f) == *n ? 0 : -1;
+    fclose(f);
+    return rc;
+}
+
+static void test_a_stopped_and_resumed_run_ends_with_the_same_bytes(void)
+{
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/straight.safetensors", g_dir);
+    snprintf(b, sizeof b, "%s/resumed.safetensors", g_dir);
+    const char *sets[] = {"train.epochs=3", "train.save_every=4"};
+    FvErr e = {0};
+    TrainResult r;
+    CHECK_OK(run_train(a, 0, NULL, &r, &e, sets, 2), &e);
+    /* stop after the first step (as SIGINT would), then resume to the end */
+    volatile sig_atomic_t stop = 1;
+    TrainResult r1, r2;
+    CHECK_OK(run_train(b, 0, &stop, &r1, &e, sets, 2), &e);
+    CHECK(r1.stopped && r1.step == 1, "the stop flag did not stop after one step");
+    CHECK_OK(run_train(b, 1, NULL, &r2, &e, NULL, 0), &e);
+    CHECK_EQ_INT(r2.step, r.step);
+    unsigned char *da = NULL, *db = NULL;
+    size_t na = 0, nb = 0;
+    CHECK(read_file(a, &da, &na) == 0 && read_file(b, &db, &nb) == 0, "checkpoints unreadable");
+    CHECK(na == nb && da && db && memcmp(da, db, na) == 0,
+          "the resumed run's checkpoint differs from the uninterrupted one (%zu vs %zu bytes)",
+          na, nb);
+    free(da);
+    free(db);
+    /* a resume that changes the model is refused */
+    const char *bad[] = {"model.width=48"};
+    CHECK(run_train(b, 1, NULL, &r2, &e, bad, 1) == -1 && strstr(e.msg, "differs"),
+          "a changed model resumes: %s", e.msg);
+}
+
+int main(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-train-%d", (int)getpid());
+    snprintf(g_db, sizeof g_db, "%s/corpus.db", g_dir);
+    FvErr e = {0};
+    if (mkdir(g_dir, 0755) != 0) {
+        perror(g_dir);
+        return 1;
+    }
+    FixtureOpts o = {.n_studies = 160, .seed = 5, .p_abnormal = 0.4, .chinese = 1};
+    if (fixture_corpus(g_db, &o, &e)) {
+        fprintf(stderr, "fixture: %s\n", e.msg);
+        return 1;
+    }
+    log_set_level(LOG_WARN);
+    RUN(test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal);
+    RUN(test_every_loss_mode_trains_and_the_global_model_encodes_studies);
+    RUN(test_a_stopped_and_resumed_run_ends_with_the_same_bytes);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", g_dir);
+    return test_finish();
+}

@@ -1,0 +1,160 @@
+/* data: the training data of the corpus database, and its preprocessing.
+ *
+ * corpus_load reads what align and ingest produced (schemas/corpus.sql):
+ * studies with a volume, a mask and a `_union` region; their `samples` rows
+ * (fine modes) or report text (global mode); the region box of every
+ * anatomy. Each study's CT (int16 HU) and mask (uint8 TotalSegmentator ids)
+ * are memory-mapped from `<db>.tensors/<shard>`, checked against the
+ * database's geometry first. A study that fails a check is recorded with
+ * run_error and left out; the load goes on.
+ *
+ * Preprocessing, as fVLM's: crop to the union box of the anatomies plus a
+ * margin (fVLM: 5 slices in z and 20 voxels in y and x at 1 x 1 x 3 mm, so
+ * 15 mm and 20 mm, scaled to the corpus spacing), resample to the model's
+ * input size (trilinear for the CT, nearest for the mask; outside the volume
+ * is air, -1024 HU), HU window mapped to [0, 1]. A token holds an anatomy
+ * when any voxel of its patch does (the max-pooled mask). Training
+ * augmentation: the crop box is scaled and shifted at random and each axis
+ * flipped with probability flip_p; an anatomy takes part only when its
+ * region box lies whole inside the crop. */
+#ifndef FVLM_DATA_H
+#define FVLM_DATA_H
+
+#include <stdint.h>
+
+#include "db.h"
+#include "error.h"
+#include "loss.h"
+#include "net.h"
+#include "ontology.h"
+#include "rng.h"
+#include "run.h"
+#include "safetensors.h"
+#include "tokenizer.h"
+
+enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2 };
+
+typedef struct DataCfg {
+    int in_z, in_y, in_x;      /* model input, voxels */
+    int pz, py, px;            /* patch, voxels */
+    double hu_lo, hu_hi;       /* window, HU */
+    double margin_mm[3];       /* crop margin (z, y, x), mm */
+    double flip_p;             /* per axis */
+    double aug_scale;          /* crop extent scaled by a factor in [1 - s, 1 + s] */
+    double aug_shift;          /* crop centre moved by up to this fraction of the extent */
+    int text_max_len;          /* tokens, [CLS] and [SEP] included */
+} DataCfg;
+
+typedef struct Sample {
+    int study;                 /* index into Corpus.st */
+    int anat;                  /* model anatomy, -1 when the model has none for it */
+    uint8_t abnormal, whole;
+    int text;                  /* index into Corpus.text */
+} Sample;
+
+typedef struct Study {
+    int64_t id;
+    int split;                 /* SPLIT_* (train studies held out for validation: SPLIT_VALID) */
+    int nz, ny, nx;            /* corpus grid, voxels */
+    double sz, sy, sx;         /* spacing, mm */
+    const int16_t *ct;         /* (nz, ny, nx) HU, inside a mapped shard */
+    const uint8_t *mask;       /* (nz, ny, nx) TotalSegmentator ids */
+    int box[6];                /* union box z0, z1, y0, y1, x0, x1 (half-open) */
+    int s0, ns;                /* its samples: Corpus.sm[s0 .. s0 + ns) */
+    int report;                /* report text (global mode), -1 */
+    int tokens;                /* text tokens of its samples (or report), for capacity */
+} Study;
+
+typedef struct Corpus {
+    const Ontology *onto;
+    LossMode mode;
+    Study *st;
+    int n_st;
+    Sample *sm;
+    int n_sm;
+    uint64_t *dis;             /* (n_sm, dis_words) disease sets */
+    int dis_words;
+    int *boxes;                /* (n_st, n_anat, 6) region box per model anatomy, z0 = -1 when none */
+    /* model anatomies, in ontology order */
+    int n_anat;
+    int *anat_onto;            /* model anatomy -> ontology index */
+    int *lab_off, *lab_anat;   /* TotalSegmentator id -> model anatomies (CSR, 256 ids) */
+    /* texts, each once */
+    char **text;
+    int n_text;
+    int *slot;                 /* hash of texts */
+    int nslot;
+    int *tok_off, *tok_ids;    /* tokens of each text, after corpus_tokenize */
+    /* mapped shards */
+    StFile **shard;
+    int n_shard, cap_shard;
+    int *shslot;               /* hash of shard paths, cap_shard slots */
+    char tensor_dir[4096];
+    int64_t n_skipped;         /* studies left out by checks */
+} Corpus;
+
+/* Loads the corpus for training. anat_ids (n_anat ids) fixes the model's
+ * anatomies (a resumed run); NULL chooses them: every anatomy with a whole
+ * training sample (fine modes: and an abnormal one). study_id >= 0 loads
+ * that study alone (no samples; for inference). Bad studies are recorded
+ * through run (may be NULL: logged only). */
+int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, char **anat_ids,
+                int n_anat, int64_t study_id, Run *run, FvErr *e);
+void corpus_free(Corpus *c);
+
+/* Marks a seeded fraction of the training studies as validation when the
+ * corpus has no `valid` study. Returns the number of validation studies. */
+int corpus_split_validation(Corpus *c, double fraction, uint64_t seed);
+/* Texts of training studies, for building the vocabulary (pointers into c). */
+int corpus_train_texts(const Corpus *c, const char ***texts, int *n);
+/* Tokenizes every text. */
+int corpus_tokenize(Corpus *c, const Tokenizer *t, int max_len, FvErr *e);
+/* Order-independent hash of the training data (study ids, samples, texts),
+ * stored in checkpoints to notice a changed corpus on resume. */
+void corpus_signature(const Corpus *c, char hex[65]);
+
+/* The crop of one study: box (z0, z1, y0, y1, x0, x1) in voxels, real
+ * valued, and flips. */
+typedef struct Crop {
+    double box[6];
+    uint8_t flip[3];
+} Crop;
+
+/* train: random scale, shift and flips from r; otherwise the plain crop. */
+void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out);
+/* Renders the crop: img (Z, Y, X) in [0, 1]; tokmask (n_anat, T); inside
+ * (n_anat): 1 when the anatomy's region box lies whole inside the crop. */
+void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
+                 uint8_t *tokmask, uint8_t *inside);
+
+/* ---- batches ---- */
+
+typedef struct BatchBuf {
+    int cap_b;
+    float *img;                /* (B, Z, Y, X) */
+    uint8_t *tokmask;          /* (B, A, T) */
+    uint8_t *inside;           /* (B, A) */
+    Crop *crop;                /* (B) */
+    int *rb, *ra, *rtext;      /* (R) */
+    uint8_t *rabn;
+    uint64_t *rdis;
+    int *goff, *grow;
+    int *toff, *tids;
+    int *cand_s;               /* (R) candidate rows: sample index */
+    int *local;                /* (n_text) corpus text -> batch text, -1 */
+    int *uniq;                 /* batch text -> corpus text */
+    int *anat_n, *anat_abn;    /* (A) */
+    NetBatch nb;
+    int n_pairs;               /* image-text pairs contrasted */
+} BatchBuf;
+
+/* Capacity the network needs for batches of up to b studies of c. */
+NetCap corpus_capacity(const Corpus *c, int b);
+int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvErr *e);
+void batch_free(BatchBuf *bb);
+/* Builds the batch of studies idx[0..n): crops (drawn from r in study order
+ * when train), renders, and lists rows, groups and texts. Allocates nothing. */
+void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx, int n,
+                 int train, Rng *r);
+
+#endif
