@@ -592,19 +592,21 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         int others = 0;
         for (int i = 0; i < nm; i++) {
             const LexEntry *x = &lex->e[r->tok[ment[i]].entry];
-            others += !(x->kind == LK_ANATOMY && !strcmp(o->anat[x->target].id, "body"));
+            others += !(x->kind == LK_ANATOMY && x->target == lex->body);
         }
         for (int i = 0; i < nm; i++) {
             const ParseTok *mt = &r->tok[ment[i]];
             const LexEntry *x = &lex->e[mt->entry];
             size_t a = mt->start < nt->start ? mt->start : nt->start;
             size_t b = mt->end > nt->end ? mt->end : nt->end;
-            for (int an = 0; an < o->n_anat; an++) {
-                if (x->kind == LK_ANATOMY ? an != x->target : !onto_in_group(o, an, x->target))
+            int a0 = x->kind == LK_ANATOMY ? x->target : 0;
+            int a1 = x->kind == LK_ANATOMY ? x->target + 1 : o->n_anat;
+            for (int an = a0; an < a1; an++) {
+                if (x->kind == LK_GROUP && !onto_in_group(o, an, x->target))
                     continue;
                 /* "sections", "study area": the whole scan only when nothing
                  * else is named */
-                if (!strcmp(o->anat[an].id, "body") && others)
+                if (an == lex->body && others)
                     continue;
                 for (int j = 0; j < lex->anat_ntasks[an]; j++) {
                     int task = lex->anat_tasks[an][j];
