@@ -35,7 +35,7 @@ ap.add_argument("--seed", default="1")
 ap.add_argument("--layout", default="both")
 ap.add_argument("--lang", default="mix")
 ap.add_argument("--show", type=int, default=0)
-ap.add_argument("--min-agreement", type=float, default=0.985)
+ap.add_argument("--min-agreement", type=float, default=0.99)
 ap.add_argument("--min-pos", type=float, default=0.99)
 args = ap.parse_args()
 
