@@ -1,14 +1,23 @@
 /* bench_parse: speed of `fvlm parse` over the real development reports
  * (../shared/data/ctrate-dev/reports.csv) repeated to at least 100 MB, printed
  * beside the floor: PCRE2 (JIT) alone scanning the same text for the same
- * lexicon terms. One thread, so every figure is per core.
+ * lexicon terms. One thread, so every figure is per core; rates are per CPU
+ * second of this process (on a shared machine other processes change the wall
+ * time, not that), wall seconds are printed beside them.
+ *
+ * Rows: the floor; the parser's automaton alone; parse_report alone; parse
+ * plus the database writes of `fvlm parse` (the same library calls:
+ * parse_report and pstore_report, 512 reports per transaction, or
+ * $BENCH_BATCH), with the split between parsing and storing; and the
+ * database writes alone (the same rows, from the dev reports parsed once):
+ * what SQLite itself costs for ~120 rows a report, the bound on the
+ * with-database figure however fast the parser gets.
  *
  * usage: bench_parse [MB] [DB]   (defaults: 100, /tmp/fvlm-bench-parse.db)
  * Environment: BENCH_PRAGMA=SQL runs SQL on the connection before parsing;
- * BENCH_KEEP=1 keeps the database; BENCH_NO_DB=1 stops before the database.
- * The database is made fresh in /tmp (studies and reports inserted, not timed),
- * then parsed with the same library calls `fvlm parse` makes (parse_report,
- * pstore_report, 512 reports per transaction). */
+ * BENCH_KEEP=1 keeps the last database; BENCH_NO_DB=1 stops before the
+ * database. Each database is made fresh (studies and reports inserted, not
+ * timed). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +247,10 @@ out:
 int main(int argc, char **argv)
 {
     double mb = argc > 1 ? atof(argv[1]) : 100.0;
+    /* reports per transaction, as `fvlm parse --batch` */
+    int64_t batch = getenv("BENCH_BATCH") ? atoll(getenv("BENCH_BATCH")) : 512;
+    if (batch < 1)
+        batch = 512;
     const char *dbpath = argc > 2 ? argv[2] : "/tmp/fvlm-bench-parse.db";
     char path[4096];
     const char *root = getenv("FVLM_SHARED");
@@ -344,7 +357,7 @@ int main(int argc, char **argv)
     sqlite3_stmt *sel;
     if (run_begin(&run, db, "parse", 1, args, NULL, -1, &e) || pstore_open(&st, db, &e) ||
         db_prepare(db, &sel, "SELECT id, study_id, text FROM reports WHERE id > ? AND parsed_run IS NULL"
-                             " ORDER BY id LIMIT 512", &e)) {
+                             " ORDER BY id LIMIT ?", &e)) {
         fprintf(stderr, "%s\n", e.msg);
         return 1;
     }
@@ -353,7 +366,7 @@ int main(int argc, char **argv)
     int64_t after = 0, done = 0;
     double c_in_parse = 0, c_in_store = 0;   /* CPU seconds inside the loop */
     for (;;) {
-        if (db_bindf(db, sel, &e, "i", after) || db_begin(db, &e)) {
+        if (db_bindf(db, sel, &e, "ii", after, batch) || db_begin(db, &e)) {
             fprintf(stderr, "%s\n", e.msg);
             return 1;
         }
@@ -410,12 +423,12 @@ int main(int argc, char **argv)
     }
     t0 = now_seconds();
     c0 = cpu_seconds();
-    for (int64_t k = 0; k < nrep; k += 512) {
+    for (int64_t k = 0; k < nrep; k += batch) {
         if (db_begin(db, &e)) {
             fprintf(stderr, "%s\n", e.msg);
             return 1;
         }
-        for (int64_t j = k; j < nrep && j < k + 512; j++)
+        for (int64_t j = k; j < nrep && j < k + batch; j++)
             if (pstore_report(&st, p, &cached[j % dev.n], j + 1, j + 1, run.id, 0, &e)) {
                 fprintf(stderr, "%s\n", e.msg);
                 return 1;
