@@ -8,6 +8,11 @@ struct Automaton {
     int nclass;
     int nstates;
     int32_t *next;      /* (nstates, nclass): complete transition table */
+    /* The same table for scanning, half the size when the states fit in 15
+     * bits (the table is megabytes: its cache misses are the scan's cost):
+     * entry = target state | AC_OUT when a pattern ends at the target. */
+    uint16_t *next16;   /* (nstates, nclass), or NULL: next32 is used */
+    uint32_t *next32;   /* (nstates, nclass) with bit 31 as the output mark, or NULL */
     int32_t *own;       /* per state: the pattern that ends here, or -1 */
     int32_t *dict;      /* per state: nearest proper suffix state that ends a pattern, or 0 */
     int32_t *out;       /* per state: itself when it ends a pattern, else dict: the first output */
@@ -20,6 +25,8 @@ void ac_free(Automaton **pa)
     if (!a)
         return;
     free(a->next);
+    free(a->next16);
+    free(a->next32);
     free(a->own);
     free(a->dict);
     free(a->out);
@@ -135,9 +142,27 @@ int ac_build(Automaton **out, const char *const *pats, const uint32_t *lens, int
     }
     for (int32_t st = 0; st < a->nstates; st++)
         a->out[st] = a->own[st] >= 0 ? st : a->dict[st];
-    int32_t *shrunk = realloc(a->next, (size_t)a->nstates * nc * sizeof *a->next);
-    if (shrunk)
-        a->next = shrunk;
+    /* the scanning table, with the output mark in each entry */
+    size_t nent = (size_t)a->nstates * nc;
+    if (a->nstates <= 0x7fff)
+        a->next16 = malloc(nent * sizeof *a->next16);
+    else
+        a->next32 = malloc(nent * sizeof *a->next32);
+    if (!a->next16 && !a->next32) {
+        err_set(e, FV_ENOMEM, "lexicon automaton: out of memory");
+        ac_free(&a);
+        return -1;
+    }
+    for (size_t k = 0; k < nent; k++) {
+        int32_t t = a->next[k];
+        if (a->next16)
+            a->next16[k] = (uint16_t)((uint32_t)t | (a->out[t] ? 0x8000u : 0));
+        else
+            a->next32[k] = (uint32_t)t | (a->out[t] ? 0x80000000u : 0);
+    }
+    /* the building table is no longer needed */
+    free(a->next);
+    a->next = NULL;
     *out = a;
     return 0;
 fail:
@@ -147,29 +172,48 @@ fail:
     return -1;
 }
 
+/* Appends the patterns that end at byte i in state s (out[s] != 0). */
+static int emit(const Automaton *a, int32_t s, size_t i, AcHit **hits, size_t *nhits, size_t *cap,
+                FvErr *e)
+{
+    for (int32_t t = a->out[s]; t; t = a->dict[t]) {
+        if (*nhits == *cap) {
+            size_t nc2 = *cap ? *cap * 2 : 256;
+            AcHit *h = realloc(*hits, nc2 * sizeof *h);
+            if (!h)
+                return err_set(e, FV_ENOMEM, "scanning report: out of memory (%zu hits)", nc2);
+            *hits = h;
+            *cap = nc2;
+        }
+        int32_t pat = a->own[t];
+        (*hits)[(*nhits)++] = (AcHit){(uint32_t)(i + 1 - a->plen[pat]), pat};
+    }
+    return 0;
+}
+
 int ac_scan(const Automaton *a, const char *text, size_t n, AcHit **hits, size_t *nhits,
             size_t *cap, FvErr *e)
 {
     const unsigned char *p = (const unsigned char *)text;
     const size_t nc = (size_t)a->nclass;
-    const int32_t *next = a->next, *out = a->out;
     const uint8_t *cls = a->cls;
-    int32_t s = 0;
-    for (size_t i = 0; i < n; i++) {
-        s = next[(size_t)s * nc + cls[p[i]]];
-        int32_t t = out[s];
-        while (t) {
-            if (*nhits == *cap) {
-                size_t nc2 = *cap ? *cap * 2 : 256;
-                AcHit *h = realloc(*hits, nc2 * sizeof *h);
-                if (!h)
-                    return err_set(e, FV_ENOMEM, "scanning report: out of memory (%zu hits)", nc2);
-                *hits = h;
-                *cap = nc2;
-            }
-            int32_t pat = a->own[t];
-            (*hits)[(*nhits)++] = (AcHit){(uint32_t)(i + 1 - a->plen[pat]), pat};
-            t = a->dict[t];
+    if (a->next16) {
+        const uint16_t *next = a->next16;
+        uint32_t s = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = next[s * nc + cls[p[i]]];
+            s = v & 0x7fffu;
+            if ((v & 0x8000u) && emit(a, (int32_t)s, i, hits, nhits, cap, e))
+                return -1;
+        }
+    } else {
+        const uint32_t *next = a->next32;
+        size_t s = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v = next[s * nc + cls[p[i]]];
+            s = v & 0x7fffffffu;
+            if ((v & 0x80000000u) && emit(a, (int32_t)s, i, hits, nhits, cap, e))
+                return -1;
         }
     }
     return 0;

@@ -380,7 +380,8 @@ static int load_triggers(Lexicon *l, const char *text, FvErr *e)
         goto out;
     static const struct { const char *name; int kind; } kinds[] = {
         {"neg", LK_NEG}, {"unc", LK_UNC}, {"unc_neg", LK_UNC_NEG}, {"pseudo", LK_PSEUDO},
-        {"normal", LK_NORMAL}, {"term", LK_TERM}, {"affirm", LK_AFFIRM},
+        {"normal", LK_NORMAL}, {"term", LK_TERM}, {"affirm", LK_AFFIRM}, {"coord", LK_COORD}, {"cmp", LK_CMP},
+        {"abnormal", LK_ABNORMAL},
     };
     while ((got = tsv_next(&r, e)) == 1) {
         LexEntry t = {.layer = LEX_LAYER_TRIG, .target = -1};

@@ -41,6 +41,11 @@ typedef enum LexKind {
     LK_NORMAL,    /* normal statement ("is normal", "未见异常") */
     LK_TERM,      /* ends a trigger's scope ("but", "但") */
     LK_AFFIRM,    /* affirmative verb ("is seen"): ends a scope across commas */
+    LK_ABNORMAL,  /* an unspecified abnormality ("lesion", "异常"): negated with anatomies
+                     between ("no focal lung lesion"), a normal statement of them */
+    LK_CMP,       /* a comparison with an earlier study ("compared with", "较前") */
+    LK_COORD,     /* coordinating word ("and", "及", "、"): a finding joined to the one
+                     before it by nothing else shares its polarity */
 } LexKind;
 
 enum { DIR_PRE = 1, DIR_POST = 2, DIR_BOTH = 3 };

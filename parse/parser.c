@@ -184,7 +184,9 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
     r->ntok = k;
     /* A trigger inside a finding term is part of the term: dropped. (A
      * finding word inside a normal statement stays: decide_polarity makes it
-     * absent.) Each layer is sorted by start here. */
+     * absent. An abnormality word stays too: "no focal lung lesion" needs the
+     * word that is also the generic finding "lesion".) Each layer is sorted by
+     * start here. */
     size_t f0 = 0, f1;
     while (f0 < r->ntok && r->tok[f0].layer < LEX_LAYER_FIND)
         f0++;
@@ -195,7 +197,7 @@ static int make_tokens(const Parser *p, ParseResult *r, FvErr *e)
     size_t fi = f0;
     for (size_t i = 0; i < r->ntok; i++) {
         ParseTok t = r->tok[i];
-        if (t.layer == LEX_LAYER_TRIG) {
+        if (t.layer == LEX_LAYER_TRIG && lex->e[t.entry].kind != LK_ABNORMAL) {
             while (fi < f1 && r->tok[fi].end <= t.start)
                 fi++;
             int inside = 0;

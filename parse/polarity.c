@@ -1,5 +1,6 @@
 #include "polarity.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "parse_util.h"
@@ -220,10 +221,25 @@ typedef struct GenericWalk {
     const ParseResult *r;
     const Scope *sc;
     const ParseTok *ft;
+    size_t t0, t1;
     int g, seg, last;
     int *tasks;
     int max, nt, found, named;
 } GenericWalk;
+
+/* 1 when token k lies inside a finding token other than ft. Tokens are
+ * sorted by start; a term is at most a few dozen bytes long. */
+static int in_other_finding(const ParseResult *r, size_t k, size_t t0, size_t t1, const ParseTok *ft)
+{
+    const ParseTok *t = &r->tok[k];
+    for (size_t j = k + 1; j < t1 && r->tok[j].start == t->start; j++)
+        if (r->tok[j].layer == LEX_LAYER_FIND && r->tok[j].end >= t->end && &r->tok[j] != ft)
+            return 1;
+    for (size_t j = k; j-- > t0 && r->tok[j].start + 256 > t->start;)
+        if (r->tok[j].layer == LEX_LAYER_FIND && r->tok[j].end >= t->end && &r->tok[j] != ft)
+            return 1;
+    return 0;
+}
 
 static int generic_step(GenericWalk *w, size_t k)
 {
@@ -233,11 +249,18 @@ static int generic_step(GenericWalk *w, size_t k)
     int ks = scope_index(w->sc->seg, w->sc->nseg, t->start);
     if (ks < w->seg || ks > w->last)
         return 0;
-    if (x->kind == LK_GROUP || x->kind == LK_AFFIRM)
+    /* a negation or uncertainty does not separate: "胸腔及心包未见积液" */
+    if (x->kind == LK_GROUP || x->kind == LK_AFFIRM || x->kind == LK_COORD || x->kind == LK_CMP ||
+        x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG)
         return 1;
     if (x->kind != LK_ANATOMY)
-        /* a finding overlapping the word itself is no separator */
-        return t->layer == LEX_LAYER_FIND && t->start < w->ft->end && t->end > w->ft->start;
+        /* a finding or an abnormality word overlapping the word itself is no separator */
+        return (t->layer == LEX_LAYER_FIND || x->kind == LK_ABNORMAL) && t->start < w->ft->end &&
+               t->end > w->ft->start;
+    /* an anatomy inside another finding's term is that finding's ("a nodule
+     * in the right upper lobe and a liver cyst") */
+    if (in_other_finding(w->r, k, w->t0, w->t1, w->ft))
+        return 0;
     w->named |= x->target != lex->body;
     size_t cell = (size_t)w->g * (size_t)lex->onto->n_anat + (size_t)x->target;
     if (lex->generic_task[cell] == -2)
@@ -250,6 +273,21 @@ static int generic_step(GenericWalk *w, size_t k)
     if (task >= 0 && !dup && w->nt < w->max)
         w->tasks[w->nt++] = task;
     return 1;
+}
+
+/* 1 when the segment of token ft holds a comparison with an earlier study
+ * ("较前", "compared with", or a pseudo-negation such as "较前增大", "stable"). */
+static int segment_compares(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
+                            size_t t1, const ParseTok *ft)
+{
+    int seg = scope_index(sc->seg, sc->nseg, ft->start);
+    for (size_t k = t0; k < t1; k++) {
+        const ParseTok *t = &r->tok[k];
+        int kind = lex->e[t->entry].kind;
+        if ((kind == LK_CMP || kind == LK_PSEUDO) && scope_index(sc->seg, sc->nseg, t->start) == seg)
+            return 1;
+    }
+    return 0;
 }
 
 /* The tasks a generic word means here: anatomies with a row for it in the
@@ -275,14 +313,14 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         if (kind == LK_ANATOMY || kind == LK_GROUP) {
             if (ks > last)
                 last = ks;
-        } else if (kind != LK_AFFIRM && ks > seg) {
+        } else if (kind != LK_AFFIRM && kind != LK_COORD && kind != LK_CMP && ks > seg) {
             /* a segment with its own finding or trigger ends the list */
             if (ks <= last)
                 last = ks - 1;
             break;
         }
     }
-    GenericWalk w = {lex, r, sc, ft, g, seg, last, tasks, max, 0, 0, 0};
+    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0};
     /* walk out from the word both ways; a finding or a trigger (other than an
      * affirmative verb) between the word and an anatomy separates them:
      * "plaques in the aorta with a normal heart size" */
@@ -294,6 +332,13 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     /* an anatomy named next to the word where it means nothing: nothing */
     if (found || named)
         return nt;
+    /* A comparison with no anatomy in its segment, after a finding, is about
+     * that finding: "肝内见囊肿，较前增大" (the cyst grew, not the liver),
+     * "lesions in the liver, increased in size compared with prior". */
+    if (lex->generic_default[g] < 0 && segment_compares(lex, r, sc, t0, t1, ft))
+        for (size_t k = t0; k < f; k++)
+            if (r->tok[k].layer == LEX_LAYER_FIND && r->tok[k].end <= ft->start)
+                return 0;
     for (int pass = 0; pass < 2; pass++) {
         size_t best_d = (size_t)-1;
         int best_a = -1;
@@ -329,26 +374,43 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
 }
 
 /* Anatomies a normal statement at token n speaks of: the anatomy mentions
- * next to it in its clause, up to the nearest finding or polarity trigger. */
+ * next to it in its clause, up to the nearest finding or polarity trigger.
+ * In Chinese the subject of a sentence carries over its commas ("双肺透亮度可，
+ * 未见异常": the lungs): a statement with no anatomy in its own clause takes
+ * those of the nearest earlier comma clause that names one. */
 static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
-                          size_t t1, size_t n, size_t *ment, int max)
+                          size_t t1, size_t n, int zh, size_t *ment, int max)
 {
     const ParseTok *nt = &r->tok[n];
     int cl = scope_index(sc->clause, sc->nclause, nt->start);
     int dir = lex->e[nt->entry].dir, cnt = 0;
-    /* a two-way statement right before an anatomy is about it: "normal heart size" */
-    if (dir == DIR_BOTH && n + 1 < t1) {
-        const ParseTok *nx = &r->tok[n + 1];
+    /* A statement right before an anatomy is about it: "normal heart size",
+     * "未见肿大淋巴结" (no enlarged lymph nodes, whatever was named before).
+     * Tokens inside the statement itself are passed over. */
+    for (size_t k = n + 1; k < t1 && dir != DIR_PRE; k++) {
+        const ParseTok *nx = &r->tok[k];
+        if (nx->start < nt->end)
+            continue;
         int kind = kind_of(lex, nx);
-        if ((kind == LK_ANATOMY || kind == LK_GROUP) && nx->start <= nt->end + 1 &&
-            scope_index(sc->clause, sc->nclause, nx->start) == cl)
+        if (nx->start > nt->end + 1 || scope_index(sc->clause, sc->nclause, nx->start) != cl)
+            break;
+        if (kind == LK_ANATOMY || kind == LK_GROUP)
             dir = DIR_PRE;
     }
     if (dir & DIR_POST) {
+        int in = cl;   /* the clause being searched */
         for (size_t k = n; k-- > t0;) {
             const ParseTok *t = &r->tok[k];
-            if (scope_index(sc->clause, sc->nclause, t->start) != cl)
-                break;
+            int kc = scope_index(sc->clause, sc->nclause, t->start);
+            if (kc != in) {
+                /* only across Chinese commas, and only while nothing is found */
+                int comma = 1;
+                for (int c = kc; c < in && comma; c++)
+                    comma = r->norm.s[sc->clause[c]] == ',';
+                if (!zh || cnt > 0 || !comma)
+                    break;
+                in = kc;
+            }
             int kind = kind_of(lex, t);
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
@@ -385,6 +447,8 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
     if ((dir & DIR_PRE) && (cnt == 0 || dir == DIR_PRE)) {
         for (size_t k = n + 1; k < t1; k++) {
             const ParseTok *t = &r->tok[k];
+            if (t->start < nt->end)
+                continue;
             if (scope_index(sc->clause, sc->nclause, t->start) != cl)
                 break;
             int kind = kind_of(lex, t);
@@ -397,6 +461,65 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
         }
     }
     return cnt;
+}
+
+/* "No focal lung lesion", "未见明显肝脏异常": a negation, anatomies, then a
+ * word for an unspecified abnormality (token n) state those anatomies normal.
+ * Returns the anatomy tokens between the negation and the word (0 when the
+ * word is not negated so, or names none). */
+static int negated_targets(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
+                           size_t n, size_t *ment, int max)
+{
+    const ParseTok *w = &r->tok[n];
+    int seg = scope_index(sc->seg, sc->nseg, w->start);
+    int cnt = 0;
+    for (size_t k = n; k-- > t0;) {
+        const ParseTok *t = &r->tok[k];
+        if (t->start >= w->start)
+            continue;   /* the same word in the finding layer ("lesion") */
+        if (t->end > w->start || scope_index(sc->seg, sc->nseg, t->start) != seg)
+            return 0;
+        const LexEntry *x = &lex->e[t->entry];
+        if (x->kind == LK_ANATOMY || x->kind == LK_GROUP) {
+            if (cnt < max)
+                ment[cnt++] = k;
+        } else if (x->kind == LK_NEG && (x->dir & DIR_PRE)) {
+            return cnt;
+        } else if (x->kind != LK_COORD) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* 1 when finding token f follows finding token g (g < f) in the same clause
+ * with nothing between them but one coordinating word: "食管未见扩张及管壁增厚",
+ * where the negation inside the normal statement reaches the second finding. */
+static int coordinated(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
+                       size_t t1, size_t g, size_t f)
+{
+    const ParseTok *a = &r->tok[g], *b = &r->tok[f];
+    if (g < t0 || f >= t1 || a->end > b->start ||
+        scope_index(sc->clause, sc->nclause, a->start) != scope_index(sc->clause, sc->nclause, b->start))
+        return 0;
+    size_t pos = a->end;
+    int ncoord = 0;
+    for (size_t k = g + 1; k < f; k++) {
+        const ParseTok *t = &r->tok[k];
+        if (t->end <= a->end || t->start >= b->start)
+            continue;   /* inside the first finding (or its statement), or the second */
+        if (t->start < pos || kind_of(lex, t) != LK_COORD || t->end > b->start)
+            return 0;
+        for (size_t i = pos; i < t->start; i++)
+            if (!is_space((unsigned char)r->norm.s[i]))
+                return 0;
+        pos = t->end;
+        ncoord++;
+    }
+    for (size_t i = pos; i < b->start; i++)
+        if (!is_space((unsigned char)r->norm.s[i]))
+            return 0;
+    return ncoord == 1;
 }
 
 int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, size_t t1,
@@ -424,7 +547,10 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         norm_orig_span(&r->norm, t->start, t->end, &m->start, &m->end);
         m->rule = x->rule;
     }
-    /* explicit findings */
+    /* explicit findings; prev: the token of the last one (SIZE_MAX: none yet) */
+    size_t prev = SIZE_MAX;
+    int prev_pol = PARSE_PRESENT;
+    const char *prev_rule = RULE_PRESENT;
     for (size_t k = t0; k < t1; k++) {
         const ParseTok *t = &r->tok[k];
         const LexEntry *x = &lex->e[t->entry];
@@ -441,6 +567,13 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
             continue;
         const char *rule;
         int pol = decide_polarity(lex, r, sc, t0, t1, k, &rule);
+        if (rule == RULE_PRESENT && prev != SIZE_MAX && coordinated(lex, r, sc, t0, t1, prev, k)) {
+            pol = prev_pol;
+            rule = prev_rule;
+        }
+        prev = k;
+        prev_pol = pol;
+        prev_rule = rule;
         for (int i = 0; i < nt; i++) {
             r->stamp[tasks[i]] = si;
             if (add_finding(r, si, tasks[i], pol, t->start, t->end, rule, 0, e))
@@ -450,26 +583,30 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
     /* normal statements */
     for (size_t k = t0; k < t1; k++) {
         const ParseTok *nt = &r->tok[k];
-        if (kind_of(lex, nt) != LK_NORMAL)
+        int kind = kind_of(lex, nt);
+        if (kind != LK_NORMAL && kind != LK_ABNORMAL)
             continue;
         size_t ment[32];
-        int nm = normal_targets(lex, r, sc, t0, t1, k, ment, 32);
+        int nm = kind == LK_NORMAL ? normal_targets(lex, r, sc, t0, t1, k, st.zh, ment, 32)
+                                   : negated_targets(lex, r, sc, t0, k, ment, 32);
         int others = 0;
         for (int i = 0; i < nm; i++) {
             const LexEntry *x = &lex->e[r->tok[ment[i]].entry];
-            others += !(x->kind == LK_ANATOMY && !strcmp(o->anat[x->target].id, "body"));
+            others += !(x->kind == LK_ANATOMY && x->target == lex->body);
         }
         for (int i = 0; i < nm; i++) {
             const ParseTok *mt = &r->tok[ment[i]];
             const LexEntry *x = &lex->e[mt->entry];
             size_t a = mt->start < nt->start ? mt->start : nt->start;
             size_t b = mt->end > nt->end ? mt->end : nt->end;
-            for (int an = 0; an < o->n_anat; an++) {
-                if (x->kind == LK_ANATOMY ? an != x->target : !onto_in_group(o, an, x->target))
+            int a0 = x->kind == LK_ANATOMY ? x->target : 0;
+            int a1 = x->kind == LK_ANATOMY ? x->target + 1 : o->n_anat;
+            for (int an = a0; an < a1; an++) {
+                if (x->kind == LK_GROUP && !onto_in_group(o, an, x->target))
                     continue;
                 /* "sections", "study area": the whole scan only when nothing
                  * else is named */
-                if (!strcmp(o->anat[an].id, "body") && others)
+                if (an == lex->body && others)
                     continue;
                 for (int j = 0; j < lex->anat_ntasks[an]; j++) {
                     int task = lex->anat_tasks[an][j];

@@ -5,9 +5,14 @@
  * and, in Chinese, commas; English commas only separate segments. A finding's
  * polarity comes from the triggers of its clause (pre-negation uncertainty >
  * negation > uncertainty within its own segment, else the nearest); a normal
- * statement makes every task of the anatomies next to it absent; a generic
- * word ("nodule", "钙化") takes its task from the anatomies next to it
- * (parse_generic.tsv). A long sentence that joins findings of different
+ * statement makes every task of the anatomies next to it absent (in Chinese,
+ * the subject of an earlier comma clause when its own clause names none); so
+ * does a negated abnormality word with anatomies between ("no focal lung
+ * lesion"); a finding joined to the one before it by a coordinating word
+ * alone shares its polarity ("食管未见扩张及管壁增厚"); a generic word
+ * ("nodule", "钙化") takes its task from the anatomies next to it
+ * (parse_generic.tsv), unless it is a comparison after a finding ("囊肿，较前
+ * 增大": the cyst grew). A long sentence that joins findings of different
  * anatomies is split at the clause boundaries between them. Private to parse/. */
 #ifndef FVLM_PARSE_POLARITY_H
 #define FVLM_PARSE_POLARITY_H

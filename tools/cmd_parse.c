@@ -180,13 +180,20 @@ int cmd_parse(int argc, char **argv)
     for (;;) {
         items_free(items, nitems);
         nitems = 0;
-        if (fetch(db, sel, after, (int)batch, items, &nitems, &e))
-            goto out;
-        if (nitems == 0)
-            break;
+        /* the batch is read inside its write transaction, so the report and
+         * study ids the rows point to cannot change before they are written
+         * (the store writes without foreign key checks: parse/store.h) */
         if (db_begin(db, &e))
             goto out;
         in_tx = 1;
+        if (fetch(db, sel, after, (int)batch, items, &nitems, &e))
+            goto out;
+        if (nitems == 0) {
+            if (db_commit(db, &e))
+                goto out;
+            in_tx = 0;
+            break;
+        }
         for (int i = 0; i < nitems; i++) {
             Item *x = &items[i];
             after = x->id;
@@ -203,24 +210,18 @@ int cmd_parse(int argc, char **argv)
                 if (run_error(&run, "reports", member, r.warn[w], &e))
                     goto out;
             n_warned += r.nwarn > 0;
-            /* one savepoint per report: a failed report leaves no half rows */
-            if (db_exec(db, "SAVEPOINT report", &e))
-                goto out;
+            /* a report that fails leaves no rows (its own savepoint) */
             int s = pstore_report(&store, p, &r, x->id, x->study_id, run.id, x->reparse, &e);
             if (s != 0) {
-                char reason[1100];
-                snprintf(reason, sizeof reason, "%s", e.msg);
-                if (db_exec(db, "ROLLBACK TO report; RELEASE report", &e))
-                    goto out;
                 if (s < 0 && e.code == FV_ENOMEM)
                     goto out;
+                char reason[1100];
+                snprintf(reason, sizeof reason, "%s", e.msg);
                 if (run_error(&run, "reports", member, reason, &e))
                     goto out;
                 n_skipped++;
                 continue;
             }
-            if (db_exec(db, "RELEASE report", &e))
-                goto out;
             n_done++;
         }
         if (db_commit(db, &e))

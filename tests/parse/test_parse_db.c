@@ -1,6 +1,7 @@
 /* `fvlm parse` on a small corpus database: rows written, offsets that point
  * into reports.text, re-parsing that replaces rows in place, annotator labels
- * that survive, and per-report warnings recorded in the run's errors. */
+ * that survive, per-report warnings recorded in the run's errors, and no row
+ * that points nowhere (parse writes without foreign key checks: store.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,7 @@ int main(void)
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 3' AND reason LIKE '%empty%'"), 1);
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 4' AND reason LIKE '%UTF-8%'"), 1);
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 1);
+    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     int64_t nsent = q(db, "SELECT count(*) FROM sentences"), nfind = q(db, "SELECT count(*) FROM findings");
 
     /* nothing left to do: a second run parses nothing */
@@ -117,6 +119,7 @@ int main(void)
     CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'pleural_effusion'"), 0);
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 3);
     CHECK_EQ_INT(q(db, "SELECT count(DISTINCT parsed_run) FROM reports"), 1);
+    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     /* a report whose sentence links were audited is left alone */
     CHECK_OK(db_run(db, &e, "INSERT INTO links (sentence_id, anatomy, method, confidence, source)"
                             " SELECT id, 'lung', 'audit', 1.0, 'audit' FROM sentences WHERE report_id = 2 LIMIT 1", ""), &e);
@@ -126,6 +129,7 @@ int main(void)
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 2' AND reason LIKE '%audited%'"), 1);
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM links WHERE source = 'audit'"), 1);
     CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences"), nsent);
+    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     db_close(&db);
     /* usage errors */
     CHECK_EQ_INT(run_parse("--batch 0"), 2);
