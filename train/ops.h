@@ -81,14 +81,16 @@ void patch_embed_backward(float *dw, float *db, const float *dy, const float *pa
 /* ---- masked attention pooling ----
  * One learned query per anatomy pools the anatomy's tokens of one study.
  * q (A, C): the projected queries; k, v (B, M, C): projected keys and values
- * of each study's M = n_keep T tokens; mask (B, A, T): 1 when token t holds
- * anatomy a (the same tokens at each kept depth, key m uses t = m mod T).
- * Row r pools anatomy ra[r] of study rb[r] (rows grouped by study,
- * ascending); each row must have at least one token. y (R, C); probs
- * (R, H, M). scratch: attnpool_scratch_size(most rows of one study) floats. */
+ * of each study's M = n_keep T tokens; bias (B, A, T): added to the scores
+ * of token t for anatomy a, -INFINITY where the token holds none of the
+ * anatomy (the same at each kept depth: key m uses t = m mod T). A binary
+ * mask is bias 0 / -inf; data.h also gives log-coverage biases. Row r pools
+ * anatomy ra[r] of study rb[r] (rows grouped by study, ascending); each row
+ * must have at least one finite bias. y (R, C); probs (R, H, M). scratch:
+ * attnpool_scratch_size(most rows of one study) floats. */
 size_t attnpool_scratch_size(int rows_per_study, int m, int c);
 void attnpool_forward(float *y, float *probs, const float *q, const float *k, const float *v,
-                      const uint8_t *mask, const int *rb, const int *ra, int nr, int na, int m,
+                      const float *bias, const int *rb, const int *ra, int nr, int na, int m,
                       int t, int c, int h, float *scratch);
 /* dq (A, C), dk, dv (B, M, C) ADDED. */
 void attnpool_backward(float *dq, float *dk, float *dv, const float *dy, const float *probs,

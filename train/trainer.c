@@ -88,8 +88,18 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         get_i(c, "model.text_max_len", 2, 4096, &n->t_max_len, e) || need(c, "model.keep", e))
         return -1;
     double t;
-    if (get_d(c, "model.temperature", 0.001, 0.5, &t, e))
+    if (get_d(c, "model.temperature", 0.001, 0.5, &t, e) || need(c, "model.pool_mask", e))
         return -1;
+    const char *pm = config_str(c, "model.pool_mask", "");
+    if (strcmp(pm, "coverage") && strcmp(pm, "binary"))
+        return err_set(e, FV_EUSAGE, "config model.pool_mask = '%s': expected coverage or binary",
+                       pm);
+    s->data.coverage = strcmp(pm, "coverage") == 0;
+    const char *tp = config_str(c, "model.text_pool", NULL);
+    if (!tp || (strcmp(tp, "cls") && strcmp(tp, "mean")))
+        return err_set(e, FV_EUSAGE, "config model.text_pool = '%s': expected cls or mean",
+                       tp ? tp : "");
+    n->t_mean = strcmp(tp, "mean") == 0;
     n->temp_init = (float)t;
     /* model.keep: a comma-separated list of block numbers */
     const char *k = config_str(c, "model.keep", "");
@@ -174,10 +184,10 @@ int train_settings_ini(const TrainSettings *s, Buf *b)
                n->width, n->depth, n->heads, n->mlp);
     for (int i = 0; i < n->n_keep; i++)
         buf_printf(b, "%s %d", i ? "," : "", n->keep[i]);
-    buf_printf(b, "\npool_heads = %d\nembed = %d\ntext_width = %d\ntext_depth = %d\n"
-               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntemperature = %.17g\n",
-               n->pool_heads, n->embed, n->t_width, n->t_depth, n->t_heads, n->t_mlp,
-               n->t_max_len, (double)n->temp_init);
+    buf_printf(b, "\npool_heads = %d\npool_mask = %s\nembed = %d\ntext_width = %d\ntext_depth = %d\n"
+               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntext_pool = %s\ntemperature = %.17g\n",
+               n->pool_heads, d->coverage ? "coverage" : "binary", n->embed, n->t_width, n->t_depth, n->t_heads, n->t_mlp,
+               n->t_max_len, n->t_mean ? "mean" : "cls", (double)n->temp_init);
     buf_printf(b, "[tokenizer]\nvocab_size = %d\nmin_word_count = %d\nmax_piece_len = %d\n",
                s->tok.vocab_size, s->tok.min_word_count, s->tok.max_piece_len);
     buf_printf(b, "[data]\nhu_window = %.17g, %.17g\nmargin_mm = %.17g, %.17g, %.17g\n", d->hu_lo,

@@ -21,7 +21,7 @@ static DataCfg tiny_data(void)
 {
     return (DataCfg){.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8,
                      .hu_lo = -1150, .hu_hi = 350, .margin_mm = {15, 20, 20}, .flip_p = 0.2,
-                     .aug_scale = 0.1, .aug_shift = 0.05, .text_max_len = 32};
+                     .aug_scale = 0.1, .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
 }
 
 static int model_anat(const Corpus *c, const char *id)
@@ -119,7 +119,8 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     DataCfg d = tiny_data();
     int Z = 16, Y = 32, X = 32, T = 64, A = c.n_anat;
     float *a = malloc(sizeof(float) * Z * Y * X), *b = malloc(sizeof(float) * Z * Y * X);
-    uint8_t *ta = malloc((size_t)A * T), *tb = malloc((size_t)A * T), ia[8], ib[8];
+    float *ta = malloc(sizeof(float) * A * T), *tb = malloc(sizeof(float) * A * T);
+    uint8_t ia[8], ib[8];
     Crop crop;
     data_crop(&c.st[0], &d, NULL, 0, &crop);
     data_render(&c, 0, &d, &crop, a, ta, ia);
@@ -133,13 +134,25 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     /* the crop with its margin reaches past the volume: air there */
     CHECK_NEAR(a[0], (-1024.0 + 1150.0) / 1500.0, 0.02);
     int lung = model_anat(&c, "lung"), heart = model_anat(&c, "heart");
-    int nl = 0, nh = 0;
+    int nl = 0, nh = 0, full = 0, part = 0;
     for (int t = 0; t < T; t++) {
-        nl += ta[lung * T + t];
-        nh += ta[heart * T + t];
+        nl += ta[lung * T + t] > -INFINITY;
+        nh += ta[heart * T + t] > -INFINITY;
+        CHECK(ta[lung * T + t] <= 0.0f, "a log share above 0: %g", ta[lung * T + t]);
+        full += ta[lung * T + t] >= logf(0.5f);
+        part += ta[lung * T + t] < 0.0f && ta[lung * T + t] > -INFINITY;
     }
     CHECK(nl > 8 && nl < T, "lung holds %d of %d tokens", nl, T);
     CHECK(nh > 0 && nh < nl, "heart holds %d tokens, lung %d", nh, nl);
+    CHECK(full > 0 && part > full, "lung tokens: %d at least half lung, %d in part", full, part);
+    /* the binary mask (fVLM's) marks the same tokens, with bias 0 */
+    DataCfg bin = d;
+    bin.coverage = 0;
+    data_render(&c, 0, &bin, &crop, b, tb, ib);
+    int same = 1;
+    for (int q = 0; q < A * T; q++)
+        same &= (ta[q] > -INFINITY) == (tb[q] > -INFINITY) && (tb[q] == 0.0f || tb[q] == -INFINITY);
+    CHECK(same, "the binary mask differs from the coverage's support");
     CHECK(ia[lung] && ia[heart], "whole anatomies are not inside the plain crop");
     /* flip x: the image and the token mask mirror together */
     Crop f = crop;
