@@ -23,6 +23,15 @@
 
 static char g_db[300], g_dir[256];
 
+/* Under AddressSanitizer (-O0, about 10x slower) the suite checks memory
+ * safety on the same code paths with a short run; the learning itself is
+ * checked by the optimised build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
 /* tiny preset plus overrides "k=v" */
 static int run_train(const char *out, int resume, volatile sig_atomic_t *stop, TrainResult *r,
                      FvErr *e, const char *const *sets, int nsets)
@@ -104,14 +113,15 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
     snprintf(out, sizeof out, "%s/fine-fn.safetensors", g_dir);
     FvErr e = {0};
     TrainResult r;
-    const char *sets[] = {"train.loss=fine-fn", "train.epochs=12", "train.threads=1"};
+    const char *sets[] = {"train.loss=fine-fn", SANITIZED ? "train.epochs=2" : "train.epochs=12",
+                          "train.threads=1"};
     CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 3), &e);
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     double first = mean_metric(db, r.run_id, "loss", 0, 10);
     double last = mean_metric(db, r.run_id, "loss", (int)r.steps - 10, 10);
     printf("fine-fn: mean loss of the first 10 steps %.4f, of the last 10 %.4f\n", first, last);
-    CHECK(last < first - 0.3, "the loss did not fall: %.4f -> %.4f", first, last);
+    CHECK(SANITIZED || last < first - 0.3, "the loss did not fall: %.4f -> %.4f", first, last);
     /* the run's records */
     int64_t v;
     int found;
@@ -120,7 +130,7 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
     CHECK_EQ_INT(v, 1);
     CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
                           "name = 'val_loss'", "i", r.run_id), &e);
-    CHECK_EQ_INT(v, 12);
+    CHECK_EQ_INT(v, SANITIZED ? 2 : 12);
     CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
                           "name = 'samples_per_s'", "i", r.run_id), &e);
     CHECK_EQ_INT(v, r.steps);
@@ -193,7 +203,7 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
         double a = auc(score[k], label[k], n[k]);
         printf("fine-fn zero-shot normal vs abnormal, %s: AUC %.3f over %d held-out samples\n",
                anat[k], a, n[k]);
-        CHECK(a > 0.8, "%s: AUC %.3f, expected > 0.8", anat[k], a);
+        CHECK(SANITIZED || a > 0.8, "%s: AUC %.3f, expected > 0.8", anat[k], a);
     }
     free(img);
     free(valid);
@@ -209,7 +219,7 @@ static void test_every_loss_mode_trains_and_the_global_model_encodes_studies(voi
         char out[300], set[64];
         snprintf(out, sizeof out, "%s/%s.safetensors", g_dir, modes[i]);
         snprintf(set, sizeof set, "train.loss=%s", modes[i]);
-        const char *sets[] = {set, "train.epochs=3"};
+        const char *sets[] = {set, "train.steps=3"};
         FvErr e = {0};
         TrainResult r;
         CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 2), &e);
@@ -270,7 +280,7 @@ static void test_a_stopped_and_resumed_run_ends_with_the_same_bytes(void)
     char a[300], b[300];
     snprintf(a, sizeof a, "%s/straight.safetensors", g_dir);
     snprintf(b, sizeof b, "%s/resumed.safetensors", g_dir);
-    const char *sets[] = {"train.epochs=3", "train.save_every=4"};
+    const char *sets[] = {"train.steps=6", "train.save_every=2"};
     FvErr e = {0};
     TrainResult r;
     CHECK_OK(run_train(a, 0, NULL, &r, &e, sets, 2), &e);
@@ -304,7 +314,7 @@ int main(void)
         perror(g_dir);
         return 1;
     }
-    FixtureOpts o = {.n_studies = 160, .seed = 5, .p_abnormal = 0.4, .chinese = 1};
+    FixtureOpts o = {.n_studies = SANITIZED ? 60 : 160, .seed = 5, .p_abnormal = 0.4, .chinese = 1};
     if (fixture_corpus(g_db, &o, &e)) {
         fprintf(stderr, "fixture: %s\n", e.msg);
         return 1;
