@@ -194,15 +194,19 @@ static int bad_item(Run *run, const char *source, const char *member, const char
 static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
 {
     sqlite3_stmt *st;
-    const char *sql =
-        "SELECT s.id, s.split, v.nz, v.ny, v.nx, v.sz, v.sy, v.sx, v.shard, v.tensor,"
-        " m.shard, m.tensor, r.z0, r.z1, r.y0, r.y1, r.x0, r.x1, rep.text"
-        " FROM studies s JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id"
-        " JOIN regions r ON r.study_id = s.id AND r.anatomy = '_union'"
-        " LEFT JOIN reports rep ON rep.study_id = s.id"
-        " WHERE ?1 < 0 OR s.id = ?1 ORDER BY s.id";
-    if (db_prepare(db, &st, sql, e) || db_bindf(db, st, e, "i", only))
+    /* two statements, not one with "?1 < 0 OR s.id = ?1": SQLite would
+     * scan every study for each single-study load */
+#define STUDY_SQL                                                                           \
+    "SELECT s.id, s.split, v.nz, v.ny, v.nx, v.sz, v.sy, v.sx, v.shard, v.tensor,"          \
+    " m.shard, m.tensor, r.z0, r.z1, r.y0, r.y1, r.x0, r.x1, rep.text"                        \
+    " FROM studies s JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id"   \
+    " JOIN regions r ON r.study_id = s.id AND r.anatomy = '_union'"                           \
+    " LEFT JOIN reports rep ON rep.study_id = s.id"
+    if (only >= 0 ? db_prepare(db, &st, STUDY_SQL " WHERE s.id = ?", e) ||
+                        db_bindf(db, st, e, "i", only)
+                  : db_prepare(db, &st, STUDY_SQL " ORDER BY s.id", e))
         return -1;
+#undef STUDY_SQL
     int cap = 0, rc;
     while ((rc = db_step(db, st, e)) == 1) {
         if (c->n_st == cap) {
@@ -570,10 +574,12 @@ static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
     for (int m = 0; m < c->n_anat; m++)
         model_of[c->anat_onto[m]] = m;
     sqlite3_stmt *st;
-    if (db_prepare(db, &st,
-                   "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
-                   " WHERE anatomy != '_union' AND (?1 < 0 OR study_id = ?1)", e) ||
-        db_bindf(db, st, e, "i", only)) {
+    const char *sql = "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
+                      " WHERE anatomy != '_union'";
+    const char *sql1 = "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
+                       " WHERE study_id = ? AND anatomy != '_union'";
+    if (only >= 0 ? db_prepare(db, &st, sql1, e) || db_bindf(db, st, e, "i", only)
+                  : db_prepare(db, &st, sql, e)) {
         free(model_of);
         return -1;
     }

@@ -541,6 +541,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
             log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
                      "%.0f samples/s", (long long)step, (long long)total, (long long)epoch + 1,
                      loss, lr, norm, net.w.temp[0], dt > 0 ? bb.n_pairs / dt : 0.0);
+        snprintf(prog.label, sizeof prog.label, "train  loss %.4f  lr %.2e", loss, lr);
         progress_set(&prog, step);
         int epoch_end = step % spe == 0;
         if (epoch_end) {
