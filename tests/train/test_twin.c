@@ -7,7 +7,9 @@
  * parameter's gradient from them in float64 and writes the expected
  * outputs. Both are committed under tests/train/fixtures, so this test
  * needs no torch: it runs the float32 C network on the inputs and compares.
- * Regenerate with: tests/train/twin.py fixtures build/tests/train/test_twin */
+ * Regenerate with: tests/train/twin.py fixtures build/tests/train/test_twin
+ * The python suite (test_twin_live.sh) redoes it live in a temporary folder
+ * and runs this test against that (FVLM_TWIN_DIR). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,11 +224,15 @@ static double rel(const float *c, const double *e64, const float *e32, size_t n)
 
 static void compare_mode(LossMode mode)
 {
-    char in[4096], out[4096];
-    snprintf(in, sizeof in, "%s/tests/train/fixtures/twin_%s_in.safetensors", FVLM_SOURCE_ROOT,
+    /* FVLM_TWIN_DIR: fixtures just written by twin.py (the python suite) */
+    const char *dir = getenv("FVLM_TWIN_DIR");
+    char in[4096], out[4096], def[4096];
+    snprintf(def, sizeof def, "%s/tests/train/fixtures", FVLM_SOURCE_ROOT);
+    if (!dir)
+        dir = def;
+    snprintf(in, sizeof in, "%.4000s/twin_%s_in.safetensors", dir,
              mode == LOSS_GLOBAL ? "global" : "fine");
-    snprintf(out, sizeof out, "%s/tests/train/fixtures/twin_%s_out.safetensors",
-             FVLM_SOURCE_ROOT, loss_mode_name(mode));
+    snprintf(out, sizeof out, "%.4000s/twin_%s_out.safetensors", dir, loss_mode_name(mode));
     FvErr e = {0};
     StFile *fi = NULL, *fo = NULL;
     CHECK_OK(st_open(&fi, in, &e), &e);
