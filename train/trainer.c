@@ -346,6 +346,11 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     if (a->deterministic && s.threads == 0)
         return err_set(e, FV_EUSAGE, "--deterministic needs an explicit thread count "
                        "(train.threads >= 1): results may depend on it");
+    /* a missing output folder fails now, not at the first checkpoint */
+    char outdir[4096];
+    fs_dirname(a->out_path, outdir, sizeof outdir);
+    if (!fs_is_dir(outdir))
+        return err_set(e, FV_EIO, "--out %s: folder %s does not exist", a->out_path, outdir);
     int threads = s.threads ? s.threads : openblas_get_num_procs();
     openblas_set_num_threads(threads);
 
@@ -391,6 +396,15 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     }
     int n_train = list_split(&corpus, SPLIT_TRAIN, train_idx);
     int n_valid = list_split(&corpus, SPLIT_VALID, valid_idx);
+    int no_region = 0;
+    for (int i = 0; i < corpus.n_sm; i++) {
+        const Sample *x = &corpus.sm[i];
+        no_region += x->anat >= 0 && x->whole &&
+                     corpus.boxes[((size_t)x->study * corpus.n_anat + x->anat) * 6] < 0;
+    }
+    if (no_region)
+        log_warn("%d whole samples have no region row for their anatomy (table regions); they "
+                 "cannot be checked against the crop and are left out", no_region);
     if (n_train < 2) {
         err_set(e, FV_ENOTFOUND, "%s: %d training studies with a usable %s; need at least 2",
                 a->db_path, n_train, s.net.loss == LOSS_GLOBAL ? "report" : "whole sample");
