@@ -287,6 +287,40 @@ static void test_one_study_loads_for_inference_and_a_missing_one_is_an_error(voi
     db_close(&db);
 }
 
+static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    /* mediastinum: region_of heart, aorta, esophagus, trachea (anatomy.tsv) */
+    char *ids[] = {"heart", "aorta", "esophagus", "trachea", "mediastinum"};
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 5, 1004, NULL, &e), &e);
+    DataCfg d = tiny_data();
+    d.coverage = 0;
+    float img[16 * 32 * 32], tb[5 * 64];
+    uint8_t in[5];
+    Crop crop;
+    data_crop(&c.st[0], &d, NULL, 0, &crop);
+    data_render(&c, 0, &d, &crop, img, tb, in);
+    int med = -1, bad = 0, n = 0;
+    for (int m = 0; m < c.n_anat; m++)
+        if (strcmp(g_onto->anat[c.anat_onto[m]].id, "mediastinum") == 0)
+            med = m;
+    CHECK(med >= 0, "mediastinum is not a model anatomy");
+    for (int t = 0; t < 64 && med >= 0; t++) {
+        int any = 0;
+        for (int m = 0; m < c.n_anat; m++)
+            any |= m != med && tb[m * 64 + t] > -INFINITY;
+        bad += any != (tb[med * 64 + t] > -INFINITY);
+        n += any;
+    }
+    CHECK(n > 0 && bad == 0, "mediastinum tokens differ from the union of its parts in %d of 64 "
+          "(the parts hold %d)", bad, n);
+    corpus_free(&c);
+    db_close(&db);
+}
+
 int main(void)
 {
     snprintf(g_db, sizeof g_db, "/tmp/fvlm-test-data-%d.db", (int)getpid());
@@ -302,6 +336,7 @@ int main(void)
     RUN(test_batches_group_rows_by_anatomy_with_an_abnormal_each);
     RUN(test_signature_changes_with_the_training_data);
     RUN(test_one_study_loads_for_inference_and_a_missing_one_is_an_error);
+    RUN(test_an_anatomy_without_a_mask_takes_its_region_of_anatomies);
     onto_free(&g_onto);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s.tensors", g_db, g_db, g_db, g_db);

@@ -305,6 +305,69 @@ static void test_a_stopped_and_resumed_run_ends_with_the_same_bytes(void)
           "a changed model resumes: %s", e.msg);
 }
 
+/* Rewrites src to dst with one metadata value replaced (or every tensor
+ * but `drop`). */
+static int rewrite(const char *src, const char *dst, const char *key, const char *value,
+                   const char *drop, FvErr *e)
+{
+    StFile *f;
+    if (st_open(&f, src, e))
+        return -1;
+    StWriter w;
+    st_writer_init(&w);
+    int rc = 0;
+    for (int i = 0; i < f->n && !rc; i++)
+        if (!drop || strcmp(f->t[i].name, drop) != 0)
+            rc = st_writer_add(&w, f->t[i].name, f->t[i].dtype, f->t[i].ndim, f->t[i].shape,
+                               f->t[i].data, e);
+    for (int i = 0; i < f->nmeta && !rc; i++)
+        rc = st_writer_meta(&w, f->meta_keys[i],
+                            key && strcmp(f->meta_keys[i], key) == 0 ? value : f->meta_vals[i], e);
+    rc = rc || st_write(&w, dst, e);
+    st_writer_free(&w);
+    st_close(&f);
+    return rc ? -1 : 0;
+}
+
+static void test_a_damaged_checkpoint_is_a_clear_error(void)
+{
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/fine.safetensors", g_dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", g_dir);
+    FvErr e = {0};
+    FvlmModel *m = NULL;
+    CHECK_OK(rewrite(good, bad, "fvlm.format", "something-else/9", NULL, &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "not an fvlm model"),
+          "a foreign format loads: %s", e.msg);
+    CHECK_OK(rewrite(good, bad, NULL, NULL, "vis.pos", &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "vis.pos"),
+          "a missing tensor is not named: %s", e.msg);
+    /* the config says width 48, the tensors are 32 wide */
+    StFile *f;
+    CHECK_OK(st_open(&f, good, &e), &e);
+    char net[2048];
+    snprintf(net, sizeof net, "%s", f ? st_meta(f, "fvlm.net") : "");
+    st_close(&f);
+    char *w = strstr(net, "\"width\":32");
+    CHECK(w != NULL, "no width in fvlm.net");
+    if (w) {
+        memcpy(w, "\"width\":48", 10);
+        CHECK_OK(rewrite(good, bad, "fvlm.net", net, NULL, &e), &e);
+        CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "dimension"),
+              "a shape mismatch loads: %s", e.msg);
+    }
+    CHECK_OK(rewrite(good, bad, "fvlm.vocab", "[\"[PAD]\"]", NULL, &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "vocabulary"),
+          "a broken vocabulary loads: %s", e.msg);
+    FILE *o = fopen(bad, "wb");
+    if (o) {
+        fputs("not a model", o);
+        fclose(o);
+    }
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, bad), "junk loads: %s", e.msg);
+    CHECK(m == NULL, "a failed load left a model");
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-train-%d", (int)getpid());
@@ -322,6 +385,7 @@ int main(void)
     log_set_level(LOG_WARN);
     RUN(test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal);
     RUN(test_every_loss_mode_trains_and_the_global_model_encodes_studies);
+    RUN(test_a_damaged_checkpoint_is_a_clear_error);
     RUN(test_a_stopped_and_resumed_run_ends_with_the_same_bytes);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
