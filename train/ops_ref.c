@@ -211,9 +211,8 @@ int ref_attention_backward(double *dqkv, const double *dy, const double *qkv, co
 static double patch_voxel(const double *img, int b, int z, int yy, int x, int pz, int py, int px,
                           int t, int k)
 {
-    int tyn = yy / py, txn = x / px, tzn = z / pz;
+    int tyn = yy / py, txn = x / px;
     int tx = t % txn, ty = (t / txn) % tyn, tz = t / (txn * tyn);
-    (void)tzn;
     int dx = k % px, dy = (k / px) % py, dz = k / (px * py);
     return img[(((size_t)b * z + tz * pz + dz) * yy + ty * py + dy) * x + tx * px + dx];
 }

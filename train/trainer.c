@@ -384,8 +384,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     log_info("loading the corpus %s", a->db_path);
     if (corpus_load(&corpus, db, onto, s.net.loss, ck_anat, n_ck_anat, -1, &run, e))
         goto out;
-    int n_valid_split = corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
-    (void)n_valid_split;
+    corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
     train_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *train_idx);
     valid_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *valid_idx);
     order = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *order);
