@@ -10,7 +10,9 @@
  *   - fvlm: one step = forward, backward, gradient clipping, AdamW, the
  *     temperature clamp (no allocation inside);
  *   - the PyTorch twin (tests/train/twin.py step) on the same weights and
- *     batch, dumped to a temporary safetensors file;
+ *     batch, dumped to a temporary safetensors file, with OPENBLAS_NUM_THREADS
+ *     and OMP_NUM_THREADS set to the same count (torch.set_num_threads
+ *     alone leaves its OpenBLAS on every core);
  *   - cblas_sgemm on square matrices: the machine's matrix-product peak.
  * Prints the time ratio, the step's achieved GFLOP/s (its matrix products'
  * FLOPs over the step's time) beside the sgemm peak, the data preparation
@@ -268,8 +270,11 @@ int main(int argc, char **argv)
     char py_ver[64] = "-";
     if (!no_twin) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "%s %s step %s --threads %d --reps %d", python, twin, dump_path,
-                 threads, reps);
+        /* torch.set_num_threads sets its OpenMP pool only; its OpenBLAS would
+         * take every core unless told at start: the same count for both */
+        snprintf(cmd, sizeof cmd,
+                 "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d %s %s step %s --threads %d --reps %d",
+                 threads, threads, python, twin, dump_path, threads, reps);
         FILE *p = popen(cmd, "r");
         char line[4096] = "";
         if (!p || !fgets(line, sizeof line, p)) {
@@ -312,9 +317,14 @@ int main(int argc, char **argv)
            100.0 * flops / t_c * 1e-9 / peak);
 
     char cmd[600];
+    if (getenv("FVLM_BENCH_KEEP")) {
+        printf("  kept %s\n", dump_path);
+        goto keep;
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "bench_train: could not remove %s\n", dir);
+keep:
     free(idx);
     free(times);
     batch_free(&bb);

@@ -601,7 +601,7 @@ static void block_backward(const BlockW *w, BlockW *dw, const BlockActs *a, Bloc
                            int hm, float *scratch)
 {
     linear_backward(g->dgelu, dw->fc2_w, dw->fc2_b, g->dres, a->gelu, w->fc2_w, n, hm, c, 0);
-    gelu_backward(g->dfc, g->dgelu, a->fc1, (size_t)n * hm);
+    gelu_backward(g->dfc, g->dgelu, a->fc1, a->gelu, (size_t)n * hm);
     linear_backward(g->dln, dw->fc1_w, dw->fc1_b, g->dfc, a->ln2, w->fc1_w, n, c, hm, 0);
     layernorm_backward(g->dres, dw->ln2_w, dw->ln2_b, g->dln, a->xmid, a->m2, a->r2, w->ln2_w, n,
                        c, 1);

@@ -27,12 +27,14 @@ void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int 
                 n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+FV_VECTOR_CLONES
 void vec_add(float *y, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
 
+FV_VECTOR_CLONES
 void vec_acc(float *y, const float *a, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -71,6 +73,7 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 
 /* -------------------------------------------------------------- layer norm */
 
+FV_VECTOR_CLONES
 void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *g,
                        const float *b, int n, int c)
 {
@@ -95,6 +98,7 @@ void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const
     }
 }
 
+FV_VECTOR_CLONES
 void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const float *x,
                         const float *mean, const float *rstd, const float *g, int n, int c,
                         int accumulate)
@@ -125,19 +129,23 @@ void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const 
 
 /* -------------------------------------------------------------------- GELU */
 
+FV_VECTOR_CLONES
 void gelu_forward(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = 0.5f * x[i] * (1.0f + verff(x[i] * (float)M_SQRT1_2));
 }
 
-void gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+FV_VECTOR_CLONES
+void gelu_backward(float *dx, const float *dy, const float *x, const float *y, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
     for (size_t i = 0; i < n; i++) {
-        float cdf = 0.5f * (1.0f + verff(x[i] * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * vexpf(-0.5f * x[i] * x[i]);
-        dx[i] = dy[i] * (cdf + x[i] * pdf);
+        float xi = x[i];
+        /* Phi(x) = gelu(x) / x; near 0, where the quotient loses digits, it is 1/2 + x phi(0) */
+        float cdf = xi > 1e-3f || xi < -1e-3f ? y[i] / xi : 0.5f + inv_sqrt_2pi * xi;
+        float pdf = inv_sqrt_2pi * vexpf(-0.5f * xi * xi);
+        dx[i] = dy[i] * (cdf + xi * pdf);
     }
 }
 
@@ -188,6 +196,7 @@ static float max4(const float *a, int n)
 }
 
 /* Softmax of each row of a (rows, cols) matrix in place. */
+FV_VECTOR_CLONES
 static void softmax_rows(float *a, int rows, int cols, int ld)
 {
     for (int i = 0; i < rows; i++) {
@@ -260,6 +269,7 @@ void attention_backward(float *dqkv, const float *dy, const float *probs, const 
 
 /* -------------------------------------------------------- patch embedding */
 
+FV_VECTOR_CLONES
 void patchify(float *patches, const float *img, int nb, int z, int y, int x, int pz, int py,
               int px)
 {
@@ -392,6 +402,7 @@ void attnpool_backward(float *dq, float *dk, float *dv, const float *dy, const f
 
 /* ------------------------------------------------------------ L2 normalise */
 
+FV_VECTOR_CLONES
 void l2norm_forward(float *y, float *norm, const float *x, int n, int d)
 {
     for (int i = 0; i < n; i++) {
@@ -407,6 +418,7 @@ void l2norm_forward(float *y, float *norm, const float *x, int n, int d)
     }
 }
 
+FV_VECTOR_CLONES
 void l2norm_backward(float *dx, const float *dy, const float *y, const float *norm, int n, int d)
 {
     for (int i = 0; i < n; i++) {

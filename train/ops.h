@@ -24,6 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The element-wise kernels are compiled for AVX-512, AVX2 and plain x86-64
+ * and picked at load time (GCC's target_clones): the same operations in the
+ * same order in each, so every machine gets the same numbers. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FV_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FV_VECTOR_CLONES
+#endif
+
 /* C = alpha op(A) op(B) + beta C, row-major, through cblas_sgemm; counts
  * 2 m n k FLOPs in ops_flops. ta/tb: 1 to transpose. */
 void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -49,8 +58,9 @@ void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const 
 
 /* ---- GELU, exact (erf) form as PyTorch's nn.GELU() ---- */
 void gelu_forward(float *y, const float *x, size_t n);
-/* dx = dy * gelu'(x), written. */
-void gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+/* dx = dy * gelu'(x), written; y = gelu(x) from the forward pass gives
+ * Phi(x) = y / x, so only the density is computed here. */
+void gelu_backward(float *dx, const float *dy, const float *x, const float *y, size_t n);
 
 /* ---- multi-head softmax self-attention over packed sequences ----
  * qkv (N, 3C): per row [q | k | v], head h in columns [h dh, (h+1) dh) of
