@@ -182,6 +182,9 @@ int ckpt_load_state(const StFile *f, Rng *r, int *order, int n_order, FvErr *e)
         return err_set(e, FV_EFORMAT, "%s: train.rng has %lld words, expected 4", f->path,
                        (long long)t->shape[0]);
     memcpy(r->s, t->data, sizeof r->s);
+    /* xoshiro never leaves the all-zero state: it would draw zeros forever */
+    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
+        return err_set(e, FV_EFORMAT, "%s: train.rng is all zeros", f->path);
     if (st_get_checked(f, "train.order", ST_I32, 1, &t, e))
         return -1;
     if (t->shape[0] != n_order)

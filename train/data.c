@@ -194,15 +194,19 @@ static int bad_item(Run *run, const char *source, const char *member, const char
 static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
 {
     sqlite3_stmt *st;
-    const char *sql =
-        "SELECT s.id, s.split, v.nz, v.ny, v.nx, v.sz, v.sy, v.sx, v.shard, v.tensor,"
-        " m.shard, m.tensor, r.z0, r.z1, r.y0, r.y1, r.x0, r.x1, rep.text"
-        " FROM studies s JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id"
-        " JOIN regions r ON r.study_id = s.id AND r.anatomy = '_union'"
-        " LEFT JOIN reports rep ON rep.study_id = s.id"
-        " WHERE ?1 < 0 OR s.id = ?1 ORDER BY s.id";
-    if (db_prepare(db, &st, sql, e) || db_bindf(db, st, e, "i", only))
+    /* two statements, not one with "?1 < 0 OR s.id = ?1": SQLite would
+     * scan every study for each single-study load */
+#define STUDY_SQL                                                                           \
+    "SELECT s.id, s.split, v.nz, v.ny, v.nx, v.sz, v.sy, v.sx, v.shard, v.tensor,"          \
+    " m.shard, m.tensor, r.z0, r.z1, r.y0, r.y1, r.x0, r.x1, rep.text"                        \
+    " FROM studies s JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id"   \
+    " JOIN regions r ON r.study_id = s.id AND r.anatomy = '_union'"                           \
+    " LEFT JOIN reports rep ON rep.study_id = s.id"
+    if (only >= 0 ? db_prepare(db, &st, STUDY_SQL " WHERE s.id = ?", e) ||
+                        db_bindf(db, st, e, "i", only)
+                  : db_prepare(db, &st, STUDY_SQL " ORDER BY s.id", e))
         return -1;
+#undef STUDY_SQL
     int cap = 0, rc;
     while ((rc = db_step(db, st, e)) == 1) {
         if (c->n_st == cap) {
@@ -570,10 +574,12 @@ static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
     for (int m = 0; m < c->n_anat; m++)
         model_of[c->anat_onto[m]] = m;
     sqlite3_stmt *st;
-    if (db_prepare(db, &st,
-                   "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
-                   " WHERE anatomy != '_union' AND (?1 < 0 OR study_id = ?1)", e) ||
-        db_bindf(db, st, e, "i", only)) {
+    const char *sql = "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
+                      " WHERE anatomy != '_union'";
+    const char *sql1 = "SELECT study_id, anatomy, z0, z1, y0, y1, x0, x1 FROM regions"
+                       " WHERE study_id = ? AND anatomy != '_union'";
+    if (only >= 0 ? db_prepare(db, &st, sql1, e) || db_bindf(db, st, e, "i", only)
+                  : db_prepare(db, &st, sql, e)) {
         free(model_of);
         return -1;
     }
@@ -805,24 +811,28 @@ static double src_coord(const Crop *c, int axis, int i, int n)
 enum { MAX_IN = 4096 };
 
 void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
-                 uint8_t *tokmask, uint8_t *inside)
+                 float *tokbias, uint8_t *inside)
 {
     const Study *s = &c->st[study];
     int Z = d->in_z, Y = d->in_y, X = d->in_x;
     int ty = Y / d->py, tx = X / d->px, T = (Z / d->pz) * ty * tx;
-    /* per-axis interpolation tables: lower index (-1 or past the end means
-     * outside), weight of the upper neighbour, nearest index */
-    int z0[MAX_IN], y0[MAX_IN], x0[MAX_IN], zn[MAX_IN], yn[MAX_IN], xn[MAX_IN];
-    float wz[MAX_IN], wy[MAX_IN], wx[MAX_IN];
-    int *lo[3] = {z0, y0, x0}, *nn[3] = {zn, yn, xn}, nout[3] = {Z, Y, X};
-    float *wt[3] = {wz, wy, wx};
-    int dims[3] = {s->nz, s->ny, s->nx};
+    /* Per-axis tables: the two neighbours of each output voxel (clamped
+     * into the grid) with their weights, a neighbour outside the grid
+     * weighing 0. Outside is air, so v = air + sum w (ct - air): the corners
+     * outside add nothing and the inner loop has no branch. */
+    int i0[3][MAX_IN], i1[3][MAX_IN], nn[3][MAX_IN];
+    float w0[3][MAX_IN], w1[3][MAX_IN];
+    int nout[3] = {Z, Y, X}, dims[3] = {s->nz, s->ny, s->nx};
     for (int a = 0; a < 3; a++)
         for (int i = 0; i < nout[a]; i++) {
             double p = src_coord(crop, a, i, nout[a]);
-            double f = floor(p);
-            lo[a][i] = f < -1.0 ? -2 : f >= dims[a] ? dims[a] : (int)f;
-            wt[a][i] = (float)(p - f);
+            double f = floor(p), w = p - f;
+            int lo = f < -2.0 ? -2 : f > dims[a] ? dims[a] : (int)f, hi = lo + 1;
+            int lo_in = lo >= 0 && lo < dims[a], hi_in = hi >= 0 && hi < dims[a];
+            i0[a][i] = lo_in ? lo : 0;
+            i1[a][i] = hi_in ? hi : 0;
+            w0[a][i] = lo_in ? (float)(1.0 - w) : 0.0f;
+            w1[a][i] = hi_in ? (float)w : 0.0f;
             double r = floor(p + 0.5);
             nn[a][i] = r < 0.0 || r >= dims[a] ? -1 : (int)r;
         }
@@ -832,30 +842,28 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
     for (int k = 0; k < Z; k++)
         for (int j = 0; j < Y; j++) {
             float *row = img + ((size_t)k * Y + j) * X;
+            const int16_t *r00 = s->ct + (size_t)i0[0][k] * sz + (size_t)i0[1][j] * sy;
+            const int16_t *r01 = s->ct + (size_t)i0[0][k] * sz + (size_t)i1[1][j] * sy;
+            const int16_t *r10 = s->ct + (size_t)i1[0][k] * sz + (size_t)i0[1][j] * sy;
+            const int16_t *r11 = s->ct + (size_t)i1[0][k] * sz + (size_t)i1[1][j] * sy;
+            float a00 = w0[0][k] * w0[1][j], a01 = w0[0][k] * w1[1][j];
+            float a10 = w1[0][k] * w0[1][j], a11 = w1[0][k] * w1[1][j];
             for (int i = 0; i < X; i++) {
-                float v = 0.0f;
-                for (int dz = 0; dz < 2; dz++) {
-                    int zz = z0[k] + dz;
-                    float w1 = dz ? wz[k] : 1.0f - wz[k];
-                    for (int dy = 0; dy < 2; dy++) {
-                        int yy = y0[j] + dy;
-                        float w2 = w1 * (dy ? wy[j] : 1.0f - wy[j]);
-                        for (int dx = 0; dx < 2; dx++) {
-                            int xx = x0[i] + dx;
-                            float w3 = w2 * (dx ? wx[i] : 1.0f - wx[i]);
-                            float h = zz >= 0 && zz < s->nz && yy >= 0 && yy < s->ny && xx >= 0 &&
-                                              xx < s->nx
-                                          ? (float)s->ct[(size_t)zz * sz + (size_t)yy * sy + xx]
-                                          : air;
-                            v += w3 * h;
-                        }
-                    }
-                }
-                v = (v - off) * scale;
+                int x0 = i0[2][i], x1 = i1[2][i];
+                float b0 = w0[2][i], b1 = w1[2][i];
+                float v = a00 * (b0 * ((float)r00[x0] - air) + b1 * ((float)r00[x1] - air)) +
+                          a01 * (b0 * ((float)r01[x0] - air) + b1 * ((float)r01[x1] - air)) +
+                          a10 * (b0 * ((float)r10[x0] - air) + b1 * ((float)r10[x1] - air)) +
+                          a11 * (b0 * ((float)r11[x0] - air) + b1 * ((float)r11[x1] - air));
+                v = (v + air - off) * scale;
                 row[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
             }
         }
-    memset(tokmask, 0, (size_t)c->n_anat * T);
+    int *zn = nn[0], *yn = nn[1], *xn = nn[2];
+    /* voxels of each token that hold each anatomy (nearest-neighbour mask on
+     * the input grid), counted in tokbias, then turned into the bias */
+    for (size_t q = 0; q < (size_t)c->n_anat * T; q++)
+        tokbias[q] = 0.0f;
     for (int k = 0; k < Z; k++) {
         if (zn[k] < 0)
             continue;
@@ -869,9 +877,14 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
                     continue;
                 int id = mrow[xn[i]];
                 for (int q = c->lab_off[id]; q < c->lab_off[id + 1]; q++)
-                    tokmask[(size_t)c->lab_anat[q] * T + tbase + i / d->px] = 1;
+                    tokbias[(size_t)c->lab_anat[q] * T + tbase + i / d->px] += 1.0f;
             }
         }
+    }
+    const float per_token = (float)(d->pz * d->py * d->px);
+    for (size_t q = 0; q < (size_t)c->n_anat * T; q++) {
+        float n = tokbias[q];
+        tokbias[q] = n == 0.0f ? -INFINITY : d->coverage ? logf(n / per_token) : 0.0f;
     }
     for (int m = 0; m < c->n_anat; m++) {
         const int *b = c->boxes + ((size_t)study * c->n_anat + m) * 6;
@@ -921,7 +934,7 @@ NetCap corpus_capacity(const Corpus *c, int b)
 void batch_free(BatchBuf *bb)
 {
     free(bb->img);
-    free(bb->tokmask);
+    free(bb->tokbias);
     free(bb->inside);
     free(bb->crop);
     free(bb->rb);
@@ -940,7 +953,7 @@ int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvE
     size_t R = (size_t)cap.rows, vox = (size_t)cfg->in_z * cfg->in_y * cfg->in_x;
     bb->cap_b = cap_b;
     bb->img = malloc(B * vox * sizeof *bb->img);
-    bb->tokmask = malloc(B * A * T);
+    bb->tokbias = malloc(B * A * T * sizeof *bb->tokbias);
     bb->inside = malloc(B * A);
     bb->crop = malloc(B * sizeof *bb->crop);
     /* the int arrays in one block: rb, ra, rtext, cand_s, grow, uniq (R
@@ -951,7 +964,7 @@ int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvE
     bb->rdis = malloc(R * (size_t)c->dis_words * sizeof *bb->rdis);
     bb->local = malloc(((size_t)c->n_text + 1) * sizeof *bb->local);
     bb->anat_n = malloc(2 * A * sizeof *bb->anat_n);
-    if (!bb->img || !bb->tokmask || !bb->inside || !bb->crop || !bb->rb || !bb->rabn ||
+    if (!bb->img || !bb->tokbias || !bb->inside || !bb->crop || !bb->rb || !bb->rabn ||
         !bb->rdis || !bb->local || !bb->anat_n) {
         batch_free(bb);
         return err_set(e, FV_ENOMEM, "batch: out of memory");
@@ -979,7 +992,7 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
         data_crop(&c->st[idx[i]], d, r, train, &bb->crop[i]);
     for (int i = 0; i < n; i++)
         data_render(c, idx[i], d, &bb->crop[i], bb->img + (size_t)i * vox,
-                    bb->tokmask + (size_t)i * A * T, bb->inside + (size_t)i * A);
+                    bb->tokbias + (size_t)i * A * T, bb->inside + (size_t)i * A);
     int nr = 0, ng = 0;
     if (c->mode == LOSS_GLOBAL) {
         for (int i = 0; i < n; i++)
@@ -1007,10 +1020,10 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
                 const Sample *x = &c->sm[j];
                 if (x->anat < 0 || !x->whole || !bb->inside[(size_t)i * A + x->anat])
                     continue;
-                const uint8_t *tm = bb->tokmask + ((size_t)i * A + x->anat) * T;
+                const float *tb = bb->tokbias + ((size_t)i * A + x->anat) * T;
                 int any = 0;
                 for (int t = 0; t < T && !any; t++)
-                    any = tm[t];
+                    any = tb[t] > -INFINITY;
                 if (!any)
                     continue;
                 bb->rb[nc] = i;
@@ -1068,7 +1081,7 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
     for (int s = 0; s < nt; s++)
         bb->local[bb->uniq[s]] = -1;
     bb->nb = (NetBatch){
-        .nb = n, .img = bb->img, .tokmask = bb->tokmask, .nr = nr, .rb = bb->rb, .ra = bb->ra,
+        .nb = n, .img = bb->img, .tokbias = bb->tokbias, .nr = nr, .rb = bb->rb, .ra = bb->ra,
         .rtext = bb->rtext, .rabn = bb->rabn, .rdis = bb->rdis, .dis_words = c->dis_words,
         .ng = ng, .goff = bb->goff, .grow = bb->grow, .nt = nt, .toff = bb->toff, .tids = bb->tids,
     };

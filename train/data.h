@@ -42,6 +42,8 @@ typedef struct DataCfg {
     double flip_p;             /* per axis */
     double aug_scale;          /* crop extent scaled by a factor in [1 - s, 1 + s] */
     double aug_shift;          /* crop centre moved by up to this fraction of the extent */
+    int coverage;              /* pooling bias log(share of the token's voxels in the
+                                * anatomy); 0: the binary mask (fVLM) */
     int text_max_len;          /* tokens, [CLS] and [SEP] included */
 } DataCfg;
 
@@ -122,17 +124,20 @@ typedef struct Crop {
 
 /* train: random scale, shift and flips from r; otherwise the plain crop. */
 void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out);
-/* Renders the crop: img (Z, Y, X) in [0, 1]; tokmask (n_anat, T); inside
- * (n_anat): 1 when the anatomy's region box lies whole inside the crop. */
+/* Renders the crop: img (Z, Y, X) in [0, 1]; tokbias (n_anat, T): for
+ * tokens holding the anatomy, 0 (binary) or the log of the share of the
+ * token's voxels that are the anatomy's (coverage), -INFINITY for the
+ * others; inside (n_anat): 1 when the anatomy's region box lies whole inside
+ * the crop. */
 void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
-                 uint8_t *tokmask, uint8_t *inside);
+                 float *tokbias, uint8_t *inside);
 
 /* ---- batches ---- */
 
 typedef struct BatchBuf {
     int cap_b;
     float *img;                /* (B, Z, Y, X) */
-    uint8_t *tokmask;          /* (B, A, T) */
+    float *tokbias;            /* (B, A, T) */
     uint8_t *inside;           /* (B, A) */
     Crop *crop;                /* (B) */
     int *rb, *ra, *rtext;      /* (R) */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "vmath.h"
 
 static const char *const names[] = {"global", "fine", "fine-fn", "fine-fn-disease"};
 
@@ -75,12 +76,12 @@ float contrast_loss(float *dimg, float *dtxt, float *dtau, const float *img, con
             mx = si[j] > mx ? si[j] : mx;
         float z = 0.0f;
         for (int j = 0; j < n; j++)
-            z += expf(si[j] - mx);
+            z += vexpf(si[j] - mx);
         float lz = logf(z) + mx, invz = 1.0f / z;
         for (int j = 0; j < n; j++) {
             float tij = t[(size_t)i * n + j] / rsum[i];
             loss -= (double)tij * (double)(si[j] - lz);
-            g[(size_t)i * n + j] = (expf(si[j] - mx) * invz - tij) * inv2n;
+            g[(size_t)i * n + j] = (vexpf(si[j] - mx) * invz - tij) * inv2n;
         }
     }
     for (int j = 0; j < n; j++) {
@@ -89,13 +90,13 @@ float contrast_loss(float *dimg, float *dtxt, float *dtau, const float *img, con
             mx = s[(size_t)i * n + j] > mx ? s[(size_t)i * n + j] : mx;
         float z = 0.0f;
         for (int i = 0; i < n; i++)
-            z += expf(s[(size_t)i * n + j] - mx);
+            z += vexpf(s[(size_t)i * n + j] - mx);
         float lz = logf(z) + mx, invz = 1.0f / z;
         for (int i = 0; i < n; i++) {
             float sij = s[(size_t)i * n + j];
             float tij = t[(size_t)i * n + j] / csum[j];
             loss -= (double)tij * (double)(sij - lz);
-            g[(size_t)i * n + j] += (expf(sij - mx) * invz - tij) * inv2n;
+            g[(size_t)i * n + j] += (vexpf(sij - mx) * invz - tij) * inv2n;
         }
     }
     loss /= 2.0 * n;

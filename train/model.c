@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ struct FvlmModel {
     int *anat_onto;            /* model anatomy -> ontology index */
     /* inference buffers, one study or one text at a time */
     float *img;                /* (Z, Y, X) */
-    uint8_t *tokmask;          /* (A, T) */
+    float *tokbias;            /* (A, T) */
     uint8_t *inside;           /* (A) */
     int *rb, *ra, *ids;        /* (A), (A), (max_len) */
     float *feat;               /* (A, D) */
@@ -40,7 +41,7 @@ void model_free(FvlmModel **pm)
     free(m->anat_ids);
     free(m->anat_onto);
     free(m->img);
-    free(m->tokmask);
+    free(m->tokbias);
     free(m->inside);
     free(m->rb);
     free(m->feat);
@@ -102,11 +103,11 @@ int model_load(FvlmModel **out, const char *path, FvErr *e)
         goto fail;
     size_t T = (size_t)netcfg_tokens(&nc);
     m->img = malloc((size_t)nc.in_z * nc.in_y * nc.in_x * sizeof *m->img);
-    m->tokmask = malloc((size_t)A * T);
+    m->tokbias = malloc((size_t)A * T * sizeof *m->tokbias);
     m->inside = malloc((size_t)A);
     m->rb = malloc((2 * (size_t)A + (size_t)nc.t_max_len) * sizeof *m->rb);
     m->feat = malloc((size_t)A * nc.embed * sizeof *m->feat);
-    if (!m->img || !m->tokmask || !m->inside || !m->rb || !m->feat) {
+    if (!m->img || !m->tokbias || !m->inside || !m->rb || !m->feat) {
         err_set(e, FV_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
@@ -147,14 +148,14 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
         return -1;
     Crop crop;
     data_crop(&c.st[0], &m->data, NULL, 0, &crop);
-    data_render(&c, 0, &m->data, &crop, m->img, m->tokmask, m->inside);
+    data_render(&c, 0, &m->data, &crop, m->img, m->tokbias, m->inside);
     /* the anatomies whose tokens exist in this study */
     int nr = 0;
     for (int a = 0; a < c.n_anat; a++) {
-        const uint8_t *tm = m->tokmask + (size_t)a * T;
+        const float *tb = m->tokbias + (size_t)a * T;
         int any = 0;
         for (int t = 0; t < T && !any; t++)
-            any = tm[t];
+            any = tb[t] > -INFINITY;
         if (any) {
             m->rb[nr] = 0;
             m->ra[nr] = a;
@@ -164,7 +165,7 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
     corpus_free(&c);
     if (!nr)
         return 0;
-    NetBatch b = {.nb = 1, .img = m->img, .tokmask = m->tokmask, .rb = m->rb, .ra = m->ra};
+    NetBatch b = {.nb = 1, .img = m->img, .tokbias = m->tokbias, .rb = m->rb, .ra = m->ra};
     /* global: one whole-CT feature, given to every anatomy present */
     b.nr = nc->loss == LOSS_GLOBAL ? 1 : nr;
     net_encode(&m->net, &b, m->feat, NULL);

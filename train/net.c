@@ -50,6 +50,7 @@ int netcfg_check(const NetCfg *c, FvErr *e)
     NEED(c->t_mlp > 0 && c->t_mlp <= 65536, "model.text_mlp must be in 1..65536");
     NEED(c->t_max_len >= 2 && c->t_max_len <= 4096, "model.text_max_len must be in 2..4096");
     NEED(c->vocab > 4 && c->vocab <= (1 << 24), "vocabulary size %d out of range", c->vocab);
+    NEED(c->t_mean == 0 || c->t_mean == 1, "model.text_pool must be cls or mean");
     NEED(c->loss == LOSS_GLOBAL || (c->n_anat > 0 && c->n_anat <= 1024),
          "model: %d anatomies (1..1024 needed by the fine losses)", c->n_anat);
     NEED(c->temp_init >= 0.001f && c->temp_init <= 0.5f, "model.temperature must be in [0.001, 0.5]");
@@ -66,7 +67,7 @@ static const struct {
     I("patch_x", px), I("width", width), I("depth", depth), I("heads", heads), I("mlp", mlp),
     I("pool_heads", pool_heads), I("embed", embed), I("text_width", t_width),
     I("text_depth", t_depth), I("text_heads", t_heads), I("text_mlp", t_mlp),
-    I("text_max_len", t_max_len), I("vocab", vocab), I("n_anat", n_anat),
+    I("text_max_len", t_max_len), I("text_mean", t_mean), I("vocab", vocab), I("n_anat", n_anat),
 #undef I
 };
 enum { N_CFG_INTS = sizeof cfg_ints / sizeof cfg_ints[0] };
@@ -600,7 +601,7 @@ static void block_backward(const BlockW *w, BlockW *dw, const BlockActs *a, Bloc
                            int hm, float *scratch)
 {
     linear_backward(g->dgelu, dw->fc2_w, dw->fc2_b, g->dres, a->gelu, w->fc2_w, n, hm, c, 0);
-    gelu_backward(g->dfc, g->dgelu, a->fc1, (size_t)n * hm);
+    gelu_backward(g->dfc, g->dgelu, a->fc1, a->gelu, (size_t)n * hm);
     linear_backward(g->dln, dw->fc1_w, dw->fc1_b, g->dfc, a->ln2, w->fc1_w, n, c, hm, 0);
     layernorm_backward(g->dres, dw->ln2_w, dw->ln2_b, g->dln, a->xmid, a->m2, a->r2, w->ln2_w, n,
                        c, 1);
@@ -685,8 +686,19 @@ static void text_forward(Net *n, const NetBatch *b)
         block_forward(&n->w.tb[l], &a->tb[l], a->tx + (size_t)l * N * Ct,
                       a->tx + (size_t)(l + 1) * N * Ct, b->toff, U, N, Ct, c->t_heads, c->t_mlp);
     const float *xl = a->tx + (size_t)c->t_depth * N * Ct;
-    for (int s = 0; s < U; s++)
-        memcpy(a->tcls_in + (size_t)s * Ct, xl + (size_t)b->toff[s] * Ct, (size_t)Ct * sizeof(float));
+    for (int s = 0; s < U; s++) {
+        float *d = a->tcls_in + (size_t)s * Ct;
+        if (!c->t_mean) {
+            memcpy(d, xl + (size_t)b->toff[s] * Ct, (size_t)Ct * sizeof(float));
+            continue;
+        }
+        int len = b->toff[s + 1] - b->toff[s];
+        memset(d, 0, (size_t)Ct * sizeof(float));
+        for (int i = b->toff[s]; i < b->toff[s + 1]; i++)
+            vec_acc(d, xl + (size_t)i * Ct, (size_t)Ct);
+        for (int k = 0; k < Ct; k++)
+            d[k] /= (float)len;
+    }
     layernorm_forward(a->tcls, a->tcm, a->tcr, a->tcls_in, n->w.tln_w, n->w.tln_b, U, Ct);
     linear_forward(a->tfeat, a->tcls, n->w.tproj_w, n->w.tproj_b, U, Ct, c->embed);
     l2norm_forward(a->tfn, a->tnorm, a->tfeat, U, c->embed);
@@ -707,9 +719,17 @@ static void text_backward(Net *n, const NetBatch *b)
     layernorm_backward(a->dtcls_in, n->g.tln_w, n->g.tln_b, a->dtcls, a->tcls_in, a->tcm, a->tcr,
                        n->w.tln_w, U, Ct, 0);
     memset(g->dres, 0, (size_t)N * Ct * sizeof(float));
-    for (int s = 0; s < U; s++)
-        memcpy(g->dres + (size_t)b->toff[s] * Ct, a->dtcls_in + (size_t)s * Ct,
-               (size_t)Ct * sizeof(float));
+    for (int s = 0; s < U; s++) {
+        const float *d = a->dtcls_in + (size_t)s * Ct;
+        if (!c->t_mean) {
+            memcpy(g->dres + (size_t)b->toff[s] * Ct, d, (size_t)Ct * sizeof(float));
+            continue;
+        }
+        float inv = 1.0f / (float)(b->toff[s + 1] - b->toff[s]);
+        for (int i = b->toff[s]; i < b->toff[s + 1]; i++)
+            for (int k = 0; k < Ct; k++)
+                g->dres[(size_t)i * Ct + k] = d[k] * inv;
+    }
     for (int l = c->t_depth; l >= 1; l--)
         block_backward(&n->w.tb[l - 1], &n->g.tb[l - 1], &a->tb[l - 1], g,
                        a->tx + (size_t)(l - 1) * N * Ct, b->toff, U, N, Ct, c->t_heads, c->t_mlp,
@@ -752,7 +772,7 @@ static void heads_forward(Net *n, const NetBatch *b, const int *order, int nr)
     linear_forward(a->qp, n->w.query, n->w.pq_w, n->w.pq_b, c->n_anat, C, C);
     linear_forward(a->pk, a->kept, n->w.pk_w, n->w.pk_b, B * M, C, C);
     linear_forward(a->pv, a->kept, n->w.pv_w, n->w.pv_b, B * M, C, C);
-    attnpool_forward(a->pooled, a->pprobs, a->qp, a->pk, a->pv, b->tokmask, b->rb, b->ra, b->nr,
+    attnpool_forward(a->pooled, a->pprobs, a->qp, a->pk, a->pv, b->tokbias, b->rb, b->ra, b->nr,
                      c->n_anat, M, T, C, c->pool_heads, a->pool_scratch);
     linear_forward(a->pooled_o, a->pooled, n->w.po_w, n->w.po_b, b->nr, C, C);
     for (int i = 0; i < nr; i++)

@@ -16,7 +16,8 @@
  * L2 normalisation give the anatomy feature. Global mode: the mean of the
  * last block's tokens, a linear projection, L2.
  * Text: token + position embedding -> pre-LN blocks over packed texts ->
- * final layer norm of [CLS] -> shared projection -> L2.
+ * final layer norm of [CLS] (or of the mean of the tokens) -> shared
+ * projection -> L2.
  * Loss: per group of rows (one anatomy, or the whole batch in global mode)
  * the soft-target contrastive loss of loss.h over features / temperature,
  * summed over groups. */
@@ -43,6 +44,7 @@ typedef struct NetCfg {
     int pool_heads;
     int embed;                     /* D */
     int t_width, t_depth, t_heads, t_mlp, t_max_len;
+    int t_mean;                    /* text feature: 0 the [CLS] token, 1 the mean of all tokens */
     int vocab;                     /* V */
     int n_anat;                    /* A: anatomies with a query and a projection */
     float temp_init;
@@ -113,7 +115,8 @@ typedef struct NetCap {
 typedef struct NetBatch {
     int nb;                    /* studies */
     const float *img;          /* (B, Z, Y, X) in [0, 1] */
-    const uint8_t *tokmask;    /* (B, A, T): token t holds anatomy a (fine modes) */
+    const float *tokbias;      /* (B, A, T): pooling score bias of token t for anatomy a,
+                                * -INFINITY where the token holds none of it (fine modes) */
     int nr;
     const int *rb, *ra;        /* (R): study and anatomy of each row; global: rb[r] = r */
     const int *rtext;          /* (R): its text, an index into the texts below */

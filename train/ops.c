@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "vmath.h"
+
 uint64_t ops_flops;
 
 void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -25,12 +27,14 @@ void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int 
                 n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+FV_VECTOR_CLONES
 void vec_add(float *y, const float *a, const float *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
 
+FV_VECTOR_CLONES
 void vec_acc(float *y, const float *a, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -69,6 +73,7 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 
 /* -------------------------------------------------------------- layer norm */
 
+FV_VECTOR_CLONES
 void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *g,
                        const float *b, int n, int c)
 {
@@ -93,6 +98,7 @@ void layernorm_forward(float *y, float *mean, float *rstd, const float *x, const
     }
 }
 
+FV_VECTOR_CLONES
 void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const float *x,
                         const float *mean, const float *rstd, const float *g, int n, int c,
                         int accumulate)
@@ -123,19 +129,23 @@ void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const 
 
 /* -------------------------------------------------------------------- GELU */
 
+FV_VECTOR_CLONES
 void gelu_forward(float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        y[i] = 0.5f * x[i] * (1.0f + verff(x[i] * (float)M_SQRT1_2));
 }
 
-void gelu_backward(float *dx, const float *dy, const float *x, size_t n)
+FV_VECTOR_CLONES
+void gelu_backward(float *dx, const float *dy, const float *x, const float *y, size_t n)
 {
     const float inv_sqrt_2pi = 0.3989422804014327f;
     for (size_t i = 0; i < n; i++) {
-        float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * expf(-0.5f * x[i] * x[i]);
-        dx[i] = dy[i] * (cdf + x[i] * pdf);
+        float xi = x[i];
+        /* Phi(x) = gelu(x) / x; near 0, where the quotient loses digits, it is 1/2 + x phi(0) */
+        float cdf = xi > 1e-3f || xi < -1e-3f ? y[i] / xi : 0.5f + inv_sqrt_2pi * xi;
+        float pdf = inv_sqrt_2pi * vexpf(-0.5f * xi * xi);
+        dx[i] = dy[i] * (cdf + xi * pdf);
     }
 }
 
@@ -151,20 +161,50 @@ size_t attention_probs_size(const int *off, int n_seq, int h)
     return o * (size_t)h;
 }
 
+/* Sum of a[0..n) with four running sums (the loop then pipelines). */
+static float sum4(const float *a, int n)
+{
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += a[j];
+        s1 += a[j + 1];
+        s2 += a[j + 2];
+        s3 += a[j + 3];
+    }
+    for (; j < n; j++)
+        s0 += a[j];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* Largest of a[0..n), n >= 1, with four running maxima. */
+static float max4(const float *a, int n)
+{
+    float m0 = a[0], m1 = a[0], m2 = a[0], m3 = a[0];
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        m0 = a[j] > m0 ? a[j] : m0;
+        m1 = a[j + 1] > m1 ? a[j + 1] : m1;
+        m2 = a[j + 2] > m2 ? a[j + 2] : m2;
+        m3 = a[j + 3] > m3 ? a[j + 3] : m3;
+    }
+    for (; j < n; j++)
+        m0 = a[j] > m0 ? a[j] : m0;
+    m0 = m1 > m0 ? m1 : m0;
+    m2 = m3 > m2 ? m3 : m2;
+    return m2 > m0 ? m2 : m0;
+}
+
 /* Softmax of each row of a (rows, cols) matrix in place. */
+FV_VECTOR_CLONES
 static void softmax_rows(float *a, int rows, int cols, int ld)
 {
     for (int i = 0; i < rows; i++) {
         float *r = a + (size_t)i * ld;
-        float mx = -FLT_MAX;
+        float mx = max4(r, cols);
         for (int j = 0; j < cols; j++)
-            mx = r[j] > mx ? r[j] : mx;
-        float s = 0.0f;
-        for (int j = 0; j < cols; j++) {
-            r[j] = expf(r[j] - mx);
-            s += r[j];
-        }
-        float inv = 1.0f / s;
+            r[j] = vexpf(r[j] - mx);
+        float inv = 1.0f / sum4(r, cols);
         for (int j = 0; j < cols; j++)
             r[j] *= inv;
     }
@@ -229,6 +269,7 @@ void attention_backward(float *dqkv, const float *dy, const float *probs, const 
 
 /* -------------------------------------------------------- patch embedding */
 
+FV_VECTOR_CLONES
 void patchify(float *patches, const float *img, int nb, int z, int y, int x, int pz, int py,
               int px)
 {
@@ -275,7 +316,7 @@ size_t attnpool_scratch_size(int rows_per_study, int m, int c)
 }
 
 void attnpool_forward(float *y, float *probs, const float *q, const float *k, const float *v,
-                      const uint8_t *mask, const int *rb, const int *ra, int nr, int na, int m,
+                      const float *bias, const int *rb, const int *ra, int nr, int na, int m,
                       int t, int c, int h, float *scratch)
 {
     int dh = c / h;
@@ -296,17 +337,17 @@ void attnpool_forward(float *y, float *probs, const float *q, const float *k, co
             gemm(0, 1, nrb, m, dh, scale, qrows + hh * dh, c, kb + hh * dh, c, 0.0f, p, ldp);
             for (int i = 0; i < nrb; i++) {
                 float *pr = p + (size_t)i * ldp;
-                const uint8_t *mk = mask + ((size_t)b * na + ra[r0 + i]) * t;
+                const float *bk = bias + ((size_t)b * na + ra[r0 + i]) * t;
                 float mx = -FLT_MAX;
-                for (int j = 0; j < m; j++)
-                    if (mk[j % t] && pr[j] > mx)
-                        mx = pr[j];
-                float s = 0.0f;
-                for (int j = 0; j < m; j++) {
-                    pr[j] = mk[j % t] ? expf(pr[j] - mx) : 0.0f;
-                    s += pr[j];
-                }
-                float inv = 1.0f / s;
+                for (int j0 = 0; j0 < m; j0 += t)
+                    for (int j = 0; j < t; j++) {
+                        pr[j0 + j] += bk[j];
+                        mx = pr[j0 + j] > mx ? pr[j0 + j] : mx;
+                    }
+                for (int j0 = 0; j0 < m; j0 += t)
+                    for (int j = 0; j < t; j++)
+                        pr[j0 + j] = bk[j] > -FLT_MAX ? vexpf(pr[j0 + j] - mx) : 0.0f;
+                float inv = 1.0f / sum4(pr, m);
                 for (int j = 0; j < m; j++)
                     pr[j] *= inv;
             }
@@ -361,6 +402,7 @@ void attnpool_backward(float *dq, float *dk, float *dv, const float *dy, const f
 
 /* ------------------------------------------------------------ L2 normalise */
 
+FV_VECTOR_CLONES
 void l2norm_forward(float *y, float *norm, const float *x, int n, int d)
 {
     for (int i = 0; i < n; i++) {
@@ -376,6 +418,7 @@ void l2norm_forward(float *y, float *norm, const float *x, int n, int d)
     }
 }
 
+FV_VECTOR_CLONES
 void l2norm_backward(float *dx, const float *dy, const float *y, const float *norm, int n, int d)
 {
     for (int i = 0; i < n; i++) {

@@ -24,6 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The element-wise kernels are compiled for AVX-512, AVX2 and plain x86-64
+ * and picked at load time (GCC's target_clones): the same operations in the
+ * same order in each, so every machine gets the same numbers. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FV_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FV_VECTOR_CLONES
+#endif
+
 /* C = alpha op(A) op(B) + beta C, row-major, through cblas_sgemm; counts
  * 2 m n k FLOPs in ops_flops. ta/tb: 1 to transpose. */
 void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -49,8 +58,9 @@ void layernorm_backward(float *dx, float *dg, float *db, const float *dy, const 
 
 /* ---- GELU, exact (erf) form as PyTorch's nn.GELU() ---- */
 void gelu_forward(float *y, const float *x, size_t n);
-/* dx = dy * gelu'(x), written. */
-void gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+/* dx = dy * gelu'(x), written; y = gelu(x) from the forward pass gives
+ * Phi(x) = y / x, so only the density is computed here. */
+void gelu_backward(float *dx, const float *dy, const float *x, const float *y, size_t n);
 
 /* ---- multi-head softmax self-attention over packed sequences ----
  * qkv (N, 3C): per row [q | k | v], head h in columns [h dh, (h+1) dh) of
@@ -81,14 +91,16 @@ void patch_embed_backward(float *dw, float *db, const float *dy, const float *pa
 /* ---- masked attention pooling ----
  * One learned query per anatomy pools the anatomy's tokens of one study.
  * q (A, C): the projected queries; k, v (B, M, C): projected keys and values
- * of each study's M = n_keep T tokens; mask (B, A, T): 1 when token t holds
- * anatomy a (the same tokens at each kept depth, key m uses t = m mod T).
- * Row r pools anatomy ra[r] of study rb[r] (rows grouped by study,
- * ascending); each row must have at least one token. y (R, C); probs
- * (R, H, M). scratch: attnpool_scratch_size(most rows of one study) floats. */
+ * of each study's M = n_keep T tokens; bias (B, A, T): added to the scores
+ * of token t for anatomy a, -INFINITY where the token holds none of the
+ * anatomy (the same at each kept depth: key m uses t = m mod T). A binary
+ * mask is bias 0 / -inf; data.h also gives log-coverage biases. Row r pools
+ * anatomy ra[r] of study rb[r] (rows grouped by study, ascending); each row
+ * must have at least one finite bias. y (R, C); probs (R, H, M). scratch:
+ * attnpool_scratch_size(most rows of one study) floats. */
 size_t attnpool_scratch_size(int rows_per_study, int m, int c);
 void attnpool_forward(float *y, float *probs, const float *q, const float *k, const float *v,
-                      const uint8_t *mask, const int *rb, const int *ra, int nr, int na, int m,
+                      const float *bias, const int *rb, const int *ra, int nr, int na, int m,
                       int t, int c, int h, float *scratch);
 /* dq (A, C), dk, dv (B, M, C) ADDED. */
 void attnpool_backward(float *dq, float *dk, float *dv, const float *dy, const float *probs,

@@ -211,9 +211,8 @@ int ref_attention_backward(double *dqkv, const double *dy, const double *qkv, co
 static double patch_voxel(const double *img, int b, int z, int yy, int x, int pz, int py, int px,
                           int t, int k)
 {
-    int tyn = yy / py, txn = x / px, tzn = z / pz;
+    int tyn = yy / py, txn = x / px;
     int tx = t % txn, ty = (t / txn) % tyn, tz = t / (txn * tyn);
-    (void)tzn;
     int dx = k % px, dy = (k / px) % py, dz = k / (px * py);
     return img[(((size_t)b * z + tz * pz + dz) * yy + ty * py + dy) * x + tx * px + dx];
 }
@@ -248,20 +247,21 @@ void ref_patch_embed_backward(double *dw, double *db, const double *dy, const do
 
 /* ------------------------------------------------- masked attention pooling */
 
-static void pool_row(double *p, const double *q, const double *k, const uint8_t *mask, int b,
+static void pool_row(double *p, const double *q, const double *k, const double *bias, int b,
                      int a, int na, int m, int t, int c, int h, int hh)
 {
     int dh = c / h;
     double mx = -INFINITY, sum = 0.0;
     for (int j = 0; j < m; j++) {
-        if (!mask[((size_t)b * na + a) * t + j % t]) {
+        double bj = bias[((size_t)b * na + a) * t + j % t];
+        if (bj == -INFINITY) {
             p[j] = -INFINITY;
             continue;
         }
         double s = 0.0;
         for (int d = 0; d < dh; d++)
             s += q[(size_t)a * c + hh * dh + d] * k[((size_t)b * m + j) * c + hh * dh + d];
-        p[j] = s / sqrt((double)dh);
+        p[j] = s / sqrt((double)dh) + bj;
         if (p[j] > mx)
             mx = p[j];
     }
@@ -274,7 +274,7 @@ static void pool_row(double *p, const double *q, const double *k, const uint8_t 
 }
 
 int ref_attnpool_forward(double *y, const double *q, const double *k, const double *v,
-                          const uint8_t *mask, const int *rb, const int *ra, int nr, int na,
+                          const double *bias, const int *rb, const int *ra, int nr, int na,
                           int m, int t, int c, int h)
 {
     int dh = c / h;
@@ -283,7 +283,7 @@ int ref_attnpool_forward(double *y, const double *q, const double *k, const doub
         return -1;
     for (int r = 0; r < nr; r++)
         for (int hh = 0; hh < h; hh++) {
-            pool_row(p, q, k, mask, rb[r], ra[r], na, m, t, c, h, hh);
+            pool_row(p, q, k, bias, rb[r], ra[r], na, m, t, c, h, hh);
             for (int d = 0; d < dh; d++) {
                 double s = 0.0;
                 for (int j = 0; j < m; j++)
@@ -297,7 +297,7 @@ int ref_attnpool_forward(double *y, const double *q, const double *k, const doub
 
 int ref_attnpool_backward(double *dq, double *dk, double *dv, const double *dy,
                            const double *q, const double *k, const double *v,
-                           const uint8_t *mask, const int *rb, const int *ra, int nr, int na,
+                           const double *bias, const int *rb, const int *ra, int nr, int na,
                            int m, int t, int c, int h)
 {
     int dh = c / h;
@@ -311,7 +311,7 @@ int ref_attnpool_backward(double *dq, double *dk, double *dv, const double *dy,
     for (int r = 0; r < nr; r++)
         for (int hh = 0; hh < h; hh++) {
             int b = rb[r], a = ra[r];
-            pool_row(p, q, k, mask, b, a, na, m, t, c, h, hh);
+            pool_row(p, q, k, bias, b, a, na, m, t, c, h, hh);
             for (int j = 0; j < m; j++) {
                 dp[j] = 0.0;
                 for (int d = 0; d < dh; d++) {

@@ -38,11 +38,11 @@ void ref_patch_embed_backward(double *dw, double *db, const double *dy, const do
                               int z, int yy, int x, int pz, int py, int px, int c);
 
 int ref_attnpool_forward(double *y, const double *q, const double *k, const double *v,
-                          const uint8_t *mask, const int *rb, const int *ra, int nr, int na,
+                          const double *bias, const int *rb, const int *ra, int nr, int na,
                           int m, int t, int c, int h);
 int ref_attnpool_backward(double *dq, double *dk, double *dv, const double *dy,
                            const double *q, const double *k, const double *v,
-                           const uint8_t *mask, const int *rb, const int *ra, int nr, int na,
+                           const double *bias, const int *rb, const int *ra, int nr, int na,
                            int m, int t, int c, int h);
 
 void ref_l2norm_forward(double *y, const double *x, int n, int d);

@@ -1,5 +1,7 @@
 #include "optim.h"
 
+#include "ops.h"
+
 #include <math.h>
 
 double optim_lr(const OptCfg *o, int64_t step)
@@ -35,6 +37,7 @@ double optim_clip(Net *n, const OptCfg *o)
     return norm;
 }
 
+FV_VECTOR_CLONES
 void optim_adamw(Net *n, const OptCfg *o, double lr, int64_t t)
 {
     const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;

@@ -88,8 +88,18 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         get_i(c, "model.text_max_len", 2, 4096, &n->t_max_len, e) || need(c, "model.keep", e))
         return -1;
     double t;
-    if (get_d(c, "model.temperature", 0.001, 0.5, &t, e))
+    if (get_d(c, "model.temperature", 0.001, 0.5, &t, e) || need(c, "model.pool_mask", e))
         return -1;
+    const char *pm = config_str(c, "model.pool_mask", "");
+    if (strcmp(pm, "coverage") && strcmp(pm, "binary"))
+        return err_set(e, FV_EUSAGE, "config model.pool_mask = '%s': expected coverage or binary",
+                       pm);
+    s->data.coverage = strcmp(pm, "coverage") == 0;
+    const char *tp = config_str(c, "model.text_pool", NULL);
+    if (!tp || (strcmp(tp, "cls") && strcmp(tp, "mean")))
+        return err_set(e, FV_EUSAGE, "config model.text_pool = '%s': expected cls or mean",
+                       tp ? tp : "");
+    n->t_mean = strcmp(tp, "mean") == 0;
     n->temp_init = (float)t;
     /* model.keep: a comma-separated list of block numbers */
     const char *k = config_str(c, "model.keep", "");
@@ -174,10 +184,10 @@ int train_settings_ini(const TrainSettings *s, Buf *b)
                n->width, n->depth, n->heads, n->mlp);
     for (int i = 0; i < n->n_keep; i++)
         buf_printf(b, "%s %d", i ? "," : "", n->keep[i]);
-    buf_printf(b, "\npool_heads = %d\nembed = %d\ntext_width = %d\ntext_depth = %d\n"
-               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntemperature = %.17g\n",
-               n->pool_heads, n->embed, n->t_width, n->t_depth, n->t_heads, n->t_mlp,
-               n->t_max_len, (double)n->temp_init);
+    buf_printf(b, "\npool_heads = %d\npool_mask = %s\nembed = %d\ntext_width = %d\ntext_depth = %d\n"
+               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntext_pool = %s\ntemperature = %.17g\n",
+               n->pool_heads, d->coverage ? "coverage" : "binary", n->embed, n->t_width, n->t_depth, n->t_heads, n->t_mlp,
+               n->t_max_len, n->t_mean ? "mean" : "cls", (double)n->temp_init);
     buf_printf(b, "[tokenizer]\nvocab_size = %d\nmin_word_count = %d\nmax_piece_len = %d\n",
                s->tok.vocab_size, s->tok.min_word_count, s->tok.max_piece_len);
     buf_printf(b, "[data]\nhu_window = %.17g, %.17g\nmargin_mm = %.17g, %.17g, %.17g\n", d->hu_lo,
@@ -336,6 +346,11 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     if (a->deterministic && s.threads == 0)
         return err_set(e, FV_EUSAGE, "--deterministic needs an explicit thread count "
                        "(train.threads >= 1): results may depend on it");
+    /* a missing output folder fails now, not at the first checkpoint */
+    char outdir[4096];
+    fs_dirname(a->out_path, outdir, sizeof outdir);
+    if (!fs_is_dir(outdir))
+        return err_set(e, FV_EIO, "--out %s: folder %s does not exist", a->out_path, outdir);
     int threads = s.threads ? s.threads : openblas_get_num_procs();
     openblas_set_num_threads(threads);
 
@@ -369,8 +384,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     log_info("loading the corpus %s", a->db_path);
     if (corpus_load(&corpus, db, onto, s.net.loss, ck_anat, n_ck_anat, -1, &run, e))
         goto out;
-    int n_valid_split = corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
-    (void)n_valid_split;
+    corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
     train_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *train_idx);
     valid_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *valid_idx);
     order = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *order);
@@ -381,6 +395,15 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     }
     int n_train = list_split(&corpus, SPLIT_TRAIN, train_idx);
     int n_valid = list_split(&corpus, SPLIT_VALID, valid_idx);
+    int no_region = 0;
+    for (int i = 0; i < corpus.n_sm; i++) {
+        const Sample *x = &corpus.sm[i];
+        no_region += x->anat >= 0 && x->whole &&
+                     corpus.boxes[((size_t)x->study * corpus.n_anat + x->anat) * 6] < 0;
+    }
+    if (no_region)
+        log_warn("%d whole samples have no region row for their anatomy (table regions); they "
+                 "cannot be checked against the crop and are left out", no_region);
     if (n_train < 2) {
         err_set(e, FV_ENOTFOUND, "%s: %d training studies with a usable %s; need at least 2",
                 a->db_path, n_train, s.net.loss == LOSS_GLOBAL ? "report" : "whole sample");
@@ -531,6 +554,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
             log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
                      "%.0f samples/s", (long long)step, (long long)total, (long long)epoch + 1,
                      loss, lr, norm, net.w.temp[0], dt > 0 ? bb.n_pairs / dt : 0.0);
+        snprintf(prog.label, sizeof prog.label, "train  loss %.4f  lr %.2e", loss, lr);
         progress_set(&prog, step);
         int epoch_end = step % spe == 0;
         if (epoch_end) {

@@ -21,7 +21,7 @@ static DataCfg tiny_data(void)
 {
     return (DataCfg){.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8,
                      .hu_lo = -1150, .hu_hi = 350, .margin_mm = {15, 20, 20}, .flip_p = 0.2,
-                     .aug_scale = 0.1, .aug_shift = 0.05, .text_max_len = 32};
+                     .aug_scale = 0.1, .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
 }
 
 static int model_anat(const Corpus *c, const char *id)
@@ -119,7 +119,8 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     DataCfg d = tiny_data();
     int Z = 16, Y = 32, X = 32, T = 64, A = c.n_anat;
     float *a = malloc(sizeof(float) * Z * Y * X), *b = malloc(sizeof(float) * Z * Y * X);
-    uint8_t *ta = malloc((size_t)A * T), *tb = malloc((size_t)A * T), ia[8], ib[8];
+    float *ta = malloc(sizeof(float) * A * T), *tb = malloc(sizeof(float) * A * T);
+    uint8_t ia[8], ib[8];
     Crop crop;
     data_crop(&c.st[0], &d, NULL, 0, &crop);
     data_render(&c, 0, &d, &crop, a, ta, ia);
@@ -133,13 +134,25 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     /* the crop with its margin reaches past the volume: air there */
     CHECK_NEAR(a[0], (-1024.0 + 1150.0) / 1500.0, 0.02);
     int lung = model_anat(&c, "lung"), heart = model_anat(&c, "heart");
-    int nl = 0, nh = 0;
+    int nl = 0, nh = 0, full = 0, part = 0;
     for (int t = 0; t < T; t++) {
-        nl += ta[lung * T + t];
-        nh += ta[heart * T + t];
+        nl += ta[lung * T + t] > -INFINITY;
+        nh += ta[heart * T + t] > -INFINITY;
+        CHECK(ta[lung * T + t] <= 0.0f, "a log share above 0: %g", ta[lung * T + t]);
+        full += ta[lung * T + t] >= logf(0.5f);
+        part += ta[lung * T + t] < 0.0f && ta[lung * T + t] > -INFINITY;
     }
     CHECK(nl > 8 && nl < T, "lung holds %d of %d tokens", nl, T);
     CHECK(nh > 0 && nh < nl, "heart holds %d tokens, lung %d", nh, nl);
+    CHECK(full > 0 && part > full, "lung tokens: %d at least half lung, %d in part", full, part);
+    /* the binary mask (fVLM's) marks the same tokens, with bias 0 */
+    DataCfg bin = d;
+    bin.coverage = 0;
+    data_render(&c, 0, &bin, &crop, b, tb, ib);
+    int same = 1;
+    for (int q = 0; q < A * T; q++)
+        same &= (ta[q] > -INFINITY) == (tb[q] > -INFINITY) && (tb[q] == 0.0f || tb[q] == -INFINITY);
+    CHECK(same, "the binary mask differs from the coverage's support");
     CHECK(ia[lung] && ia[heart], "whole anatomies are not inside the plain crop");
     /* flip x: the image and the token mask mirror together */
     Crop f = crop;
@@ -274,6 +287,40 @@ static void test_one_study_loads_for_inference_and_a_missing_one_is_an_error(voi
     db_close(&db);
 }
 
+static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    /* mediastinum: region_of heart, aorta, esophagus, trachea (anatomy.tsv) */
+    char *ids[] = {"heart", "aorta", "esophagus", "trachea", "mediastinum"};
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 5, 1004, NULL, &e), &e);
+    DataCfg d = tiny_data();
+    d.coverage = 0;
+    float img[16 * 32 * 32], tb[5 * 64];
+    uint8_t in[5];
+    Crop crop;
+    data_crop(&c.st[0], &d, NULL, 0, &crop);
+    data_render(&c, 0, &d, &crop, img, tb, in);
+    int med = -1, bad = 0, n = 0;
+    for (int m = 0; m < c.n_anat; m++)
+        if (strcmp(g_onto->anat[c.anat_onto[m]].id, "mediastinum") == 0)
+            med = m;
+    CHECK(med >= 0, "mediastinum is not a model anatomy");
+    for (int t = 0; t < 64 && med >= 0; t++) {
+        int any = 0;
+        for (int m = 0; m < c.n_anat; m++)
+            any |= m != med && tb[m * 64 + t] > -INFINITY;
+        bad += any != (tb[med * 64 + t] > -INFINITY);
+        n += any;
+    }
+    CHECK(n > 0 && bad == 0, "mediastinum tokens differ from the union of its parts in %d of 64 "
+          "(the parts hold %d)", bad, n);
+    corpus_free(&c);
+    db_close(&db);
+}
+
 int main(void)
 {
     snprintf(g_db, sizeof g_db, "/tmp/fvlm-test-data-%d.db", (int)getpid());
@@ -289,6 +336,7 @@ int main(void)
     RUN(test_batches_group_rows_by_anatomy_with_an_abnormal_each);
     RUN(test_signature_changes_with_the_training_data);
     RUN(test_one_study_loads_for_inference_and_a_missing_one_is_an_error);
+    RUN(test_an_anatomy_without_a_mask_takes_its_region_of_anatomies);
     onto_free(&g_onto);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s.tensors", g_db, g_db, g_db, g_db);

@@ -214,7 +214,8 @@ static void test_gelu_backward_matches_finite_differences_and_fast_matches_refer
     gelu_loss(&c);
     float *fx = to_float(c.x, c.n), *fr = to_float(c.r, c.n), *fy = falloc(c.n), *fdx = falloc(c.n);
     gelu_forward(fy, fx, (size_t)c.n);
-    gelu_backward(fdx, fr, fx, (size_t)c.n);
+    gelu_forward(fy, fx, (size_t)c.n);
+    gelu_backward(fdx, fr, fx, fy, (size_t)c.n);
     CHECK(rel_err(fy, c.y, c.n) < FAST_TOL, "fast gelu forward differs");
     CHECK(rel_err(fdx, dx, c.n) < FAST_TOL, "fast gelu dx differs");
     /* the exact (erf) form, not the tanh approximation: gelu(1) = Phi(1) */
@@ -316,7 +317,7 @@ static void test_patch_embedding_matches_finite_differences_and_fast_matches_ref
 
 typedef struct {
     double *q, *k, *v, *r, *y;
-    const uint8_t *mask;
+    const double *bias;
     const int *rb, *ra;
     int nr, na, m, t, c, h;
 } PoolCtx;
@@ -324,7 +325,7 @@ typedef struct {
 static double pool_loss(void *p)
 {
     PoolCtx *c = p;
-    ref_attnpool_forward(c->y, c->q, c->k, c->v, c->mask, c->rb, c->ra, c->nr, c->na, c->m, c->t,
+    ref_attnpool_forward(c->y, c->q, c->k, c->v, c->bias, c->rb, c->ra, c->nr, c->na, c->m, c->t,
                          c->c, c->h);
     return dot(c->y, c->r, (size_t)c->nr * c->c);
 }
@@ -333,17 +334,22 @@ static void test_masked_attention_pooling_matches_finite_differences_and_referen
 {
     /* 2 studies, 3 anatomies, T = 4 tokens, 2 kept depths (M = 8) */
     enum { NB = 2, NA = 3, T = 4, M = 8, C = 6, H = 2 };
-    static const uint8_t mask[NB * NA * T] = {
-        1, 1, 0, 0,   0, 0, 1, 0,   1, 1, 1, 1,   /* study 0 */
-        0, 1, 0, 1,   0, 0, 0, 0,   0, 0, 1, 1,   /* study 1: anatomy 1 absent */
+    /* log-coverage biases; -inf: the token holds none of the anatomy */
+    const double X = -INFINITY;
+    const double bias[NB * NA * T] = {
+        0, -0.7, X, X,   X, X, 0, X,   -2.1, 0, -0.1, -1.5,   /* study 0 */
+        X, 0, X, -0.3,   X, X, X, X,   X, X, -1.2, 0,         /* study 1: anatomy 1 absent */
     };
+    float fbias[NB * NA * T];
+    for (int i = 0; i < NB * NA * T; i++)
+        fbias[i] = (float)bias[i];
     static const int rb[] = {0, 0, 0, 1, 1}, ra[] = {0, 1, 2, 0, 2};
-    PoolCtx c = {.mask = mask, .rb = rb, .ra = ra, .nr = 5, .na = NA, .m = M, .t = T, .c = C, .h = H};
+    PoolCtx c = {.bias = bias, .rb = rb, .ra = ra, .nr = 5, .na = NA, .m = M, .t = T, .c = C, .h = H};
     size_t nq = NA * C, nk = (size_t)NB * M * C, ny = (size_t)c.nr * C;
     c.q = dalloc(nq); c.k = dalloc(nk); c.v = dalloc(nk); c.r = dalloc(ny); c.y = dalloc(ny);
     drand_fill(c.q, nq, 1); drand_fill(c.k, nk, 1); drand_fill(c.v, nk, 1); drand_fill(c.r, ny, 1);
     double *dq = dalloc(nq), *dk = dalloc(nk), *dv = dalloc(nk);
-    CHECK(ref_attnpool_backward(dq, dk, dv, c.r, c.q, c.k, c.v, mask, rb, ra, c.nr, NA, M, T, C,
+    CHECK(ref_attnpool_backward(dq, dk, dv, c.r, c.q, c.k, c.v, bias, rb, ra, c.nr, NA, M, T, C,
                                 H) == 0, "out of memory");
     CHECK(fd_err(c.q, nq, pool_loss, &c, dq) < FD_TOL, "pool dq differs from finite differences");
     CHECK(fd_err(c.k, nk, pool_loss, &c, dk) < FD_TOL, "pool dk differs from finite differences");
@@ -353,14 +359,15 @@ static void test_masked_attention_pooling_matches_finite_differences_and_referen
     float *fr = to_float(c.r, ny), *fy = falloc(ny), *probs = falloc((size_t)c.nr * H * M);
     float *fdq = falloc(nq), *fdk = falloc(nk), *fdv = falloc(nk);
     float *scratch = falloc(attnpool_scratch_size(3, M, C));
-    attnpool_forward(fy, probs, fq, fk, fv, mask, rb, ra, c.nr, NA, M, T, C, H, scratch);
+    attnpool_forward(fy, probs, fq, fk, fv, fbias, rb, ra, c.nr, NA, M, T, C, H, scratch);
     attnpool_backward(fdq, fdk, fdv, fr, probs, fq, fk, fv, rb, ra, c.nr, M, C, H, scratch);
     CHECK(rel_err(fy, c.y, ny) < FAST_TOL, "fast pool forward differs: %g", rel_err(fy, c.y, ny));
     CHECK(rel_err(fdq, dq, nq) < FAST_TOL, "fast pool dq differs");
     CHECK(rel_err(fdk, dk, nk) < FAST_TOL, "fast pool dk differs");
     CHECK(rel_err(fdv, dv, nk) < FAST_TOL, "fast pool dv differs");
     /* tokens outside the anatomy get no weight: row 1 (study 0, anatomy 1)
-     * holds token 2 only, at both depths */
+     * holds token 2 only, at both depths, so each depth's copy gets a share
+     * by its score alone */
     for (int hh = 0; hh < H; hh++)
         for (int j = 0; j < M; j++)
             if (j % T != 2)

@@ -23,6 +23,15 @@
 
 static char g_db[300], g_dir[256];
 
+/* Under AddressSanitizer (-O0, about 10x slower) the suite checks memory
+ * safety on the same code paths with a short run; the learning itself is
+ * checked by the optimised build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
 /* tiny preset plus overrides "k=v" */
 static int run_train(const char *out, int resume, volatile sig_atomic_t *stop, TrainResult *r,
                      FvErr *e, const char *const *sets, int nsets)
@@ -104,14 +113,15 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
     snprintf(out, sizeof out, "%s/fine-fn.safetensors", g_dir);
     FvErr e = {0};
     TrainResult r;
-    const char *sets[] = {"train.loss=fine-fn", "train.epochs=12", "train.threads=1"};
+    const char *sets[] = {"train.loss=fine-fn", SANITIZED ? "train.epochs=2" : "train.epochs=12",
+                          "train.threads=1"};
     CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 3), &e);
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     double first = mean_metric(db, r.run_id, "loss", 0, 10);
     double last = mean_metric(db, r.run_id, "loss", (int)r.steps - 10, 10);
     printf("fine-fn: mean loss of the first 10 steps %.4f, of the last 10 %.4f\n", first, last);
-    CHECK(last < first - 0.3, "the loss did not fall: %.4f -> %.4f", first, last);
+    CHECK(SANITIZED || last < first - 0.3, "the loss did not fall: %.4f -> %.4f", first, last);
     /* the run's records */
     int64_t v;
     int found;
@@ -120,7 +130,7 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
     CHECK_EQ_INT(v, 1);
     CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
                           "name = 'val_loss'", "i", r.run_id), &e);
-    CHECK_EQ_INT(v, 12);
+    CHECK_EQ_INT(v, SANITIZED ? 2 : 12);
     CHECK_OK(db_query_int(db, &e, &v, &found, "SELECT count(*) FROM metrics WHERE run_id = ? AND "
                           "name = 'samples_per_s'", "i", r.run_id), &e);
     CHECK_EQ_INT(v, r.steps);
@@ -193,7 +203,7 @@ static void test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal
         double a = auc(score[k], label[k], n[k]);
         printf("fine-fn zero-shot normal vs abnormal, %s: AUC %.3f over %d held-out samples\n",
                anat[k], a, n[k]);
-        CHECK(a > 0.8, "%s: AUC %.3f, expected > 0.8", anat[k], a);
+        CHECK(SANITIZED || a > 0.8, "%s: AUC %.3f, expected > 0.8", anat[k], a);
     }
     free(img);
     free(valid);
@@ -209,7 +219,7 @@ static void test_every_loss_mode_trains_and_the_global_model_encodes_studies(voi
         char out[300], set[64];
         snprintf(out, sizeof out, "%s/%s.safetensors", g_dir, modes[i]);
         snprintf(set, sizeof set, "train.loss=%s", modes[i]);
-        const char *sets[] = {set, "train.epochs=3"};
+        const char *sets[] = {set, "train.steps=3"};
         FvErr e = {0};
         TrainResult r;
         CHECK_OK(run_train(out, 0, NULL, &r, &e, sets, 2), &e);
@@ -270,7 +280,7 @@ static void test_a_stopped_and_resumed_run_ends_with_the_same_bytes(void)
     char a[300], b[300];
     snprintf(a, sizeof a, "%s/straight.safetensors", g_dir);
     snprintf(b, sizeof b, "%s/resumed.safetensors", g_dir);
-    const char *sets[] = {"train.epochs=3", "train.save_every=4"};
+    const char *sets[] = {"train.steps=6", "train.save_every=2"};
     FvErr e = {0};
     TrainResult r;
     CHECK_OK(run_train(a, 0, NULL, &r, &e, sets, 2), &e);
@@ -295,6 +305,69 @@ static void test_a_stopped_and_resumed_run_ends_with_the_same_bytes(void)
           "a changed model resumes: %s", e.msg);
 }
 
+/* Rewrites src to dst with one metadata value replaced (or every tensor
+ * but `drop`). */
+static int rewrite(const char *src, const char *dst, const char *key, const char *value,
+                   const char *drop, FvErr *e)
+{
+    StFile *f;
+    if (st_open(&f, src, e))
+        return -1;
+    StWriter w;
+    st_writer_init(&w);
+    int rc = 0;
+    for (int i = 0; i < f->n && !rc; i++)
+        if (!drop || strcmp(f->t[i].name, drop) != 0)
+            rc = st_writer_add(&w, f->t[i].name, f->t[i].dtype, f->t[i].ndim, f->t[i].shape,
+                               f->t[i].data, e);
+    for (int i = 0; i < f->nmeta && !rc; i++)
+        rc = st_writer_meta(&w, f->meta_keys[i],
+                            key && strcmp(f->meta_keys[i], key) == 0 ? value : f->meta_vals[i], e);
+    rc = rc || st_write(&w, dst, e);
+    st_writer_free(&w);
+    st_close(&f);
+    return rc ? -1 : 0;
+}
+
+static void test_a_damaged_checkpoint_is_a_clear_error(void)
+{
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/fine.safetensors", g_dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", g_dir);
+    FvErr e = {0};
+    FvlmModel *m = NULL;
+    CHECK_OK(rewrite(good, bad, "fvlm.format", "something-else/9", NULL, &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "not an fvlm model"),
+          "a foreign format loads: %s", e.msg);
+    CHECK_OK(rewrite(good, bad, NULL, NULL, "vis.pos", &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "vis.pos"),
+          "a missing tensor is not named: %s", e.msg);
+    /* the config says width 48, the tensors are 32 wide */
+    StFile *f;
+    CHECK_OK(st_open(&f, good, &e), &e);
+    char net[2048];
+    snprintf(net, sizeof net, "%s", f ? st_meta(f, "fvlm.net") : "");
+    st_close(&f);
+    char *w = strstr(net, "\"width\":32");
+    CHECK(w != NULL, "no width in fvlm.net");
+    if (w) {
+        memcpy(w, "\"width\":48", 10);
+        CHECK_OK(rewrite(good, bad, "fvlm.net", net, NULL, &e), &e);
+        CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "dimension"),
+              "a shape mismatch loads: %s", e.msg);
+    }
+    CHECK_OK(rewrite(good, bad, "fvlm.vocab", "[\"[PAD]\"]", NULL, &e), &e);
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, "vocabulary"),
+          "a broken vocabulary loads: %s", e.msg);
+    FILE *o = fopen(bad, "wb");
+    if (o) {
+        fputs("not a model", o);
+        fclose(o);
+    }
+    CHECK(model_load(&m, bad, &e) == -1 && strstr(e.msg, bad), "junk loads: %s", e.msg);
+    CHECK(m == NULL, "a failed load left a model");
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-train-%d", (int)getpid());
@@ -304,7 +377,7 @@ int main(void)
         perror(g_dir);
         return 1;
     }
-    FixtureOpts o = {.n_studies = 160, .seed = 5, .p_abnormal = 0.4, .chinese = 1};
+    FixtureOpts o = {.n_studies = SANITIZED ? 60 : 160, .seed = 5, .p_abnormal = 0.4, .chinese = 1};
     if (fixture_corpus(g_db, &o, &e)) {
         fprintf(stderr, "fixture: %s\n", e.msg);
         return 1;
@@ -312,6 +385,7 @@ int main(void)
     log_set_level(LOG_WARN);
     RUN(test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal);
     RUN(test_every_loss_mode_trains_and_the_global_model_encodes_studies);
+    RUN(test_a_damaged_checkpoint_is_a_clear_error);
     RUN(test_a_stopped_and_resumed_run_ends_with_the_same_bytes);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);

@@ -7,7 +7,9 @@
  * parameter's gradient from them in float64 and writes the expected
  * outputs. Both are committed under tests/train/fixtures, so this test
  * needs no torch: it runs the float32 C network on the inputs and compares.
- * Regenerate with: tests/train/twin.py fixtures build/tests/train/test_twin */
+ * Regenerate with: tests/train/twin.py fixtures build/tests/train/test_twin
+ * The python suite (test_twin_live.sh) redoes it live in a temporary folder
+ * and runs this test against that (FVLM_TWIN_DIR). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,8 @@ static NetCfg twin_cfg(LossMode mode)
         .width = 16, .depth = 2, .heads = 2, .mlp = 32, .keep = {1, 2}, .n_keep = 2,
         .pool_heads = 2, .embed = 8, .t_width = 16, .t_depth = 2, .t_heads = 2, .t_mlp = 32,
         .t_max_len = 12, .vocab = 30, .n_anat = 3, .temp_init = 0.07f,
+        /* the global model pools its texts by [CLS], the fine ones by the mean */
+        .t_mean = mode != LOSS_GLOBAL,
     };
     return c;
 }
@@ -60,7 +64,7 @@ static const int g_grow[] = {0, 1, 2, 3};
 
 typedef struct TwinData {
     float img[TB * 8 * 16 * 16];
-    uint8_t tokmask[TB * TA * TT];
+    float tokbias[TB * TA * TT];
     int toff[TU + 1];
     int tids[TU * 12];
 } TwinData;
@@ -69,11 +73,13 @@ static void make_data(TwinData *d, Rng *r)
 {
     for (size_t i = 0; i < sizeof d->img / sizeof *d->img; i++)
         d->img[i] = rng_uniformf(r);
+    /* log-coverage biases: about 40 % of tokens hold an anatomy, with shares
+     * in (0.05, 1] */
     for (int i = 0; i < TB * TA * TT; i++)
-        d->tokmask[i] = rng_uniform(r) < 0.4;
+        d->tokbias[i] = rng_uniform(r) < 0.4 ? logf(0.05f + 0.95f * rng_uniformf(r)) : -INFINITY;
     /* every row's anatomy holds at least one token */
     for (int k = 0; k < TR; k++)
-        d->tokmask[(f_rb[k] * TA + f_ra[k]) * TT + (k % TT)] = 1;
+        d->tokbias[(f_rb[k] * TA + f_ra[k]) * TT + (k % TT)] = -0.25f;
     d->toff[0] = 0;
     for (int s = 0; s < TU; s++) {
         int *t = d->tids + d->toff[s];
@@ -87,7 +93,7 @@ static void make_data(TwinData *d, Rng *r)
 
 static NetBatch make_batch(const TwinData *d, LossMode mode)
 {
-    NetBatch b = {.nb = TB, .img = d->img, .tokmask = d->tokmask, .toff = d->toff, .tids = d->tids};
+    NetBatch b = {.nb = TB, .img = d->img, .tokbias = d->tokbias, .toff = d->toff, .tids = d->tids};
     if (mode == LOSS_GLOBAL) {
         b.nr = TB;
         b.rb = g_rb;
@@ -151,7 +157,7 @@ static int dump_one(const char *dir, LossMode mode, FvErr *e)
     int64_t ishape[4] = {TB, cfg.in_z, cfg.in_y, cfg.in_x}, mshape[3] = {TB, TA, TT};
     int64_t nr = b.nr, dshape[2] = {TR, TW};
     rc = rc || st_writer_add(&w, "batch.img", ST_F32, 4, ishape, d.img, e);
-    rc = rc || st_writer_add(&w, "batch.tokmask", ST_U8, 3, mshape, d.tokmask, e);
+    rc = rc || st_writer_add(&w, "batch.tokbias", ST_F32, 3, mshape, d.tokbias, e);
     rc = rc || add_i32(&w, "batch.rb", b.rb, b.nr, e);
     rc = rc || add_i32(&w, "batch.rtext", b.rtext, b.nr, e);
     rc = rc || add_i32(&w, "batch.goff", b.goff, b.ng + 1, e);
@@ -218,11 +224,15 @@ static double rel(const float *c, const double *e64, const float *e32, size_t n)
 
 static void compare_mode(LossMode mode)
 {
-    char in[4096], out[4096];
-    snprintf(in, sizeof in, "%s/tests/train/fixtures/twin_%s_in.safetensors", FVLM_SOURCE_ROOT,
+    /* FVLM_TWIN_DIR: fixtures just written by twin.py (the python suite) */
+    const char *dir = getenv("FVLM_TWIN_DIR");
+    char in[4096], out[4096], def[4096];
+    snprintf(def, sizeof def, "%s/tests/train/fixtures", FVLM_SOURCE_ROOT);
+    if (!dir)
+        dir = def;
+    snprintf(in, sizeof in, "%.4000s/twin_%s_in.safetensors", dir,
              mode == LOSS_GLOBAL ? "global" : "fine");
-    snprintf(out, sizeof out, "%s/tests/train/fixtures/twin_%s_out.safetensors",
-             FVLM_SOURCE_ROOT, loss_mode_name(mode));
+    snprintf(out, sizeof out, "%.4000s/twin_%s_out.safetensors", dir, loss_mode_name(mode));
     FvErr e = {0};
     StFile *fi = NULL, *fo = NULL;
     CHECK_OK(st_open(&fi, in, &e), &e);
@@ -243,9 +253,9 @@ static void compare_mode(LossMode mode)
     }
     static TwinData d;
     const float *img = tensor_f32(fi, "batch.img", (int64_t)(sizeof d.img / sizeof *d.img));
-    const StTensor *tm = st_get(fi, "batch.tokmask");
+    const StTensor *tm = st_get(fi, "batch.tokbias");
     const StTensor *tt = st_get(fi, "batch.tids"), *to = st_get(fi, "batch.toff");
-    int ok = img && tm && tt && to && tm->nbytes == sizeof d.tokmask &&
+    int ok = img && tm && tt && to && tm->nbytes == sizeof d.tokbias &&
              to->nbytes <= sizeof d.toff && tt->nbytes <= sizeof d.tids;
     CHECK(ok, "%s: batch tensors missing or of the wrong size", in);
     if (!ok) {
@@ -255,7 +265,7 @@ static void compare_mode(LossMode mode)
         return;
     }
     memcpy(d.img, img, sizeof d.img);
-    memcpy(d.tokmask, tm->data, sizeof d.tokmask);
+    memcpy(d.tokbias, tm->data, sizeof d.tokbias);
     memcpy(d.toff, to->data, to->nbytes);
     memcpy(d.tids, tt->data, tt->nbytes);
     NetBatch b = make_batch(&d, mode);

@@ -133,7 +133,12 @@ class Twin:
         x = p["txt.tok"][ids] + p["txt.pos"][:L]
         for l in range(c["text_depth"]):
             x = self.block("txt.blocks.%d." % l, x, c["text_heads"], mask)
-        cls = F.layer_norm(x[:, 0], (c["text_width"],), p["txt.ln_f.weight"],
+        if c.get("text_mean"):
+            m = mask.to(x.dtype)[:, :, None]
+            pooled = (x * m).sum(1) / m.sum(1)
+        else:
+            pooled = x[:, 0]
+        cls = F.layer_norm(pooled, (c["text_width"],), p["txt.ln_f.weight"],
                            p["txt.ln_f.bias"], 1e-5)
         return F.normalize(F.linear(cls, p["txt.proj.weight"], p["txt.proj.bias"]), dim=-1,
                            eps=1e-12)
@@ -159,12 +164,14 @@ class Twin:
         k = F.linear(kept, p["pool.k.weight"], p["pool.k.bias"]).view(B, M, H, dh)
         v = F.linear(kept, p["pool.v.weight"], p["pool.v.bias"]).view(B, M, H, dh)
         s = torch.einsum("ahd,bmhd->bham", q, k) / (dh ** 0.5)
-        T = M // len(c["keep"])
-        tm = torch.as_tensor(bt["batch.tokmask"].astype(bool))           # (B, A, T)
-        mask = tm.repeat(1, 1, len(c["keep"]))                          # key m -> token m mod T
-        # a large negative, not -inf: a (study, anatomy) without tokens gives
-        # a finite (unused) row instead of NaN
-        s = s.masked_fill(~mask[:, None, :, :], -1e30)
+        bias = torch.as_tensor(bt["batch.tokbias"]).to(self.dtype)      # (B, A, T)
+        bias = bias.repeat(1, 1, len(c["keep"]))                        # key m -> token m mod T
+        held = torch.isfinite(bias)
+        # added where the token holds the anatomy; elsewhere a large negative,
+        # not -inf, so a (study, anatomy) without tokens gives a finite
+        # (unused) row instead of NaN
+        s = (s + torch.where(held, bias, torch.zeros_like(bias))[:, None]).masked_fill(
+            ~held[:, None], -1e30)
         pooled = torch.einsum("bham,bmhd->bahd", s.softmax(-1), v).reshape(B, A, C)
         ra = torch.as_tensor(bt["batch.ra"].astype(np.int64))
         rows = pooled[rb, ra]                                            # (R, C)
@@ -255,7 +262,7 @@ def time_step(path, threads, reps, warmup):
     nd = [p for n, p in model.p.items() if meta.get("decay." + n) != "1"]
     opt = torch.optim.AdamW([{"params": wd, "weight_decay": 0.01},
                              {"params": nd, "weight_decay": 0.0}], lr=1e-4)
-    times, loss = [], None
+    times, loss, first = [], None, None
     for i in range(warmup + reps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
@@ -267,9 +274,11 @@ def time_step(path, threads, reps, warmup):
             model.p["temp"].clamp_(0.001, 0.5)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+        if first is None:
+            first = float(loss)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"seconds": sorted(times)[len(times) // 2], "min_seconds": min(times),
-                      "loss": float(loss), "peak_rss_bytes": rss, "threads": threads,
+                      "loss": first, "peak_rss_bytes": rss, "threads": threads,
                       "torch": torch.__version__}))
 
 
