@@ -770,13 +770,18 @@ static int ctrate_reports_table(Ingest *g, const char *source, const char *membe
                                 const unsigned char *data, size_t len, const char *sha)
 {
     FvErr e = {0};
-    CsvReader r;
+    CsvReader r = {0};
     Buf text = {0};
     const char *enc;
-    if (report_decode(data, len, (size_t)1 << 34, &text, &enc, &e) ||
-        csv_open(&r, text.data, text.len, &e)) {
+    int bad = report_decode(data, len, (size_t)1 << 34, &text, &enc, &e);
+    if (!bad) {
+        csv_open(&r, text.data, text.len, NULL, 0);
+        bad = csv_header(&r, &e);
+    }
+    if (bad) {
         fail(g, source, member, &e);
         record_source(g, source, member, sha, (int64_t)len, "report", "failed", 0);
+        csv_close(&r);
         buf_free(&text);
         return 0;
     }

@@ -15,6 +15,7 @@
 
 #include "archw.h"
 #include "buf.h"
+#include "csv.h"
 #include "dicomw.h"
 #include "fsutil.h"
 #include "json.h"
@@ -963,22 +964,6 @@ out:
 /* CT-RATE layout                                                             */
 /* ------------------------------------------------------------------------ */
 
-static void csv_field(Buf *b, const char *s)
-{
-    if (!s)
-        s = "";
-    if (strpbrk(s, ",\"\r\n") || (*s == ' ')) {
-        buf_putc(b, '"');
-        for (const char *p = s; *p; p++) {
-            if (*p == '"')
-                buf_putc(b, '"');
-            buf_putc(b, *p);
-        }
-        buf_putc(b, '"');
-    } else
-        buf_puts(b, s);
-}
-
 static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
 {
     const Grid *g = &s->grid;
@@ -1046,19 +1031,19 @@ static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr 
     Buf *rr = &(Buf){0};
     char vname[128];
     snprintf(vname, sizeof vname, "%s_1.nii.gz", base);
-    csv_field(rr, vname);
+    csv_put_field(rr, vname);
     buf_putc(rr, ',');
-    csv_field(rr, rng_bernoulli(r, 0.4) ? "Not given." : s->rep.history.data);
+    csv_put_field(rr, rng_bernoulli(r, 0.4) ? "Not given." : s->rep.history.data);
     buf_putc(rr, ',');
-    csv_field(rr, rng_bernoulli(r, 0.1) || !s->rep.technique.len ? "Not given." : s->rep.technique.data);
+    csv_put_field(rr, rng_bernoulli(r, 0.1) || !s->rep.technique.len ? "Not given." : s->rep.technique.data);
     buf_putc(rr, ',');
-    csv_field(rr, s->rep.findings.len ? s->rep.findings.data : "Not given.");
+    csv_put_field(rr, s->rep.findings.len ? s->rep.findings.data : "Not given.");
     buf_putc(rr, ',');
-    csv_field(rr, s->rep.impression.len ? s->rep.impression.data : "Not given.");
+    csv_put_field(rr, s->rep.impression.len ? s->rep.impression.data : "Not given.");
     buf_puts(rr, "\n");
     so->rep_row = buf_steal(rr);
     Buf *lr = &(Buf){0};
-    csv_field(lr, vname);
+    csv_put_field(lr, vname);
     for (int k = 0; k < 18; k++) {
         int v = 0;
         for (int t = 0; t < c->o->n_find; t++)
@@ -1081,15 +1066,15 @@ static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr 
     ds(sz, sizeof sz, g->sp[2]);
     Buf *mr = &(Buf){0};
     char f1[96], f2[96];
-    csv_field(mr, vname);
+    csv_put_field(mr, vname);
     buf_printf(mr, ",FVLM Phantom Systems,%s,%s,", s->body.female ? "F" : "M", s->age);
     snprintf(f1, sizeof f1, "[%s, %s]", sx, sy);
-    csv_field(mr, f1);
+    csv_put_field(mr, f1);
     buf_printf(mr, ",%s,1,-1024,", sz);
     snprintf(f2, sizeof f2, "[%s, %s, %s]", x1, y1, z1);
-    csv_field(mr, f2);
+    csv_put_field(mr, f2);
     buf_putc(mr, ',');
-    csv_field(mr, "[1, 0, 0, 0, 1, 0]");
+    csv_put_field(mr, "[1, 0, 0, 0, 1, 0]");
     buf_printf(mr, ",%d,%d,%d\n", g->n[1], g->n[0], g->n[2]);
     so->meta_row = buf_steal(mr);
     rc = so->rep_row && so->lab_row && so->meta_row ? 0 : err_set(e, FV_ENOMEM, "synth: out of memory");
@@ -1603,7 +1588,7 @@ int synth_run(const SynthOptions *opt, SynthStats *st, FvErr *e)
         buf_puts(&cl, "VolumeName");
         for (int k = 0; k < 18; k++) {
             buf_putc(&cl, ',');
-            csv_field(&cl, CTRATE_LABELS[k]);
+            csv_put_field(&cl, CTRATE_LABELS[k]);
         }
         buf_putc(&cl, '\n');
         buf_puts(&cm, "VolumeName,Manufacturer,PatientSex,PatientAge,XYSpacing,ZSpacing,"
