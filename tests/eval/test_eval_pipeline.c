@@ -18,6 +18,7 @@
 #include "rng.h"
 #include "run.h"
 #include "test.h"
+#include "testdb.h"
 #include "truth.h"
 
 static const char *KEY = "test-deid-key-0123";
@@ -519,9 +520,6 @@ int main(void)
     RUN(test_labels_table_is_silver_and_unmentioned_is_negative);
     RUN(test_zero_shot_scores_tasks_counts_and_stores_rows);
     RUN(test_probe_trains_on_train_split_and_scores_test);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    test_remove(g_dir);
     return test_finish();
 }

@@ -25,6 +25,7 @@
 #include "series.h"
 #include "sha256.h"
 #include "test.h"
+#include "testdb.h"
 #include "walk.h"
 
 /* ------------------------------------------------------------------ gzip */
@@ -768,9 +769,7 @@ static void test_walk_groups_loose_files_into_study_units_in_phases(void)
               l.u[5].phase);
     }
     walk_free(&l);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_sh("rm -rf '%s'", root) == 0, "cleanup");
 }
 
 static void test_sweep_removes_temporary_and_unreferenced_shards_only(void)
@@ -824,9 +823,7 @@ static void test_sweep_removes_temporary_and_unreferenced_shards_only(void)
     CHECK(fs_exists(other) && !fs_exists(tmp), "foreign file removed or temp kept");
     vol_free(&v);
     db_close(&db);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_sh("rm -rf '%s'", root) == 0, "cleanup");
 }
 
 /* The digest of the dispatched (hardware when available) path equals the

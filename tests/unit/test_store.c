@@ -8,6 +8,7 @@
 #include "run.h"
 #include "safetensors.h"
 #include "test.h"
+#include "testdb.h"
 
 static char g_dir[256];
 
@@ -243,9 +244,6 @@ int main(void)
     RUN(test_runs_record_errors_and_finish);
     RUN(test_safetensors_roundtrip_and_alignment);
     RUN(test_safetensors_rejects_hostile_headers);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    test_remove(g_dir);
     return test_finish();
 }
