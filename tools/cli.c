@@ -104,6 +104,27 @@ int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts,
     }
 }
 
+int cli_common_only(CliCommon *c, int argc, char **argv, int want, const char *cmd,
+                    const char *help, int *code)
+{
+    static const struct option common[] = {CLI_COMMON_OPTIONS};
+    static const int bit[] = {CLI_WANT_DB, CLI_WANT_CONFIG, CLI_WANT_SET, CLI_WANT_QUIET,
+                              CLI_WANT_VERBOSE, CLI_WANT_JSON, 0};
+    enum { NCOMMON = sizeof common / sizeof common[0] };
+    _Static_assert(sizeof bit / sizeof bit[0] == NCOMMON, "a CLI_WANT_ bit per common option");
+    struct option opts[NCOMMON + 1];
+    int n = 0;
+    for (int i = 0; i < NCOMMON; i++)
+        if (!bit[i] || (want & bit[i]))
+            opts[n++] = common[i];
+    opts[n] = (struct option){0, 0, 0, 0};
+    int opt;
+    while ((opt = cli_next_opt(c, argc, argv, opts, cmd, help, code)) != CLI_DONE)
+        if (opt == CLI_EXIT)
+            return -1;
+    return 0;
+}
+
 int cli_write(Buf *b)
 {
     int rc = EXIT_OK;

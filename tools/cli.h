@@ -71,6 +71,17 @@ enum { CLI_DONE = -1, CLI_EXIT = -2 };
 int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts, const char *cmd,
                  const char *help, int *code);
 
+/* The option loop of a subcommand whose options are all common ones: want
+ * says which (bits CLI_WANT_*; --help is always there). Returns 0 with
+ * optind at the first operand, or -1 when the command must end now with the
+ * exit code in *code (as cli_next_opt's CLI_EXIT). */
+enum {
+    CLI_WANT_DB = 1, CLI_WANT_CONFIG = 2, CLI_WANT_SET = 4, CLI_WANT_QUIET = 8,
+    CLI_WANT_VERBOSE = 16, CLI_WANT_JSON = 32
+};
+int cli_common_only(CliCommon *c, int argc, char **argv, int want, const char *cmd,
+                    const char *help, int *code);
+
 /* Writes b to stdout and frees it. Returns EXIT_OK, or EXIT_FAIL (message
  * printed) when b ran out of memory while it was filled. */
 int cli_write(Buf *b);

@@ -111,17 +111,11 @@ static void print_text(const Ontology *o)
 
 int cmd_ontology(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
     CliCommon cc;
+    int code;
     cli_common_init(&cc);
-    int opt, code;
-    while ((opt = cli_next_opt(&cc, argc, argv, opts, "ontology", help, &code)) != CLI_DONE)
-        if (opt == CLI_EXIT)
-            return code;
+    if (cli_common_only(&cc, argc, argv, CLI_WANT_JSON, "ontology", help, &code))
+        return code;
     if (optind < argc)
         return cli_usage("ontology", "unexpected argument '%s'", argv[optind]);
     FvErr e = {0};

@@ -76,18 +76,11 @@ static void print_obj(const JsonValue *o, const char *indent)
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, OPT_DB},
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
     CliCommon cc;
+    int code;
     cli_common_init(&cc);
-    int opt, code;
-    while ((opt = cli_next_opt(&cc, argc, argv, opts, "stats", help, &code)) != CLI_DONE)
-        if (opt == CLI_EXIT)
-            return code;
+    if (cli_common_only(&cc, argc, argv, CLI_WANT_DB | CLI_WANT_JSON, "stats", help, &code))
+        return code;
     if (optind < argc)
         return cli_usage("stats", "unexpected argument '%s'", argv[optind]);
     FvErr e = {0};
