@@ -206,14 +206,6 @@ static int add_ontology(Lexicon *l, FvErr *e)
 /* The parser's own files.                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int col(const TsvReader *r, const char *name, FvErr *e)
-{
-    int c = tsv_col(r, name);
-    if (c < 0)
-        err_set(e, FV_EFORMAT, "%s: missing column '%s'", r->name, name);
-    return c;
-}
-
 static int generic_index(Lexicon *l, const char *name, int create, FvErr *e)
 {
     for (int i = 0; i < l->n_generic; i++)
@@ -234,7 +226,7 @@ static int generic_index(Lexicon *l, const char *name, int create, FvErr *e)
  * load_table was given. Returns 0 or -1 (e names file and line). */
 typedef int (*RowFn)(Lexicon *l, const TsvReader *r, const int *c, FvErr *e);
 
-enum { TABLE_MAX_COLS = 8 };
+enum { TABLE_MAX_COLS = 8 }; /* more than the widest table names (4) */
 
 /* Reads one of the parser's tables (NULL text: the table is absent, nothing
  * to read): finds the named columns (cols ends with NULL) and hands each row
@@ -248,9 +240,8 @@ static int load_table(Lexicon *l, const char *text, const char *name, const char
     if (tsv_open(&r, text, strlen(text), name, e))
         return -1;
     int c[TABLE_MAX_COLS], rc = -1, got;
-    for (int k = 0; cols[k]; k++)
-        if (k == TABLE_MAX_COLS || (c[k] = col(&r, cols[k], e)) < 0)
-            goto out;
+    if (tsv_cols(&r, cols, c, e))
+        goto out;
     while ((got = tsv_next(&r, e)) == 1)
         if (row(l, &r, c, e))
             goto out;

@@ -106,13 +106,10 @@ int lesion_table_parse(LesionTable **out, const Ontology *o, const char *text, s
         return -1;
     }
     static const char *const cols[] = {"task", "effect", "target", "alt", "size_mm", "hu_plain",
-                                       "hu_enh", "count", "param", "place", "label"};
+                                       "hu_enh", "count", "param", "place", "label", NULL};
     int ci[11];
-    for (int i = 0; i < 11; i++)
-        if ((ci[i] = tsv_col(&r, cols[i])) < 0) {
-            err_set(e, FV_EFORMAT, "%s: header lacks column '%s'", name, cols[i]);
-            goto fail;
-        }
+    if (tsv_cols(&r, cols, ci, e))
+        goto fail;
     int got, cap = 0;
     while ((got = tsv_next(&r, e)) == 1) {
         char **f = r.fields;

@@ -239,6 +239,22 @@ static void test_tsv_checks_field_counts(void)
     tsv_close(&r);
 }
 
+static void test_tsv_cols_finds_named_columns_and_names_a_missing_one(void)
+{
+    const char *t = "a\tb\tc\n1\t2\t3\n";
+    TsvReader r;
+    FvErr e = {0};
+    CHECK_OK(tsv_open(&r, t, strlen(t), "x.tsv", &e), &e);
+    static const char *const ok[] = {"c", "a", NULL};
+    int c[3] = {-9, -9, -9};
+    CHECK_OK(tsv_cols(&r, ok, c, &e), &e);
+    CHECK(c[0] == 2 && c[1] == 0 && c[2] == -9, "columns %d %d, untouched %d", c[0], c[1], c[2]);
+    static const char *const bad[] = {"a", "nope", NULL};
+    CHECK(tsv_cols(&r, bad, c, &e) == -1 && strstr(e.msg, "x.tsv: header lacks column 'nope'"),
+          "missing column: %s", e.msg);
+    tsv_close(&r);
+}
+
 static void test_csv_reads_quoted_fields_with_commas_quotes_and_newlines(void)
 {
     const char *t = "\xEF\xBB\xBFVolumeName, Findings_EN\r\na.nii.gz,\"x, \"\"y\"\"\nz\"\r\n\n"
@@ -422,6 +438,7 @@ int main(void)
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
     RUN(test_tsv_checks_field_counts);
+    RUN(test_tsv_cols_finds_named_columns_and_names_a_missing_one);
     RUN(test_csv_reads_quoted_fields_with_commas_quotes_and_newlines);
     RUN(test_csv_strict_reader_handles_quotes_crlf_and_bom);
     RUN(test_csv_strict_rejects_stray_quotes_lenient_keeps_them);
