@@ -28,7 +28,7 @@
 #include "report.h"
 #include "rng.h"
 #include "schemas.h"
-#include "tsv.h"
+#include "totalseg.h"
 #include "vol.h"
 
 /* CT-RATE's labels.csv columns, in its order (reference/ctrate_labels.tsv). */
@@ -1466,43 +1466,26 @@ static int prepare_out(const SynthOptions *o, FvErr *e)
     return 0;
 }
 
+/* The class names of the masks written (every id of the phantom's labels
+ * must have one). */
 static int load_ts_names(Ctx *c, FvErr *e)
 {
-    char *text;
-    size_t len;
-    if (schema_load("totalseg_classes.tsv", &text, &len, e))
-        return -1;
-    TsvReader r;
-    int rc = -1, got;
-    if (tsv_open(&r, text, len, "totalseg_classes.tsv", e))
-        goto out;
-    int ci = tsv_col(&r, "id"), cn = tsv_col(&r, "name");
-    if (ci < 0 || cn < 0) {
-        err_set(e, FV_EFORMAT, "totalseg_classes.tsv: header needs id and name");
-        goto close;
-    }
-    while ((got = tsv_next(&r, e)) == 1) {
-        long id = strtol(r.fields[ci], NULL, 10);
-        if (id < 1 || id >= TS_NUM) {
-            err_set(e, FV_EFORMAT, "totalseg_classes.tsv:%d: id %s out of range 1-%d", r.line,
-                    r.fields[ci], TS_NUM - 1);
-            goto close;
-        }
+    TsClasses *t = malloc(sizeof *t);
+    if (!t)
+        return err_set(e, FV_ENOMEM, "totalseg_classes.tsv: out of memory");
+    int rc = ts_classes_load(t, e);
+    if (rc == 0 && t->max_id >= TS_NUM)
+        rc = err_set(e, FV_EFORMAT, "totalseg_classes.tsv: id %d out of range 1-%d", t->max_id,
+                     TS_NUM - 1);
+    for (int id = 1; rc == 0 && id < TS_NUM; id++) {
         free(c->ts_names[id]);
-        c->ts_names[id] = strdup(r.fields[cn]);
-    }
-    if (got < 0)
-        goto close;
-    rc = 0;
-    for (int id = 1; id < TS_NUM; id++)
-        if (!c->ts_names[id]) {
+        c->ts_names[id] = NULL;
+        if (!t->name[id][0])
             rc = err_set(e, FV_EFORMAT, "totalseg_classes.tsv: no name for id %d", id);
-            break;
-        }
-close:
-    tsv_close(&r);
-out:
-    free(text);
+        else if (!(c->ts_names[id] = strdup(t->name[id])))
+            rc = err_set(e, FV_ENOMEM, "totalseg_classes.tsv: out of memory");
+    }
+    free(t);
     return rc;
 }
 
