@@ -251,60 +251,85 @@ out:
     return rc;
 }
 
-/* parse_terms.tsv: kind, target, lang, term. */
-static int term_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
+static int load_terms(Lexicon *l, const char *text, FvErr *e)
 {
-    const char *kind = r->fields[c[0]], *target = r->fields[c[1]], *lang = r->fields[c[2]],
-               *term = r->fields[c[3]];
-    if (strcmp(lang, "en") && strcmp(lang, "zh"))
-        return err_set(e, FV_EFORMAT, "%s:%d: lang '%s' is not en or zh", r->name, r->line, lang);
-    LexEntry t = {.target = -1};
-    char rule[200];
-    if (!strcmp(kind, "anatomy")) {
-        t.layer = LEX_LAYER_ANAT;
-        t.kind = LK_ANATOMY;
-        t.target = onto_anatomy(l->onto, target);
-        snprintf(rule, sizeof rule, "anatomy:%s", target);
-    } else if (!strcmp(kind, "group")) {
-        t.layer = LEX_LAYER_ANAT;
-        t.kind = LK_GROUP;
-        t.target = onto_group(l->onto, target);
-        snprintf(rule, sizeof rule, "group:%s", target);
-    } else if (!strcmp(kind, "finding")) {
-        t.layer = LEX_LAYER_FIND;
-        t.kind = LK_TASK;
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", target);
-        char *parts[LEX_MAX_TASKS + 1];
-        int np = str_split(buf, '+', parts, LEX_MAX_TASKS + 1);
-        if (np > LEX_MAX_TASKS)
-            return err_set(e, FV_EFORMAT, "%s:%d: more than %d tasks in '%s'", r->name, r->line,
-                           LEX_MAX_TASKS, target);
-        for (int i = 0; i < np; i++) {
-            int f = onto_finding(l->onto, parts[i]);
-            if (f < 0)
-                return err_set(e, FV_EFORMAT, "%s:%d: unknown task '%s'", r->name, r->line,
-                               parts[i]);
-            t.tasks[t.ntasks++] = (int16_t)f;
+    if (!text)
+        return 0;
+    TsvReader r;
+    const char *name = "parse_terms.tsv";
+    if (tsv_open(&r, text, strlen(text), name, e))
+        return -1;
+    static const char *const cols[] = {"kind", "target", "lang", "term", NULL};
+    int c[4] = {0}, rc = -1, got;
+    if (tsv_cols(&r, cols, c, e))
+        goto out;
+    int ck = c[0], ct = c[1], cl = c[2], cterm = c[3];
+    while ((got = tsv_next(&r, e)) == 1) {
+        const char *kind = r.fields[ck], *target = r.fields[ct], *lang = r.fields[cl],
+                   *term = r.fields[cterm];
+        if (strcmp(lang, "en") && strcmp(lang, "zh")) {
+            err_set(e, FV_EFORMAT, "%s:%d: lang '%s' is not en or zh", name, r.line, lang);
+            goto out;
         }
-        t.target = 0;
-        snprintf(rule, sizeof rule, "task:%s", target);
-    } else if (!strcmp(kind, "generic")) {
-        t.layer = LEX_LAYER_FIND;
-        t.kind = LK_GENERIC;
-        t.target = generic_index(l, target, 1, e);
-        if (t.target < 0)
-            return -1;
-        snprintf(rule, sizeof rule, "generic:%s", target);
-    } else {
-        return err_set(e, FV_EFORMAT, "%s:%d: kind '%s' is not anatomy, group, finding or generic",
-                       r->name, r->line, kind);
+        LexEntry t = {.target = -1};
+        char rule[200];
+        if (!strcmp(kind, "anatomy")) {
+            t.layer = LEX_LAYER_ANAT;
+            t.kind = LK_ANATOMY;
+            t.target = onto_anatomy(l->onto, target);
+            snprintf(rule, sizeof rule, "anatomy:%s", target);
+        } else if (!strcmp(kind, "group")) {
+            t.layer = LEX_LAYER_ANAT;
+            t.kind = LK_GROUP;
+            t.target = onto_group(l->onto, target);
+            snprintf(rule, sizeof rule, "group:%s", target);
+        } else if (!strcmp(kind, "finding")) {
+            t.layer = LEX_LAYER_FIND;
+            t.kind = LK_TASK;
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", target);
+            char *parts[LEX_MAX_TASKS + 1];
+            int np = str_split(buf, '+', parts, LEX_MAX_TASKS + 1);
+            if (np > LEX_MAX_TASKS) {
+                err_set(e, FV_EFORMAT, "%s:%d: more than %d tasks in '%s'", name, r.line,
+                        LEX_MAX_TASKS, target);
+                goto out;
+            }
+            for (int i = 0; i < np; i++) {
+                int f = onto_finding(l->onto, parts[i]);
+                if (f < 0) {
+                    err_set(e, FV_EFORMAT, "%s:%d: unknown task '%s'", name, r.line, parts[i]);
+                    goto out;
+                }
+                t.tasks[t.ntasks++] = (int16_t)f;
+            }
+            t.target = 0;
+            snprintf(rule, sizeof rule, "task:%s", target);
+        } else if (!strcmp(kind, "generic")) {
+            t.layer = LEX_LAYER_FIND;
+            t.kind = LK_GENERIC;
+            t.target = generic_index(l, target, 1, e);
+            if (t.target < 0)
+                goto out;
+            snprintf(rule, sizeof rule, "generic:%s", target);
+        } else {
+            err_set(e, FV_EFORMAT, "%s:%d: kind '%s' is not anatomy, group, finding or generic",
+                    name, r.line, kind);
+            goto out;
+        }
+        if (t.target < 0) {
+            err_set(e, FV_EFORMAT, "%s:%d: unknown %s '%s'", name, r.line, kind, target);
+            goto out;
+        }
+        if (add_with_plural(l, term, &t, rule, 1, !strcmp(lang, "en"), e)) {
+            err_prefix(e, "%s:%d", name, r.line);
+            goto out;
+        }
     }
-    if (t.target < 0)
-        return err_set(e, FV_EFORMAT, "%s:%d: unknown %s '%s'", r->name, r->line, kind, target);
-    if (add_with_plural(l, term, &t, rule, 1, !strcmp(lang, "en"), e))
-        return err_prefix(e, "%s:%d", r->name, r->line);
-    return 0;
+    rc = got < 0 ? -1 : 0;
+out:
+    tsv_close(&r);
+    return rc;
 }
 
 /* parse_generic.tsv: generic, anatomy, task. */
@@ -433,12 +458,10 @@ static int load_tables(Lexicon *l, const char *terms_tsv, const char *generic_ts
                        const char *triggers_tsv, const char *sections_tsv, const char *abbrev_tsv,
                        FvErr *e)
 {
-    static const char *const terms[] = {"kind", "target", "lang", "term", NULL};
     static const char *const triggers[] = {"id", "kind", "dir", "term", NULL};
     static const char *const sections[] = {"section", "heading", NULL};
     static const char *const abbrev[] = {"abbrev", NULL};
-    if (load_table(l, terms_tsv, "parse_terms.tsv", terms, term_row, e) ||
-        load_generic(l, generic_tsv, e) ||
+    if (load_terms(l, terms_tsv, e) || load_generic(l, generic_tsv, e) ||
         load_table(l, triggers_tsv, "parse_triggers.tsv", triggers, trigger_row, e) ||
         load_table(l, sections_tsv, "parse_sections.tsv", sections, section_row, e) ||
         load_table(l, abbrev_tsv, "parse_abbrev.tsv", abbrev, abbrev_row, e))
