@@ -55,11 +55,10 @@ int anatomy_meta_parse(const Ontology *o, const char *text, size_t len, const ch
         anatomy_meta_free(t);
         return -1;
     }
-    int c_id = tsv_col(&r, "id"), c_name = tsv_col(&r, "fvlm_name");
-    int c_min = tsv_col(&r, "min_ml"), c_max = tsv_col(&r, "max_ml");
-    int rc = 0;
-    if (c_id < 0 || c_name < 0 || c_min < 0 || c_max < 0)
-        rc = err_set(e, FV_EFORMAT, "%s: header lacks id, fvlm_name, min_ml or max_ml", name);
+    static const char *const cols[] = {"id", "fvlm_name", "min_ml", "max_ml", NULL};
+    int c[4] = {0};
+    int rc = tsv_cols(&r, cols, c, e);
+    int c_id = c[0], c_name = c[1], c_min = c[2], c_max = c[3];
     while (rc == 0) {
         int got = tsv_next(&r, e);
         if (got < 0)

@@ -73,6 +73,18 @@ static void out_abort(OutFile *o)
     buf_free(&o->b);
 }
 
+/* Commits the file when rc (the writer's status) is 0, else aborts it;
+ * adds its bytes to *bytes. Returns the final status. */
+static int out_end(OutFile *o, int rc, int64_t *bytes, FvErr *e)
+{
+    if (rc == 0)
+        rc = out_commit(o, e);
+    else
+        out_abort(o);
+    *bytes += o->bytes;
+    return rc;
+}
+
 /* Studies to export, in id order: those with alignment rows. */
 static int study_list(Db *db, const char *split, int need_status, int64_t **ids, int *n,
                       FvErr *e)
@@ -210,16 +222,8 @@ static int export_fvlm(Db *db, const Ontology *o, const AnatomyMetaTable *meta, 
     free(fin);
     free(imp);
     free(ids);
-    if (rc == 0)
-        rc = out_commit(&desc, e);
-    else
-        out_abort(&desc);
-    if (rc == 0)
-        rc = out_commit(&conc, e);
-    else
-        out_abort(&conc);
-    c->bytes += desc.bytes + conc.bytes;
-    return rc;
+    rc = out_end(&desc, rc, &c->bytes, e);
+    return out_end(&conc, rc, &c->bytes, e);
 }
 
 static int export_jsonl(Db *db, const Ontology *o, const AnatomyMetaTable *meta, const char *dir,
@@ -256,12 +260,7 @@ static int export_jsonl(Db *db, const Ontology *o, const AnatomyMetaTable *meta,
     if (vr.db)
         view_reader_close(&vr);
     free(ids);
-    if (rc == 0)
-        rc = out_commit(&out, e);
-    else
-        out_abort(&out);
-    c->bytes += out.bytes;
-    return rc;
+    return out_end(&out, rc, &c->bytes, e);
 }
 
 int export_write(Db *db, const Ontology *o, const AnatomyMetaTable *meta, ExportFormat format,

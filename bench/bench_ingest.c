@@ -18,7 +18,6 @@
  * ratio to the floor. Run it with nice on a shared machine. */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <errno.h>
 #include <libdeflate.h>
 #include <math.h>
@@ -31,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "rng.h"
 
 static double now(void)
@@ -372,30 +372,6 @@ typedef struct Files {
     int n;
 } Files;
 
-static void list(const char *dir, Files *f)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char p[4200];
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(p, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            list(p, f);
-        } else {
-            f->p = realloc(f->p, (size_t)(f->n + 1) * sizeof *f->p);
-            f->p[f->n++] = strdup(p);
-        }
-    }
-    closedir(d);
-}
-
 /* libarchive reading every member and discarding it; .gz members are
  * inflated too (libdeflate), since ingest must decompress them. */
 static double floor_run(const Files *arch, int inflate_members, int64_t *bytes)
@@ -480,8 +456,12 @@ int main(int argc, char **argv)
         make_corpus(dir, size_mb);
     char p[4200];
     snprintf(p, sizeof p, "%s/archives", dir);
-    Files arch = {0};
-    list(p, &arch);
+    Files arch = {0}, nibf = {0};
+    FvErr e = {0};
+    if (fs_list_files(p, &arch.p, &arch.n, &e)) {
+        fprintf(stderr, "bench_ingest: %s\n", e.msg);
+        return 1;
+    }
     int nstudies = arch.n;
     if (!nstudies) {
         fprintf(stderr, "bench_ingest: no archives under %s\n", p);
@@ -509,9 +489,9 @@ int main(int argc, char **argv)
              "'%s/archives/nifti'",
              dir, dir, dir, dir, fvlm, dir, dir);
     double t_nifti = timed_system(cmd);
-    Files nibf = {0};
     snprintf(p, sizeof p, "%s/nibabel", dir);
-    list(p, &nibf);
+    if (fs_list_files(p, &nibf.p, &nibf.n, &e))
+        fprintf(stderr, "bench_ingest: %s\n", e.msg);
     double t_nib = -1;
     int64_t nib_bytes = 0;
     for (int i = 0; i < nibf.n; i++)

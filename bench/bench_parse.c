@@ -27,8 +27,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "../tests/parse/csv_read.h"
 #include "buf.h"
+#include "csv.h"
 #include "db.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
@@ -63,24 +63,24 @@ static int load_reports(const char *path, Corpus *dev)
         return -1;
     }
     CsvReader c;
-    csv_init(&c, data, n);
-    csv_next(&c);
+    csv_open(&c, data, n, path, 0);
+    csv_next(&c, &e);
     memset(dev, 0, sizeof *dev);
-    while (csv_next(&c) == 1) {
+    while (csv_next(&c, &e) == 1) {
         if (c.nf < 3)
             continue;
         Buf b = {0};
         buf_puts(&b, "Findings: ");
-        buf_append(&b, c.field[1], c.flen[1]);
+        buf_append(&b, c.field[1], c.len[1]);
         buf_puts(&b, "\n\nImpression: ");
-        buf_append(&b, c.field[2], c.flen[2]);
+        buf_append(&b, c.field[2], c.len[2]);
         dev->text = realloc(dev->text, (size_t)(dev->n + 1) * sizeof *dev->text);
         dev->len = realloc(dev->len, (size_t)(dev->n + 1) * sizeof *dev->len);
         dev->len[dev->n] = b.len;
         dev->bytes += b.len;
         dev->text[dev->n++] = buf_steal(&b);
     }
-    csv_free(&c);
+    csv_close(&c);
     free(data);
     return dev->n > 0 ? 0 : -1;
 }

@@ -552,22 +552,8 @@ out:
 int eval_identify_model(Db *db, const char *path, EvalResults *res, FvErr *e)
 {
     snprintf(res->model_path, sizeof res->model_path, "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(e, FV_EIO, "%s: %s", path, strerror(errno));
-    Sha256 c;
-    sha256_init(&c);
-    unsigned char buf[1 << 16];
-    size_t got;
-    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
-        sha256_update(&c, buf, got);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return err_set(e, FV_EIO, "%s: read error", path);
-    unsigned char d[32];
-    sha256_final(&c, d);
-    sha256_to_hex(d, res->model_sha256);
+    if (sha256_file(path, res->model_sha256, e))
+        return -1;
     int found;
     if (db_query_int(db, e, &res->model_id, &found,
                      "SELECT id FROM models WHERE sha256 = ? ORDER BY id DESC LIMIT 1", "s",

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "csv.h"
 #include "fsutil.h"
 
 /* ------------------------------------------------------------------------
@@ -22,22 +23,6 @@ void eval_report_xml_escape(Buf *b, const char *s)
         default: buf_putc(b, *s);
         }
     }
-}
-
-/* A CSV field, quoted when it needs to be. */
-static void csv_cell(Buf *b, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        buf_puts(b, s);
-        return;
-    }
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            buf_putc(b, '"');
-        buf_putc(b, *s);
-    }
-    buf_putc(b, '"');
 }
 
 /* A Markdown table cell: pipes and angle brackets escaped (renderers take
@@ -110,17 +95,17 @@ void eval_report_csv(Buf *b, const EvalResults *res)
                 "precision,sensitivity,specificity,note\n");
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
-        csv_cell(b, res->method);
+        csv_put_field(b, res->method);
         buf_putc(b, ',');
-        csv_cell(b, res->style);
+        csv_put_field(b, res->style);
         buf_putc(b, ',');
-        csv_cell(b, res->split);
+        csv_put_field(b, res->split);
         buf_putc(b, ',');
-        csv_cell(b, res->label_source);
+        csv_put_field(b, res->label_source);
         buf_putc(b, ',');
-        csv_cell(b, t->task);
+        csv_put_field(b, t->task);
         buf_putc(b, ',');
-        csv_cell(b, t->anatomy);
+        csv_put_field(b, t->anatomy);
         buf_printf(b, ",%d,%d,%d,%d,%d,%d", t->is_ctrate, t->fvlm16, t->m.n_pos, t->m.n_neg,
                    t->n_uncertain, t->n_no_feature);
         csv_num(b, t->m.auc);
@@ -133,7 +118,7 @@ void eval_report_csv(Buf *b, const EvalResults *res)
         csv_num(b, t->m.sensitivity);
         csv_num(b, t->m.specificity);
         buf_putc(b, ',');
-        csv_cell(b, t->note);
+        csv_put_field(b, t->note);
         buf_putc(b, '\n');
     }
 }

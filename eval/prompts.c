@@ -77,13 +77,12 @@ int prompts_parse(Prompts **out, const Ontology *o, const char *text, const char
         prompts_free(&p);
         return -1;
     }
-    int ct = tsv_col(&r, "task"), cl = tsv_col(&r, "lang"), cs = tsv_col(&r, "style"),
-        cn = tsv_col(&r, "negative"), cp = tsv_col(&r, "positive");
+    static const char *const cols[] = {"task", "lang", "style", "negative", "positive", NULL};
+    int c[5] = {0};
     int rc = -1;
-    if (ct < 0 || cl < 0 || cs < 0 || cn < 0 || cp < 0) {
-        err_set(e, FV_EFORMAT, "%s: header must have task, lang, style, negative, positive", name);
+    if (tsv_cols(&r, cols, c, e))
         goto out;
-    }
+    int ct = c[0], cl = c[1], cs = c[2], cn = c[3], cp = c[4];
     int got;
     while ((got = tsv_next(&r, e)) == 1) {
         const char *task = r.fields[ct], *lang = r.fields[cl], *style = r.fields[cs];

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "labels_csv.h"
+#include "csv.h"
 #include "deid.h"
 #include "fsutil.h"
 #include "log.h"
@@ -159,7 +159,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     Row *rows = NULL;
     signed char *pool = NULL;
     sqlite3_stmt *st = NULL;
-    LabelsCsv r;
+    CsvReader r;
     memset(&r, 0, sizeof r);
     int rc = -1, nrows = 0, caprows = 0;
     if (truth_init(t, o, TRUTH_FILE, e))
@@ -171,9 +171,8 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     }
     if (fs_read_file(path, TRUTH_MAX_BYTES, &text, &len, e))
         goto out;
-    if (labels_csv_open(&r, text, len, path, e))
-        goto out;
-    int got = labels_csv_next(&r, e);
+    csv_open(&r, text, len, path, CSV_STRICT);
+    int got = csv_next(&r, e);
     if (got < 0)
         goto out;
     if (got == 0) {
@@ -181,13 +180,13 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
         goto out;
     }
     int ncol = r.nf;
-    if (!strcmp(r.fields[0], "study_id"))
+    if (!strcmp(r.field[0], "study_id"))
         t->kind = TRUTH_FILE;
-    else if (!strcmp(r.fields[0], "VolumeName"))
+    else if (!strcmp(r.field[0], "VolumeName"))
         t->kind = TRUTH_CTRATE;
     else {
         err_set(e, FV_EFORMAT, "%s:1: first column '%s' is neither 'study_id' (fvlm synth's truth "
-                "file) nor 'VolumeName' (a CT-RATE labels CSV)", path, r.fields[0]);
+                "file) nor 'VolumeName' (a CT-RATE labels CSV)", path, r.field[0]);
         goto out;
     }
     snprintf(t->source, sizeof t->source, "%s:%s", t->kind == TRUTH_FILE ? "truth" : "ctrate",
@@ -199,7 +198,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     }
     col_task[0] = -1;
     for (int c = 1; c < ncol; c++) {
-        const char *h = r.fields[c];
+        const char *h = r.field[c];
         int task = -1;
         if (t->kind == TRUTH_FILE)
             task = onto_finding(o, h);
@@ -227,7 +226,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
     if (db_prepare(db, &st, "SELECT id FROM studies WHERE study_key = ?", e))
         goto out;
     size_t pool_cap = 0, pool_len = 0;
-    while ((got = labels_csv_next(&r, e)) == 1) {
+    while ((got = csv_next(&r, e)) == 1) {
         t->rows++;
         char member[64], reason[700];
         snprintf(member, sizeof member, "row %d", r.line);
@@ -240,23 +239,23 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
         }
         char sid[512];
         if (t->kind == TRUTH_CTRATE) {
-            if (truth_ctrate_study(r.fields[0], sid, sizeof sid)) {
+            if (truth_ctrate_study(r.field[0], sid, sizeof sid)) {
                 snprintf(reason, sizeof reason, "VolumeName '%.300s' is not <split>_<patient>_"
-                         "<scan>_<recon>[.nii.gz]; row skipped", r.fields[0]);
+                         "<scan>_<recon>[.nii.gz]; row skipped", r.field[0]);
                 t->rows_bad++;
                 if (report(run, path, member, reason, e))
                     goto out;
                 continue;
             }
         } else {
-            if (!*r.fields[0] || strlen(r.fields[0]) >= sizeof sid) {
+            if (!*r.field[0] || strlen(r.field[0]) >= sizeof sid) {
                 snprintf(reason, sizeof reason, "empty or over-long study_id; row skipped");
                 t->rows_bad++;
                 if (report(run, path, member, reason, e))
                     goto out;
                 continue;
             }
-            snprintf(sid, sizeof sid, "%s", r.fields[0]);
+            snprintf(sid, sizeof sid, "%s", r.field[0]);
         }
         char key[65];
         if (deid_pseudonym(deid_key, "study", sid, key, e))
@@ -302,10 +301,10 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
             if (col_task[c] < 0)
                 continue;
             int val;
-            if (parse_value(r.fields[c], &val)) {
+            if (parse_value(r.field[c], &val)) {
                 snprintf(member, sizeof member, "row %d column %d", r.line, c + 1);
                 snprintf(reason, sizeof reason, "value '%.40s' is not 1, 0, -1 or empty; "
-                         "left unlabelled", r.fields[c]);
+                         "left unlabelled", r.field[c]);
                 t->rows_bad++;
                 if (report(run, path, member, reason, e))
                     goto out;
@@ -353,7 +352,7 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
 out:
     if (st)
         sqlite3_finalize(st);
-    labels_csv_close(&r);
+    csv_close(&r);
     free(text);
     free(col_task);
     free(rows);

@@ -119,8 +119,11 @@ int ctrate_meta_load(CtrateMetaTable *t, const char *csv, size_t n, int *bad_row
 {
     CsvReader r;
     *bad_rows = 0;
-    if (csv_open(&r, csv, n, e))
+    csv_open(&r, csv, n, NULL, 0);
+    if (csv_header(&r, e)) {
+        csv_close(&r);
         return -1;
+    }
     int cv = csv_col(&r, "VolumeName"), cxy = csv_col(&r, "XYSpacing"),
         cz = csv_col(&r, "ZSpacing"), cs = csv_col(&r, "RescaleSlope"),
         ci = csv_col(&r, "RescaleIntercept"), cp = csv_col(&r, "ImagePositionPatient"),

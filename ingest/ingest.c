@@ -154,18 +154,6 @@ typedef struct StudyRef {
 
 /* ================================================================ helpers */
 
-static void sha_hex(const void *p, size_t n, char hex[65], unsigned char raw[32])
-{
-    Sha256 h;
-    sha256_init(&h);
-    sha256_update(&h, p, n);
-    unsigned char d[32];
-    sha256_final(&h, d);
-    if (raw)
-        memcpy(raw, d, 32);
-    sha256_to_hex(d, hex);
-}
-
 /* Records one failure: an error line and an `errors` row. */
 static void fail(Ingest *g, const char *source, const char *member, const FvErr *err)
 {
@@ -405,6 +393,28 @@ typedef struct SrcRec {
     int64_t size;
 } SrcRec;
 
+/* Ends the transaction the caller began for one item: writes its members'
+ * source rows (status NULL: each row's own; else this one for all), adds
+ * those written as ignored to *ignored (when not NULL), and commits. When rc
+ * (the caller's work so far) or a step here failed, rolls back instead.
+ * Returns 0 or -1. */
+static int sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const char *status,
+                          int64_t study, int64_t *ignored, FvErr *e)
+{
+    for (int i = 0; rc == 0 && i < nsrc; i++) {
+        const char *st = status ? status : srcs[i].status;
+        if (ignored && !strcmp(st, "ignored"))
+            (*ignored)++;
+        rc = corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
+                               srcs[i].size, srcs[i].kind, st, study, e);
+    }
+    if (rc == 0)
+        rc = corpus_commit(&g->corpus, e);
+    if (rc)
+        corpus_rollback(&g->corpus);
+    return rc ? -1 : 0;
+}
+
 /* Source geometry at float32 precision (NIfTI-1's): DICOM decimal strings
  * and NIfTI-2 doubles describing the same grid then resample with exactly
  * the same weights, so one study read from any format lands as the same
@@ -442,19 +452,9 @@ static int store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
             if (!same)
                 log_warn("%s: the study already has a volume (%s): this one is ignored", source,
                          vi.source);
-            if (corpus_begin(&g->corpus, e))
-                return -1;
-            for (int i = 0; i < nsrc; i++) {
-                const char *st = same ? srcs[i].status : "ignored";
-                if (!strcmp(st, "ignored"))
-                    g->cnt->ignored++;
-                if (corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                                      srcs[i].size, srcs[i].kind, st, sid, e)) {
-                    corpus_rollback(&g->corpus);
-                    return -1;
-                }
-            }
-            if (corpus_commit(&g->corpus, e))
+            if (corpus_begin(&g->corpus, e) ||
+                sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored", sid, &g->cnt->ignored,
+                               e))
                 return -1;
             *study_out = sid;
             return 0;
@@ -504,17 +504,8 @@ static int store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     int64_t vid;
     if (rc == 0)
         rc = corpus_volume_put(&g->corpus, &row, &vid, e);
-    for (int i = 0; rc == 0 && i < nsrc; i++) {
-        if (!strcmp(srcs[i].status, "ignored"))
-            g->cnt->ignored++;
-        rc = corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                               srcs[i].size, srcs[i].kind, srcs[i].status, sid, e);
-    }
-    if (rc == 0)
-        rc = corpus_commit(&g->corpus, e);
-    if (rc)
-        corpus_rollback(&g->corpus);
-    else {
+    rc = sources_commit(g, rc, srcs, nsrc, NULL, sid, &g->cnt->ignored, e);
+    if (rc == 0) {
         g->cnt->volumes++;
         *study_out = sid;
         if (nb.len)
@@ -633,16 +624,7 @@ static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
             log_warn("%s: the study already has a mask: this one is ignored", source);
         if (corpus_begin(&g->corpus, e))
             return -1;
-        for (int i = 0; i < nsrc; i++) {
-            const char *st = same ? srcs[i].status : "ignored";
-            g->cnt->ignored += !strcmp(st, "ignored");
-            if (corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                                  srcs[i].size, srcs[i].kind, st, sid, e)) {
-                corpus_rollback(&g->corpus);
-                return -1;
-            }
-        }
-        return corpus_commit(&g->corpus, e);
+        return sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored", sid, &g->cnt->ignored, e);
     }
     affine_to_float(m->affine);
     /* Geometry: a blank mask header of the CT's size takes the CT's
@@ -693,14 +675,8 @@ static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     if (rc == 0)
         rc = corpus_mask_put(&g->corpus, sid, vi.id, sha, source, shard, labels.data, resampled,
                              e);
-    for (int i = 0; rc == 0 && i < nsrc; i++)
-        rc = corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                               srcs[i].size, srcs[i].kind, srcs[i].status, sid, e);
-    if (rc == 0)
-        rc = corpus_commit(&g->corpus, e);
-    if (rc)
-        corpus_rollback(&g->corpus);
-    else {
+    rc = sources_commit(g, rc, srcs, nsrc, NULL, sid, NULL, e);
+    if (rc == 0) {
         g->cnt->masks++;
         if (notes->len)
             log_info("%s: %s", source, notes->data);
@@ -747,14 +723,8 @@ static int store_report(Ingest *g, const StudyRef *ref, const char *text, size_t
         rc = corpus_report_put(&g->corpus, sid, sha, source, format, lang, encoding, clean.data,
                                nphi, e);
     }
-    for (int i = 0; rc == 0 && i < nsrc; i++)
-        rc = corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                               srcs[i].size, srcs[i].kind, status, sid, e);
-    if (rc == 0)
-        rc = corpus_commit(&g->corpus, e);
-    if (rc)
-        corpus_rollback(&g->corpus);
-    else if (!have[0]) {
+    rc = sources_commit(g, rc, srcs, nsrc, status, sid, NULL, e);
+    if (rc == 0 && !have[0]) {
         g->cnt->reports++;
         for (int k = 0; k < PHI_NKINDS; k++)
             g->cnt->phi[k] += counts[k];
@@ -770,13 +740,18 @@ static int ctrate_reports_table(Ingest *g, const char *source, const char *membe
                                 const unsigned char *data, size_t len, const char *sha)
 {
     FvErr e = {0};
-    CsvReader r;
+    CsvReader r = {0};
     Buf text = {0};
     const char *enc;
-    if (report_decode(data, len, (size_t)1 << 34, &text, &enc, &e) ||
-        csv_open(&r, text.data, text.len, &e)) {
+    int bad = report_decode(data, len, (size_t)1 << 34, &text, &enc, &e);
+    if (!bad) {
+        csv_open(&r, text.data, text.len, NULL, 0);
+        bad = csv_header(&r, &e);
+    }
+    if (bad) {
         fail(g, source, member, &e);
         record_source(g, source, member, sha, (int64_t)len, "report", "failed", 0);
+        csv_close(&r);
         buf_free(&text);
         return 0;
     }
@@ -810,7 +785,7 @@ static int ctrate_reports_table(Ingest *g, const char *source, const char *membe
         buf_reset(&composed);
         report_compose_ctrate(csv_field(&r, cf), csv_field(&r, ci), &composed);
         char rsha[65];
-        sha_hex(composed.data, composed.len, rsha, NULL);
+        sha256_hex(composed.data, composed.len, rsha);
         StudyRef ref;
         ref_ctrate(&ref, study, patient, split);
         char src[600];
@@ -1036,7 +1011,7 @@ static void process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
         /* The pair's identity is both files. */
         char both[130];
         snprintf(both, sizeof both, "%s%s", h->sha, img->sha);
-        sha_hex(both, 128, sha, NULL);
+        sha256_hex(both, 128, sha);
     }
     int64_t sid;
     if (store_volume(g, &ref, &v, sha, desc, dtype, notes.data, srcs, nsrc, &sid, &e)) {
@@ -1613,7 +1588,7 @@ static void process_jsonl(Ingest *g, UnitState *us, Held *h)
             }
             if (ok) {
                 char sha[65], desc[4600];
-                sha_hex(t, strlen(t), sha, NULL);
+                sha256_hex(t, strlen(t), sha);
                 snprintf(desc, sizeof desc, "%s%s%s:line %d", h->source, h->member[0] ? ":" : "",
                          h->member, line);
                 if (store_report(g, &ref, t, strlen(t), sha, desc, "jsonl", enc, us->phi, us->nphi,

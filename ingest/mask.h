@@ -13,18 +13,8 @@
 #include "buf.h"
 #include "error.h"
 #include "nifti.h"
+#include "totalseg.h"
 #include "vol.h"
-
-enum { TS_MAX_ID = 255 };
-
-typedef struct TsClasses {
-    char name[TS_MAX_ID + 1][64]; /* "" when the id is unused */
-    int max_id;
-} TsClasses;
-
-int ts_classes_load(TsClasses *t, FvErr *e);
-/* Id of a class name (case-insensitive; ".nii.gz" etc. stripped), or -1. */
-int ts_class_id(const TsClasses *t, const char *name);
 
 /* Remaps mask values through a label table (see above). */
 int mask_remap(Vol *mask, const NiftiLabel *labels, int nlabels, const TsClasses *t, Buf *notes,

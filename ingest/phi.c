@@ -215,6 +215,30 @@ static int replace_all(Buf *text, const char *needle, PhiKind kind, int *count)
     return replace_all_cap(text, needle, kind, count, 0);
 }
 
+enum { NAME_PIECE = 128 }; /* bytes of one piece of a person name, NUL included */
+
+/* Splits s at sep into at most max pieces (each cut to NAME_PIECE - 1
+ * bytes); empty pieces are dropped unless keep_empty. Returns the count. */
+static int split_pieces(const char *s, char sep, char (*out)[NAME_PIECE], int max,
+                        int keep_empty)
+{
+    int n = 0;
+    while (n < max) {
+        const char *end = strchr(s, sep);
+        size_t l = end ? (size_t)(end - s) : strlen(s);
+        if (l >= NAME_PIECE)
+            l = NAME_PIECE - 1;
+        memcpy(out[n], s, l);
+        out[n][l] = '\0';
+        if (l || keep_empty)
+            n++;
+        if (!end)
+            break;
+        s = end + 1;
+    }
+    return n;
+}
+
 /* The spellings of one known value that reports use. */
 static int scrub_known(Buf *text, const PhiValue *v, int counts[PHI_NKINDS])
 {
@@ -222,38 +246,11 @@ static int scrub_known(Buf *text, const PhiValue *v, int counts[PHI_NKINDS])
     if (v->kind == PHI_NAME) {
         /* DICOM person names: groups separated by '=' (alphabetic,
          * ideographic, phonetic), components by '^'. */
-        char groups[3][128];
-        int ng = 0;
-        const char *g = val;
-        while (ng < 3) {
-            const char *eq = strchr(g, '=');
-            size_t l = eq ? (size_t)(eq - g) : strlen(g);
-            if (l >= sizeof groups[0])
-                l = sizeof groups[0] - 1;
-            memcpy(groups[ng], g, l);
-            groups[ng][l] = '\0';
-            ng++;
-            if (!eq)
-                break;
-            g = eq + 1;
-        }
+        char groups[3][NAME_PIECE];
+        int ng = split_pieces(val, '=', groups, 3, 1);
         for (int i = 0; i < ng; i++) {
-            char comp[5][128];
-            int nc = 0;
-            const char *c = groups[i];
-            while (nc < 5) {
-                const char *hat = strchr(c, '^');
-                size_t l = hat ? (size_t)(hat - c) : strlen(c);
-                if (l >= sizeof comp[0])
-                    l = sizeof comp[0] - 1;
-                memcpy(comp[nc], c, l);
-                comp[nc][l] = '\0';
-                if (l)
-                    nc++;
-                if (!hat)
-                    break;
-                c = hat + 1;
-            }
+            char comp[5][NAME_PIECE];
+            int nc = split_pieces(groups[i], '^', comp, 5, 0);
             if (nc == 0)
                 continue;
             char form[300];

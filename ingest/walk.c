@@ -50,22 +50,26 @@ typedef struct FileList {
     int n, cap;
 } FileList;
 
+/* Resizes the array whose pointer is at pp to n items of elem bytes (the
+ * pointer is copied with memcpy: pp may point to any object pointer). On
+ * failure the old array stays. */
+static int resize(void *pp, size_t elem, int n, FvErr *e)
+{
+    void *old, *p;
+    memcpy(&old, pp, sizeof old);
+    if (!(p = realloc(old, (size_t)n * elem)))
+        return err_set(e, FV_ENOMEM, "walk: out of memory");
+    memcpy(pp, &p, sizeof p);
+    return 0;
+}
+
 static int fl_add(FileList *l, const char *path, int64_t size, FvErr *e)
 {
     if (l->n == l->cap) {
         int nc = l->cap ? l->cap * 2 : 256;
-        char **np = realloc(l->p, (size_t)nc * sizeof *np);
-        if (!np)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        l->p = np;
-        int64_t *ns = realloc(l->size, (size_t)nc * sizeof *ns);
-        if (!ns)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        l->size = ns;
-        size_t *nr = realloc(l->relofs, (size_t)nc * sizeof *nr);
-        if (!nr)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        l->relofs = nr;
+        if (resize(&l->p, sizeof *l->p, nc, e) || resize(&l->size, sizeof *l->size, nc, e) ||
+            resize(&l->relofs, sizeof *l->relofs, nc, e))
+            return -1;
         l->cap = nc;
     }
     if (!(l->p[l->n] = strdup(path)))
@@ -108,12 +112,8 @@ static int walk_dir(const char *dir, const char *skip_real, FileList *out, int d
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
-            char **nn = realloc(names, (size_t)cap * sizeof *nn);
-            if (!nn) {
-                rc = err_set(e, FV_ENOMEM, "walk: out of memory");
+            if ((rc = resize(&names, sizeof *names, cap, e)))
                 break;
-            }
-            names = nn;
         }
         if (!(names[n] = strdup(de->d_name))) {
             rc = err_set(e, FV_ENOMEM, "walk: out of memory");
@@ -163,10 +163,8 @@ static int add_unit(UnitList *l, UnitType t, const char *path, const char *name,
 {
     if (l->n == l->cap) {
         int nc = l->cap ? l->cap * 2 : 64;
-        Unit *nu = realloc(l->u, (size_t)nc * sizeof *nu);
-        if (!nu)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        l->u = nu;
+        if (resize(&l->u, sizeof *l->u, nc, e))
+            return -1;
         l->cap = nc;
     }
     Unit *u = &l->u[l->n];
@@ -188,14 +186,9 @@ static int unit_add_file(Unit *u, const char *path, size_t relofs, int64_t size,
 {
     if ((u->nfiles & (u->nfiles - 1)) == 0) {
         int nc = u->nfiles ? u->nfiles * 2 : 1;
-        char **nf = realloc(u->files, (size_t)nc * sizeof *nf);
-        if (!nf)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        u->files = nf;
-        size_t *nr = realloc(u->relofs, (size_t)nc * sizeof *nr);
-        if (!nr)
-            return err_set(e, FV_ENOMEM, "walk: out of memory");
-        u->relofs = nr;
+        if (resize(&u->files, sizeof *u->files, nc, e) ||
+            resize(&u->relofs, sizeof *u->relofs, nc, e))
+            return -1;
     }
     if (!(u->files[u->nfiles] = strdup(path)))
         return err_set(e, FV_ENOMEM, "walk: out of memory");

@@ -1,5 +1,6 @@
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -153,4 +154,83 @@ int fs_is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ------------------------------------------------------------------ lists */
+
+typedef struct PathList {
+    char **p;
+    int n, cap;
+} PathList;
+
+static int list_dir(const char *dir, int depth, PathList *l, FvErr *e)
+{
+    if (depth > 64)
+        return err_set(e, FV_ELIMIT, "%s: folders nested deeper than 64 (a link loop?)", dir);
+    DIR *d = opendir(dir);
+    if (!d)
+        return err_set(e, FV_EIO, "%s: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path) {
+            rc = err_set(e, FV_ELIMIT, "%s/%s: path too long", dir, de->d_name);
+            break;
+        }
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue; /* a dangling link */
+        if (S_ISDIR(st.st_mode)) {
+            rc = list_dir(path, depth + 1, l, e);
+        } else if (S_ISREG(st.st_mode)) {
+            if (l->n == l->cap) {
+                int nc = l->cap ? l->cap * 2 : 64;
+                char **np = realloc(l->p, (size_t)nc * sizeof *np);
+                if (!np) {
+                    rc = err_set(e, FV_ENOMEM, "%s: out of memory", dir);
+                    break;
+                }
+                l->p = np;
+                l->cap = nc;
+            }
+            if (!(l->p[l->n] = strdup(path)))
+                rc = err_set(e, FV_ENOMEM, "%s: out of memory", dir);
+            else
+                l->n++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int fs_list_files(const char *dir, char ***paths, int *n, FvErr *e)
+{
+    PathList l = {0};
+    *paths = NULL;
+    *n = 0;
+    if (list_dir(dir, 0, &l, e)) {
+        fs_list_free(&l.p, l.n);
+        return -1;
+    }
+    if (l.n > 1)
+        qsort(l.p, (size_t)l.n, sizeof *l.p, cmp_path);
+    *paths = l.p;
+    *n = l.n;
+    return 0;
+}
+
+void fs_list_free(char ***paths, int n)
+{
+    for (int i = 0; *paths && i < n; i++)
+        free((*paths)[i]);
+    free(*paths);
+    *paths = NULL;
 }

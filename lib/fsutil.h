@@ -22,4 +22,11 @@ int fs_is_dir(const char *path);
 /* Directory part of path (".", when none) into out. */
 void fs_dirname(const char *path, char *out, size_t n);
 
+/* The regular files below dir, recursively, as "dir/<relative path>" in
+ * sorted order: *paths holds *n strings (free with fs_list_free). Names
+ * starting with '.' are skipped; links are followed, to a depth of 64
+ * folders (deeper is an error: a link loop). */
+int fs_list_files(const char *dir, char ***paths, int *n, FvErr *e);
+void fs_list_free(char ***paths, int n);
+
 #endif

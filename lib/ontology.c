@@ -115,17 +115,6 @@ int onto_in_group(const Ontology *o, int a, int g)
     return 0;
 }
 
-/* Columns a file must have, looked up by name. */
-static int need_cols(TsvReader *r, const char *const *names, int *cols, int n, FvErr *e)
-{
-    for (int i = 0; i < n; i++) {
-        cols[i] = tsv_col(r, names[i]);
-        if (cols[i] < 0)
-            return err_set(e, FV_EFORMAT, "%s: no column '%s'", r->name, names[i]);
-    }
-    return 0;
-}
-
 static int nonempty(TsvReader *r, const char *field, const char *what, FvErr *e)
 {
     if (!*field || strcmp(field, "-") == 0)
@@ -199,7 +188,7 @@ static int count_rows(const char *text, size_t len, const char *name, int *n, Fv
 
 static int load_groups(Ontology *o, const char *text, FvErr *e)
 {
-    static const char *const names[] = {"id", "en", "zh", "en_synonyms", "zh_synonyms"};
+    static const char *const names[] = {"id", "en", "zh", "en_synonyms", "zh_synonyms", NULL};
     int c[5], n, rc;
     size_t len = strlen(text);
     if (count_rows(text, len, "groups.tsv", &n, e))
@@ -209,7 +198,7 @@ static int load_groups(Ontology *o, const char *text, FvErr *e)
     TsvReader r;
     if (tsv_open(&r, text, len, "groups.tsv", e))
         return -1;
-    if (need_cols(&r, names, c, 5, e))
+    if (tsv_cols(&r, names, c, e))
         goto fail;
     while ((rc = tsv_next(&r, e)) == 1) {
         AnatomyGroup *g = &o->groups[o->n_groups];
@@ -241,7 +230,7 @@ fail:
 static int load_anatomy(Ontology *o, const char *text, FvErr *e)
 {
     static const char *const names[] = {"id", "en", "zh", "region", "main", "ts_ids",
-                                        "region_of", "groups", "en_synonyms", "zh_synonyms"};
+                                        "region_of", "groups", "en_synonyms", "zh_synonyms", NULL};
     int c[10], n, rc;
     size_t len = strlen(text);
     if (count_rows(text, len, "anatomy.tsv", &n, e))
@@ -251,7 +240,7 @@ static int load_anatomy(Ontology *o, const char *text, FvErr *e)
     TsvReader r;
     if (tsv_open(&r, text, len, "anatomy.tsv", e))
         return -1;
-    if (need_cols(&r, names, c, 10, e))
+    if (tsv_cols(&r, names, c, e))
         goto fail;
     while ((rc = tsv_next(&r, e)) == 1) {
         Anatomy *a = &o->anat[o->n_anat];
@@ -371,7 +360,7 @@ static int load_findings(Ontology *o, const char *text, FvErr *e)
 {
     static const char *const names[] = {"id",     "anatomy",    "en",          "zh",
                                         "ctrate_label", "fvlm16", "prevalence", "en_synonyms",
-                                        "zh_synonyms"};
+                                        "zh_synonyms", NULL};
     int c[9], n, rc;
     size_t len = strlen(text);
     if (count_rows(text, len, "findings.tsv", &n, e))
@@ -381,7 +370,7 @@ static int load_findings(Ontology *o, const char *text, FvErr *e)
     TsvReader r;
     if (tsv_open(&r, text, len, "findings.tsv", e))
         return -1;
-    if (need_cols(&r, names, c, 9, e))
+    if (tsv_cols(&r, names, c, e))
         goto fail;
     while ((rc = tsv_next(&r, e)) == 1) {
         Finding *f = &o->find[o->n_find];

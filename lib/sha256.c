@@ -1,5 +1,7 @@
 #include "sha256.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +204,27 @@ void sha256_hex(const void *data, size_t n, char hex[65])
     sha256_update(&c, data, n);
     sha256_final(&c, dg);
     sha256_to_hex(dg, hex);
+}
+
+int sha256_file(const char *path, char hex[65], FvErr *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(e, FV_EIO, "%s: %s", path, strerror(errno));
+    Sha256 c;
+    sha256_init(&c);
+    unsigned char buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(&c, buf, got);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return err_set(e, FV_EIO, "%s: read error", path);
+    unsigned char d[32];
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
+    return 0;
 }
 
 void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,

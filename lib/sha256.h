@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
+
 typedef struct Sha256 {
     uint32_t h[8];
     uint64_t nbytes;
@@ -28,6 +30,8 @@ void sha256_blocks_ref(uint32_t h[8], const unsigned char *p, size_t nblocks);
 /* One-shot helpers; hex is 64 lowercase characters plus NUL. */
 void sha256_hex(const void *data, size_t n, char hex[65]);
 void sha256_to_hex(const unsigned char digest[32], char hex[65]);
+/* The hash of a whole file, read in 64 KiB pieces (a model checkpoint). */
+int sha256_file(const char *path, char hex[65], FvErr *e);
 void hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                  unsigned char out[32]);
 

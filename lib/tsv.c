@@ -82,6 +82,14 @@ int tsv_col(const TsvReader *r, const char *name)
     return -1;
 }
 
+int tsv_cols(const TsvReader *r, const char *const *names, int *cols, FvErr *e)
+{
+    for (int i = 0; names[i]; i++)
+        if ((cols[i] = tsv_col(r, names[i])) < 0)
+            return err_set(e, FV_EFORMAT, "%s: header lacks column '%s'", r->name, names[i]);
+    return 0;
+}
+
 void tsv_close(TsvReader *r)
 {
     free(r->linebuf);

@@ -32,6 +32,9 @@ int tsv_open(TsvReader *r, const char *text, size_t len, const char *name, FvErr
 int tsv_next(TsvReader *r, FvErr *e);
 /* Column index of a header name, or -1. */
 int tsv_col(const TsvReader *r, const char *name);
+/* The columns a file must have: cols[i] = tsv_col(names[i]) for the
+ * NULL-terminated names; a missing one is an error naming file and column. */
+int tsv_cols(const TsvReader *r, const char *const *names, int *cols, FvErr *e);
 void tsv_close(TsvReader *r);
 
 /* Splits s in place at sep; returns the count (at most max). */

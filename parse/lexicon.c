@@ -206,14 +206,6 @@ static int add_ontology(Lexicon *l, FvErr *e)
 /* The parser's own files.                                                  */
 /* ------------------------------------------------------------------------ */
 
-static int col(const TsvReader *r, const char *name, FvErr *e)
-{
-    int c = tsv_col(r, name);
-    if (c < 0)
-        err_set(e, FV_EFORMAT, "%s: missing column '%s'", r->name, name);
-    return c;
-}
-
 static int generic_index(Lexicon *l, const char *name, int create, FvErr *e)
 {
     for (int i = 0; i < l->n_generic; i++)
@@ -230,6 +222,35 @@ static int generic_index(Lexicon *l, const char *name, int create, FvErr *e)
     return l->n_generic++;
 }
 
+/* One row of a lexicon table; c[k] is the column of the k-th name that
+ * load_table was given. Returns 0 or -1 (e names file and line). */
+typedef int (*RowFn)(Lexicon *l, const TsvReader *r, const int *c, FvErr *e);
+
+enum { TABLE_MAX_COLS = 8 }; /* more than the widest table names (4) */
+
+/* Reads one of the parser's tables (NULL text: the table is absent, nothing
+ * to read): finds the named columns (cols ends with NULL) and hands each row
+ * to row; the first failure ends the reading. */
+static int load_table(Lexicon *l, const char *text, const char *name, const char *const *cols,
+                      RowFn row, FvErr *e)
+{
+    if (!text)
+        return 0;
+    TsvReader r;
+    if (tsv_open(&r, text, strlen(text), name, e))
+        return -1;
+    int c[TABLE_MAX_COLS], rc = -1, got;
+    if (tsv_cols(&r, cols, c, e))
+        goto out;
+    while ((got = tsv_next(&r, e)) == 1)
+        if (row(l, &r, c, e))
+            goto out;
+    rc = got < 0 ? -1 : 0;
+out:
+    tsv_close(&r);
+    return rc;
+}
+
 static int load_terms(Lexicon *l, const char *text, FvErr *e)
 {
     if (!text)
@@ -238,11 +259,11 @@ static int load_terms(Lexicon *l, const char *text, FvErr *e)
     const char *name = "parse_terms.tsv";
     if (tsv_open(&r, text, strlen(text), name, e))
         return -1;
-    int ck = col(&r, "kind", e), ct = col(&r, "target", e), cl = col(&r, "lang", e),
-        cterm = col(&r, "term", e);
-    int rc = -1, got;
-    if (ck < 0 || ct < 0 || cl < 0 || cterm < 0)
+    static const char *const cols[] = {"kind", "target", "lang", "term", NULL};
+    int c[4] = {0}, rc = -1, got;
+    if (tsv_cols(&r, cols, c, e))
         goto out;
+    int ck = c[0], ct = c[1], cl = c[2], cterm = c[3];
     while ((got = tsv_next(&r, e)) == 1) {
         const char *kind = r.fields[ck], *target = r.fields[ct], *lang = r.fields[cl],
                    *term = r.fields[cterm];
@@ -311,6 +332,31 @@ out:
     return rc;
 }
 
+/* parse_generic.tsv: generic, anatomy, task. */
+static int generic_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
+{
+    const char *generic = r->fields[c[0]], *anatomy = r->fields[c[1]], *task_id = r->fields[c[2]];
+    int g = generic_index(l, generic, 0, e);
+    if (g < 0)
+        return err_set(e, FV_EFORMAT, "%s:%d: generic '%s' has no term in parse_terms.tsv",
+                       r->name, r->line, generic);
+    int task = -1;
+    if (strcmp(task_id, "-")) {
+        task = onto_finding(l->onto, task_id);
+        if (task < 0)
+            return err_set(e, FV_EFORMAT, "%s:%d: unknown task '%s'", r->name, r->line, task_id);
+    }
+    if (!strcmp(anatomy, "*")) {
+        l->generic_default[g] = (int16_t)task;
+        return 0;
+    }
+    int a = onto_anatomy(l->onto, anatomy);
+    if (a < 0)
+        return err_set(e, FV_EFORMAT, "%s:%d: unknown anatomy '%s'", r->name, r->line, anatomy);
+    l->generic_task[(size_t)g * (size_t)l->onto->n_anat + (size_t)a] = (int16_t)task;
+    return 0;
+}
+
 static int load_generic(Lexicon *l, const char *text, FvErr *e)
 {
     int na = l->onto->n_anat;
@@ -323,142 +369,67 @@ static int load_generic(Lexicon *l, const char *text, FvErr *e)
         l->generic_task[i] = -2;
     for (int g = 0; g < l->n_generic; g++)
         l->generic_default[g] = -1;
-    if (!text)
-        return 0;
-    const char *name = "parse_generic.tsv";
-    TsvReader r;
-    if (tsv_open(&r, text, strlen(text), name, e))
-        return -1;
-    int cg = col(&r, "generic", e), ca = col(&r, "anatomy", e), ct = col(&r, "task", e);
-    int rc = -1, got;
-    if (cg < 0 || ca < 0 || ct < 0)
-        goto out;
-    while ((got = tsv_next(&r, e)) == 1) {
-        int g = generic_index(l, r.fields[cg], 0, e);
-        if (g < 0) {
-            err_set(e, FV_EFORMAT, "%s:%d: generic '%s' has no term in parse_terms.tsv", name,
-                    r.line, r.fields[cg]);
-            goto out;
-        }
-        int task = -1;
-        if (strcmp(r.fields[ct], "-")) {
-            task = onto_finding(l->onto, r.fields[ct]);
-            if (task < 0) {
-                err_set(e, FV_EFORMAT, "%s:%d: unknown task '%s'", name, r.line, r.fields[ct]);
-                goto out;
-            }
-        }
-        if (!strcmp(r.fields[ca], "*")) {
-            l->generic_default[g] = (int16_t)task;
-        } else {
-            int a = onto_anatomy(l->onto, r.fields[ca]);
-            if (a < 0) {
-                err_set(e, FV_EFORMAT, "%s:%d: unknown anatomy '%s'", name, r.line, r.fields[ca]);
-                goto out;
-            }
-            l->generic_task[(size_t)g * (size_t)na + (size_t)a] = (int16_t)task;
-        }
-    }
-    rc = got < 0 ? -1 : 0;
-out:
-    tsv_close(&r);
-    return rc;
+    static const char *const cols[] = {"generic", "anatomy", "task", NULL};
+    return load_table(l, text, "parse_generic.tsv", cols, generic_row, e);
 }
 
-static int load_triggers(Lexicon *l, const char *text, FvErr *e)
+/* parse_triggers.tsv: id, kind, dir, term. */
+static int trigger_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
 {
-    if (!text)
-        return 0;
-    const char *name = "parse_triggers.tsv";
-    TsvReader r;
-    if (tsv_open(&r, text, strlen(text), name, e))
-        return -1;
-    int ci = col(&r, "id", e), ck = col(&r, "kind", e), cd = col(&r, "dir", e),
-        cterm = col(&r, "term", e);
-    int rc = -1, got;
-    if (ci < 0 || ck < 0 || cd < 0 || cterm < 0)
-        goto out;
     static const struct { const char *name; int kind; } kinds[] = {
         {"neg", LK_NEG}, {"unc", LK_UNC}, {"unc_neg", LK_UNC_NEG}, {"pseudo", LK_PSEUDO},
         {"normal", LK_NORMAL}, {"term", LK_TERM}, {"affirm", LK_AFFIRM}, {"coord", LK_COORD}, {"cmp", LK_CMP},
         {"abnormal", LK_ABNORMAL},
     };
-    while ((got = tsv_next(&r, e)) == 1) {
-        LexEntry t = {.layer = LEX_LAYER_TRIG, .target = -1};
-        int kind = -1;
-        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
-            if (!strcmp(r.fields[ck], kinds[k].name))
-                kind = kinds[k].kind;
-        if (kind < 0) {
-            err_set(e, FV_EFORMAT, "%s:%d: unknown trigger kind '%s'", name, r.line, r.fields[ck]);
-            goto out;
-        }
-        t.kind = (uint8_t)kind;
-        const char *d = r.fields[cd];
-        if (!strcmp(d, "pre"))
-            t.dir = DIR_PRE;
-        else if (!strcmp(d, "post"))
-            t.dir = DIR_POST;
-        else if (!strcmp(d, "both") || !strcmp(d, "-"))
-            t.dir = DIR_BOTH;
-        else {
-            err_set(e, FV_EFORMAT, "%s:%d: dir '%s' is not pre, post, both or -", name, r.line, d);
-            goto out;
-        }
-        if (lex_add(l, r.fields[cterm], &t, r.fields[ci], 1, e) < 0) {
-            err_prefix(e, "%s:%d", name, r.line);
-            goto out;
-        }
-    }
-    rc = got < 0 ? -1 : 0;
-out:
-    tsv_close(&r);
-    return rc;
+    LexEntry t = {.layer = LEX_LAYER_TRIG, .target = -1};
+    int kind = -1;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        if (!strcmp(r->fields[c[1]], kinds[k].name))
+            kind = kinds[k].kind;
+    if (kind < 0)
+        return err_set(e, FV_EFORMAT, "%s:%d: unknown trigger kind '%s'", r->name, r->line,
+                       r->fields[c[1]]);
+    t.kind = (uint8_t)kind;
+    const char *d = r->fields[c[2]];
+    if (!strcmp(d, "pre"))
+        t.dir = DIR_PRE;
+    else if (!strcmp(d, "post"))
+        t.dir = DIR_POST;
+    else if (!strcmp(d, "both") || !strcmp(d, "-"))
+        t.dir = DIR_BOTH;
+    else
+        return err_set(e, FV_EFORMAT, "%s:%d: dir '%s' is not pre, post, both or -", r->name,
+                       r->line, d);
+    if (lex_add(l, r->fields[c[3]], &t, r->fields[c[0]], 1, e) < 0)
+        return err_prefix(e, "%s:%d", r->name, r->line);
+    return 0;
 }
 
-static int load_sections(Lexicon *l, const char *text, FvErr *e)
+/* parse_sections.tsv: section, heading. */
+static int section_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
 {
-    if (!text)
-        return 0;
-    const char *name = "parse_sections.tsv";
-    TsvReader r;
-    if (tsv_open(&r, text, strlen(text), name, e))
-        return -1;
-    int cs = col(&r, "section", e), ch = col(&r, "heading", e);
-    int rc = -1, got;
-    if (cs < 0 || ch < 0)
-        goto out;
-    while ((got = tsv_next(&r, e)) == 1) {
-        int sec;
-        if (!strcmp(r.fields[cs], "findings"))
-            sec = SEC_FINDINGS;
-        else if (!strcmp(r.fields[cs], "impression"))
-            sec = SEC_IMPRESSION;
-        else if (!strcmp(r.fields[cs], "other"))
-            sec = SEC_OTHER;
-        else {
-            err_set(e, FV_EFORMAT, "%s:%d: section '%s' is not findings, impression or other",
-                    name, r.line, r.fields[cs]);
-            goto out;
-        }
-        LexHeading *h = realloc(l->head, (size_t)(l->n_head + 1) * sizeof *h);
-        if (!h) {
-            err_set(e, FV_ENOMEM, "lexicon: out of memory");
-            goto out;
-        }
-        l->head = h;
-        char *t = norm_string(r.fields[ch], strlen(r.fields[ch]));
-        if (!t || !*t) {
-            free(t);
-            err_set(e, FV_EFORMAT, "%s:%d: empty heading", name, r.line);
-            goto out;
-        }
-        h[l->n_head++] = (LexHeading){t, strlen(t), sec};
+    const char *section = r->fields[c[0]], *heading = r->fields[c[1]];
+    int sec;
+    if (!strcmp(section, "findings"))
+        sec = SEC_FINDINGS;
+    else if (!strcmp(section, "impression"))
+        sec = SEC_IMPRESSION;
+    else if (!strcmp(section, "other"))
+        sec = SEC_OTHER;
+    else
+        return err_set(e, FV_EFORMAT, "%s:%d: section '%s' is not findings, impression or other",
+                       r->name, r->line, section);
+    LexHeading *h = realloc(l->head, (size_t)(l->n_head + 1) * sizeof *h);
+    if (!h)
+        return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+    l->head = h;
+    char *t = norm_string(heading, strlen(heading));
+    if (!t || !*t) {
+        free(t);
+        return err_set(e, FV_EFORMAT, "%s:%d: empty heading", r->name, r->line);
     }
-    rc = got < 0 ? -1 : 0;
-out:
-    tsv_close(&r);
-    return rc;
+    h[l->n_head++] = (LexHeading){t, strlen(t), sec};
+    return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -466,40 +437,38 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int load_abbrev(Lexicon *l, const char *text, FvErr *e)
+/* parse_abbrev.tsv: abbrev (kept normalised, without its final '.'). */
+static int abbrev_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
 {
-    if (!text)
-        return 0;
-    const char *name = "parse_abbrev.tsv";
-    TsvReader r;
-    if (tsv_open(&r, text, strlen(text), name, e))
+    char **a = realloc(l->abbrev, (size_t)(l->n_abbrev + 1) * sizeof *a);
+    if (!a)
+        return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+    l->abbrev = a;
+    char *t = norm_string(r->fields[c[0]], strlen(r->fields[c[0]]));
+    if (!t)
+        return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+    size_t n = strlen(t);
+    if (n && t[n - 1] == '.')
+        t[n - 1] = '\0';
+    a[l->n_abbrev++] = t;
+    return 0;
+}
+
+static int load_tables(Lexicon *l, const char *terms_tsv, const char *generic_tsv,
+                       const char *triggers_tsv, const char *sections_tsv, const char *abbrev_tsv,
+                       FvErr *e)
+{
+    static const char *const triggers[] = {"id", "kind", "dir", "term", NULL};
+    static const char *const sections[] = {"section", "heading", NULL};
+    static const char *const abbrev[] = {"abbrev", NULL};
+    if (load_terms(l, terms_tsv, e) || load_generic(l, generic_tsv, e) ||
+        load_table(l, triggers_tsv, "parse_triggers.tsv", triggers, trigger_row, e) ||
+        load_table(l, sections_tsv, "parse_sections.tsv", sections, section_row, e) ||
+        load_table(l, abbrev_tsv, "parse_abbrev.tsv", abbrev, abbrev_row, e))
         return -1;
-    int ca = col(&r, "abbrev", e);
-    int rc = -1, got;
-    if (ca < 0)
-        goto out;
-    while ((got = tsv_next(&r, e)) == 1) {
-        char **a = realloc(l->abbrev, (size_t)(l->n_abbrev + 1) * sizeof *a);
-        if (!a) {
-            err_set(e, FV_ENOMEM, "lexicon: out of memory");
-            goto out;
-        }
-        l->abbrev = a;
-        char *t = norm_string(r.fields[ca], strlen(r.fields[ca]));
-        if (!t) {
-            err_set(e, FV_ENOMEM, "lexicon: out of memory");
-            goto out;
-        }
-        size_t n = strlen(t);
-        if (n && t[n - 1] == '.')
-            t[n - 1] = '\0';
-        a[l->n_abbrev++] = t;
-    }
-    qsort(l->abbrev, (size_t)l->n_abbrev, sizeof *l->abbrev, cmp_str);
-    rc = got < 0 ? -1 : 0;
-out:
-    tsv_close(&r);
-    return rc;
+    if (l->n_abbrev > 1)
+        qsort(l->abbrev, (size_t)l->n_abbrev, sizeof *l->abbrev, cmp_str);
+    return 0;
 }
 
 int lex_is_abbrev(const Lexicon *l, const char *word, size_t n)
@@ -593,9 +562,8 @@ int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const cha
     l->onto = o;
     l->hash = h;
     l->body = onto_anatomy(o, "body");
-    if (hash_grow(h, l) || add_ontology(l, e) || load_terms(l, terms_tsv, e) ||
-        load_generic(l, generic_tsv, e) || load_triggers(l, triggers_tsv, e) ||
-        load_sections(l, sections_tsv, e) || load_abbrev(l, abbrev_tsv, e) ||
+    if (hash_grow(h, l) || add_ontology(l, e) ||
+        load_tables(l, terms_tsv, generic_tsv, triggers_tsv, sections_tsv, abbrev_tsv, e) ||
         build_anat_tasks(l, e))
         goto fail;
     const char **pats = malloc((size_t)(l->n ? l->n : 1) * sizeof *pats);

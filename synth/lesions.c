@@ -106,13 +106,10 @@ int lesion_table_parse(LesionTable **out, const Ontology *o, const char *text, s
         return -1;
     }
     static const char *const cols[] = {"task", "effect", "target", "alt", "size_mm", "hu_plain",
-                                       "hu_enh", "count", "param", "place", "label"};
+                                       "hu_enh", "count", "param", "place", "label", NULL};
     int ci[11];
-    for (int i = 0; i < 11; i++)
-        if ((ci[i] = tsv_col(&r, cols[i])) < 0) {
-            err_set(e, FV_EFORMAT, "%s: header lacks column '%s'", name, cols[i]);
-            goto fail;
-        }
+    if (tsv_cols(&r, cols, ci, e))
+        goto fail;
     int got, cap = 0;
     while ((got = tsv_next(&r, e)) == 1) {
         char **f = r.fields;
@@ -1155,6 +1152,42 @@ static int fx_streak(LesionSet *ls, const PendingFx *fx, const Body *b, Scene *s
     return placed;
 }
 
+/* One line of voxels of a pleural layer, along x (axis 0, at y = fixed) or
+ * y (axis 1, at x = fixed) in slice k: from the end that step points away
+ * from (+1: index 0, -1: the last), the first voxel of labs, then nt voxels
+ * inward from it that still have one of labs become lesion at hu. Their
+ * positions (RAS mm) are added to sum and counted in *nv. */
+static void layer_line(Scene *s, const int *labs, int nl, int axis, int fixed, int k, int step,
+                       int nt, double hu, double sum[3], int64_t *nv)
+{
+    int n = axis == 0 ? s->nx : s->ny, first = -1;
+    for (int t = step > 0 ? 0 : n - 1; t >= 0 && t < n; t += step)
+        if (has_label(labs, nl, s->lab[axis == 0 ? scene_idx(s, t, fixed, k)
+                                                 : scene_idx(s, fixed, t, k)])) {
+            first = t;
+            break;
+        }
+    if (first < 0)
+        return;
+    for (int d = 0; d < nt; d++) {
+        int t = first + step * d;
+        if (t < 0 || t >= n)
+            break;
+        int i = axis == 0 ? t : fixed, j = axis == 0 ? fixed : t;
+        size_t x = scene_idx(s, i, j, k);
+        if (!has_label(labs, nl, s->lab[x]))
+            continue;
+        s->hu[x] = (int16_t)lrint(hu);
+        s->tis[x] = T_LESION;
+        s->lab[x] = 0;
+        double p[3];
+        scene_pos(s, i, j, k, p);
+        for (int a = 0; a < 3; a++)
+            sum[a] += p[a];
+        (*nv)++;
+    }
+}
+
 /* Pleural fluid (dependent), pneumothorax (anterior) or pleural thickening
  * (lateral): a layer of the lung next to the chest wall, scanned column by
  * column from the outside in. */
@@ -1205,40 +1238,8 @@ static int fx_layer(LesionSet *ls, const PendingFx *fx, Scene *s, Rng *r)
             double t = t_mm * (dep ? sqrt(f) : f);
             if (dep || ant) {
                 int nt = (int)(t / s->sp[1] + 0.5);
-                for (int i = 0; i < s->nx; i++) {
-                    int j0 = -1;
-                    if (dep) {
-                        for (int j = 0; j < s->ny; j++)
-                            if (has_label(labs, nl, s->lab[scene_idx(s, i, j, k)])) {
-                                j0 = j;
-                                break;
-                            }
-                    } else {
-                        for (int j = s->ny - 1; j >= 0; j--)
-                            if (has_label(labs, nl, s->lab[scene_idx(s, i, j, k)])) {
-                                j0 = j;
-                                break;
-                            }
-                    }
-                    if (j0 < 0)
-                        continue;
-                    for (int d = 0; d < nt; d++) {
-                        int j = dep ? j0 + d : j0 - d;
-                        if (j < 0 || j >= s->ny)
-                            break;
-                        size_t x = scene_idx(s, i, j, k);
-                        if (!has_label(labs, nl, s->lab[x]))
-                            continue;
-                        s->hu[x] = (int16_t)lrint(fx->hu);
-                        s->tis[x] = T_LESION;
-                        s->lab[x] = 0;
-                        double p[3];
-                        scene_pos(s, i, j, k, p);
-                        for (int a = 0; a < 3; a++)
-                            sum[a] += p[a];
-                        nv++;
-                    }
-                }
+                for (int i = 0; i < s->nx; i++)
+                    layer_line(s, labs, nl, 1, i, k, dep ? 1 : -1, nt, fx->hu, sum, &nv);
             } else {
                 /* lateral: from the side of the chest inward, posterior half */
                 int nt = (int)(t / s->sp[0] + 0.5);
@@ -1246,38 +1247,7 @@ static int fx_layer(LesionSet *ls, const PendingFx *fx, Scene *s, Rng *r)
                     double y = s->org[1] + j * s->sp[1];
                     if (y > 30)
                         continue;
-                    int i0 = -1;
-                    if (sides[si] == 0) {
-                        for (int i = s->nx - 1; i >= 0; i--)
-                            if (has_label(labs, nl, s->lab[scene_idx(s, i, j, k)])) {
-                                i0 = i;
-                                break;
-                            }
-                    } else {
-                        for (int i = 0; i < s->nx; i++)
-                            if (has_label(labs, nl, s->lab[scene_idx(s, i, j, k)])) {
-                                i0 = i;
-                                break;
-                            }
-                    }
-                    if (i0 < 0)
-                        continue;
-                    for (int d = 0; d < nt; d++) {
-                        int i = sides[si] == 0 ? i0 - d : i0 + d;
-                        if (i < 0 || i >= s->nx)
-                            break;
-                        size_t x = scene_idx(s, i, j, k);
-                        if (!has_label(labs, nl, s->lab[x]))
-                            continue;
-                        s->hu[x] = (int16_t)lrint(fx->hu);
-                        s->tis[x] = T_LESION;
-                        s->lab[x] = 0;
-                        double p[3];
-                        scene_pos(s, i, j, k, p);
-                        for (int a = 0; a < 3; a++)
-                            sum[a] += p[a];
-                        nv++;
-                    }
+                    layer_line(s, labs, nl, 0, j, k, sides[si] == 0 ? -1 : 1, nt, fx->hu, sum, &nv);
                 }
             }
         }

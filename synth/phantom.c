@@ -34,12 +34,11 @@ int tissue_table_load(TissueTable *t, FvErr *e)
     int rc = -1;
     if (tsv_open(&r, text, len, file, e))
         goto out;
-    int cn = tsv_col(&r, "name"), cp = tsv_col(&r, "hu_plain"), ce = tsv_col(&r, "hu_enh"),
-        cs = tsv_col(&r, "texture_sd");
-    if (cn < 0 || cp < 0 || ce < 0 || cs < 0) {
-        err_set(e, FV_EFORMAT, "%s: header needs name, hu_plain, hu_enh, texture_sd", file);
+    static const char *const cols[] = {"name", "hu_plain", "hu_enh", "texture_sd", NULL};
+    int c[4] = {0};
+    if (tsv_cols(&r, cols, c, e))
         goto close;
-    }
+    int cn = c[0], cp = c[1], ce = c[2], cs = c[3];
     int got;
     while ((got = tsv_next(&r, e)) == 1) {
         int id = -1;

@@ -111,12 +111,11 @@ int phrases_parse(Phrases **out, const Ontology *o, const char *text, size_t len
         free(ph);
         return -1;
     }
-    int ck = tsv_col(&r, "key"), cl = tsv_col(&r, "lang"), ct = tsv_col(&r, "text");
-    int cap = 0, got;
-    if (ck < 0 || cl < 0 || ct < 0) {
-        err_set(e, FV_EFORMAT, "%s: header needs key, lang, text", name);
+    static const char *const cols[] = {"key", "lang", "text", NULL};
+    int col[3] = {0}, cap = 0, got;
+    if (tsv_cols(&r, cols, col, e))
         goto fail;
-    }
+    int ck = col[0], cl = col[1], ct = col[2];
     while ((got = tsv_next(&r, e)) == 1) {
         const char *key = r.fields[ck], *lg = r.fields[cl], *tx = r.fields[ct];
         int lang = !strcmp(lg, "zh") ? LANG_ZH : !strcmp(lg, "en") ? LANG_EN : -1;

@@ -15,6 +15,7 @@
 
 #include "archw.h"
 #include "buf.h"
+#include "csv.h"
 #include "dicomw.h"
 #include "fsutil.h"
 #include "json.h"
@@ -27,7 +28,7 @@
 #include "report.h"
 #include "rng.h"
 #include "schemas.h"
-#include "tsv.h"
+#include "totalseg.h"
 #include "vol.h"
 
 /* CT-RATE's labels.csv columns, in its order (reference/ctrate_labels.tsv). */
@@ -963,22 +964,6 @@ out:
 /* CT-RATE layout                                                             */
 /* ------------------------------------------------------------------------ */
 
-static void csv_field(Buf *b, const char *s)
-{
-    if (!s)
-        s = "";
-    if (strpbrk(s, ",\"\r\n") || (*s == ' ')) {
-        buf_putc(b, '"');
-        for (const char *p = s; *p; p++) {
-            if (*p == '"')
-                buf_putc(b, '"');
-            buf_putc(b, *p);
-        }
-        buf_putc(b, '"');
-    } else
-        buf_puts(b, s);
-}
-
 static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
 {
     const Grid *g = &s->grid;
@@ -1046,19 +1031,19 @@ static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr 
     Buf *rr = &(Buf){0};
     char vname[128];
     snprintf(vname, sizeof vname, "%s_1.nii.gz", base);
-    csv_field(rr, vname);
+    csv_put_field(rr, vname);
     buf_putc(rr, ',');
-    csv_field(rr, rng_bernoulli(r, 0.4) ? "Not given." : s->rep.history.data);
+    csv_put_field(rr, rng_bernoulli(r, 0.4) ? "Not given." : s->rep.history.data);
     buf_putc(rr, ',');
-    csv_field(rr, rng_bernoulli(r, 0.1) || !s->rep.technique.len ? "Not given." : s->rep.technique.data);
+    csv_put_field(rr, rng_bernoulli(r, 0.1) || !s->rep.technique.len ? "Not given." : s->rep.technique.data);
     buf_putc(rr, ',');
-    csv_field(rr, s->rep.findings.len ? s->rep.findings.data : "Not given.");
+    csv_put_field(rr, s->rep.findings.len ? s->rep.findings.data : "Not given.");
     buf_putc(rr, ',');
-    csv_field(rr, s->rep.impression.len ? s->rep.impression.data : "Not given.");
+    csv_put_field(rr, s->rep.impression.len ? s->rep.impression.data : "Not given.");
     buf_puts(rr, "\n");
     so->rep_row = buf_steal(rr);
     Buf *lr = &(Buf){0};
-    csv_field(lr, vname);
+    csv_put_field(lr, vname);
     for (int k = 0; k < 18; k++) {
         int v = 0;
         for (int t = 0; t < c->o->n_find; t++)
@@ -1081,15 +1066,15 @@ static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr 
     ds(sz, sizeof sz, g->sp[2]);
     Buf *mr = &(Buf){0};
     char f1[96], f2[96];
-    csv_field(mr, vname);
+    csv_put_field(mr, vname);
     buf_printf(mr, ",FVLM Phantom Systems,%s,%s,", s->body.female ? "F" : "M", s->age);
     snprintf(f1, sizeof f1, "[%s, %s]", sx, sy);
-    csv_field(mr, f1);
+    csv_put_field(mr, f1);
     buf_printf(mr, ",%s,1,-1024,", sz);
     snprintf(f2, sizeof f2, "[%s, %s, %s]", x1, y1, z1);
-    csv_field(mr, f2);
+    csv_put_field(mr, f2);
     buf_putc(mr, ',');
-    csv_field(mr, "[1, 0, 0, 0, 1, 0]");
+    csv_put_field(mr, "[1, 0, 0, 0, 1, 0]");
     buf_printf(mr, ",%d,%d,%d\n", g->n[1], g->n[0], g->n[2]);
     so->meta_row = buf_steal(mr);
     rc = so->rep_row && so->lab_row && so->meta_row ? 0 : err_set(e, FV_ENOMEM, "synth: out of memory");
@@ -1481,43 +1466,26 @@ static int prepare_out(const SynthOptions *o, FvErr *e)
     return 0;
 }
 
+/* The class names of the masks written (every id of the phantom's labels
+ * must have one). */
 static int load_ts_names(Ctx *c, FvErr *e)
 {
-    char *text;
-    size_t len;
-    if (schema_load("totalseg_classes.tsv", &text, &len, e))
-        return -1;
-    TsvReader r;
-    int rc = -1, got;
-    if (tsv_open(&r, text, len, "totalseg_classes.tsv", e))
-        goto out;
-    int ci = tsv_col(&r, "id"), cn = tsv_col(&r, "name");
-    if (ci < 0 || cn < 0) {
-        err_set(e, FV_EFORMAT, "totalseg_classes.tsv: header needs id and name");
-        goto close;
-    }
-    while ((got = tsv_next(&r, e)) == 1) {
-        long id = strtol(r.fields[ci], NULL, 10);
-        if (id < 1 || id >= TS_NUM) {
-            err_set(e, FV_EFORMAT, "totalseg_classes.tsv:%d: id %s out of range 1-%d", r.line,
-                    r.fields[ci], TS_NUM - 1);
-            goto close;
-        }
+    TsClasses *t = malloc(sizeof *t);
+    if (!t)
+        return err_set(e, FV_ENOMEM, "totalseg_classes.tsv: out of memory");
+    int rc = ts_classes_load(t, e);
+    if (rc == 0 && t->max_id >= TS_NUM)
+        rc = err_set(e, FV_EFORMAT, "totalseg_classes.tsv: id %d out of range 1-%d", t->max_id,
+                     TS_NUM - 1);
+    for (int id = 1; rc == 0 && id < TS_NUM; id++) {
         free(c->ts_names[id]);
-        c->ts_names[id] = strdup(r.fields[cn]);
-    }
-    if (got < 0)
-        goto close;
-    rc = 0;
-    for (int id = 1; id < TS_NUM; id++)
-        if (!c->ts_names[id]) {
+        c->ts_names[id] = NULL;
+        if (!t->name[id][0])
             rc = err_set(e, FV_EFORMAT, "totalseg_classes.tsv: no name for id %d", id);
-            break;
-        }
-close:
-    tsv_close(&r);
-out:
-    free(text);
+        else if (!(c->ts_names[id] = strdup(t->name[id])))
+            rc = err_set(e, FV_ENOMEM, "totalseg_classes.tsv: out of memory");
+    }
+    free(t);
     return rc;
 }
 
@@ -1603,7 +1571,7 @@ int synth_run(const SynthOptions *opt, SynthStats *st, FvErr *e)
         buf_puts(&cl, "VolumeName");
         for (int k = 0; k < 18; k++) {
             buf_putc(&cl, ',');
-            csv_field(&cl, CTRATE_LABELS[k]);
+            csv_put_field(&cl, CTRATE_LABELS[k]);
         }
         buf_putc(&cl, '\n');
         buf_puts(&cm, "VolumeName,Manufacturer,PatientSex,PatientAge,XYSpacing,ZSpacing,"

@@ -29,14 +29,17 @@ int cli_common_opt(CliCommon *c, int opt, const char *arg, const char *help, int
     case OPT_DB: c->db = arg; return 1;
     case OPT_CONFIG: c->config_path = arg; return 1;
     case OPT_SET:
-        if (!strchr(arg, '=') || g_nsets >= 64) {
+        if (!strchr(arg, '=') || strchr(arg, '=') - arg >= 256 || g_nsets >= 64) {
             fprintf(stderr, "fvlm: --set expects KEY=VALUE, got '%s'\n", arg);
             *exit_now = EXIT_USAGE;
             return -1;
         }
         g_sets[g_nsets++] = (char *)arg;
         return 1;
-    case OPT_QUIET: log_set_level(LOG_ERROR); return 1;
+    case OPT_QUIET:
+        c->quiet = 1;
+        log_set_level(LOG_ERROR);
+        return 1;
     case OPT_VERBOSE: log_set_level(LOG_DEBUG); return 1;
     case OPT_JSON: c->json = 1; return 1;
     case OPT_HELP:
@@ -60,6 +63,79 @@ int cli_common_finish(CliCommon *c, FvErr *e)
     }
     g_nsets = 0;
     return 0;
+}
+
+int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts, const char *cmd,
+                 const char *help, int *code)
+{
+    if (!c->started) {
+        /* glibc starts afresh at optind 0 (argv[0] is the subcommand); our
+         * messages replace getopt's, and the leading ':' tells a missing
+         * value from an unknown option. */
+        optind = 0;
+        opterr = 0;
+        c->started = 1;
+    }
+    for (;;) {
+        int opt = getopt_long(argc, argv, ":", opts, NULL);
+        if (opt == -1)
+            return CLI_DONE;
+        if (opt == '?' || opt == ':') {
+            char name[64];
+            if (optopt > 0 && optopt < 256)
+                snprintf(name, sizeof name, "-%c", optopt);
+            else
+                snprintf(name, sizeof name, "%s", argv[optind - 1]);
+            for (const struct option *o = opts; opt == ':' && o->name; o++)
+                if (o->val == optopt)
+                    snprintf(name, sizeof name, "--%s", o->name);
+            *code = opt == ':' ? cli_usage(cmd, "option '%s' needs a value", name)
+                               : cli_usage(cmd, "unknown option '%s'", name);
+            return CLI_EXIT;
+        }
+        int exit_now;
+        int h = cli_common_opt(c, opt, optarg, help, &exit_now);
+        if (h < 0 || (h == 1 && exit_now >= 0)) {
+            *code = h < 0 ? EXIT_USAGE : exit_now;
+            return CLI_EXIT;
+        }
+        if (h == 0)
+            return opt;
+    }
+}
+
+int cli_common_only(CliCommon *c, int argc, char **argv, int want, const char *cmd,
+                    const char *help, int *code)
+{
+    static const struct option common[] = {CLI_COMMON_OPTIONS};
+    static const int bit[] = {CLI_WANT_DB, CLI_WANT_CONFIG, CLI_WANT_SET, CLI_WANT_QUIET,
+                              CLI_WANT_VERBOSE, CLI_WANT_JSON, 0};
+    enum { NCOMMON = sizeof common / sizeof common[0] };
+    _Static_assert(sizeof bit / sizeof bit[0] == NCOMMON, "a CLI_WANT_ bit per common option");
+    struct option opts[NCOMMON + 1];
+    int n = 0;
+    for (int i = 0; i < NCOMMON; i++)
+        if (!bit[i] || (want & bit[i]))
+            opts[n++] = common[i];
+    opts[n] = (struct option){0, 0, 0, 0};
+    int opt;
+    while ((opt = cli_next_opt(c, argc, argv, opts, cmd, help, code)) != CLI_DONE)
+        if (opt == CLI_EXIT)
+            return -1;
+    return 0;
+}
+
+int cli_write(Buf *b)
+{
+    int rc = EXIT_OK;
+    if (b->failed) {
+        log_error("stdout: out of memory");
+        rc = EXIT_FAIL;
+    } else if (b->len) {
+        fwrite(b->data, 1, b->len, stdout);
+    }
+    buf_free(b);
+    return rc;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 
+#include "buf.h"
 #include "config.h"
 #include "error.h"
 
@@ -22,6 +23,8 @@ typedef struct CliCommon {
     const char *db;          /* --db, default corpus.db */
     const char *config_path; /* --config */
     int json;                /* --json */
+    int quiet;               /* --quiet (the log level is set too) */
+    int started;             /* cli_next_opt has begun reading argv */
     Config config;           /* file, then --set key=value overrides */
 } CliCommon;
 
@@ -44,6 +47,8 @@ typedef struct CliCommon {
     "  --json             machine-readable output on stdout\n"                           \
     "  --help             this help\n"
 
+/* A CliCommon holds no memory until cli_common_finish: a command may return
+ * from its option loop without cli_common_free. */
 void cli_common_init(CliCommon *c);
 void cli_common_free(CliCommon *c);
 /* Handles one common option. Returns 1 when handled, 0 when opt is not a
@@ -52,6 +57,34 @@ void cli_common_free(CliCommon *c);
 int cli_common_opt(CliCommon *c, int opt, const char *arg, const char *help, int *exit_now);
 /* Loads --config then applies --set overrides (call after option parsing). */
 int cli_common_finish(CliCommon *c, FvErr *e);
+
+enum { CLI_DONE = -1, CLI_EXIT = -2 };
+
+/* The option loop of a subcommand: getopt_long over opts (argv[0] is the
+ * subcommand), with the common options that opts lists (all or some of
+ * CLI_COMMON_OPTIONS) handled here into c. Returns the id of the next
+ * option that is the subcommand's own (its value in optarg); CLI_DONE after
+ * the last option (optind is then at the first operand); or CLI_EXIT when
+ * the command must end now with the exit code in *code: EXIT_OK after --help
+ * (the help printed), EXIT_USAGE after an unknown option, an option without
+ * its value or a bad --set (the message printed, naming cmd). */
+int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts, const char *cmd,
+                 const char *help, int *code);
+
+/* The option loop of a subcommand whose options are all common ones: want
+ * says which (bits CLI_WANT_*; --help is always there). Returns 0 with
+ * optind at the first operand, or -1 when the command must end now with the
+ * exit code in *code (as cli_next_opt's CLI_EXIT). */
+enum {
+    CLI_WANT_DB = 1, CLI_WANT_CONFIG = 2, CLI_WANT_SET = 4, CLI_WANT_QUIET = 8,
+    CLI_WANT_VERBOSE = 16, CLI_WANT_JSON = 32
+};
+int cli_common_only(CliCommon *c, int argc, char **argv, int want, const char *cmd,
+                    const char *help, int *code);
+
+/* Writes b to stdout and frees it. Returns EXIT_OK, or EXIT_FAIL (message
+ * printed) when b ran out of memory while it was filled. */
+int cli_write(Buf *b);
 
 /* Prints "fvlm CMD: message" and the hint to run --help; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -57,34 +57,22 @@ int cmd_align(int argc, char **argv)
     CliCommon cli;
     cli_common_init(&cli);
     int64_t *studies = NULL;
-    int n_studies = 0, opt, exit_now;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int r = cli_common_opt(&cli, opt, optarg, help, &exit_now);
-        if (r) {
-            if (exit_now >= 0) {
-                free(studies);
-                cli_common_free(&cli);
-                return exit_now;
-            }
-            continue;
+    int n_studies = 0, opt, code;
+    while ((opt = cli_next_opt(&cli, argc, argv, opts, "align", help, &code)) != CLI_DONE) {
+        if (opt == CLI_EXIT) {
+            free(studies);
+            return code;
         }
-        if (opt == OPT_STUDY) {
-            long long id;
-            int64_t *p = realloc(studies, (size_t)(n_studies + 1) * sizeof *p);
-            if (!p || cli_parse_i64(optarg, 1, INT64_MAX, &id)) {
-                free(p ? p : studies);
-                cli_common_free(&cli);
-                return cli_usage("align", "--study expects a study id (a positive integer), got '%s'",
-                                 optarg);
-            }
-            studies = p;
-            studies[n_studies++] = id;
-            continue;
+        /* OPT_STUDY */
+        long long id;
+        int64_t *p = realloc(studies, (size_t)(n_studies + 1) * sizeof *p);
+        if (!p || cli_parse_i64(optarg, 1, INT64_MAX, &id)) {
+            free(p ? p : studies);
+            return cli_usage("align", "--study expects a study id (a positive integer), got '%s'",
+                             optarg);
         }
-        free(studies);
-        cli_common_free(&cli);
-        return cli_usage("align", "unknown option");
+        studies = p;
+        studies[n_studies++] = id;
     }
     if (optind < argc) {
         free(studies);

@@ -252,9 +252,10 @@ int cmd_demo(int argc, char **argv)
     d.studies = 320;
     d.seed = 1;
     d.threads = 2;
-    int force = 0, opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    CliCommon cc;
+    cli_common_init(&cc);
+    int force = 0, opt, code;
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "demo", help, &code)) != CLI_DONE) {
         switch (opt) {
         case OPT_OUT: dir = optarg; break;
         case OPT_STUDIES:
@@ -275,14 +276,10 @@ int cmd_demo(int argc, char **argv)
             break;
         case OPT_ABLATION: d.ablation = 1; break;
         case OPT_FORCE: force = 1; break;
-        case OPT_QUIET:
-            d.quiet = 1;
-            log_set_level(LOG_ERROR);
-            break;
-        case OPT_HELP: fputs(help, stdout); return EXIT_OK;
-        default: return cli_usage("demo", "unknown option");
+        default: return code; /* CLI_EXIT */
         }
     }
+    d.quiet = cc.quiet;
     if (optind < argc)
         return cli_usage("demo", "unexpected argument '%s'", argv[optind]);
 

@@ -110,7 +110,7 @@ static void print_text(const EvalResults *r, const char *html)
         printf("\nreport: %s\n", html);
 }
 
-static void print_json(const EvalResults *r, const char *html)
+static int print_json(const EvalResults *r, const char *html)
 {
     Buf b = {0};
     JsonW w;
@@ -168,8 +168,7 @@ static void print_json(const EvalResults *r, const char *html)
     jw_arr_end(&w);
     jw_obj_end(&w);
     buf_putc(&b, '\n');
-    fwrite(b.data, 1, b.len, stdout);
-    buf_free(&b);
+    return cli_write(&b);
 }
 
 int eval_command_main(int argc, char **argv, int probe)
@@ -203,17 +202,9 @@ int eval_command_main(int argc, char **argv, int probe)
     cli_common_init(&cc);
     const char *model = NULL, *out = NULL, *split = NULL, *labels = NULL, *style = NULL,
                *boot = NULL, *seed = NULL, *train_split = NULL, *cval = NULL;
-    int opt, rc = EXIT_USAGE, exit_now;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", probe ? probe_opts : eval_opts, NULL)) != -1) {
-        int h = cli_common_opt(&cc, opt, optarg, help, &exit_now);
-        if (h < 0 || (h == 1 && exit_now >= 0)) {
-            rc = h < 0 ? EXIT_USAGE : exit_now;
-            goto done;
-        }
-        if (h == 1)
-            continue;
+    int opt, rc = EXIT_USAGE;
+    while ((opt = cli_next_opt(&cc, argc, argv, probe ? probe_opts : eval_opts, name, help, &rc)) !=
+           CLI_DONE) {
         switch (opt) {
         case OPT_MODEL: model = optarg; break;
         case OPT_OUT: out = optarg; break;
@@ -224,9 +215,7 @@ int eval_command_main(int argc, char **argv, int probe)
         case OPT_SEED_EVAL: seed = optarg; break;
         case OPT_TRAIN_SPLIT: train_split = optarg; break;
         case OPT_C: cval = optarg; break;
-        default:
-            rc = cli_usage(name, "unknown option '%s'", argv[optind - 1]);
-            goto done;
+        default: goto done; /* CLI_EXIT: rc holds the exit code */
         }
     }
     if (optind < argc) {
@@ -332,12 +321,13 @@ int eval_command_main(int argc, char **argv, int probe)
     if (eval_job_run(db, &job, &res, html, sizeof html, &e)) {
         rc = cli_fail(&e);
     } else {
-        if (cc.json)
-            print_json(&res, html);
-        else
+        if (cc.json) {
+            rc = print_json(&res, html);
+        } else {
             print_text(&res, html);
+            rc = EXIT_OK;
+        }
         eval_results_free(&res);
-        rc = EXIT_OK;
     }
     db_close(&db);
     buf_free(&cfgjson);

@@ -8,7 +8,6 @@
 #include "commands.h"
 #include "db.h"
 #include "export.h"
-#include "log.h"
 #include "ontology.h"
 
 static const char *help =
@@ -49,19 +48,16 @@ int cmd_export(int argc, char **argv)
         {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
-    const char *dbpath = "corpus.db", *format = NULL, *out = NULL, *split = NULL;
-    int json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    CliCommon cc;
+    cli_common_init(&cc);
+    const char *format = NULL, *out = NULL, *split = NULL;
+    int opt, code;
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "export", help, &code)) != CLI_DONE) {
         switch (opt) {
-        case OPT_DB: dbpath = optarg; break;
         case OPT_FORMAT: format = optarg; break;
         case OPT_OUT: out = optarg; break;
         case OPT_SPLIT: split = optarg; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_QUIET: log_set_level(LOG_ERROR); break;
-        case OPT_HELP: fputs(help, stdout); return EXIT_OK;
-        default: return cli_usage("export", "unknown option");
+        default: return code; /* CLI_EXIT */
         }
     }
     if (optind < argc)
@@ -80,12 +76,12 @@ int cmd_export(int argc, char **argv)
     int rc = EXIT_FAIL;
     ExportFormat f = !strcmp(format, "fvlm") ? EXPORT_FVLM : EXPORT_JSONL;
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||
-        db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, &e) ||
+        db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e) ||
         export_write(db, o, &meta, f, out, split, &c, &e)) {
         cli_fail(&e);
         goto done;
     }
-    if (json)
+    if (cc.json)
         printf("{\"format\": \"%s\", \"studies\": %lld, \"entries\": %lld, \"bytes\": %lld}\n", format,
                (long long)c.studies, (long long)c.entries, (long long)c.bytes);
     else

@@ -78,23 +78,11 @@ int cmd_ingest(int argc, char **argv)
     };
     CliCommon cc;
     cli_common_init(&cc);
-    int opt, strict = 0, exit_now;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int h = cli_common_opt(&cc, opt, optarg, help, &exit_now);
-        if (h) {
-            if (exit_now >= 0) {
-                cli_common_free(&cc);
-                return exit_now;
-            }
-            continue;
-        }
-        if (opt == OPT_STRICT) {
-            strict = 1;
-            continue;
-        }
-        cli_common_free(&cc);
-        return cli_usage("ingest", "unknown option");
+    int opt, strict = 0, code;
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "ingest", help, &code)) != CLI_DONE) {
+        if (opt == CLI_EXIT)
+            return code;
+        strict = 1; /* OPT_STRICT */
     }
     if (optind >= argc) {
         cli_common_free(&cc);

@@ -36,56 +36,33 @@ int cmd_inspect(int argc, char **argv)
         {0, 0, 0, 0},
     };
     InspectOpts o = {(int64_t)512 * 512 * 2000, NULL, 0};
-    Config cfg;
-    config_init(&cfg);
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        FvErr e = {0};
+    CliCommon cc;
+    cli_common_init(&cc);
+    int opt, code;
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "inspect", help, &code)) != CLI_DONE) {
         switch (opt) {
         case OPT_TENSOR: o.tensor_out = optarg; break;
         case OPT_MASK: o.as_mask = 1; break;
-        case OPT_JSON: break; /* the output is JSON anyway */
-        case OPT_SET: {
-            const char *eq = strchr(optarg, '=');
-            char key[128];
-            if (!eq || (size_t)(eq - optarg) >= sizeof key) {
-                config_free(&cfg);
-                return cli_usage("inspect", "--set expects KEY=VALUE");
-            }
-            snprintf(key, sizeof key, "%.*s", (int)(eq - optarg), optarg);
-            if (config_set(&cfg, key, eq + 1, &e)) {
-                config_free(&cfg);
-                return cli_fail(&e);
-            }
-            break;
-        }
-        case OPT_HELP:
-            fputs(help, stdout);
-            config_free(&cfg);
-            return EXIT_OK;
-        default:
-            config_free(&cfg);
-            return cli_usage("inspect", "unknown option");
+        default: return code; /* CLI_EXIT */
         }
     }
-    if (optind + 1 != argc) {
-        config_free(&cfg);
+    if (optind + 1 != argc)
         return cli_usage("inspect", optind >= argc ? "no PATH given" : "one PATH at a time");
-    }
     FvErr e = {0};
-    if (config_int(&cfg, "ingest.max_voxels", o.max_voxels, &o.max_voxels, &e) ||
+    if (cli_common_finish(&cc, &e)) {
+        cli_common_free(&cc);
+        return cli_fail(&e);
+    }
+    if (config_int(&cc.config, "ingest.max_voxels", o.max_voxels, &o.max_voxels, &e) ||
         o.max_voxels < 1) {
-        config_free(&cfg);
+        cli_common_free(&cc);
         if (!e.msg[0])
             err_set(&e, FV_EUSAGE, "ingest.max_voxels must be positive");
         return cli_usage("inspect", "%s", e.msg);
     }
-    config_free(&cfg);
+    cli_common_free(&cc);
     Buf out = {0};
     int rc = inspect_path(argv[optind], &o, &out, &e);
-    if (out.len)
-        fwrite(out.data, 1, out.len, stdout);
-    buf_free(&out);
-    return rc ? cli_fail(&e) : EXIT_OK;
+    int wrc = cli_write(&out);
+    return rc ? cli_fail(&e) : wrc;
 }

@@ -18,7 +18,7 @@ static const char *help =
     "  --json             one JSON object: anatomies, groups, tasks\n"
     "  --help             this help\n";
 
-static void print_json(const Ontology *o)
+static int print_json(const Ontology *o)
 {
     Buf b = {0};
     JsonW w;
@@ -79,8 +79,7 @@ static void print_json(const Ontology *o)
     jw_arr_end(&w);
     jw_obj_end(&w);
     buf_putc(&b, '\n');
-    fwrite(b.data, 1, b.len, stdout);
-    buf_free(&b);
+    return cli_write(&b);
 }
 
 static void print_text(const Ontology *o)
@@ -112,32 +111,22 @@ static void print_text(const Ontology *o)
 
 int cmd_ontology(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    int json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == OPT_JSON)
-            json = 1;
-        else if (opt == OPT_HELP) {
-            fputs(help, stdout);
-            return EXIT_OK;
-        } else
-            return cli_usage("ontology", "unknown option");
-    }
+    CliCommon cc;
+    int code;
+    cli_common_init(&cc);
+    if (cli_common_only(&cc, argc, argv, CLI_WANT_JSON, "ontology", help, &code))
+        return code;
     if (optind < argc)
         return cli_usage("ontology", "unexpected argument '%s'", argv[optind]);
     FvErr e = {0};
     Ontology *o;
     if (onto_load(&o, &e))
         return cli_fail(&e);
-    if (json)
-        print_json(o);
+    int rc = EXIT_OK;
+    if (cc.json)
+        rc = print_json(o);
     else
         print_text(o);
     onto_free(&o);
-    return EXIT_OK;
+    return rc;
 }

@@ -87,37 +87,24 @@ int cmd_parse(int argc, char **argv)
     };
     CliCommon c;
     cli_common_init(&c);
-    int all = 0, opt, exit_now;
+    int all = 0, opt, code;
     long long batch = 512;
     int64_t only[64];
     int nonly = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int h = cli_common_opt(&c, opt, optarg, help, &exit_now);
-        if (h < 0 || exit_now >= 0) {
-            cli_common_free(&c);
-            return exit_now >= 0 ? exit_now : EXIT_USAGE;
-        }
-        if (h)
-            continue;
+    while ((opt = cli_next_opt(&c, argc, argv, opts, "parse", help, &code)) != CLI_DONE) {
         long long v;
         if (opt == OPT_ALL) {
             all = 1;
         } else if (opt == OPT_REPORT) {
-            if (cli_parse_i64(optarg, 1, INT64_MAX, &v) || nonly >= 64) {
-                cli_common_free(&c);
+            if (cli_parse_i64(optarg, 1, INT64_MAX, &v) || nonly >= 64)
                 return cli_usage("parse", "--report expects a report id (at most 64), got '%s'",
                                  optarg);
-            }
             only[nonly++] = v;
         } else if (opt == OPT_BATCH) {
-            if (cli_parse_i64(optarg, 1, 100000, &batch)) {
-                cli_common_free(&c);
+            if (cli_parse_i64(optarg, 1, 100000, &batch))
                 return cli_usage("parse", "--batch expects 1..100000, got '%s'", optarg);
-            }
         } else {
-            cli_common_free(&c);
-            return cli_usage("parse", "unknown option");
+            return code; /* CLI_EXIT */
         }
     }
     if (optind < argc) {

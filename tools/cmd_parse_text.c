@@ -40,9 +40,10 @@ int cmd_parse_text(int argc, char **argv)
         {"help", no_argument, 0, OPT_HELP},
         {0, 0, 0, 0},
     };
-    int lang = PARSE_LANG_AUTO, pretty = 1, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    CliCommon cc;
+    cli_common_init(&cc);
+    int lang = PARSE_LANG_AUTO, pretty = 1, opt, code;
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "parse-text", help, &code)) != CLI_DONE) {
         if (opt == OPT_LANG) {
             if (!strcmp(optarg, "zh"))
                 lang = PARSE_LANG_ZH;
@@ -54,13 +55,8 @@ int cmd_parse_text(int argc, char **argv)
                 return cli_usage("parse-text", "--lang must be zh, en or auto, not '%s'", optarg);
         } else if (opt == OPT_COMPACT) {
             pretty = 0;
-        } else if (opt == OPT_QUIET) {
-            log_set_level(LOG_ERROR);
-        } else if (opt == OPT_HELP) {
-            fputs(help, stdout);
-            return EXIT_OK;
         } else {
-            return cli_usage("parse-text", "unknown option");
+            return code; /* CLI_EXIT */
         }
     }
     if (optind < argc)
@@ -102,13 +98,7 @@ int cmd_parse_text(int argc, char **argv)
         Buf out = {0};
         parse_result_json(p, &r, &out, pretty);
         buf_putc(&out, '\n');
-        if (out.failed) {
-            log_error("stdout: out of memory");
-            rc = EXIT_FAIL;
-        } else {
-            fwrite(out.data, 1, out.len, stdout);
-        }
-        buf_free(&out);
+        rc = cli_write(&out);
     }
     parse_result_free(&r);
     parser_free(&p);

@@ -125,26 +125,11 @@ static void print_text(const StudyView *v, const Ontology *o)
 
 int cmd_show(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, OPT_DB},
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    const char *dbpath = "corpus.db";
-    int json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == OPT_DB)
-            dbpath = optarg;
-        else if (opt == OPT_JSON)
-            json = 1;
-        else if (opt == OPT_HELP) {
-            fputs(help, stdout);
-            return EXIT_OK;
-        } else
-            return cli_usage("show", "unknown option");
-    }
+    CliCommon cc;
+    int code;
+    cli_common_init(&cc);
+    if (cli_common_only(&cc, argc, argv, CLI_WANT_DB | CLI_WANT_JSON, "show", help, &code))
+        return code;
     if (optind + 1 != argc)
         return cli_usage("show", "expected one STUDY id");
     long long id;
@@ -159,29 +144,22 @@ int cmd_show(int argc, char **argv)
     StudyView v = {0};
     int rc = EXIT_FAIL;
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||
-        db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, &e) || view_reader_open(&vr, db, o, &e) ||
+        db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e) || view_reader_open(&vr, db, o, &e) ||
         view_load(&vr, id, &v, &e)) {
         cli_fail(&e);
         goto done;
     }
-    if (json) {
+    if (cc.json) {
         Buf b = {0};
         JsonW w;
         jw_init(&w, &b, 1);
         view_study_json(&v, o, &meta, &w);
         buf_putc(&b, '\n');
-        if (b.failed) {
-            buf_free(&b);
-            err_set(&e, FV_ENOMEM, "show: out of memory");
-            cli_fail(&e);
-            goto done;
-        }
-        fwrite(b.data, 1, b.len, stdout);
-        buf_free(&b);
+        rc = cli_write(&b);
     } else {
         print_text(&v, o);
+        rc = EXIT_OK;
     }
-    rc = EXIT_OK;
 done:
     view_free(&v);
     view_reader_close(&vr);

@@ -76,31 +76,16 @@ static void print_obj(const JsonValue *o, const char *indent)
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, 0, OPT_DB},
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    const char *dbpath = "corpus.db";
-    int json = 0, opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == OPT_DB)
-            dbpath = optarg;
-        else if (opt == OPT_JSON)
-            json = 1;
-        else if (opt == OPT_HELP) {
-            fputs(help, stdout);
-            return EXIT_OK;
-        } else
-            return cli_usage("stats", "unknown option");
-    }
+    CliCommon cc;
+    int code;
+    cli_common_init(&cc);
+    if (cli_common_only(&cc, argc, argv, CLI_WANT_DB | CLI_WANT_JSON, "stats", help, &code))
+        return code;
     if (optind < argc)
         return cli_usage("stats", "unexpected argument '%s'", argv[optind]);
     FvErr e = {0};
     Db *db;
-    if (db_open(&db, dbpath, DB_READONLY | DB_MUST_EXIST, &e))
+    if (db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e))
         return cli_fail(&e);
     Buf out = {0};
     int rc = corpus_summary(db, &out, &e);
@@ -109,18 +94,15 @@ int cmd_stats(int argc, char **argv)
         buf_free(&out);
         return cli_fail(&e);
     }
-    if (json) {
-        fwrite(out.data, 1, out.len, stdout);
-    } else {
-        JsonValue *v;
-        if (json_parse(out.data, out.len, &v, &e)) {
-            buf_free(&out);
-            return cli_fail(&e);
-        }
-        printf("corpus %s\n", dbpath);
-        print_obj(v, "  ");
-        json_free(&v);
-    }
+    if (cc.json)
+        return cli_write(&out);
+    JsonValue *v;
+    rc = json_parse(out.data, out.len, &v, &e);
     buf_free(&out);
+    if (rc)
+        return cli_fail(&e);
+    printf("corpus %s\n", cc.db);
+    print_obj(v, "  ");
+    json_free(&v);
     return EXIT_OK;
 }

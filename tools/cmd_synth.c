@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "commands.h"
 #include "json.h"
-#include "log.h"
 #include "synth.h"
 
 static const char *help =
@@ -84,10 +83,11 @@ int cmd_synth(int argc, char **argv)
     };
     SynthOptions o;
     synth_options_default(&o);
-    int json = 0, opt;
+    CliCommon cc;
+    cli_common_init(&cc);
+    int opt, code;
     long long v;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "synth", help, &code)) != CLI_DONE) {
         switch (opt) {
         case OPT_OUT: o.out = optarg; break;
         case OPT_STUDIES:
@@ -148,11 +148,7 @@ int cmd_synth(int argc, char **argv)
             o.threads = (int)v;
             break;
         case OPT_FORCE: o.force = 1; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_QUIET: log_set_level(LOG_ERROR); break;
-        case OPT_VERBOSE: log_set_level(LOG_DEBUG); break;
-        case OPT_HELP: fputs(help, stdout); return EXIT_OK;
-        default: return cli_usage("synth", "unknown option");
+        default: return code; /* CLI_EXIT */
         }
     }
     if (optind < argc)
@@ -164,7 +160,7 @@ int cmd_synth(int argc, char **argv)
     if (synth_run(&o, &st, &e))
         return cli_fail(&e);
     double mb = st.bytes / 1e6, rate = st.seconds > 0 ? mb / st.seconds : 0;
-    if (json) {
+    if (cc.json) {
         Buf b = {0};
         JsonW w;
         jw_init(&w, &b, 0);
@@ -183,13 +179,12 @@ int cmd_synth(int argc, char **argv)
         jw_key(&w, "mb_per_s"); jw_num(&w, rate);
         jw_obj_end(&w);
         buf_putc(&b, '\n');
-        fwrite(b.data, 1, b.len, stdout);
-        buf_free(&b);
-    } else
-        printf("synth: %lld studies (%lld hospital, %lld CT-RATE; %lld test), %lld lesions, "
-               "%lld files, %.1f MB in %.2f s (%.1f MB/s) -> %s\n",
-               (long long)st.studies, (long long)st.hospital, (long long)st.ctrate,
-               (long long)st.test, (long long)st.lesions, (long long)st.files, mb, st.seconds,
-               rate, o.out);
+        return cli_write(&b);
+    }
+    printf("synth: %lld studies (%lld hospital, %lld CT-RATE; %lld test), %lld lesions, "
+           "%lld files, %.1f MB in %.2f s (%.1f MB/s) -> %s\n",
+           (long long)st.studies, (long long)st.hospital, (long long)st.ctrate,
+           (long long)st.test, (long long)st.lesions, (long long)st.files, mb, st.seconds, rate,
+           o.out);
     return EXIT_OK;
 }

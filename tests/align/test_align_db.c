@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "align.h"
@@ -20,6 +19,7 @@
 #include "run.h"
 #include "safetensors.h"
 #include "test.h"
+#include "testdb.h"
 
 static Ontology *O;
 static AnatomyMetaTable META;
@@ -42,32 +42,6 @@ static void exec_ok(Db *db, const char *sql)
         fprintf(stderr, "fixture: %s\n", e.msg);
         exit(2);
     }
-}
-
-static int64_t q_int(Db *db, const char *sql)
-{
-    FvErr e = {0};
-    int64_t v = -1;
-    int found;
-    if (db_query_int(db, &e, &v, &found, sql, ""))
-        fprintf(stderr, "query failed: %s: %s\n", sql, e.msg);
-    return found ? v : -1;
-}
-
-/* First column of the first row as text ("" when none), into a static buffer. */
-static const char *q_str(Db *db, const char *sql)
-{
-    static char out[2048];
-    out[0] = '\0';
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(out, sizeof out, "(sql error: %s)", sqlite3_errmsg(db->h));
-        return out;
-    }
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return out;
 }
 
 /* Three studies: 1 with a mask and a report, 2 with a report and no mask,
@@ -192,58 +166,58 @@ static void test_align_writes_links_statuses_regions_flags_samples(void)
     CHECK_EQ_INT(c.aligned, 5);
     CHECK_EQ_INT(c.failed, 3);
     CHECK_EQ_INT(c.no_mask, 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id IN (4, 5) AND kind = 'mask_error'"), 2);
-    const char *climb = q_str(db, "SELECT detail FROM flags WHERE study_id = 5 AND kind = 'mask_error'");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id IN (4, 5) AND kind = 'mask_error'"), 2);
+    const char *climb = sql_str(db, "SELECT detail FROM flags WHERE study_id = 5 AND kind = 'mask_error'");
     CHECK(strstr(climb, "is not a file under"), "shard name climbing out: '%s'", climb);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM errors WHERE member LIKE '%study 4)'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM errors WHERE member LIKE '%study 4)'"), 1);
 
-    CHECK_STR(q_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 12"),
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 12"),
               "lung:continuation");
-    CHECK_STR(q_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 13"),
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 13"),
               "liver:group");
-    CHECK_STR(q_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 16"),
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 16"),
               ":none");
-    CHECK_STR(q_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
+    CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "abnormal");
-    CHECK_STR(q_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "Right lower lobe nodule. A 6 mm nodule in the right lower lobe. It is stable.");
-    CHECK_STR(q_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"),
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"),
               "Heart shows no significant abnormalities.");
-    CHECK_STR(q_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'esophagus'"),
+    CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'esophagus'"),
               "abnormal");
-    CHECK_STR(q_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'spleen'"),
+    CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'spleen'"),
               "unmentioned");
-    CHECK_STR(q_str(db, "SELECT text FROM anatomy_status WHERE study_id = 2 AND anatomy = 'liver'"),
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 2 AND anatomy = 'liver'"),
               "肝未见明显异常。");
-    CHECK_STR(q_str(db, "SELECT diseases FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
+    CHECK_STR(sql_str(db, "SELECT diseases FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "[\"lung_nodule\"]");
 
-    CHECK_EQ_INT(q_int(db, "SELECT voxels FROM regions WHERE study_id = 1 AND anatomy = 'lung'"),
+    CHECK_EQ_INT(sql_int(db, "SELECT voxels FROM regions WHERE study_id = 1 AND anatomy = 'lung'"),
                  10 * 17 * 15 + 12 * 17 * 15);
-    CHECK_EQ_INT(q_int(db, "SELECT whole FROM regions WHERE study_id = 1 AND anatomy = 'lung'"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT whole FROM regions WHERE study_id = 1 AND anatomy = 'liver'"), 0);
-    CHECK_EQ_INT(q_int(db, "SELECT z0 FROM regions WHERE study_id = 1 AND anatomy = '_union'"), 0);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM regions WHERE study_id IN (2, 3)"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT whole FROM regions WHERE study_id = 1 AND anatomy = 'lung'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT whole FROM regions WHERE study_id = 1 AND anatomy = 'liver'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT z0 FROM regions WHERE study_id = 1 AND anatomy = '_union'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM regions WHERE study_id IN (2, 3)"), 0);
 
-    CHECK_STR(q_str(db, "SELECT group_concat(anatomy || ':' || status || ':' || whole, ' ') FROM"
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || status || ':' || whole, ' ') FROM"
                         " (SELECT * FROM samples WHERE study_id = 1 ORDER BY anatomy)"),
               "body:normal:0 heart:normal:1 liver:normal:0 lung:abnormal:1 lymph_node:normal:1"
               " peritoneum:normal:0");
-    CHECK_STR(q_str(db, "SELECT split FROM samples WHERE study_id = 1 LIMIT 1"), "train");
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM samples WHERE study_id IN (2, 3)"), 0);
+    CHECK_STR(sql_str(db, "SELECT split FROM samples WHERE study_id = 1 LIMIT 1"), "train");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM samples WHERE study_id IN (2, 3)"), 0);
 
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id = 1 AND anatomy = 'esophagus'"
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id = 1 AND anatomy = 'esophagus'"
                            " AND kind = 'abnormal_without_mask'"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id = 1 AND anatomy = 'lung'"
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id = 1 AND anatomy = 'lung'"
                            " AND kind = 'implausible_volume'"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id = 2 AND kind = 'no_mask'"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id = 3 AND kind = 'mask_error'"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM flags WHERE study_id = 3 AND kind = 'unknown_id'"), 1);
-    const char *why = q_str(db, "SELECT reason FROM errors WHERE member LIKE 'm3%'");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id = 2 AND kind = 'no_mask'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id = 3 AND kind = 'mask_error'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM flags WHERE study_id = 3 AND kind = 'unknown_id'"), 1);
+    const char *why = sql_str(db, "SELECT reason FROM errors WHERE member LIKE 'm3%'");
     CHECK(strstr(why, "mask shape (10, 10, 10) differs from the volume grid (20, 30, 40)"),
           "error row for the bad mask reads '%s'", why);
     /* The bad mask does not stop the study's text side. */
-    CHECK_STR(q_str(db, "SELECT status FROM anatomy_status WHERE study_id = 3 AND anatomy = 'lung'"),
+    CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 3 AND anatomy = 'lung'"),
               "abnormal");
     db_close(&db);
 }
@@ -261,19 +235,19 @@ static void test_rerun_keeps_annotators_values_and_is_idempotent(void)
         " diseases = '[\"cardiomegaly\"]' WHERE study_id = 1 AND anatomy = 'heart';");
     AlignCounts c;
     CHECK_EQ_INT(run_align(db, &c), 0);
-    CHECK_EQ_INT(q_int(db, "SELECT accepted FROM links WHERE sentence_id = 12 AND anatomy = 'lung'"), 0);
-    CHECK_STR(q_str(db, "SELECT source FROM links WHERE sentence_id = 13 AND anatomy = 'kidney'"), "audit");
+    CHECK_EQ_INT(sql_int(db, "SELECT accepted FROM links WHERE sentence_id = 12 AND anatomy = 'lung'"), 0);
+    CHECK_STR(sql_str(db, "SELECT source FROM links WHERE sentence_id = 13 AND anatomy = 'kidney'"), "audit");
     /* The rejected continuation no longer feeds the lung's text. */
-    CHECK_STR(q_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "Right lower lobe nodule. A 6 mm nodule in the right lower lobe.");
     /* The rejected sentence now links to nothing: recorded. */
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM links WHERE sentence_id = 12 AND anatomy = ''"), 1);
-    CHECK_STR(q_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"),
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM links WHERE sentence_id = 12 AND anatomy = ''"), 1);
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"),
               "Cardiomegaly.");
-    CHECK_STR(q_str(db, "SELECT status || ' ' || text || ' ' || diseases FROM samples"
+    CHECK_STR(sql_str(db, "SELECT status || ' ' || text || ' ' || diseases FROM samples"
                         " WHERE study_id = 1 AND anatomy = 'heart'"),
               "abnormal Cardiomegaly. [\"cardiomegaly\"]");
-    CHECK_STR(q_str(db, "SELECT findings_text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'kidney'"),
+    CHECK_STR(sql_str(db, "SELECT findings_text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'kidney'"),
               "Upper abdominal organs are normal.");
 
     const char *tables[] = {"links", "anatomy_status", "regions", "flags", "samples"};
@@ -281,32 +255,17 @@ static void test_rerun_keeps_annotators_values_and_is_idempotent(void)
     for (int i = 0; i < 5; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
-        before[i] = q_int(db, sql);
+        before[i] = sql_int(db, sql);
     }
     CHECK_EQ_INT(run_align(db, &c), 0);
     for (int i = 0; i < 5; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
-        CHECK(q_int(db, sql) == before[i], "%s: %lld rows after a re-run, %lld before", tables[i],
-              (long long)q_int(db, sql), (long long)before[i]);
+        CHECK(sql_int(db, sql) == before[i], "%s: %lld rows after a re-run, %lld before", tables[i],
+              (long long)sql_int(db, sql), (long long)before[i]);
     }
-    CHECK_EQ_INT(q_int(db, "SELECT count(DISTINCT run_id) FROM samples"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(DISTINCT run_id) FROM samples"), 1);
     db_close(&db);
-}
-
-/* Runs a shell command; returns its exit status, output into out. */
-static int sh(const char *cmd, Buf *out)
-{
-    buf_reset(out);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0)
-        buf_append(out, chunk, n);
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static JsonValue *read_json(const char *path)
@@ -333,37 +292,30 @@ static void test_cli_align_show_export(void)
         return;
     }
     Buf out = {0};
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' align --quiet --json --db '%s' --study 1 --set align.status_rule=findings",
-             bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' align --quiet --json --db '%s' --study 1 --set align.status_rule=findings",
+             bin, DBPATH), 0);
     CHECK(out.data && strstr(out.data, "\"aligned\":1"), "align --json prints %s", out.data);
     /* The run records the effective configuration. */
     Db *db;
     FvErr e = {0};
     CHECK_OK(db_open(&db, DBPATH, DB_MUST_EXIST, &e), &e);
-    const char *cfg = q_str(db, "SELECT config FROM runs ORDER BY id DESC LIMIT 1");
+    const char *cfg = sql_str(db, "SELECT config FROM runs ORDER BY id DESC LIMIT 1");
     CHECK(strstr(cfg, "\"align.status_rule\":\"findings\"") && strstr(cfg, "align.samples"),
           "run config is %s", cfg);
     db_close(&db);
 
-    snprintf(cmd, sizeof cmd, "'%s' align --db '%s' --set align.status_rule=sometimes 2>&1", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 2);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' align --db '%s' --set align.status_rule=sometimes 2>&1", bin, DBPATH), 2);
     CHECK(out.data && strstr(out.data, "align.status_rule"), "bad rule message: %s", out.data);
-    snprintf(cmd, sizeof cmd, "'%s' align --db '%s' --study 99 2>&1", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 1);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' align --db '%s' --study 99 2>&1", bin, DBPATH), 1);
     CHECK(out.data && strstr(out.data, "study 99 does not exist"), "missing study message: %s", out.data);
-    snprintf(cmd, sizeof cmd, "'%s' align --quiet --db '%s'", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' align --quiet --db '%s'", bin, DBPATH), 0);
 
-    snprintf(cmd, sizeof cmd, "'%s' show --db '%s' 1", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' show --db '%s' 1", bin, DBPATH), 0);
     CHECK(out.data && strstr(out.data, "lung (肺)  abnormal") && strstr(out.data, "Right lower lobe nodule.") &&
               strstr(out.data, "abnormal_without_mask") && strstr(out.data, "lung_nodule = present") &&
               strstr(out.data, "REJECTED") && strstr(out.data, "Dictated by the resident."),
           "show prints:\n%s", out.data);
-    snprintf(cmd, sizeof cmd, "'%s' show --db '%s' --json 1", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' show --db '%s' --json 1", bin, DBPATH), 0);
     JsonValue *v = NULL;
     CHECK(out.data && json_parse(out.data, out.len, &v, &e) == 0, "show --json: %s", e.msg);
     if (v) {
@@ -371,13 +323,11 @@ static void test_cli_align_show_export(void)
         CHECK(an && an->type == JSON_ARR && an->len >= 4, "show --json has no anatomies array");
         json_free(&v);
     }
-    snprintf(cmd, sizeof cmd, "'%s' show --db '%s' 42 2>&1", bin, DBPATH);
-    CHECK_EQ_INT(sh(cmd, &out), 1);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' show --db '%s' 42 2>&1", bin, DBPATH), 1);
 
     char outdir[400], path[500];
     snprintf(outdir, sizeof outdir, "%s/export", DIR_);
-    snprintf(cmd, sizeof cmd, "'%s' export --db '%s' --format fvlm --out '%s'", bin, DBPATH, outdir);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' export --db '%s' --format fvlm --out '%s'", bin, DBPATH, outdir), 0);
     snprintf(path, sizeof path, "%s/desc_info.json", outdir);
     JsonValue *desc = read_json(path);
     snprintf(path, sizeof path, "%s/conc_info.json", outdir);
@@ -395,9 +345,8 @@ static void test_cli_align_show_export(void)
     json_free(&desc);
     json_free(&conc);
 
-    snprintf(cmd, sizeof cmd, "'%s' export --db '%s' --format jsonl --split train --out '%s'", bin,
-             DBPATH, outdir);
-    CHECK_EQ_INT(sh(cmd, &out), 0);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' export --db '%s' --format jsonl --split train --out '%s'", bin,
+             DBPATH, outdir), 0);
     snprintf(path, sizeof path, "%s/anatomies.jsonl", outdir);
     char *text;
     size_t len;
@@ -429,9 +378,8 @@ static void test_cli_align_show_export(void)
     }
     CHECK(lines > 3 && bad == 0, "anatomies.jsonl: %d lines, %d bad or from another split", lines, bad);
     CHECK(lung_ok, "anatomies.jsonl: study 1 lung line lacks its region, 3 sentences or status");
-    snprintf(cmd, sizeof cmd, "'%s' export --db '%s' --format csv --out '%s' 2>/dev/null", bin, DBPATH,
-             outdir);
-    CHECK_EQ_INT(sh(cmd, &out), 2);
+    CHECK_EQ_INT(test_sh_output(&out, "'%s' export --db '%s' --format csv --out '%s' 2>/dev/null", bin, DBPATH,
+             outdir), 2);
     buf_free(&out);
 }
 
@@ -446,10 +394,7 @@ int main(void)
     RUN(test_align_writes_links_statuses_regions_flags_samples);
     RUN(test_rerun_keeps_annotators_values_and_is_idempotent);
     RUN(test_cli_align_show_export);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", DIR_);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", DIR_);
+    test_remove(DIR_);
     anatomy_meta_free(&META);
     onto_free(&O);
     return test_finish();

@@ -106,6 +106,17 @@ static int next_case(char **cur, Case *c)
     return 0;
 }
 
+/* The next case of the given kind (cases of other kinds are skipped). */
+static int next_case_of(char **cur, const char *kind, Case *c)
+{
+    while (next_case(cur, c)) {
+        if (!strcmp(c->kind, kind))
+            return 1;
+        case_free(c);
+    }
+    return 0;
+}
+
 static char *load_fixture(void)
 {
     char path[4096], *text = NULL;
@@ -126,11 +137,7 @@ static void test_metrics_agree_with_sklearn_to_1e9(void)
         return;
     int ncases = 0;
     Case c;
-    while (next_case(&cur, &c)) {
-        if (strcmp(c.kind, "metrics") != 0) {
-            case_free(&c);
-            continue;
-        }
+    while (next_case_of(&cur, "metrics", &c)) {
         ncases++;
         Metrics m;
         FvErr e = {0};
@@ -167,11 +174,7 @@ static void test_logreg_matches_sklearn_coefficients(void)
         return;
     int ncases = 0;
     Case c;
-    while (next_case(&cur, &c)) {
-        if (strcmp(c.kind, "logreg") != 0) {
-            case_free(&c);
-            continue;
-        }
+    while (next_case_of(&cur, "logreg", &c)) {
         ncases++;
         LogReg m;
         FvErr e = {0};

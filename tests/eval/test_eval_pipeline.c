@@ -8,7 +8,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "labels_csv.h"
 #include "db.h"
 #include "deid.h"
 #include "eval.h"
@@ -19,6 +18,7 @@
 #include "rng.h"
 #include "run.h"
 #include "test.h"
+#include "testdb.h"
 #include "truth.h"
 
 static const char *KEY = "test-deid-key-0123";
@@ -245,33 +245,6 @@ static void test_prompts_reject_unknown_tasks_and_gaps(void)
           "missing rows: %s", e.msg);
     CHECK(p == NULL, "a failed parse returned prompts");
     onto_free(&o);
-}
-
-static void test_csv_reader_handles_quotes_crlf_and_bom(void)
-{
-    const char *text = "\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\r\n\r\n1,\"multi\nline\",3";
-    LabelsCsv r;
-    FvErr e = {0};
-    CHECK_OK(labels_csv_open(&r, text, strlen(text), "t.csv", &e), &e);
-    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
-    CHECK_EQ_INT(r.nf, 3);
-    CHECK_STR(r.fields[0], "a");
-    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
-    CHECK_STR(r.fields[0], "x, y");
-    CHECK_STR(r.fields[1], "say \"hi\"");
-    CHECK_STR(r.fields[2], "");
-    CHECK_EQ_INT(r.line, 2);
-    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
-    CHECK_STR(r.fields[1], "multi\nline");
-    CHECK_EQ_INT(r.line, 4);
-    CHECK_EQ_INT(labels_csv_next(&r, &e), 0);
-    labels_csv_close(&r);
-    const char *bad = "a,b\n\"open,2\n";
-    CHECK_OK(labels_csv_open(&r, bad, strlen(bad), "bad.csv", &e), &e);
-    CHECK_EQ_INT(labels_csv_next(&r, &e), 1);
-    CHECK(labels_csv_next(&r, &e) == -1 && strstr(e.msg, "bad.csv:2: a quoted field is not closed"),
-          "unterminated quote: %s", e.msg);
-    labels_csv_close(&r);
 }
 
 static void test_ctrate_volume_names_map_to_studies(void)
@@ -541,16 +514,12 @@ int main(void)
     fs_mkdir_p(g_dir, &e);
     RUN(test_prompts_cover_every_task_in_both_styles_and_languages);
     RUN(test_prompts_reject_unknown_tasks_and_gaps);
-    RUN(test_csv_reader_handles_quotes_crlf_and_bom);
     RUN(test_ctrate_volume_names_map_to_studies);
     RUN(test_truth_file_joins_by_pseudonym_and_records_bad_rows);
     RUN(test_ctrate_csv_merges_reconstructions_and_flags_conflicts);
     RUN(test_labels_table_is_silver_and_unmentioned_is_negative);
     RUN(test_zero_shot_scores_tasks_counts_and_stores_rows);
     RUN(test_probe_trains_on_train_split_and_scores_test);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    test_remove(g_dir);
     return test_finish();
 }

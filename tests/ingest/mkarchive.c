@@ -7,48 +7,11 @@
  * cannot rely on the order). */
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-static char **paths;
-static int npaths, cap;
-
-static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void collect(const char *root, const char *rel)
-{
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char r[4096], full[8200];
-        snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
-        snprintf(full, sizeof full, "%s/%s", root, r);
-        struct stat st;
-        if (stat(full, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            collect(root, r);
-        } else if (S_ISREG(st.st_mode)) {
-            if (npaths == cap) {
-                cap = cap ? cap * 2 : 64;
-                paths = realloc(paths, (size_t)cap * sizeof *paths);
-                if (!paths)
-                    exit(1);
-            }
-            paths[npaths++] = strdup(r);
-        }
-    }
-    closedir(d);
-}
+#include "fsutil.h"
 
 int main(int argc, char **argv)
 {
@@ -87,38 +50,37 @@ int main(int argc, char **argv)
         fprintf(stderr, "mkarchive: %s: %s\n", out, archive_error_string(a));
         return 1;
     }
-    collect(root, "");
-    qsort(paths, (size_t)npaths, sizeof *paths, cmp);
+    char **paths;
+    int npaths;
+    FvErr err = {0};
+    if (fs_list_files(root, &paths, &npaths, &err)) {
+        fprintf(stderr, "mkarchive: %s\n", err.msg);
+        return 1;
+    }
+    size_t skip = strlen(root) + 1; /* members are named relative to root */
     for (int k = 0; k < npaths; k++) {
         int i = reverse ? npaths - 1 - k : k;
-        char full[8200];
-        snprintf(full, sizeof full, "%s/%s", root, paths[i]);
-        FILE *f = fopen(full, "rb");
-        if (!f)
+        char *buf;
+        size_t n;
+        if (fs_read_file(paths[i], (size_t)1 << 31, &buf, &n, &err)) {
+            fprintf(stderr, "mkarchive: %s\n", err.msg);
             return 1;
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        char *buf = malloc((size_t)n + 1);
-        if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n)
-            return 1;
-        fclose(f);
+        }
         struct archive_entry *e = archive_entry_new();
-        archive_entry_set_pathname(e, paths[i]);
-        archive_entry_set_size(e, n);
+        archive_entry_set_pathname(e, paths[i] + skip);
+        archive_entry_set_size(e, (la_int64_t)n);
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0644);
         archive_entry_set_mtime(e, 1700000000, 0);
         if (archive_write_header(a, e) != ARCHIVE_OK ||
-            archive_write_data(a, buf, (size_t)n) != n) {
+            archive_write_data(a, buf, n) != (la_ssize_t)n) {
             fprintf(stderr, "mkarchive: %s: %s\n", paths[i], archive_error_string(a));
             return 1;
         }
         archive_entry_free(e);
         free(buf);
-        free(paths[i]);
     }
-    free(paths);
+    fs_list_free(&paths, npaths);
     if (archive_write_close(a) != ARCHIVE_OK) {
         fprintf(stderr, "mkarchive: close: %s\n", archive_error_string(a));
         return 1;

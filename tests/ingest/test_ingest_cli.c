@@ -13,79 +13,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "fvlm_config.h"
 #include "json.h"
 #include "test.h"
+#include "testdb.h"
 
 static const char *bin, *mkarch;
 static char fx[1024], tmp[256];
-
-/* Runs a shell command; returns its exit status, or 128 + signal. */
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc == -1)
-        return -1;
-    if (WIFSIGNALED(rc))
-        return 128 + WTERMSIG(rc);
-    return WEXITSTATUS(rc);
-}
-
-static int64_t q1(const char *db, const char *sql)
-{
-    sqlite3 *h;
-    int64_t v = -1;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-        } else {
-            fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(h));
-        }
-    }
-    sqlite3_close(h);
-    return v;
-}
-
-/* All rows of a query as text, one row per line, cells separated by '|'. */
-static void qall(const char *db, const char *sql, Buf *out)
-{
-    sqlite3 *h;
-    if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        sqlite3_close(h);
-        return;
-    }
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            for (int i = 0; i < sqlite3_column_count(st); i++) {
-                const unsigned char *t = sqlite3_column_text(st, i);
-                buf_printf(out, "%s%s", i ? "|" : "", t ? (const char *)t : "NULL");
-            }
-            buf_putc(out, '\n');
-        }
-        sqlite3_finalize(st);
-    } else {
-        fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(h));
-    }
-    sqlite3_close(h);
-}
 
 static char *read_all(const char *path, size_t *n)
 {
@@ -126,16 +66,16 @@ static int contains_ci(const char *hay, const char *needle)
  * the ingest tables without run ids and times. */
 static void dump(const char *db, Buf *out)
 {
-    qall(db, "SELECT id, path, member, sha256, size, kind, status, study_id FROM sources ORDER BY id",
+    sql_file_rows(db, "SELECT id, path, member, sha256, size, kind, status, study_id FROM sources ORDER BY id",
          out);
-    qall(db, "SELECT id, study_key, patient_key, dataset, split FROM studies ORDER BY id", out);
-    qall(db,
+    sql_file_rows(db, "SELECT id, study_key, patient_key, dataset, split FROM studies ORDER BY id", out);
+    sql_file_rows(db,
          "SELECT id, study_id, sha256, source, src_dims, src_spacing, src_affine, src_orient, "
          "src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor, hu_min, hu_max, hu_mean, "
          "notes FROM volumes ORDER BY id",
          out);
-    qall(db, "SELECT * FROM masks ORDER BY id", out);
-    qall(db,
+    sql_file_rows(db, "SELECT * FROM masks ORDER BY id", out);
+    sql_file_rows(db,
          "SELECT id, study_id, sha256, source, format, language, encoding, text, n_phi FROM "
          "reports ORDER BY id",
          out);
@@ -176,7 +116,7 @@ static void tensor_files(const char *db, Buf *out, int *ntmp)
 
 static int ingest(const char *db, const char *args, const char *errfile)
 {
-    return sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --db '%s' %s 2>'%s'", bin, db,
+    return test_sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --db '%s' %s 2>'%s'", bin, db,
               args, errfile ? errfile : "/dev/null");
 }
 
@@ -202,7 +142,7 @@ static void test_every_orientation_and_layout_lands_as_the_same_tensor(void)
         int rc = ingest(db, args, NULL);
         CHECK(rc == 0, "%s: exit %d", variants[i], rc);
         Buf b = {0};
-        qall(db, "SELECT shard FROM volumes", &b);
+        sql_file_rows(db, "SELECT shard FROM volumes", &b);
         snprintf(shard, sizeof shard, "%s", b.data ? b.data : "");
         buf_free(&b);
         CHECK(shard[0], "%s: no volume", variants[i]);
@@ -223,7 +163,7 @@ static void test_every_archive_format_gives_the_same_study(void)
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         char arch[512], db[512];
         snprintf(arch, sizeof arch, "%s/study1.%s", tmp, formats[i]);
-        int rc = sh("'%s' %s '%s' '%s/hospital/study1' %s", mkarch, formats[i], arch, fx,
+        int rc = test_sh("'%s' %s '%s' '%s/hospital/study1' %s", mkarch, formats[i], arch, fx,
                     i % 2 ? "--reverse" : "");
         CHECK(rc == 0, "mkarchive %s: exit %d", formats[i], rc);
         snprintf(db, sizeof db, "%s/fmt_%zu.db", tmp, i);
@@ -232,7 +172,7 @@ static void test_every_archive_format_gives_the_same_study(void)
         rc = ingest(db, args, NULL);
         CHECK(rc == 0, "ingest of %s: exit %d", formats[i], rc);
         Buf b = {0};
-        qall(db,
+        sql_file_rows(db,
              "SELECT s.study_key, v.shard, m.shard, m.labels, r.n_phi, r.language FROM studies s "
              "JOIN volumes v ON v.study_id = s.id JOIN masks m ON m.study_id = s.id JOIN "
              "reports r ON r.study_id = s.id",
@@ -242,18 +182,18 @@ static void test_every_archive_format_gives_the_same_study(void)
             snprintf(ref, sizeof ref, "%s", b.data ? b.data : "");
         CHECK(b.data && !strcmp(b.data, ref), "%s differs:\n%s\nfrom\n%s", formats[i],
               b.data ? b.data : "", ref);
-        CHECK(q1(db, "SELECT count(*) FROM errors") == 0, "%s: errors", formats[i]);
+        CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "%s: errors", formats[i]);
         buf_free(&b);
     }
     /* The DICOM study and its NIfTI version are the same tensor. */
     Buf v = {0}, w = {0};
     char db[512];
     snprintf(db, sizeof db, "%s/fmt_0.db", tmp);
-    qall(db, "SELECT notes FROM volumes", &v);
+    sql_file_rows(db, "SELECT notes FROM volumes", &v);
     CHECK(v.data && strstr(v.data, "scout") && strstr(v.data, "duplicate") &&
               strstr(v.data, "gap"),
           "notes do not say what was done: %s", v.data ? v.data : "");
-    qall(db, "SELECT labels FROM masks", &w);
+    sql_file_rows(db, "SELECT labels FROM masks", &w);
     CHECK(w.data && !strcmp(w.data, "[5,10,51]\n"), "mask labels remapped to %s",
           w.data ? w.data : "");
     buf_free(&v);
@@ -267,14 +207,14 @@ static void test_no_phi_from_dicom_headers_reaches_the_database(void)
     char args[8192];
     snprintf(args, sizeof args, "--set deid.key=a-secret-that-must-not-leak '%s/hospital' '%s/same/dicom_explicit'",
              fx, fx);
-    int rc = sh("'%s' ingest --quiet --db '%s' %s 2>/dev/null", bin, db, args);
+    int rc = test_sh("'%s' ingest --quiet --db '%s' %s 2>/dev/null", bin, db, args);
     CHECK(rc == 0, "exit %d", rc);
     Buf all = {0};
     const char *tables[] = {"runs", "errors", "sources", "studies", "volumes", "masks", "reports"};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "SELECT * FROM %s", tables[i]);
-        qall(db, sql, &all);
+        sql_file_rows(db, sql, &all);
     }
     /* and every shard's header */
     char dir[600];
@@ -305,8 +245,8 @@ static void test_no_phi_from_dicom_headers_reaches_the_database(void)
                          "1.2.826.0.1.3680043.8.498.1001", "a-secret-that-must-not-leak"};
     for (size_t i = 0; i < sizeof phi / sizeof phi[0]; i++)
         CHECK(!contains_ci(all.data, phi[i]), "'%s' found in the database", phi[i]);
-    CHECK(q1(db, "SELECT sum(n_phi) FROM reports") >= 5, "placeholders not counted");
-    CHECK(q1(db, "SELECT count(*) FROM studies WHERE patient_key IS NOT NULL") == 1,
+    CHECK(sql_file_int(db, "SELECT sum(n_phi) FROM reports") >= 5, "placeholders not counted");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM studies WHERE patient_key IS NOT NULL") == 1,
           "patient pseudonym missing");
     buf_free(&all);
 }
@@ -320,7 +260,7 @@ static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
     snprintf(trunc, sizeof trunc, "%s/cut.tar.gz", tmp);
     snprintf(junk, sizeof junk, "%s/junk.zip", tmp);
     snprintf(badarch, sizeof badarch, "%s/badcases.tar.xz", tmp);
-    CHECK(sh("'%s' tar.gz '%s' '%s/same/dicom_implicit'", mkarch, good, fx) == 0, "mkarchive");
+    CHECK(test_sh("'%s' tar.gz '%s' '%s/same/dicom_implicit'", mkarch, good, fx) == 0, "mkarchive");
     size_t n;
     char *t = read_all(good, &n);
     FILE *f = fopen(trunc, "wb");
@@ -335,13 +275,13 @@ static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
             fputc((i * 7919) & 0xFF, f);
         fclose(f);
     }
-    CHECK(sh("'%s' tar.xz '%s' '%s/bad'", mkarch, badarch, fx) == 0, "mkarchive bad");
+    CHECK(test_sh("'%s' tar.xz '%s' '%s/bad'", mkarch, badarch, fx) == 0, "mkarchive bad");
     char args[8192];
     snprintf(args, sizeof args, "--set ingest.max_voxels=1000000 '%s/bad' '%s' '%s' '%s'", fx,
              trunc, junk, badarch);
     int rc = ingest(db, args, err);
     CHECK(rc == 0, "a run with bad items exits %d, expected 0", rc);
-    int64_t nerr = q1(db, "SELECT count(*) FROM errors");
+    int64_t nerr = sql_file_int(db, "SELECT count(*) FROM errors");
     CHECK(nerr == count_lines_with(err, "fvlm: error:"),
           "%lld errors rows but %d error lines on stderr", (long long)nerr,
           count_lines_with(err, "fvlm: error:"));
@@ -370,20 +310,20 @@ static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
                  "SELECT count(*) FROM errors WHERE source LIKE '%s' AND coalesce(member, '') "
                  "LIKE '%s' AND reason LIKE '%%%s%%'",
                  want[i].source_like, want[i].member_like, want[i].reason);
-        int64_t k = q1(db, sql);
+        int64_t k = sql_file_int(db, sql);
         CHECK(k == 1, "%lld errors for %s %s '%s'", (long long)k, want[i].source_like,
               want[i].member_like, want[i].reason);
     }
     /* The good study of the folder and of the archive were stored. */
-    CHECK(q1(db, "SELECT count(*) FROM volumes WHERE source LIKE '%good_one/ct.nii.gz'") == 1,
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE source LIKE '%good_one/ct.nii.gz'") == 1,
           "good study in the bad folder not stored");
-    CHECK(q1(db, "SELECT count(*) FROM sources WHERE status = 'failed'") > 10, "failed members");
-    CHECK(q1(db, "SELECT status FROM runs") == 0 || 1, "run recorded");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'failed'") > 10, "failed members");
+    CHECK(sql_file_int(db, "SELECT status FROM runs") == 0 || 1, "run recorded");
     Buf st = {0};
-    qall(db, "SELECT status, n_errors FROM runs", &st);
+    sql_file_rows(db, "SELECT status, n_errors FROM runs", &st);
     CHECK(st.data && !strncmp(st.data, "ok|", 3), "run status %s", st.data ? st.data : "");
     buf_free(&st);
-    rc = sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --strict --db '%s' '%s/bad' "
+    rc = test_sh("FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet --strict --db '%s' '%s/bad' "
             "2>/dev/null",
             bin, db, fx);
     CHECK(rc == 1, "--strict with failed items exits %d, expected 1", rc);
@@ -400,10 +340,10 @@ static void test_a_rerun_skips_known_members_and_adds_nothing(void)
     CHECK(ingest(db, args, NULL) == 0, "second run");
     dump(db, &b);
     CHECK(a.data && b.data && !strcmp(a.data, b.data), "second run changed the corpus");
-    CHECK(q1(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, '$.members') "
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, '$.members') "
                  "FROM runs WHERE id = 2") == 1,
           "second run did not skip every member");
-    CHECK(q1(db, "SELECT json_extract(counts, '$.volumes') FROM runs WHERE id = 2") == 0,
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.volumes') FROM runs WHERE id = 2") == 0,
           "second run stored volumes again");
     buf_free(&a);
     buf_free(&b);
@@ -426,7 +366,7 @@ static void test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run(void)
     for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
         char db[512];
         snprintf(db, sizeof db, "%s/crash%zu.db", tmp, i);
-        int rc = sh("FVLM_TEST_CRASH=%s FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet "
+        int rc = test_sh("FVLM_TEST_CRASH=%s FVLM_DEID_KEY=test-key-0123456 '%s' ingest --quiet "
                     "--db '%s' %s 2>/dev/null",
                     points[i], bin, db, args);
         CHECK(rc == 128 + 9, "%s: the run was not killed (exit %d)", points[i], rc);
@@ -441,7 +381,7 @@ static void test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run(void)
               "%s: tensor files differ (orphans?):\n%s\nexpected\n%s", points[i],
               files.data ? files.data : "", wfiles.data ? wfiles.data : "");
         CHECK(ntmp == 0, "%s: %d temporary files left", points[i], ntmp);
-        CHECK(q1(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1,
+        CHECK(sql_file_int(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1,
               "%s: the killed run is not marked interrupted", points[i]);
         buf_free(&got);
         buf_free(&files);
@@ -458,25 +398,25 @@ static void test_ctrate_blank_headers_are_rebuilt_from_metadata(void)
     CHECK(ingest(db, args, NULL) == 0, "ingest");
     snprintf(ras, sizeof ras, "%s/same_nifti_ras.db", tmp);
     Buf a = {0}, b = {0};
-    qall(db,
+    sql_file_rows(db,
          "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
          "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%train_1_a_1.nii.gz'",
          &a);
-    qall(ras, "SELECT shard FROM volumes", &b);
+    sql_file_rows(ras, "SELECT shard FROM volumes", &b);
     CHECK(a.data && b.data && !strcmp(a.data, b.data),
           "blank-header volume %s is not the phantom's tensor %s", a.data ? a.data : "-",
           b.data ? b.data : "-");
-    CHECK(q1(db, "SELECT count(*) FROM volumes") == 2, "train_1_a and valid_3_b volumes");
-    CHECK(q1(db, "SELECT count(*) FROM sources WHERE path LIKE '%train_1_a_2.nii.gz' AND status "
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "train_1_a and valid_3_b volumes");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE path LIKE '%train_1_a_2.nii.gz' AND status "
                  "= 'ignored'") == 1,
           "second reconstruction not ignored");
-    CHECK(q1(db, "SELECT count(*) FROM reports WHERE format = 'ctrate_csv'") == 2, "reports");
-    CHECK(q1(db, "SELECT count(*) FROM reports WHERE text LIKE 'Findings: %' AND text LIKE "
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE format = 'ctrate_csv'") == 2, "reports");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE text LIKE 'Findings: %' AND text LIKE "
                  "'%Impression: %'") == 2,
           "composition");
-    CHECK(q1(db, "SELECT count(*) FROM errors WHERE member = 'row 4'") == 1, "bogus row");
-    CHECK(q1(db, "SELECT count(*) FROM masks") == 1, "mask");
-    CHECK(q1(db, "SELECT count(*) FROM studies WHERE dataset = 'ctrate' AND split = 'valid'") ==
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE member = 'row 4'") == 1, "bogus row");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks") == 1, "mask");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM studies WHERE dataset = 'ctrate' AND split = 'valid'") ==
               1,
           "valid split from the name");
     buf_free(&a);
@@ -487,7 +427,7 @@ static void test_a_missing_key_is_a_usage_error_that_says_how_to_set_it(void)
 {
     char err[512];
     snprintf(err, sizeof err, "%s/nokey.err", tmp);
-    int rc = sh("env -u FVLM_DEID_KEY '%s' ingest --db '%s/nokey.db' '%s/reports' 2>'%s'", bin,
+    int rc = test_sh("env -u FVLM_DEID_KEY '%s' ingest --db '%s/nokey.db' '%s/reports' 2>'%s'", bin,
                 tmp, fx, err);
     CHECK(rc == 2, "exit %d, expected 2", rc);
     CHECK(count_lines_with(err, "FVLM_DEID_KEY") == 1, "message does not say how to set it");
@@ -498,7 +438,7 @@ static void test_inspect_and_stats_print_json(void)
     char arch[512], out[512];
     snprintf(arch, sizeof arch, "%s/study1.tar.gz", tmp);
     snprintf(out, sizeof out, "%s/inspect.json", tmp);
-    int rc = sh("'%s' inspect '%s:seg.nii.gz' > '%s'", bin, arch, out);
+    int rc = test_sh("'%s' inspect '%s:seg.nii.gz' > '%s'", bin, arch, out);
     CHECK(rc == 0, "inspect archive:member exit %d", rc);
     char *t = read_all(out, NULL);
     JsonValue *v = NULL;
@@ -517,17 +457,17 @@ static void test_inspect_and_stats_print_json(void)
         json_free(&v);
     }
     free(t);
-    rc = sh("'%s' inspect '%s:dicom/' > '%s'", bin, arch, out);
+    rc = test_sh("'%s' inspect '%s:dicom/' > '%s'", bin, arch, out);
     t = read_all(out, NULL);
     CHECK(rc == 0 && t && strstr(t, "\"dicom_series\"") && strstr(t, "scouts") &&
               strstr(t, "\"orientation\": \"LPS\""),
           "inspect of a DICOM folder in an archive");
     free(t);
-    rc = sh("'%s' inspect '%s:no/such/member' > /dev/null 2>&1", bin, arch);
+    rc = test_sh("'%s' inspect '%s:no/such/member' > /dev/null 2>&1", bin, arch);
     CHECK(rc == 1, "missing member exits %d", rc);
     char db[512];
     snprintf(db, sizeof db, "%s/fmt_1.db", tmp);
-    rc = sh("'%s' stats --json --db '%s' > '%s'", bin, db, out);
+    rc = test_sh("'%s' stats --json --db '%s' > '%s'", bin, db, out);
     t = read_all(out, NULL);
     CHECK(rc == 0 && t && json_parse(t, strlen(t), &v, &e) == 0, "stats JSON");
     if (rc == 0 && v) {
@@ -564,7 +504,7 @@ int main(void)
     RUN(test_inspect_and_stats_print_json);
     int rc = test_finish();
     if (rc == 0)
-        sh("rm -rf '%s'", tmp);
+        test_remove(tmp);
     else
         fprintf(stderr, "files kept in %s\n", tmp);
     return rc;

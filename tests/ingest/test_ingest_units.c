@@ -10,7 +10,6 @@
 #include <zlib.h>
 
 #include "corpus.h"
-#include "csv.h"
 #include "ctrate.h"
 #include "db.h"
 #include "dicom.h"
@@ -26,6 +25,7 @@
 #include "series.h"
 #include "sha256.h"
 #include "test.h"
+#include "testdb.h"
 #include "walk.h"
 
 /* ------------------------------------------------------------------ gzip */
@@ -666,27 +666,6 @@ static void test_report_encodings_are_detected_and_unknown_ones_refused(void)
     buf_free(&b);
 }
 
-static void test_csv_reads_quoted_fields_with_commas_quotes_and_newlines(void)
-{
-    const char *t = "\xEF\xBB\xBFVolumeName, Findings_EN\r\na.nii.gz,\"x, \"\"y\"\"\nz\"\r\n\n"
-                    "b.nii.gz,plain\n";
-    CsvReader r;
-    FvErr e = {0};
-    CHECK_OK(csv_open(&r, t, strlen(t), &e), &e);
-    CHECK_EQ_INT(csv_col(&r, "Findings_EN"), 1);
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
-    CHECK_STR(csv_field(&r, 1), "x, \"y\"\nz");
-    CHECK_EQ_INT(csv_next(&r, &e), 1);
-    CHECK_EQ_INT(r.row, 2);
-    CHECK_STR(csv_field(&r, 0), "b.nii.gz");
-    CHECK_EQ_INT(csv_next(&r, &e), 0);
-    csv_close(&r);
-    CHECK_OK(csv_open(&r, "a,b\n\"open", 9, &e), &e);
-    CHECK(csv_next(&r, &e) == -1 && strstr(e.msg, "never closed"), "unterminated quote: '%s'",
-          e.msg);
-    csv_close(&r);
-}
-
 static void test_ctrate_names_give_study_patient_and_split(void)
 {
     char st[96], pt[96], sp[8];
@@ -790,9 +769,7 @@ static void test_walk_groups_loose_files_into_study_units_in_phases(void)
               l.u[5].phase);
     }
     walk_free(&l);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_sh("rm -rf '%s'", root) == 0, "cleanup");
 }
 
 static void test_sweep_removes_temporary_and_unreferenced_shards_only(void)
@@ -846,9 +823,7 @@ static void test_sweep_removes_temporary_and_unreferenced_shards_only(void)
     CHECK(fs_exists(other) && !fs_exists(tmp), "foreign file removed or temp kept");
     vol_free(&v);
     db_close(&db);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECK(test_sh("rm -rf '%s'", root) == 0, "cleanup");
 }
 
 /* The digest of the dispatched (hardware when available) path equals the
@@ -900,7 +875,6 @@ int main(void)
     RUN(test_series_sorts_shuffled_slices_drops_scouts_and_duplicates_fills_gaps);
     RUN(test_phi_replaces_names_ids_dates_phones_and_keeps_measurements);
     RUN(test_report_encodings_are_detected_and_unknown_ones_refused);
-    RUN(test_csv_reads_quoted_fields_with_commas_quotes_and_newlines);
     RUN(test_ctrate_names_give_study_patient_and_split);
     RUN(test_paths_are_classified_by_name);
     RUN(test_walk_groups_loose_files_into_study_units_in_phases);

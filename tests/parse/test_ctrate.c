@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "csv_read.h"
+#include "csv.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
 #include "parse.h"
@@ -54,8 +54,8 @@ int main(void)
     }
     /* labels.csv: header names the columns; map each to a task */
     CsvReader c;
-    csv_init(&c, ltext, llen);
-    if (csv_next(&c) != 1 || c.nf != NLAB + 1) {
+    csv_open(&c, ltext, llen, lp, 0);
+    if (csv_next(&c, &e) != 1 || c.nf != NLAB + 1) {
         fprintf(stderr, "%s: header of %d columns, expected %d\n", lp, c.nf, NLAB + 1);
         return 1;
     }
@@ -74,7 +74,7 @@ int main(void)
     }
     Gold *gold = NULL;
     int ngold = 0, got;
-    while ((got = csv_next(&c)) == 1) {
+    while ((got = csv_next(&c, &e)) == 1) {
         if (c.nf != NLAB + 1)
             continue;
         gold = realloc(gold, (size_t)(ngold + 1) * sizeof *gold);
@@ -83,16 +83,17 @@ int main(void)
             gold[ngold].v[j] = atoi(c.field[j + 1]);
         ngold++;
     }
-    csv_free(&c);
+    CHECK(got == 0, "reading %s: %s", lp, e.msg);
+    csv_close(&c);
     int dump = getenv("FVLM_CTRATE_DUMP") != NULL;
     long tp[2][NLAB] = {{0}}, fp[2][NLAB] = {{0}}, fn[2][NLAB] = {{0}};
     int nrep = 0;
     ParseResult r = {0};
     Buf text = {0};
-    csv_init(&c, rtext, rlen);
-    csv_next(&c); /* header */
+    csv_open(&c, rtext, rlen, rp, 0);
+    csv_next(&c, &e); /* header */
     int ci_find = 1, ci_imp = 2;
-    while ((got = csv_next(&c)) == 1) {
+    while ((got = csv_next(&c, &e)) == 1) {
         if (c.nf < 3)
             continue;
         const Gold *g = NULL;
@@ -103,9 +104,9 @@ int main(void)
             continue;
         buf_reset(&text);
         buf_puts(&text, "Findings: ");
-        buf_append(&text, c.field[ci_find], c.flen[ci_find]);
+        buf_append(&text, c.field[ci_find], c.len[ci_find]);
         buf_puts(&text, "\n\nImpression: ");
-        buf_append(&text, c.field[ci_imp], c.flen[ci_imp]);
+        buf_append(&text, c.field[ci_imp], c.len[ci_imp]);
         if (parse_report(p, text.data, text.len, PARSE_LANG_EN, &r, &e)) {
             fprintf(stderr, "%s: %s\n", c.field[0], e.msg);
             return 1;
@@ -150,10 +151,11 @@ int main(void)
     }
     printf("macro F1 (uncertain = positive): %.4f\n", macro[0]);
     printf("macro F1 (uncertain = negative): %.4f\n", macro[1]);
+    CHECK(got == 0, "reading %s: %s", rp, e.msg);
     CHECK(nrep == ngold, "parsed %d reports, labels.csv has %d", nrep, ngold);
     CHECK(macro[0] >= CTRATE_MACRO_F1_FLOOR, "macro F1 %.4f fell below the floor %.2f", macro[0],
           CTRATE_MACRO_F1_FLOOR);
-    csv_free(&c);
+    csv_close(&c);
     buf_free(&text);
     parse_result_free(&r);
     parser_free(&p);

@@ -11,26 +11,14 @@
 #include "db.h"
 #include "fvlm_config.h"
 #include "test.h"
+#include "testdb.h"
 
 static char dbpath[256];
 
-static int64_t q(Db *db, const char *sql)
-{
-    FvErr e = {0};
-    int64_t v = -1;
-    int found;
-    if (db_query_int(db, &e, &v, &found, sql, ""))
-        fprintf(stderr, "%s\n", e.msg);
-    return v;
-}
-
 static int run_parse(const char *extra)
 {
-    const char *bin = getenv("FVLM_BIN");
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "\"%s\" parse --quiet --db %s %s >/dev/null 2>&1", bin, dbpath, extra);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return test_sh("\"%s\" parse --quiet --db %s %s >/dev/null 2>&1", getenv("FVLM_BIN"), dbpath,
+                   extra);
 }
 
 static void add_report(Db *db, int id, const char *lang, const char *text, size_t len)
@@ -77,71 +65,64 @@ int main(void)
 
     CHECK_EQ_INT(run_parse(""), 0);
     CHECK_OK(db_open(&db, dbpath, DB_MUST_EXIST, &e), &e);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM reports WHERE parsed_run IS NULL"), 0);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences WHERE report_id = 1"), 3);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences WHERE report_id = 2"), 3);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'lung_nodule'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'pleural_effusion'"), 0);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 2 AND task = 'lung_nodule'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 2 AND task = 'cardiomegaly'"), 0);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 4 AND task = 'emphysema'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM labels WHERE source = 'parsed' AND rule IS NULL"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM reports WHERE parsed_run IS NULL"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences WHERE report_id = 1"), 3);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences WHERE report_id = 2"), 3);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'lung_nodule'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'pleural_effusion'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 2 AND task = 'lung_nodule'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 2 AND task = 'cardiomegaly'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 4 AND task = 'emphysema'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM labels WHERE source = 'parsed' AND rule IS NULL"), 0);
     /* every stored span is the original text at its offsets */
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences s JOIN reports r ON r.id = s.report_id"
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences s JOIN reports r ON r.id = s.report_id"
                        " WHERE substr(CAST(r.text AS BLOB), s.start + 1, s.end - s.start)"
                        " != CAST(s.text AS BLOB)"), 0);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM findings f JOIN sentences s ON s.id = f.sentence_id"
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM findings f JOIN sentences s ON s.id = f.sentence_id"
                        " JOIN reports r ON r.id = s.report_id"
                        " WHERE substr(CAST(r.text AS BLOB), f.start + 1, f.end - f.start)"
                        " != CAST(f.term AS BLOB) OR f.start < s.start OR f.end > s.end"), 0);
-    CHECK(q(db, "SELECT count(*) FROM mentions WHERE anatomy = 'lung'") >= 2, "lung mentions missing");
+    CHECK(sql_int(db, "SELECT count(*) FROM mentions WHERE anatomy = 'lung'") >= 2, "lung mentions missing");
     /* warnings of the empty and the damaged report are in the run's errors */
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 3' AND reason LIKE '%empty%'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 4' AND reason LIKE '%UTF-8%'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-    int64_t nsent = q(db, "SELECT count(*) FROM sentences"), nfind = q(db, "SELECT count(*) FROM findings");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM errors WHERE member = 'report 3' AND reason LIKE '%empty%'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM errors WHERE member = 'report 4' AND reason LIKE '%UTF-8%'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    int64_t nsent = sql_int(db, "SELECT count(*) FROM sentences"), nfind = sql_int(db, "SELECT count(*) FROM findings");
 
     /* nothing left to do: a second run parses nothing */
     db_close(&db);
     CHECK_EQ_INT(run_parse(""), 0);
     CHECK_OK(db_open(&db, dbpath, DB_MUST_EXIST, &e), &e);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences"), nsent);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences"), nsent);
     /* an annotator corrects a label; --all re-parses and keeps it */
     CHECK_OK(db_run(db, &e, "UPDATE labels SET value = 0, source = 'audit' WHERE study_id = 1 AND task = 'lung_nodule'", ""), &e);
     db_close(&db);
     CHECK_EQ_INT(run_parse("--all"), 0);
     CHECK_OK(db_open(&db, dbpath, DB_MUST_EXIST, &e), &e);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences"), nsent);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM findings"), nfind);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'lung_nodule'"), 0);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM labels WHERE study_id = 1 AND task = 'lung_nodule' AND source = 'audit'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'pleural_effusion'"), 0);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 3);
-    CHECK_EQ_INT(q(db, "SELECT count(DISTINCT parsed_run) FROM reports"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences"), nsent);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM findings"), nfind);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'lung_nodule'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM labels WHERE study_id = 1 AND task = 'lung_nodule' AND source = 'audit'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT value FROM labels WHERE study_id = 1 AND task = 'pleural_effusion'"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM runs WHERE stage = 'parse' AND status = 'ok'"), 3);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(DISTINCT parsed_run) FROM reports"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     /* a report whose sentence links were audited is left alone */
     CHECK_OK(db_run(db, &e, "INSERT INTO links (sentence_id, anatomy, method, confidence, source)"
                             " SELECT id, 'lung', 'audit', 1.0, 'audit' FROM sentences WHERE report_id = 2 LIMIT 1", ""), &e);
     db_close(&db);
     CHECK_EQ_INT(run_parse("--report 2 --report 1"), 0);
     CHECK_OK(db_open(&db, dbpath, DB_MUST_EXIST, &e), &e);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM errors WHERE member = 'report 2' AND reason LIKE '%audited%'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM links WHERE source = 'audit'"), 1);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM sentences"), nsent);
-    CHECK_EQ_INT(q(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM errors WHERE member = 'report 2' AND reason LIKE '%audited%'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM links WHERE source = 'audit'"), 1);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM sentences"), nsent);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     db_close(&db);
     /* usage errors */
     CHECK_EQ_INT(run_parse("--batch 0"), 2);
-    char missing[300];
-    snprintf(missing, sizeof missing, "\"%s\" parse --quiet --db /nonexistent/x.db 2>/dev/null", getenv("FVLM_BIN"));
-    int rc = system(missing);
-    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "a missing database does not fail with exit 1");
-    unlink(dbpath);
-    char aux[300];
-    snprintf(aux, sizeof aux, "%s-wal", dbpath);
-    unlink(aux);
-    snprintf(aux, sizeof aux, "%s-shm", dbpath);
-    unlink(aux);
+    CHECK(test_sh("\"%s\" parse --quiet --db /nonexistent/x.db 2>/dev/null", getenv("FVLM_BIN")) == 1,
+          "a missing database does not fail with exit 1");
+    test_remove_db(dbpath);
     return test_finish();
 }

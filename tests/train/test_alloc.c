@@ -18,6 +18,7 @@
 #include "ontology.h"
 #include "optim.h"
 #include "test.h"
+#include "testdb.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 int main(void)
@@ -131,11 +132,7 @@ static void test_training_steps_allocate_nothing(void)
     corpus_free(&c);
     db_close(&db);
     onto_free(&onto);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s.tensors", db_path, db_path, db_path,
-             db_path);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", db_path);
+    test_remove_db(db_path);
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 #include "ontology.h"
 #include "run.h"
 #include "test.h"
+#include "testdb.h"
 
 static char g_db[256];
 static Ontology *g_onto;
@@ -338,9 +339,6 @@ int main(void)
     RUN(test_one_study_loads_for_inference_and_a_missing_one_is_an_error);
     RUN(test_an_anatomy_without_a_mask_takes_its_region_of_anatomies);
     onto_free(&g_onto);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s-wal %s-shm %s.tensors", g_db, g_db, g_db, g_db);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_db);
+    test_remove_db(g_db);
     return test_finish();
 }

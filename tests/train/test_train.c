@@ -19,6 +19,7 @@
 #include "safetensors.h"
 #include "schemas.h"
 #include "test.h"
+#include "testdb.h"
 #include "trainer.h"
 
 static char g_db[300], g_dir[256];
@@ -387,9 +388,6 @@ int main(void)
     RUN(test_every_loss_mode_trains_and_the_global_model_encodes_studies);
     RUN(test_a_damaged_checkpoint_is_a_clear_error);
     RUN(test_a_stopped_and_resumed_run_ends_with_the_same_bytes);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    test_remove(g_dir);
     return test_finish();
 }

@@ -1,8 +1,9 @@
-/* Unit tests of lib/: buf, json, utf8, sha256, rng, config, tsv. */
+/* Unit tests of lib/: buf, json, utf8, sha256, rng, config, tsv, csv. */
 #include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
+#include "csv.h"
 #include "deid.h"
 #include "fvlm_config.h"
 #include "json.h"
@@ -238,6 +239,174 @@ static void test_tsv_checks_field_counts(void)
     tsv_close(&r);
 }
 
+static void test_tsv_cols_finds_named_columns_and_names_a_missing_one(void)
+{
+    const char *t = "a\tb\tc\n1\t2\t3\n";
+    TsvReader r;
+    FvErr e = {0};
+    CHECK_OK(tsv_open(&r, t, strlen(t), "x.tsv", &e), &e);
+    static const char *const ok[] = {"c", "a", NULL};
+    int c[3] = {-9, -9, -9};
+    CHECK_OK(tsv_cols(&r, ok, c, &e), &e);
+    CHECK(c[0] == 2 && c[1] == 0 && c[2] == -9, "columns %d %d, untouched %d", c[0], c[1], c[2]);
+    static const char *const bad[] = {"a", "nope", NULL};
+    CHECK(tsv_cols(&r, bad, c, &e) == -1 && strstr(e.msg, "x.tsv: header lacks column 'nope'"),
+          "missing column: %s", e.msg);
+    tsv_close(&r);
+}
+
+static void test_csv_reads_quoted_fields_with_commas_quotes_and_newlines(void)
+{
+    const char *t = "\xEF\xBB\xBFVolumeName, Findings_EN\r\na.nii.gz,\"x, \"\"y\"\"\nz\"\r\n\n"
+                    "b.nii.gz,plain\n";
+    CsvReader r;
+    FvErr e = {0};
+    csv_open(&r, t, strlen(t), NULL, 0);
+    CHECK_OK(csv_header(&r, &e), &e);
+    CHECK_EQ_INT(csv_col(&r, "Findings_EN"), 1);
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_STR(csv_field(&r, 1), "x, \"y\"\nz");
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_EQ_INT(r.row, 2);
+    CHECK_STR(csv_field(&r, 0), "b.nii.gz");
+    CHECK_EQ_INT(csv_next(&r, &e), 0);
+    csv_close(&r);
+    csv_open(&r, "a,b\n\"open", 9, NULL, 0);
+    CHECK_OK(csv_header(&r, &e), &e);
+    CHECK(csv_next(&r, &e) == -1 && strstr(e.msg, "never closed"), "unterminated quote: '%s'",
+          e.msg);
+    csv_close(&r);
+}
+
+static void test_csv_strict_reader_handles_quotes_crlf_and_bom(void)
+{
+    const char *text = "\xEF\xBB\xBF" "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\r\n\r\n1,\"multi\nline\",3";
+    CsvReader r;
+    FvErr e = {0};
+    csv_open(&r, text, strlen(text), "t.csv", CSV_STRICT);
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_EQ_INT(r.nf, 3);
+    CHECK_STR(r.field[0], "a");
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_STR(r.field[0], "x, y");
+    CHECK_STR(r.field[1], "say \"hi\"");
+    CHECK_STR(r.field[2], "");
+    CHECK_EQ_INT(r.line, 2);
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_STR(r.field[1], "multi\nline");
+    CHECK_EQ_INT(r.line, 4);
+    CHECK_EQ_INT(csv_next(&r, &e), 0);
+    csv_close(&r);
+    const char *bad = "a,b\n\"open,2\n";
+    csv_open(&r, bad, strlen(bad), "bad.csv", CSV_STRICT);
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK(csv_next(&r, &e) == -1 && strstr(e.msg, "bad.csv:2: a quoted field is never closed"),
+          "unterminated quote: %s", e.msg);
+    csv_close(&r);
+}
+
+static void test_csv_strict_rejects_stray_quotes_lenient_keeps_them(void)
+{
+    static const struct {
+        const char *text, *why, *lenient1;
+    } cases[] = {
+        {"a,b\n1,x\"y\n", "x.csv:2: a quote inside unquoted field 2", "x\"y"},
+        {"a,b\n1,\"x\"y\n", "x.csv:2: text after the closing quote of field 2", "xy"},
+        {"a,b\n1,\"x\" \r\n", "x.csv:2: text after the closing quote of field 2", "x "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CsvReader r;
+        FvErr e = {0};
+        const char *t = cases[i].text;
+        csv_open(&r, t, strlen(t), "x.csv", CSV_STRICT);
+        CHECK_EQ_INT(csv_next(&r, &e), 1);
+        CHECK(csv_next(&r, &e) == -1 && e.code == FV_EFORMAT && strstr(e.msg, cases[i].why),
+              "case %zu: strict reader said '%s', expected '%s'", i, e.msg, cases[i].why);
+        csv_close(&r);
+        csv_open(&r, t, strlen(t), "x.csv", 0);
+        CHECK_EQ_INT(csv_next(&r, &e), 1);
+        CHECK_EQ_INT(csv_next(&r, &e), 1);
+        CHECK_STR(csv_field(&r, 1), cases[i].lenient1);
+        CHECK_EQ_INT(csv_next(&r, &e), 0);
+        csv_close(&r);
+    }
+    /* A lone CR ends a lenient record and is text in a strict one. */
+    CsvReader r;
+    FvErr e = {0};
+    csv_open(&r, "a\rb\n", 4, "cr.csv", 0);
+    CHECK(csv_next(&r, &e) == 1 && !strcmp(csv_field(&r, 0), "a"), "lenient CR: '%s'",
+          csv_field(&r, 0));
+    CHECK(csv_next(&r, &e) == 1 && !strcmp(csv_field(&r, 0), "b") && r.line == 2,
+          "lenient CR: '%s' on line %d", csv_field(&r, 0), r.line);
+    csv_close(&r);
+    csv_open(&r, "a\rb\n", 4, "cr.csv", CSV_STRICT);
+    CHECK(csv_next(&r, &e) == 1 && !strcmp(csv_field(&r, 0), "a\rb"), "strict CR: '%s'",
+          csv_field(&r, 0));
+    CHECK_EQ_INT(csv_next(&r, &e), 0);
+    csv_close(&r);
+}
+
+static void test_csv_limits_fields_and_record_bytes(void)
+{
+    CsvReader r;
+    FvErr e = {0};
+    const char *t = "a,b,c\n1,2\n";
+    csv_open(&r, t, strlen(t), "lim.csv", 0);
+    r.max_fields = 2;
+    CHECK(csv_next(&r, &e) == -1 && e.code == FV_ELIMIT && strstr(e.msg, "lim.csv:1: more than 2 fields"),
+          "three fields over a limit of two: %s", e.msg);
+    csv_close(&r);
+    csv_open(&r, t, strlen(t), "lim.csv", 0);
+    r.max_record = 5; /* "a\0b\0c\0" is 6 bytes */
+    CHECK(csv_next(&r, &e) == -1 && e.code == FV_ELIMIT && strstr(e.msg, "lim.csv:1: a record longer than 5 bytes"),
+          "record over the byte limit: %s", e.msg);
+    csv_close(&r);
+    csv_open(&r, t + 6, strlen(t + 6), "lim.csv", 0);
+    r.max_record = 4; /* "1\0" "2\0" */
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK_EQ_INT(r.nf, 2);
+    csv_close(&r);
+    /* Field lengths count a NUL inside a field. */
+    const char nul[] = "x,\"a\0b\"\n";
+    csv_open(&r, nul, sizeof nul - 1, "nul.csv", CSV_STRICT);
+    CHECK_EQ_INT(csv_next(&r, &e), 1);
+    CHECK(r.nf == 2 && r.len[0] == 1 && r.len[1] == 3 && !memcmp(r.field[1], "a\0b", 4),
+          "fields %d, lengths %zu %zu", r.nf, r.len[0], r.nf > 1 ? r.len[1] : 0);
+    csv_close(&r);
+    csv_open(&r, "\n\r\n", 3, "empty.csv", 0);
+    CHECK(csv_header(&r, &e) == -1 && strstr(e.msg, "empty.csv: empty file: no header row"),
+          "blank file: %s", e.msg);
+    csv_close(&r);
+}
+
+static void test_csv_writer_round_trips_through_the_reader(void)
+{
+    const char *vals[] = {"plain", "a, b", "say \"hi\"", "two\nlines", " lead", "", "cr\r\nlf"};
+    enum { NV = sizeof vals / sizeof vals[0] };
+    Buf b = {0};
+    for (int i = 0; i < NV; i++) {
+        if (i)
+            buf_putc(&b, ',');
+        csv_put_field(&b, vals[i]);
+    }
+    buf_putc(&b, '\n');
+    csv_put_field(&b, NULL);
+    CHECK_STR(b.data, "plain,\"a, b\",\"say \"\"hi\"\"\",\"two\nlines\",\" lead\",,\"cr\r\nlf\"\n");
+    for (int strict = 0; strict < 2; strict++) {
+        CsvReader r;
+        FvErr e = {0};
+        csv_open(&r, b.data, b.len, "w.csv", strict ? CSV_STRICT : 0);
+        CHECK_EQ_INT(csv_next(&r, &e), 1);
+        CHECK_EQ_INT(r.nf, NV);
+        for (int i = 0; i < NV && i < r.nf; i++)
+            CHECK(!strcmp(r.field[i], vals[i]), "field %d read back as '%s', written '%s'", i,
+                  r.field[i], vals[i]);
+        CHECK_EQ_INT(csv_next(&r, &e), 0);
+        csv_close(&r);
+    }
+    buf_free(&b);
+}
+
 static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
 {
     char out[65];
@@ -269,6 +438,12 @@ int main(void)
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
     RUN(test_tsv_checks_field_counts);
+    RUN(test_tsv_cols_finds_named_columns_and_names_a_missing_one);
+    RUN(test_csv_reads_quoted_fields_with_commas_quotes_and_newlines);
+    RUN(test_csv_strict_reader_handles_quotes_crlf_and_bom);
+    RUN(test_csv_strict_rejects_stray_quotes_lenient_keeps_them);
+    RUN(test_csv_limits_fields_and_record_bytes);
+    RUN(test_csv_writer_round_trips_through_the_reader);
     RUN(test_deid_pseudonym_is_hmac_and_needs_a_key);
     return test_finish();
 }

@@ -1,4 +1,4 @@
-/* Unit tests of lib/: db (schema, migrations, runs, errors), safetensors. */
+/* Unit tests of lib/: db (schema, migrations, runs, errors), safetensors, file lists. */
 #include <stdint.h>
 #include <unistd.h>
 
@@ -8,6 +8,7 @@
 #include "run.h"
 #include "safetensors.h"
 #include "test.h"
+#include "testdb.h"
 
 static char g_dir[256];
 
@@ -229,6 +230,40 @@ static void test_safetensors_rejects_hostile_headers(void)
     CHECK(st_open(&f, p, &e) == -1, "accepted a header length past the end");
 }
 
+static void test_file_list_is_recursive_sorted_and_stops_at_link_loops(void)
+{
+    char root[300], p[400];
+    FvErr e = {0};
+    path_in_tmp(root, sizeof root, "tree");
+    const char *files[] = {"b.txt", "a/z.bin", "a/c/d.nii", ".hidden", "a/.git/x"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, files[i]);
+        char dir[400];
+        fs_dirname(p, dir, sizeof dir);
+        CHECK_OK(fs_mkdir_p(dir, &e), &e);
+        write_bytes(p, "x", 1);
+    }
+    char **paths;
+    int n;
+    CHECK_OK(fs_list_files(root, &paths, &n, &e), &e);
+    const char *want[] = {"a/c/d.nii", "a/z.bin", "b.txt"};
+    CHECK_EQ_INT(n, 3);
+    for (int i = 0; i < n && i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, want[i]);
+        CHECK(!strcmp(paths[i], p), "path %d is %s, expected %s", i, paths[i], p);
+    }
+    fs_list_free(&paths, n);
+    CHECK(paths == NULL, "the list is not cleared");
+    snprintf(p, sizeof p, "%s/a/loop", root);
+    CHECK(symlink("..", p) == 0, "symlink %s", p);
+    CHECK(fs_list_files(root, &paths, &n, &e) == -1 && e.code == FV_ELIMIT && paths == NULL &&
+              n == 0,
+          "a link loop: %s", e.msg);
+    snprintf(p, sizeof p, "%s/missing", root);
+    CHECK(fs_list_files(p, &paths, &n, &e) == -1 && strstr(e.msg, "missing"), "no folder: %s",
+          e.msg);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-store-%ld", (long)getpid());
@@ -243,9 +278,7 @@ int main(void)
     RUN(test_runs_record_errors_and_finish);
     RUN(test_safetensors_roundtrip_and_alignment);
     RUN(test_safetensors_rejects_hostile_headers);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    RUN(test_file_list_is_recursive_sorted_and_stops_at_link_loops);
+    test_remove(g_dir);
     return test_finish();
 }
