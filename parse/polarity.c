@@ -225,6 +225,8 @@ typedef struct GenericWalk {
     int g, seg, last;
     int *tasks;
     int max, nt, found, named;
+    int part;          /* the first part word met ("parenchyma"), or -1: used when nothing
+                        * more specific is named in the clause */
 } GenericWalk;
 
 /* 1 when token k lies inside a finding token other than ft. Tokens are
@@ -261,6 +263,11 @@ static int generic_step(GenericWalk *w, size_t k)
      * in the right upper lobe and a liver cyst") */
     if (in_other_finding(w->r, k, w->t0, w->t1, w->ft))
         return 0;
+    if (x->part) {
+        if (w->part < 0)
+            w->part = x->target;
+        return 1;
+    }
     w->named |= x->target != lex->body;
     size_t cell = (size_t)w->g * (size_t)lex->onto->n_anat + (size_t)x->target;
     if (lex->generic_task[cell] == -2)
@@ -320,7 +327,7 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
             break;
         }
     }
-    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0};
+    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1};
     /* walk out from the word both ways; a finding or a trigger (other than an
      * affirmative verb) between the word and an anatomy separates them:
      * "plaques in the aorta with a normal heart size" */
@@ -339,6 +346,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         for (size_t k = t0; k < f; k++)
             if (r->tok[k].layer == LEX_LAYER_FIND && r->tok[k].end <= ft->start)
                 return 0;
+    /* "thyroid gland enlarged, hypodense nodules in the parenchyma": a part
+     * word is the organ named in its clause */
     for (int pass = 0; pass < 2; pass++) {
         size_t best_d = (size_t)-1;
         int best_a = -1;
@@ -349,6 +358,11 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
                 continue;
             if (pass == 0 && scope_index(sc->clause, sc->nclause, t->start) != cl)
                 continue;
+            if (x->part) {
+                if (w.part < 0 && pass == 0)
+                    w.part = x->target;
+                continue;
+            }
             named |= pass == 0 && x->target != lex->body;
             if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
                 continue;
@@ -366,6 +380,12 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         }
         if (pass == 0 && named)
             return nt;
+        if (pass == 0 && w.part >= 0) {
+            int task = lex_generic_task(lex, g, w.part);
+            if (task >= 0)
+                tasks[nt++] = task;
+            return nt;
+        }
     }
     int task = lex->generic_default[g];
     if (task >= 0)
@@ -589,14 +609,19 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         size_t ment[32];
         int nm = kind == LK_NORMAL ? normal_targets(lex, r, sc, t0, t1, k, st.zh, ment, 32)
                                    : negated_targets(lex, r, sc, t0, k, ment, 32);
-        int others = 0;
+        int others = 0, named = 0;
         for (int i = 0; i < nm; i++) {
             const LexEntry *x = &lex->e[r->tok[ment[i]].entry];
             others += !(x->kind == LK_ANATOMY && x->target == lex->body);
+            named += !(x->kind == LK_ANATOMY && (x->target == lex->body || x->part));
         }
         for (int i = 0; i < nm; i++) {
             const ParseTok *mt = &r->tok[ment[i]];
             const LexEntry *x = &lex->e[mt->entry];
+            /* "the liver and parenchymal density are normal": the part is
+             * the liver's, not the lung's */
+            if (x->kind == LK_ANATOMY && x->part && named)
+                continue;
             size_t a = mt->start < nt->start ? mt->start : nt->start;
             size_t b = mt->end > nt->end ? mt->end : nt->end;
             int a0 = x->kind == LK_ANATOMY ? x->target : 0;
