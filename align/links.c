@@ -322,7 +322,8 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
          * is named. */
         int named = 0, weak = 0;
         for (int k = 0; k < d->n_men && !named; k++)
-            named = d->men[k].sent == s && d->men[k].anatomy >= 0 && !d->men[k].generic;
+            named = d->men[k].sent == s && (d->men[k].anatomy >= 0 ? !d->men[k].generic
+                                                                   : d->men[k].group >= 0);
         for (int k = 0; k < d->n_men && !weak; k++)
             weak = d->men[k].sent == s && d->men[k].anatomy >= 0 && d->men[k].generic;
         for (int k = 0; k < d->n_men; k++) {

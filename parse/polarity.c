@@ -297,6 +297,29 @@ static int segment_compares(const Lexicon *lex, const ParseResult *r, const Scop
     return 0;
 }
 
+/* Whether the groups named in clause cl (when any) reach the body region of
+ * anatomy a: "nodular densities surrounding the intestinal loops" names the
+ * bowel, so the word's default (a lung finding) does not apply. 1 when the
+ * clause names no group. */
+static int group_reaches_region(const Lexicon *lex, const ParseResult *r, const Scope *sc,
+                                size_t t0, size_t t1, int cl, int a)
+{
+    const Ontology *o = lex->onto;
+    int groups = 0;
+    for (size_t k = t0; k < t1; k++) {
+        const ParseTok *t = &r->tok[k];
+        const LexEntry *x = &lex->e[t->entry];
+        if (x->kind != LK_GROUP || scope_index(sc->clause, sc->nclause, t->start) != cl)
+            continue;
+        groups++;
+        for (int m = 0; m < o->n_anat; m++)
+            if (onto_in_group(o, m, x->target) && o->anat[m].region && o->anat[a].region &&
+                !strcmp(o->anat[m].region, o->anat[a].region))
+                return 1;
+    }
+    return groups == 0;
+}
+
 /* The tasks a generic word means here: anatomies with a row for it in the
  * same segment, else the nearest in the clause, else in the sentence, else
  * the word's default. Writes up to `max` tasks; returns the count. */
@@ -388,6 +411,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         }
     }
     int task = lex->generic_default[g];
+    if (task >= 0 && !group_reaches_region(lex, r, sc, t0, t1, cl, lex->onto->find[task].anatomy))
+        task = -1;
     if (task >= 0)
         tasks[nt++] = task;
     return nt;
@@ -653,9 +678,12 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
 
 static int item_anatomy(const Parser *p, const ParseResult *r, int is_find, int i)
 {
-    if (is_find)
-        return p->onto->find[r->find[i].task].anatomy;
-    return r->ment[i].anatomy;   /* -1 for groups: they join any piece */
+    int a = is_find ? p->onto->find[r->find[i].task].anatomy : r->ment[i].anatomy;
+    /* -1 for groups: they join any piece; and for a mention of the whole
+     * scan ("section 227", "sections"), which says where, not what */
+    if (!is_find && a == p->lex->body)
+        return -1;
+    return a;
 }
 
 static int cmp_mention(const void *pa, const void *pb)
@@ -716,8 +744,11 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
             for (int k = 0; k < ncur; k++)
                 overlap |= set[i] == cur[k];
         if (ncur > 0 && !overlap && piece > 0) {
-            /* cut after the boundary mark */
-            size_t at = a + 1;
+            /* cut after a punctuation mark; a terminator word ("which",
+             * "but") starts the next piece */
+            unsigned char bc = (unsigned char)r->norm.s[a];
+            size_t at = is_word(bc) || (bc >= 0x80 && !is_zh_stop(r->norm.s, a, st.nend)) ? a
+                                                                                     : a + 1;
             cuts[ncut++] = at;
             ncur = 0;
         }
