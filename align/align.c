@@ -272,7 +272,7 @@ static int ctx_prepare(Ctx *x, FvErr *e)
                       " LEFT JOIN reports r ON r.study_id = s.id WHERE s.id = ?"},
         {&x->q_sent, "SELECT id, idx, section, text FROM sentences WHERE study_id = ?"
                      " ORDER BY idx, id"},
-        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy, m.term FROM mentions m"
+        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy, m.term, m.start - s.start FROM mentions m"
                     " JOIN sentences s ON s.id = m.sentence_id WHERE s.study_id = ? ORDER BY m.id"},
         {&x->q_find, "SELECT id, sentence_id, task, anatomy, polarity FROM findings"
                      " WHERE study_id = ? ORDER BY id"},
@@ -398,9 +398,17 @@ static int study_load_text(Ctx *x, Study *s, FvErr *e)
         }
         if (grow(&s->doc.men, &s->cap_men, s->doc.n_men, sizeof *s->doc.men, e))
             return -1;
-        s->doc.men[s->doc.n_men++] = (DocMention){
-            sent, anatomy, group,
-            links_cues_generic(&x->cues, (const char *)sqlite3_column_text(x->q_men, 3))};
+        /* A mention in a technique lead-in ("When examined in the lung
+         * parenchyma window; ...") is not about the sentence's anatomy.
+         * Weak: a generic term, or a cause ("secondary to cardiac
+         * pathology"). An offset outside the sentence is neither. */
+        int64_t at = sqlite3_column_int64(x->q_men, 4);
+        const char *text = s->doc.sent[sent].text;
+        if (at >= 0 && links_cues_lead_in(&x->cues, text, (size_t)at))
+            continue;
+        int weak = links_cues_generic(&x->cues, (const char *)sqlite3_column_text(x->q_men, 3)) ||
+                   (at > 0 && links_cues_cause(&x->cues, text, (size_t)at));
+        s->doc.men[s->doc.n_men++] = (DocMention){sent, anatomy, group, weak};
     }
     if (rc < 0)
         return -1;

@@ -79,17 +79,22 @@ int links_has(const LinkSet *s, int sent, int anatomy)
  * where, not what: it only links when nothing more specific is named. */
 static int is_whole_region(const Anatomy *a) { return a->region && !strcmp(a->region, "whole"); }
 
+static void cue_list_free(char **list, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
 void links_cues_free(LinkCues *c)
 {
-    for (int i = 0; i < c->n_en; i++)
-        free(c->stop_en[i]);
-    for (int i = 0; i < c->n_zh; i++)
-        free(c->stop_zh[i]);
-    for (int i = 0; i < c->n_generic; i++)
-        free(c->generic[i]);
-    free(c->stop_en);
-    free(c->stop_zh);
-    free(c->generic);
+    cue_list_free(c->stop_en, c->n_en);
+    cue_list_free(c->stop_zh, c->n_zh);
+    cue_list_free(c->generic, c->n_generic);
+    cue_list_free(c->tech_en, c->n_tech_en);
+    cue_list_free(c->tech_zh, c->n_tech_zh);
+    cue_list_free(c->cause_en, c->n_cause_en);
+    cue_list_free(c->cause_zh, c->n_cause_zh);
     memset(c, 0, sizeof *c);
 }
 
@@ -126,17 +131,26 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
             break;
         }
         const char *kind = r.fields[c_kind], *lang = r.fields[c_lang], *term = r.fields[c_term];
-        if (strcmp(kind, "stop") && strcmp(kind, "generic"))
-            rc = err_set(e, FV_EFORMAT, "%s:%d: unknown kind '%s' (expected stop or generic)", name,
-                         r.line, kind);
+        int en = !strcmp(lang, "en");
+        if (strcmp(kind, "stop") && strcmp(kind, "generic") && strcmp(kind, "technique") &&
+            strcmp(kind, "cause"))
+            rc = err_set(e, FV_EFORMAT,
+                         "%s:%d: unknown kind '%s' (expected stop, generic, technique or cause)",
+                         name, r.line, kind);
         else if (!term[0])
             rc = err_set(e, FV_EFORMAT, "%s:%d: empty term", name, r.line);
-        else if (strcmp(lang, "en") && strcmp(lang, "zh"))
+        else if (!en && strcmp(lang, "zh"))
             rc = err_set(e, FV_EFORMAT, "%s:%d: unknown lang '%s' (expected en or zh)", name, r.line,
                          lang);
         else if (!strcmp(kind, "generic"))
-            rc = cue_add(&c->generic, &c->n_generic, term, !strcmp(lang, "en"), e);
-        else if (!strcmp(lang, "en"))
+            rc = cue_add(&c->generic, &c->n_generic, term, en, e);
+        else if (!strcmp(kind, "technique"))
+            rc = en ? cue_add(&c->tech_en, &c->n_tech_en, term, 1, e)
+                    : cue_add(&c->tech_zh, &c->n_tech_zh, term, 0, e);
+        else if (!strcmp(kind, "cause"))
+            rc = en ? cue_add(&c->cause_en, &c->n_cause_en, term, 1, e)
+                    : cue_add(&c->cause_zh, &c->n_cause_zh, term, 0, e);
+        else if (en)
             rc = cue_add(&c->stop_en, &c->n_en, term, 1, e);
         else
             rc = cue_add(&c->stop_zh, &c->n_zh, term, 0, e);
@@ -158,21 +172,107 @@ int links_cues_load(LinkCues *c, FvErr *e)
     return rc;
 }
 
-int links_cues_stop(const LinkCues *c, const char *s)
+/* The first place in s[0, n) where a term of the lists occurs (English
+ * terms case-insensitively at the start of a word, Chinese ones anywhere);
+ * sets *len to the term's length. NULL when none does. */
+static const char *cue_find(char *const *en, int n_en, char *const *zh, int n_zh, const char *s,
+                            size_t n, size_t *len)
+{
+    const char *best = NULL;
+    for (int i = 0; i < n_zh; i++) {
+        size_t l = strlen(zh[i]);
+        for (const char *p = s; l && p + l <= s + n && (!best || p < best); p++)
+            if (!memcmp(p, zh[i], l)) {
+                best = p;
+                *len = l;
+                break;
+            }
+    }
+    for (const char *p = s; p < s + n && (!best || p < best); p++) {
+        if (p != s && isalnum((unsigned char)p[-1]))
+            continue;
+        for (int i = 0; i < n_en; i++) {
+            size_t l = strlen(en[i]);
+            if (p + l <= s + n && !strncasecmp(p, en[i], l)) {
+                best = p;
+                *len = l;
+                break;
+            }
+        }
+    }
+    return best;
+}
+
+/* Start of the semicolon (';' or '；') at or after s + i, or NULL. */
+static const char *semicolon_from(const char *s, size_t i)
+{
+    for (const char *p = s + i; *p; p++)
+        if (*p == ';' || !strncmp(p, "；", 3))
+            return p;
+    return NULL;
+}
+
+int links_cues_technique(const LinkCues *c, const char *s)
 {
     if (!c)
         return 0;
-    for (int i = 0; i < c->n_zh; i++)
-        if (strstr(s, c->stop_zh[i]))
-            return 1;
-    for (const char *p = s; *p; p++) {
-        if (p != s && isalnum((unsigned char)p[-1]))
-            continue;
-        for (int i = 0; i < c->n_en; i++)
-            if (!strncasecmp(p, c->stop_en[i], strlen(c->stop_en[i])))
-                return 1;
+    /* the last clause with content ("...window;" alone is its own main clause) */
+    const char *main = s;
+    for (const char *p; (p = semicolon_from(main, 0)) != NULL;) {
+        const char *next = p + (*p == ';' ? 1 : 3);
+        const char *q = next;
+        while (*q && (isspace((unsigned char)*q) || *q == '.'))
+            q++;
+        if (!*q)
+            break;
+        main = next;
     }
-    return 0;
+    size_t len;
+    return cue_find(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, main, strlen(main), &len) !=
+           NULL;
+}
+
+int links_cues_stop(const LinkCues *c, const char *s)
+{
+    size_t len;
+    return c && (cue_find(c->stop_en, c->n_en, c->stop_zh, c->n_zh, s, strlen(s), &len) ||
+                 cue_find(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, s, strlen(s), &len));
+}
+
+int links_cues_lead_in(const LinkCues *c, const char *s, size_t at)
+{
+    if (!c || at > strlen(s))
+        return 0;
+    const char *end = semicolon_from(s, at);
+    if (!end)
+        return 0;
+    /* the clause: from after the semicolon before it (or the start) */
+    const char *from = s;
+    for (const char *p; (p = semicolon_from(from, 0)) != NULL && p < s + at && p < end;)
+        from = p + (*p == ';' ? 1 : 3);
+    size_t len;
+    return cue_find(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, from, (size_t)(end - from),
+                    &len) != NULL;
+}
+
+int links_cues_cause(const LinkCues *c, const char *s, size_t at)
+{
+    if (!c || at > strlen(s))
+        return 0;
+    size_t from = 0, len = 0;
+    const char *hit, *last = NULL;
+    while ((hit = cue_find(c->cause_en, c->n_cause_en, c->cause_zh, c->n_cause_zh, s + from,
+                           at - from, &len)) != NULL) {
+        last = hit;
+        from = (size_t)(hit - s) + len;
+    }
+    if (!last)
+        return 0;
+    /* the cue governs the mention only within its clause */
+    for (const char *p = last + len; p < s + at; p++)
+        if (*p == ',' || *p == ';' || *p == ':' || !strncmp(p, "，", 3) || !strncmp(p, "；", 3))
+            return 0;
+    return 1;
 }
 
 int links_cues_generic(const LinkCues *c, const char *term)
@@ -218,10 +318,14 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         memset(found, 0, (size_t)na);
         memset(group_hit, 0, (size_t)(o->n_groups > 0 ? o->n_groups : 1));
         int n_groups = 0;
-        /* Generic terms count only when nothing else is named. */
-        int named = 0;
+        /* Weak mentions (generic terms, causes) count only when nothing else
+         * is named. */
+        int named = 0, weak = 0;
         for (int k = 0; k < d->n_men && !named; k++)
-            named = d->men[k].sent == s && d->men[k].anatomy >= 0 && !d->men[k].generic;
+            named = d->men[k].sent == s && (d->men[k].anatomy >= 0 ? !d->men[k].generic
+                                                                   : d->men[k].group >= 0);
+        for (int k = 0; k < d->n_men && !weak; k++)
+            weak = d->men[k].sent == s && d->men[k].anatomy >= 0 && d->men[k].generic;
         for (int k = 0; k < d->n_men; k++) {
             const DocMention *m = &d->men[k];
             if (m->sent != s || (m->generic && named))
@@ -268,16 +372,32 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
                     cand[a] = LINK_GROUP;
             }
         }
-        int any = 0;
+        int any = 0, n_found = 0;
         for (int a = 0; a < na && !any; a++)
             any = cand[a] != LINK_NONE;
+        for (int a = 0; a < na; a++)
+            n_found += found[a];
+        /* Only weak mentions: the context, when there is one, says more. */
+        int weak_only = any && weak && !named && !n_groups && !n_found;
+        /* A remark on the examination that states no finding is about no
+         * anatomy ("When examined in the lung parenchyma window;"). */
+        int n_stated = 0;
+        for (int k = 0; k < d->n_find && !n_stated; k++)
+            n_stated = d->find[k].sent == s;
+        if (!n_stated && links_cues_technique(cues, d->sent[s].text)) {
+            memset(cand, LINK_NONE, (size_t)na);
+            any = 0;
+        }
         /* A continuation is as strong as what it continues: a sentence
          * after a group statement stays a group statement. */
-        if (!any && prev_any && (int)d->sent[s].section == prev_section &&
-            !links_cues_stop(cues, d->sent[s].text))
+        if ((!any || weak_only) && prev_any && (int)d->sent[s].section == prev_section &&
+            !links_cues_stop(cues, d->sent[s].text)) {
+            if (weak_only)
+                memset(cand, LINK_NONE, (size_t)na);
             for (int a = 0; a < na; a++)
                 if (prev[a] != LINK_NONE)
                     cand[a] = prev[a] == LINK_GROUP ? LINK_GROUP : LINK_CONTINUATION;
+        }
 
         /* Annotators: a rejection marks the computed link; an acceptance of a
          * link the rules did not find adds it. */

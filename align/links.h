@@ -14,13 +14,26 @@
  *   continuation  a sentence with none of the above belongs to the anatomies
  *                 of the sentence before it in the same section ("It measures
  *                 12 mm."), unless it holds a stop cue of align_cues.tsv (a
- *                 recommendation or a remark on the technique is about no
- *                 anatomy); after a group statement it stays a group link;
+ *                 remark on the technique, a call for clinical and laboratory
+ *                 correlation, a structure the ontology lacks: about no
+ *                 anatomy of ours); after a group statement it stays a group
+ *                 link;
  *   audit         an annotator added the link.
  * A whole-body anatomy ("study area", "sections") links only when the
- * sentence names nothing more specific; a mention by a generic term
- * ("parenchyma", "lobe": cues of kind generic) only when the sentence names
- * no other anatomy ("the parenchyma of the liver" is the liver's). A sentence that links to nothing gets
+ * sentence names nothing more specific. A weak mention links only when the
+ * sentence names no other anatomy: one by a generic term ("parenchyma",
+ * "lobe": cues of kind generic; "the parenchyma of the liver" is the
+ * liver's), or one after a cause cue ("secondary to cardiac pathology": the
+ * heart is the cause, the lung is described); and a sentence whose only
+ * evidence is weak mentions continues the sentence before it when it can
+ * ("It may be compatible with parenchymal calcification." after a liver
+ * sentence is the liver's). A sentence holding a technique cue ("in the lung
+ * parenchyma window;", "not evaluated optimally without contrast") and
+ * stating no finding is about the examination: it links to none and passes
+ * nothing on; one that states findings keeps them, but a mention inside its
+ * technique lead-in ("When examined in the lung parenchyma window; ...") is
+ * dropped when align reads the mentions (links_cues_lead_in). A sentence
+ * that links to nothing gets
  * one link with anatomy -1 and method none, so "unlinked" is recorded, not
  * implied. Annotators' rejections remove a link before the next sentence's
  * continuation is decided, so a rejected link does not propagate.
@@ -66,7 +79,8 @@ typedef struct DocMention {
     int sent;            /* index into AlignDoc.sent */
     int anatomy;         /* anatomy index, or -1 for a group mention */
     int group;           /* group index, or -1 */
-    int generic;         /* its term is a generic cue: it yields to other anatomies named */
+    int generic;         /* weak: its term is a generic cue, or it follows a cause cue
+                          * (links_cues_cause); it yields to other anatomies named */
 } DocMention;
 
 typedef struct DocFinding {
@@ -123,14 +137,32 @@ typedef struct LinkCues {
     int n_en, n_zh;
     char **generic;              /* owned; English ones lower-case */
     int n_generic;
+    char **tech_en, **tech_zh;   /* technique cues; owned; English ones lower-case */
+    int n_tech_en, n_tech_zh;
+    char **cause_en, **cause_zh; /* cause cues; owned; English ones lower-case */
+    int n_cause_en, n_cause_zh;
 } LinkCues;
 
 int links_cues_load(LinkCues *c, FvErr *e);
 /* From a text (tests); name is used in messages. */
 int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e);
 void links_cues_free(LinkCues *c);
-/* 1 when the sentence holds a stop cue. */
+/* 1 when the sentence holds a stop cue (a technique cue counts as one). */
 int links_cues_stop(const LinkCues *c, const char *sentence);
+/* 1 when the sentence's main clause (after its last semicolon) holds a
+ * technique cue: the sentence is a remark on the examination, not a finding
+ * introduced by a lead-in. */
+int links_cues_technique(const LinkCues *c, const char *sentence);
+/* 1 when byte offset `at` of the sentence lies in a technique lead-in: a
+ * clause ending at a semicolon that holds a technique cue ("When examined
+ * in the lung parenchyma window; Calibration of the trachea is normal."). A
+ * mention there says how the examination was read, not what the sentence is
+ * about: align drops it. */
+int links_cues_lead_in(const LinkCues *c, const char *sentence, size_t at);
+/* 1 when a cause cue ("secondary to", "due to", "继发于") comes before byte
+ * offset `at` of the sentence, in the same clause (no , ; : between): a
+ * mention starting at `at` then names a cause, not what is described. */
+int links_cues_cause(const LinkCues *c, const char *sentence, size_t at);
 /* 1 when a mention's term (as matched, any case, surrounding spaces
  * ignored) is a generic cue. */
 int links_cues_generic(const LinkCues *c, const char *term);

@@ -107,6 +107,13 @@ typedef struct Ingest {
     IngestCounts *cnt;
     size_t member_limit;
     struct UnitState *cur; /* the unit being read (its header PHI scrubs stored names) */
+    /* First pass: a mask whose study has no CT volume yet is put off, and
+     * its unit is read again after all the others (a folder of masks may be
+     * walked before the folder of volumes). */
+    int defer_masks;
+    const Unit **deferred;     /* units to read again (each once) */
+    int n_deferred, cap_deferred;
+    int64_t masks_deferred;
 } Ingest;
 
 /* What a held member turned out to be. */
@@ -590,11 +597,42 @@ static int same_geometry(int64_t nx, int64_t ny, int64_t nz, const double a[4][4
     return 1;
 }
 
-/* Stores a mask (uint8 TotalSegmentator ids, source geometry) for the
- * study's volume. Consumes m. */
-static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, const char *sha,
-                      const char *source, Buf *notes, SrcRec *srcs, int nsrc, FvErr *e)
+/* In the first pass, puts off a mask that store_mask could not attach
+ * because its study has no CT volume yet: its unit is read again once every
+ * unit has been read (nothing is recorded for the mask now, so the second
+ * reading takes it as new). Returns 1 when put off. */
+static int mask_defer(Ingest *g, const Unit *u, int no_volume)
 {
+    if (!g->defer_masks || !no_volume)
+        return 0;
+    int have = 0;
+    for (int i = 0; i < g->n_deferred && !have; i++)
+        have = g->deferred[i] == u;
+    if (!have) {
+        if (g->n_deferred == g->cap_deferred) {
+            int cap = g->cap_deferred ? 2 * g->cap_deferred : 16;
+            const Unit **v = realloc(g->deferred, (size_t)cap * sizeof *v);
+            if (!v)
+                return 0; /* the mask fails now, as without deferral */
+            g->deferred = v;
+            g->cap_deferred = cap;
+        }
+        g->deferred[g->n_deferred++] = u;
+    }
+    g->masks_deferred++;
+    log_debug("%s: no CT volume for this mask's study yet: tried again at the end of the run",
+              u->path);
+    return 1;
+}
+
+/* Stores a mask (uint8 TotalSegmentator ids, source geometry) for the
+ * study's volume. Consumes m. *no_volume is set when it fails because the
+ * study has no CT volume (yet). */
+static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, const char *sha,
+                      const char *source, Buf *notes, SrcRec *srcs, int nsrc, int *no_volume,
+                      FvErr *e)
+{
+    *no_volume = 0;
     int64_t sid;
     if (study_get(g, ref, 0, &sid, e)) {
         vol_free(m);
@@ -608,6 +646,7 @@ static int store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     }
     if (!found) {
         vol_free(m);
+        *no_volume = 1;
         return err_set(e, FV_ENOTFOUND,
                        "no CT volume for this mask's study (yet): ingest the volume first, "
                        "then run again");
@@ -1057,11 +1096,17 @@ static void process_mask_vol(Ingest *g, UnitState *us, Held *h, Vol *m, const Ni
         srcs[1] = (SrcRec){img->source, img->member, "mask", "ok", img->sha, img->size};
         nsrc = 2;
     }
-    int blank = hdr->sform_code <= 0 && hdr->qform_code <= 0;
-    if (store_mask(g, &ref, m, blank, h->sha, desc, &notes, srcs, nsrc, &e)) {
-        held_fail(g, h, "mask", &e);
-        if (img)
-            held_record(g, img, "mask", "failed", 0);
+    int blank = hdr->sform_code <= 0 && hdr->qform_code <= 0, no_volume;
+    if (store_mask(g, &ref, m, blank, h->sha, desc, &notes, srcs, nsrc, &no_volume, &e)) {
+        if (mask_defer(g, us->u, no_volume)) {
+            h->done = 1;
+            if (img)
+                img->done = 1;
+        } else {
+            held_fail(g, h, "mask", &e);
+            if (img)
+                held_record(g, img, "mask", "failed", 0);
+        }
     } else {
         h->done = 1;
         if (img)
@@ -1086,7 +1131,7 @@ static void process_class_masks(Ingest *g, UnitState *us)
     Vol merged;
     memset(&merged, 0, sizeof merged);
     int64_t overlaps = 0;
-    int ok = 1, blank = 0;
+    int ok = 1, blank = 0, no_volume;
     Sha256 hs;
     sha256_init(&hs);
     SrcRec *srcs = calloc((size_t)nparts, sizeof *srcs);
@@ -1160,7 +1205,8 @@ static void process_class_masks(Ingest *g, UnitState *us)
             record_source(g, srcs[i].path, srcs[i].member, srcs[i].sha, srcs[i].size, "mask",
                           "failed", 0);
         fail(g, h0->source, folder, &e);
-    } else if (store_mask(g, &ref, &merged, blank, sha, desc, &notes, srcs, ns, &e)) {
+    } else if (store_mask(g, &ref, &merged, blank, sha, desc, &notes, srcs, ns, &no_volume, &e) &&
+               !mask_defer(g, us->u, no_volume)) {
         fail(g, h0->source, folder, &e);
         for (int i = 0; i < ns; i++)
             record_source(g, srcs[i].path, srcs[i].member, srcs[i].sha, srcs[i].size, "mask",
@@ -1980,6 +2026,36 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
     return 0;
 }
 
+/* The second pass: the units of masks put off by the first, read again now
+ * that every volume of the run is in (their other members are known and
+ * skipped). A mask still without its volume fails as usual. The counts of
+ * units and members stay those of the inputs. */
+static int read_deferred(Ingest *g, FvErr *e)
+{
+    log_info("%lld mask(s) came before their CT volume: reading %d unit(s) again",
+             (long long)g->masks_deferred, g->n_deferred);
+    UnitList again;
+    memset(&again, 0, sizeof again);
+    again.u = malloc((size_t)g->n_deferred * sizeof *again.u);
+    if (!again.u)
+        return err_set(e, FV_ENOMEM, "ingest: out of memory");
+    /* Shallow copies: the walk's list still owns the names and paths. */
+    for (int i = 0; i < g->n_deferred; i++) {
+        again.u[i] = *g->deferred[i];
+        again.bytes += again.u[i].bytes;
+    }
+    again.n = again.cap = g->n_deferred;
+    IngestCounts kept = *g->cnt;
+    g->defer_masks = 0;
+    int rc = process_units(g, &again, NULL, e);
+    g->cnt->units = kept.units;
+    g->cnt->members = kept.members;
+    g->cnt->known = kept.known;
+    g->cnt->bytes_members = kept.bytes_members;
+    free(again.u);
+    return rc;
+}
+
 int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int ninputs,
                int progress, IngestCounts *c, FvErr *e)
 {
@@ -2016,9 +2092,13 @@ int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int n
     Progress prog;
     if (progress)
         progress_start(&prog, "ingest", units.bytes >> 20, "MiB");
+    g.defer_masks = 1;
     int rc = process_units(&g, &units, progress ? &prog : NULL, e);
     if (progress)
         progress_end(&prog);
+    if (rc == 0 && !stop_requested && g.n_deferred > 0)
+        rc = read_deferred(&g, e);
+    free(g.deferred);
     walk_free(&units);
     ctrate_meta_free(&g.meta);
     phi_free(&g.phi);

@@ -8,6 +8,10 @@
  * int16 CT and uint8 mask shards, de-identifies report text (phi.h) and
  * records everything in the corpus database, one transaction per item.
  * A failing member is one error line and one `errors` row; the run goes on.
+ * A mask met before its study's CT volume (CT-RATE members are stored as
+ * they are met, so a masks/ folder or archive member walked first) is put
+ * off: its unit is read again once every other unit is in, so one run
+ * attaches it whatever the order.
  *
  * Study identifiers (pseudonymised with deid_pseudonym before storage):
  * DICOM StudyInstanceUID; CT-RATE <split>_<patient>_<scan>; otherwise the

@@ -273,9 +273,10 @@ static int load_terms(Lexicon *l, const char *text, FvErr *e)
         }
         LexEntry t = {.target = -1};
         char rule[200];
-        if (!strcmp(kind, "anatomy")) {
+        if (!strcmp(kind, "anatomy") || !strcmp(kind, "part")) {
             t.layer = LEX_LAYER_ANAT;
             t.kind = LK_ANATOMY;
+            t.part = !strcmp(kind, "part");
             t.target = onto_anatomy(l->onto, target);
             snprintf(rule, sizeof rule, "anatomy:%s", target);
         } else if (!strcmp(kind, "group")) {
@@ -313,8 +314,9 @@ static int load_terms(Lexicon *l, const char *text, FvErr *e)
                 goto out;
             snprintf(rule, sizeof rule, "generic:%s", target);
         } else {
-            err_set(e, FV_EFORMAT, "%s:%d: kind '%s' is not anatomy, group, finding or generic",
-                    name, r.line, kind);
+            err_set(e, FV_EFORMAT,
+                    "%s:%d: kind '%s' is not anatomy, part, group, finding or generic", name,
+                    r.line, kind);
             goto out;
         }
         if (t.target < 0) {

@@ -3,7 +3,10 @@
  * Terms come from the ontology (anatomy.tsv, groups.tsv, findings.tsv: names
  * and synonyms in both languages) and from the parser's own files:
  *   parse_terms.tsv     anatomy parts, group phrases, extra finding terms,
- *                       generic finding words (kind, target, lang, term)
+ *                       generic finding words (kind, target, lang, term);
+ *                       kind part: a word for a part that several anatomies
+ *                       have ("parenchyma", "lobe", "segment"), its target's
+ *                       only when its clause names no other anatomy
  *   parse_generic.tsv   what a generic word means next to each anatomy
  *                       ("nodule" + thyroid -> thyroid_nodule)
  *   parse_triggers.tsv  negation, uncertainty, pseudo-negation, normal
@@ -56,6 +59,8 @@ typedef struct LexEntry {
     uint32_t len;
     uint8_t layer, kind, dir;
     uint8_t bound_l, bound_r; /* term starts/ends with an ASCII letter or digit: needs a word boundary */
+    uint8_t part;          /* LK_ANATOMY from a `part` row: a part other anatomies have too
+                            * ("parenchyma", "lobe"); its anatomy only when no other is named */
     int8_t ntasks;
     int16_t tasks[LEX_MAX_TASKS];
     int32_t target;

@@ -225,6 +225,8 @@ typedef struct GenericWalk {
     int g, seg, last;
     int *tasks;
     int max, nt, found, named;
+    int part;          /* the first part word met ("parenchyma"), or -1: used when nothing
+                        * more specific is named in the clause */
 } GenericWalk;
 
 /* 1 when token k lies inside a finding token other than ft. Tokens are
@@ -261,6 +263,11 @@ static int generic_step(GenericWalk *w, size_t k)
      * in the right upper lobe and a liver cyst") */
     if (in_other_finding(w->r, k, w->t0, w->t1, w->ft))
         return 0;
+    if (x->part) {
+        if (w->part < 0)
+            w->part = x->target;
+        return 1;
+    }
     w->named |= x->target != lex->body;
     size_t cell = (size_t)w->g * (size_t)lex->onto->n_anat + (size_t)x->target;
     if (lex->generic_task[cell] == -2)
@@ -288,6 +295,29 @@ static int segment_compares(const Lexicon *lex, const ParseResult *r, const Scop
             return 1;
     }
     return 0;
+}
+
+/* Whether the groups named in clause cl (when any) reach the body region of
+ * anatomy a: "nodular densities surrounding the intestinal loops" names the
+ * bowel, so the word's default (a lung finding) does not apply. 1 when the
+ * clause names no group. */
+static int group_reaches_region(const Lexicon *lex, const ParseResult *r, const Scope *sc,
+                                size_t t0, size_t t1, int cl, int a)
+{
+    const Ontology *o = lex->onto;
+    int groups = 0;
+    for (size_t k = t0; k < t1; k++) {
+        const ParseTok *t = &r->tok[k];
+        const LexEntry *x = &lex->e[t->entry];
+        if (x->kind != LK_GROUP || scope_index(sc->clause, sc->nclause, t->start) != cl)
+            continue;
+        groups++;
+        for (int m = 0; m < o->n_anat; m++)
+            if (onto_in_group(o, m, x->target) && o->anat[m].region && o->anat[a].region &&
+                !strcmp(o->anat[m].region, o->anat[a].region))
+                return 1;
+    }
+    return groups == 0;
 }
 
 /* The tasks a generic word means here: anatomies with a row for it in the
@@ -320,7 +350,7 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
             break;
         }
     }
-    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0};
+    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1};
     /* walk out from the word both ways; a finding or a trigger (other than an
      * affirmative verb) between the word and an anatomy separates them:
      * "plaques in the aorta with a normal heart size" */
@@ -339,6 +369,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         for (size_t k = t0; k < f; k++)
             if (r->tok[k].layer == LEX_LAYER_FIND && r->tok[k].end <= ft->start)
                 return 0;
+    /* "thyroid gland enlarged, hypodense nodules in the parenchyma": a part
+     * word is the organ named in its clause */
     for (int pass = 0; pass < 2; pass++) {
         size_t best_d = (size_t)-1;
         int best_a = -1;
@@ -349,6 +381,11 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
                 continue;
             if (pass == 0 && scope_index(sc->clause, sc->nclause, t->start) != cl)
                 continue;
+            if (x->part) {
+                if (w.part < 0 && pass == 0)
+                    w.part = x->target;
+                continue;
+            }
             named |= pass == 0 && x->target != lex->body;
             if (lex->generic_task[(size_t)g * (size_t)na + (size_t)x->target] == -2)
                 continue;
@@ -366,8 +403,16 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         }
         if (pass == 0 && named)
             return nt;
+        if (pass == 0 && w.part >= 0) {
+            int task = lex_generic_task(lex, g, w.part);
+            if (task >= 0)
+                tasks[nt++] = task;
+            return nt;
+        }
     }
     int task = lex->generic_default[g];
+    if (task >= 0 && !group_reaches_region(lex, r, sc, t0, t1, cl, lex->onto->find[task].anatomy))
+        task = -1;
     if (task >= 0)
         tasks[nt++] = task;
     return nt;
@@ -589,14 +634,19 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         size_t ment[32];
         int nm = kind == LK_NORMAL ? normal_targets(lex, r, sc, t0, t1, k, st.zh, ment, 32)
                                    : negated_targets(lex, r, sc, t0, k, ment, 32);
-        int others = 0;
+        int others = 0, named = 0;
         for (int i = 0; i < nm; i++) {
             const LexEntry *x = &lex->e[r->tok[ment[i]].entry];
             others += !(x->kind == LK_ANATOMY && x->target == lex->body);
+            named += !(x->kind == LK_ANATOMY && (x->target == lex->body || x->part));
         }
         for (int i = 0; i < nm; i++) {
             const ParseTok *mt = &r->tok[ment[i]];
             const LexEntry *x = &lex->e[mt->entry];
+            /* "the liver and parenchymal density are normal": the part is
+             * the liver's, not the lung's */
+            if (x->kind == LK_ANATOMY && x->part && named)
+                continue;
             size_t a = mt->start < nt->start ? mt->start : nt->start;
             size_t b = mt->end > nt->end ? mt->end : nt->end;
             int a0 = x->kind == LK_ANATOMY ? x->target : 0;
@@ -628,9 +678,12 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
 
 static int item_anatomy(const Parser *p, const ParseResult *r, int is_find, int i)
 {
-    if (is_find)
-        return p->onto->find[r->find[i].task].anatomy;
-    return r->ment[i].anatomy;   /* -1 for groups: they join any piece */
+    int a = is_find ? p->onto->find[r->find[i].task].anatomy : r->ment[i].anatomy;
+    /* -1 for groups: they join any piece; and for a mention of the whole
+     * scan ("section 227", "sections"), which says where, not what */
+    if (!is_find && a == p->lex->body)
+        return -1;
+    return a;
 }
 
 static int cmp_mention(const void *pa, const void *pb)
@@ -691,8 +744,11 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
             for (int k = 0; k < ncur; k++)
                 overlap |= set[i] == cur[k];
         if (ncur > 0 && !overlap && piece > 0) {
-            /* cut after the boundary mark */
-            size_t at = a + 1;
+            /* cut after a punctuation mark; a terminator word ("which",
+             * "but") starts the next piece */
+            unsigned char bc = (unsigned char)r->norm.s[a];
+            size_t at = is_word(bc) || (bc >= 0x80 && !is_zh_stop(r->norm.s, a, st.nend)) ? a
+                                                                                     : a + 1;
             cuts[ncut++] = at;
             ncur = 0;
         }

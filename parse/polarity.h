@@ -12,8 +12,14 @@
  * alone shares its polarity ("食管未见扩张及管壁增厚"); a generic word
  * ("nodule", "钙化") takes its task from the anatomies next to it
  * (parse_generic.tsv), unless it is a comparison after a finding ("囊肿，较前
- * 增大": the cyst grew). A long sentence that joins findings of different
- * anatomies is split at the clause boundaries between them. Private to parse/. */
+ * 增大": the cyst grew); its default applies only when the groups its clause
+ * names (if any) reach the default's body region ("nodular densities around
+ * the intestinal loops" are no lung finding). A part word ("parenchyma",
+ * "lobe") is its anatomy's for normal statements and generic words only when
+ * its clause names no other anatomy. A long sentence that joins findings of
+ * different anatomies is split at the clause boundaries between them (before
+ * a terminator word such as "which", after a mark); a mention of the whole
+ * scan ("section 227") does not count. Private to parse/. */
 #ifndef FVLM_PARSE_POLARITY_H
 #define FVLM_PARSE_POLARITY_H
 

@@ -277,6 +277,14 @@ int phrase_count(const Phrases *p, const char *prefix, const char *item, int lan
     return n;
 }
 
+const char *phrase_nth(const Phrases *p, const char *prefix, const char *item, int lang, int k)
+{
+    for (int i = 0; i < p->n && k >= 0; i++)
+        if (row_matches(&p->row[i], prefix, item, lang) && k-- == 0)
+            return p->row[i].text;
+    return NULL;
+}
+
 const char *phrase_pick(const Phrases *p, const char *prefix, const char *item, int lang,
                         int fallback, Rng *r)
 {

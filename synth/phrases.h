@@ -44,6 +44,8 @@ const char *phrase_pick(const Phrases *p, const char *prefix, const char *item, 
                         int fallback, Rng *r);
 /* Number of rows for prefix:item in lang (no fallback). */
 int phrase_count(const Phrases *p, const char *prefix, const char *item, int lang);
+/* The text of the k-th of those rows (from 0), NULL when there are fewer. */
+const char *phrase_nth(const Phrases *p, const char *prefix, const char *item, int lang, int k);
 
 typedef struct PhraseVar {
     const char *name;  /* without '$' */

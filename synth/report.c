@@ -457,6 +457,55 @@ static void add_negative(Ctx *c, Sentences *s, int bi, const char *neg_key, cons
         set_label(c, task_id(c, tasks[i]), 0);
 }
 
+/* The tasks of a "neg:<task>+<task>..." row: up to max task indices
+ * (-1 for a name that is not a task). Returns the count, 0 when the row
+ * names fewer than two. */
+static int row_task_list(const Ctx *c, const PhraseRow *pr, int *tasks, int max)
+{
+    if (pr->nitems != 1 || !strchr(pr->items[0], '+'))
+        return 0;
+    int n = 0;
+    for (const char *p = pr->items[0]; *p && n < max;) {
+        size_t len = strcspn(p, "+");
+        char id[96];
+        snprintf(id, sizeof id, "%.*s", (int)(len < sizeof id ? len : sizeof id - 1), p);
+        tasks[n++] = task_id(c, id);
+        p += len + (p[len] == '+');
+    }
+    return n;
+}
+
+/* Rows neg:<task>+<task>... in the report's language that name several
+ * findings, all of anatomy a and none of them reported: pertinent negatives
+ * that can stand for a normal statement of a. Returns the count. */
+static int partial_rows(const Ctx *c, int a, const PhraseRow **out, int max)
+{
+    const Phrases *ph = c->in->ph;
+    int n = 0;
+    for (int i = 0; i < ph->n && n < max; i++) {
+        const PhraseRow *pr = &ph->row[i];
+        int tasks[8], nt;
+        if (pr->lang != c->lang || strcmp(pr->prefix, "neg") ||
+            (nt = row_task_list(c, pr, tasks, 8)) == 0)
+            continue;
+        int ok = 1;
+        for (int k = 0; k < nt && ok; k++)
+            ok = tasks[k] >= 0 && c->o->find[tasks[k]].anatomy == a && !c->state[tasks[k]];
+        if (ok)
+            out[n++] = pr;
+    }
+    return n;
+}
+
+static void row_tasks_absent(Ctx *c, const PhraseRow *pr)
+{
+    int tasks[8];
+    int nt = row_task_list(c, pr, tasks, 8);
+    for (int k = 0; k < nt; k++)
+        if (tasks[k] >= 0)
+            set_label(c, tasks[k], 0);
+}
+
 static void findings_section(Ctx *c, Sentences *s)
 {
     const Ontology *o = c->o;
@@ -588,11 +637,26 @@ static void findings_section(Ctx *c, Sentences *s)
                 continue;
             }
         }
-        const char *tm = phrase_pick(c->in->ph, "normal", BLOCKS[bi].anat, c->lang, 0, c->r);
+        /* a normal statement, or pertinent negatives that stand for one */
+        const PhraseRow *part[16];
+        int n_part = partial_rows(c, a, part, 16);
+        int n_norm = phrase_count(c->in->ph, "normal", BLOCKS[bi].anat, c->lang);
+        const char *tm = NULL;
+        const PhraseRow *pr = NULL;
+        if (n_norm + n_part > 0) {
+            int k = (int)rng_below(c->r, (uint64_t)(n_norm + n_part));
+            if (k < n_norm)
+                tm = phrase_nth(c->in->ph, "normal", BLOCKS[bi].anat, c->lang, k);
+            else
+                tm = (pr = part[k - n_norm])->text;
+        }
         Buf *b;
         if (tm && (b = sent_new(s, bi, BLOCKS[bi].cat))) {
             phrase_expand(b, tm, NULL, 0, c->r);
-            anatomy_absent(c, a);
+            if (pr)
+                row_tasks_absent(c, pr);
+            else
+                anatomy_absent(c, a);
         }
         if (!strcmp(BLOCKS[bi].anat, "lung") && rng_bernoulli(c->r, 0.3)) {
             static const char *const pe[] = {"pleural_effusion"};
@@ -876,15 +940,19 @@ int report_write(const ReportInput *in, Rng *r, Report *rep, FvErr *e)
         buf_putc(t, '\n');
     }
 
-    /* anatomy status: abnormal when the impression names it */
+    /* anatomy status: abnormal when the impression names it; normal when
+     * the scan covers it (align's rule: an anatomy outside the mask is
+     * unmentioned, whatever the report says) */
     for (int a = 0; a < o->n_anat; a++) {
-        if (!o->anat[a].main || in->cover[a] <= 0)
+        if (!o->anat[a].main)
             continue;
         int abn = 0;
         for (int t = 0; t < o->n_find; t++)
             if (o->find[t].anatomy == a && c.state[t])
                 abn = 1;
-        rep->status[a] = (signed char)abn;
+        int covered = in->covered ? in->covered[a] != 0 : in->cover[a] > 0;
+        if (abn || covered)
+            rep->status[a] = (signed char)abn;
     }
     Buf *all[] = {&rep->text, &rep->findings, &rep->impression, &rep->history, &rep->technique};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

@@ -12,7 +12,12 @@
  * there. `reported` records what the text states per task after all that:
  * 1 present, -1 uncertain, 0 absent (negated, or its anatomy stated normal),
  * REPORT_UNMENTIONED otherwise; `status` is fVLM's anatomy status: abnormal
- * when the impression names the anatomy with a present or uncertain finding. */
+ * when the impression names the anatomy with a present or uncertain finding,
+ * normal when the mask covers it and it is not abnormal, not listed (an
+ * unmentioned anatomy) otherwise. A normal anatomy is stated normal as a
+ * whole (normal: rows), or now and then by pertinent negatives of several of
+ * its findings (neg:<task>+<task> rows: "双肺未见实变及结节影"), which state
+ * those findings absent and no others. */
 #ifndef FVLM_SYNTH_REPORT_H
 #define FVLM_SYNTH_REPORT_H
 
@@ -33,6 +38,8 @@ typedef struct ReportInput {
     int style;                  /* REPORT_HOSPITAL or REPORT_CTRATE */
     const LesionSet *ls;        /* shown tasks and their lesions */
     const double *cover;        /* per anatomy: fraction of its height inside the scan */
+    const unsigned char *covered; /* per anatomy: 1 when the mask holds it (the truth's
+                                   * `covered`); NULL: cover > 0 */
     const char *scan_type;      /* chest, chest_abdomen, abdomen */
     int enhanced;
     double thickness_mm;

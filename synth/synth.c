@@ -359,6 +359,42 @@ static void fmt_date(int64_t day, char *iso, size_t ni, char *dcm, size_t nd)
     snprintf(dcm, nd, "%04d%02d%02d", y, m, d);
 }
 
+/* Coverage as the mask shows it (what align's regions see): an anatomy is
+ * covered when its label map holds any voxel of it, whole when none of them
+ * lies on the volume's border; an anatomy without a mask of its own by its
+ * region_of anatomies. */
+static void compute_covered(const Ontology *o, const Scene *sc, unsigned char *covered,
+                            unsigned char *whole)
+{
+    for (int a = 0; a < o->n_anat; a++) {
+        const Anatomy *an = &o->anat[a];
+        int cov = 0, touch = 0;
+        for (int k = 0; k < an->n_ts; k++) {
+            int id = an->ts_ids[k];
+            if (id <= 0 || id > 255 || !sc->count[id])
+                continue;
+            cov = 1;
+            if (sc->lo[id][0] == 0 || sc->lo[id][1] == 0 || sc->lo[id][2] == 0 ||
+                sc->hi[id][0] == sc->nx - 1 || sc->hi[id][1] == sc->ny - 1 || sc->hi[id][2] == sc->nz - 1)
+                touch = 1;
+        }
+        covered[a] = (unsigned char)cov;
+        whole[a] = (unsigned char)(cov && !touch);
+    }
+    for (int a = 0; a < o->n_anat; a++) {
+        const Anatomy *an = &o->anat[a];
+        if (an->n_ts || !an->n_region_of)
+            continue;
+        int cov = 0, wh = 1;
+        for (int k = 0; k < an->n_region_of; k++) {
+            cov |= covered[an->region_of[k]];
+            wh &= whole[an->region_of[k]] || !covered[an->region_of[k]];
+        }
+        covered[a] = (unsigned char)cov;
+        whole[a] = (unsigned char)(cov && wh);
+    }
+}
+
 /* Fraction of each anatomy's height inside the scan (by the body model). */
 static void compute_cover(const Ontology *o, const Body *b, double zlo, double zhi, double *cover)
 {
@@ -1171,6 +1207,10 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
     double sd = (opt->size == SYNTH_FULL ? 18 : 10) + 14 * (s->body.sx - 0.86) + rng_range(&r, 0, 6);
     phantom_noise(&s->scene, sd, &r); /* labels are final: lesions_paint left the stats current */
 
+    /* the label map is final: what the mask covers decides normal statuses */
+    unsigned char covered[256] = {0}, whole[256] = {0};
+    compute_covered(o, &s->scene, covered, whole);
+
     ReportInput in;
     memset(&in, 0, sizeof in);
     in.o = o;
@@ -1179,6 +1219,7 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
     in.style = s->plan->ctrate ? REPORT_CTRATE : REPORT_HOSPITAL;
     in.ls = ls;
     in.cover = s->cover;
+    in.covered = covered;
     in.scan_type = s->scan_type;
     in.enhanced = s->enhanced;
     in.thickness_mm = s->thickness;
@@ -1291,36 +1332,6 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
             jw_str(&w, s->rep.status[a] ? "abnormal" : "normal");
         }
     jw_obj_end(&w);
-    /* coverage from the label map: any voxel; whole: no voxel on the border */
-    const Scene *sc = &s->scene;
-    int covered[256] = {0}, whole[256] = {0};
-    for (int a = 0; a < o->n_anat; a++) {
-        const Anatomy *an = &o->anat[a];
-        int cov = 0, touch = 0;
-        for (int k = 0; k < an->n_ts; k++) {
-            int id = an->ts_ids[k];
-            if (id <= 0 || id > 255 || !sc->count[id])
-                continue;
-            cov = 1;
-            if (sc->lo[id][0] == 0 || sc->lo[id][1] == 0 || sc->lo[id][2] == 0 ||
-                sc->hi[id][0] == sc->nx - 1 || sc->hi[id][1] == sc->ny - 1 || sc->hi[id][2] == sc->nz - 1)
-                touch = 1;
-        }
-        covered[a] = cov;
-        whole[a] = cov && !touch;
-    }
-    for (int a = 0; a < o->n_anat; a++) {
-        const Anatomy *an = &o->anat[a];
-        if (an->n_ts || !an->n_region_of)
-            continue;
-        int cov = 0, wh = 1;
-        for (int k = 0; k < an->n_region_of; k++) {
-            cov |= covered[an->region_of[k]];
-            wh &= whole[an->region_of[k]] || !covered[an->region_of[k]];
-        }
-        covered[a] = cov;
-        whole[a] = cov && wh;
-    }
     jw_key(&w, "covered");
     jw_arr(&w);
     for (int a = 0; a < o->n_anat; a++)

@@ -22,8 +22,14 @@ Prints per anatomy precision, recall and F1, the macro F1 over the
 anatomies fVLM trains on (lung, heart, esophagus, aorta: the four of its
 released code) and over every anatomy the reference names at least 10
 times, and, with --examples N, sentences where we and the reference
-disagree. Exits 77 (skip) when the shared data or Debian's python is
-absent; 1 when the fVLM macro F1 is below --min-macro.
+disagree. With --classes (ctrate_disagreements.tsv beside this script by
+default; "none" to skip), every disagreement over fVLM's anatomies is put in
+a class of that file (the reference's error, the matcher's miss, a
+convention, or ours) and the table of classes is printed with the F1 the
+four anatomies would have if the reference's errors and the matcher's misses
+were corrected, and if the reference also followed our conventions. Exits 77
+(skip) when the shared data or Debian's python is absent; 1 when the fVLM
+macro F1 is below --min-macro.
 
 The reports are research-only: nothing of them is written outside a
 temporary folder, which is removed at the end.
@@ -79,6 +85,44 @@ def contained(sentence, ref):
     return any(len(p & bg) >= 0.8 * len(p) for p in parts)
 
 
+def load_classes(path):
+    """The rules of ctrate_disagreements.tsv, in order."""
+    rules = []
+    with open(path, encoding="utf-8") as f:
+        rows = [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+    head = rows[0]
+    for n, r in enumerate(rows[1:], start=2):
+        rec = dict(zip(head, r))
+        if len(r) != len(head) or rec["kind"] not in ("reference", "measurement", "convention", "ours"):
+            sys.exit("%s: rule %d is malformed" % (path, n))
+        rec["links_re"] = None if rec["links"] == "*" else re.compile(rec["links"])
+        if rec["pattern"].startswith("@") and rec["pattern"] != "@no_reference_text":
+            sys.exit("%s: rule %d: unknown test %s" % (path, n, rec["pattern"]))
+        rec["pattern_re"] = (None if rec["pattern"] == "*" or rec["pattern"].startswith("@")
+                             else re.compile(rec["pattern"], re.I))
+        rules.append(rec)
+    return rules
+
+
+def classify(rules, anatomy, side, text, links, ref_words):
+    """The first rule that takes the disagreement (side: ours or reference;
+    links: our links of the sentence as "anatomy:method ..."; ref_words: the
+    words of the reference's text of that anatomy in that section), or None.
+    The pattern "@no_reference_text" takes a disagreement where the
+    reference has no text (under two words) for the anatomy."""
+    for r in rules:
+        if r["anatomy"] not in ("*", anatomy) or r["side"] not in ("*", side):
+            continue
+        if r["links_re"] and not r["links_re"].search(links):
+            continue
+        if r["pattern"] == "@no_reference_text" and ref_words >= 2:
+            continue
+        if r["pattern_re"] and not r["pattern_re"].search(text):
+            continue
+        return r
+    return None
+
+
 def build_db(path, source_root, reports_csv):
     con = sqlite3.connect(path)
     with open(os.path.join(source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
@@ -124,6 +168,12 @@ def main():
                     help="load reports.csv with fvlm ingest (else rows are written here)")
     ap.add_argument("--methods", default="mention,finding,continuation,audit",
                     help="link methods measured (those that feed the texts)")
+    ap.add_argument("--classes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                      "ctrate_disagreements.tsv"),
+                    help="classes of disagreements ('none' to skip)")
+    ap.add_argument("--max-unexplained", type=int, default=-1,
+                    help="fail when more disagreements over fVLM's anatomies than this are ours"
+                         " or unclassified (a new error of ours shows up here)")
     a = ap.parse_args()
     shared = a.shared or os.path.join(a.source_root, "..", "shared")
     data = os.path.join(shared, "data", "ctrate-dev")
@@ -172,7 +222,7 @@ def main():
         linked = {}
         for sid, anat, method in con.execute(
                 "SELECT sentence_id, anatomy, method FROM links WHERE anatomy <> ''"
-                " AND (accepted IS NULL OR accepted <> 0)"):
+                " AND (accepted IS NULL OR accepted <> 0) ORDER BY rowid"):
             linked.setdefault(sid, {})[anat] = method
         statuses = {(unkey.get(k, k), a_): st for k, a_, st in con.execute(
             "SELECT s.study_key, a.anatomy, a.status FROM anatomy_status a"
@@ -194,6 +244,7 @@ def main():
     def evaluate(methods):
         counts = {an: [0, 0, 0, 0] for an in anatomies}  # tp, fp, fn, reference sentences
         examples = {an: [] for an in anatomies}
+        disagreements = []  # (anatomy, side, key, section, text, our links of the sentence)
         by_method = {}  # method -> [agree, disagree] over the evaluated anatomies
         for sid, key, idx, section, text in sents:
             ours = {an: m for an, m in linked.get(sid, {}).items() if methods is None or m in methods}
@@ -205,14 +256,19 @@ def main():
                 c[3] += truth
                 if pred:
                     by_method.setdefault(ours[an], [0, 0])[0 if truth else 1] += 1
+                all_links = " ".join("%s:%s" % (x, m) for x, m in linked.get(sid, {}).items())
                 if truth and pred:
                     c[0] += 1
                 elif pred:
                     c[1] += 1
                     examples[an].append(("ours only, " + ours[an], key, section, text))
+                    disagreements.append((an, "ours", key, section, text, all_links,
+                                          len(r[1]) if r is not None else 0))
                 elif truth:
                     c[2] += 1
                     examples[an].append(("reference only", key, section, text))
+                    disagreements.append((an, "reference", key, section, text, all_links,
+                                          len(r[1]) if r is not None else 0))
         figures = {}
         for an in anatomies:
             c = counts[an]
@@ -224,10 +280,10 @@ def main():
         macro4 = sum(figures[x]["f1"] for x in FVLM4 if x in figures) / len(FVLM4)
         named = [an for an in anatomies if counts[an][3] >= 10]
         macro_named = sum(figures[an]["f1"] for an in named) / len(named) if named else 0.0
-        return figures, macro4, named, macro_named, examples, by_method
+        return figures, macro4, named, macro_named, examples, by_method, disagreements
 
-    figures, macro4, named, macro_named, examples, by_method = evaluate(text_methods)
-    all_fig, all_macro4, _, all_named, _, all_by_method = evaluate(None)
+    figures, macro4, named, macro_named, examples, by_method, disagreements = evaluate(text_methods)
+    all_fig, all_macro4, _, all_named, _, all_by_method, _ = evaluate(None)
     print("%d sentences of %d reports (findings and impression sections); links of methods %s"
           " (the ones that feed the training texts, align.text_methods)" %
           (len(sents), len({s[1] for s in sents}), ",".join(sorted(text_methods))))
@@ -267,6 +323,9 @@ def main():
         f = status_fig[an]
         print("  %-10s tp %3d fp %3d fn %3d  P %.3f R %.3f F1 %.3f" % (an, f["tp"], f["fp"], f["fn"],
               f["precision"], f["recall"], f["f1"]))
+    classes_out = None
+    if a.classes != "none":
+        classes_out = print_classes(load_classes(a.classes), disagreements, figures, a.examples)
     if a.examples:
         print("\n== status disagreements")
         for an, key, kind in status_examples[:a.examples]:
@@ -283,10 +342,78 @@ def main():
                        "macro_f1_named": macro_named, "named": named,
                        "all_links": {"per_anatomy": all_fig, "macro_f1_fvlm4": all_macro4,
                                      "macro_f1_named": all_named},
-                       "abnormal_status": status_fig}, f, indent=1)
+                       "abnormal_status": status_fig, "classes": classes_out}, f, indent=1)
     if macro4 < a.min_macro:
         print("FAILED: macro F1 %.3f below %.3f" % (macro4, a.min_macro))
         sys.exit(1)
+    if classes_out and a.max_unexplained >= 0:
+        unexplained = classes_out["by_kind"].get("ours", 0) + classes_out["by_kind"].get("?", 0)
+        if unexplained > a.max_unexplained:
+            print("FAILED: %d disagreements are ours or unclassified (at most %d); run with"
+                  " --examples 1000 to see them" % (unexplained, a.max_unexplained))
+            sys.exit(1)
+
+
+def print_classes(rules, disagreements, figures, examples):
+    """The table of disagreement classes over fVLM's anatomies and the F1
+    they would have with the reference's errors corrected."""
+    order = list(dict.fromkeys([r["class"] for r in rules] + ["unclassified"]))
+    kind_of = {r["class"]: r["kind"] for r in rules}
+    kind_of["unclassified"] = "?"
+    note_of = {r["class"]: r["note"] for r in rules}
+    table = {}
+    members = {}
+    for an, side, key, section, text, links, ref_words in disagreements:
+        if an not in FVLM4:
+            continue
+        r = classify(rules, an, side, text, links, ref_words)
+        name = r["class"] if r else "unclassified"
+        table.setdefault(name, {}).setdefault(an, [0, 0])[0 if side == "ours" else 1] += 1
+        members.setdefault(name, []).append((an, side, key, section, text))
+    print("\ndisagreements over fVLM's anatomies by class (ours only / reference only):")
+    print("  %-12s %-34s %9s %9s %9s %9s %6s" % ("kind", "class", "lung", "heart", "esophagus", "aorta",
+                                                  "total"))
+    by_kind = {}
+    for name in order:
+        if name not in table:
+            continue
+        row = table[name]
+        cells = ["%d/%d" % tuple(row.get(an, [0, 0])) for an in FVLM4]
+        total = sum(v[0] + v[1] for v in row.values())
+        by_kind[kind_of[name]] = by_kind.get(kind_of[name], 0) + total
+        print("  %-12s %-34s %9s %9s %9s %9s %6d" % ((kind_of[name], name) + tuple(cells) + (total,)))
+    print("  by kind: " + ", ".join("%s %d" % (k, by_kind[k]) for k in
+                                  ("reference", "measurement", "convention", "ours", "?") if k in by_kind))
+
+    def adjusted(kinds):
+        f1 = {}
+        for an in FVLM4:
+            tp, fp, fn = figures[an]["tp"], figures[an]["fp"], figures[an]["fn"]
+            for name, row in table.items():
+                if kind_of[name] in kinds and an in row:
+                    tp, fp = tp + row[an][0], fp - row[an][0]
+                    fn -= row[an][1]
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            f1[an] = 2 * p * r / (p + r) if p + r else 0.0
+        return f1, sum(f1.values()) / len(FVLM4)
+
+    corrected, macro_c = adjusted(("reference", "measurement"))
+    conv, macro_v = adjusted(("reference", "measurement", "convention"))
+    print("F1 with the reference's errors and the matcher's misses corrected: " +
+          ", ".join("%s %.3f" % (an, corrected[an]) for an in FVLM4) + "; macro %.3f" % macro_c)
+    print("... and the reference following our conventions too: " +
+          ", ".join("%s %.3f" % (an, conv[an]) for an in FVLM4) + "; macro %.3f" % macro_v)
+    if examples:
+        for name in order:
+            if name not in members:
+                continue
+            print("\n== class %s (%s): %s" % (name, kind_of[name], note_of.get(name, "no rule takes these")))
+            shown = members[name] if name == "unclassified" else members[name][:examples]
+            for an, side, key, section, text in shown:
+                print("  [%s, %s only] %s %s: %s" % (an, side, key, section, text))
+    return {"table": table, "by_kind": by_kind, "corrected": corrected, "macro_corrected": macro_c,
+            "with_conventions": conv, "macro_with_conventions": macro_v}
 
 
 if __name__ == "__main__":

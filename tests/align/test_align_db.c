@@ -94,18 +94,25 @@ static void build_fixture(void)
         " (14, 1, 1, 4, 'impression', 0, 1, 'Right lower lobe nodule.', ''),"
         " (15, 1, 1, 5, 'impression', 0, 1, 'Hiatal hernia.', ''),"
         " (16, 1, 1, 6, 'other', 0, 1, 'Dictated by the resident.', ''),"
+        " (17, 1, 1, 7, 'findings', 100, 195, 'In the evaluation of both lungs in the parenchyma"
+        " window; Calibration of the trachea is normal.', ''),"
+        " (18, 1, 1, 8, 'findings', 200, 253, 'The appearance may be secondary to cardiac pathology.', ''),"
         " (20, 2, 2, 0, 'findings', 0, 1, '肝脏未见异常。', ''),"
         " (30, 3, 3, 0, 'impression', 0, 1, 'Lung nodule.', '');"
         "INSERT INTO mentions (sentence_id, anatomy, start, end, term, rule) VALUES"
         " (10, 'heart', 0, 5, 'heart', 't'), (11, 'lung', 0, 5, 'lobe', 't'),"
         " (13, 'group:upper_abdomen', 0, 5, 'upper abdominal organs', 't'),"
         " (14, 'lung', 0, 5, 'lobe', 't'), (20, 'liver', 0, 5, '肝脏', 't'),"
-        " (30, 'lung', 0, 4, 'lung', 't'), (30, 'no_such_organ', 0, 4, 'x', 't');"
+        " (30, 'lung', 0, 4, 'lung', 't'), (30, 'no_such_organ', 0, 4, 'x', 't'),"
+        /* a mention in a technique lead-in, one after a cause cue */
+        " (17, 'lung', 121, 131, 'both lungs', 't'), (17, 'trachea', 177, 184, 'trachea', 't'),"
+        " (18, 'heart', 235, 242, 'cardiac', 't');"
         "INSERT INTO findings (sentence_id, study_id, task, anatomy, polarity, start, end, term, rule)"
         " VALUES (11, 1, 'lung_nodule', 'lung', 1, 0, 1, 'nodule', 't'),"
         " (14, 1, 'lung_nodule', 'lung', 1, 0, 1, 'nodule', 't'),"
         " (15, 1, 'hiatal_hernia', 'esophagus', 1, 0, 1, 'hiatal hernia', 't'),"
-        " (30, 3, 'lung_nodule', 'lung', 1, 0, 1, 'nodule', 't');"
+        " (30, 3, 'lung_nodule', 'lung', 1, 0, 1, 'nodule', 't'),"
+        " (17, 1, 'tracheal_stenosis', 'trachea', 0, 177, 194, 'trachea is normal', 't');"
         "INSERT INTO labels (study_id, task, value, source) VALUES (1, 'lung_nodule', 1, 'parsed'),"
         " (1, 'hiatal_hernia', 1, 'parsed'), (1, 'emphysema', 0, 'parsed');"
         "INSERT INTO volumes (id, study_id, sha256, source, src_dims, src_spacing, src_affine,"
@@ -177,6 +184,12 @@ static void test_align_writes_links_statuses_regions_flags_samples(void)
               "liver:group");
     CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 16"),
               ":none");
+    /* The lung of a technique lead-in is not the sentence's; a cause is not
+     * what the sentence describes: it continues the sentence before. */
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 17"),
+              "trachea:mention");
+    CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 18"),
+              "trachea:continuation");
     CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "abnormal");
     CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),

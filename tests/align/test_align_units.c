@@ -314,6 +314,7 @@ static void test_generic_term_yields_to_a_named_anatomy(void)
     mention(&x, s0, "liver");
     int s1 = sent(&x, SECTION_FINDINGS, "Ground-glass areas in the right lower lobe.");
     generic(&x, s1, "lung");
+    finding(&x, s1, "lung_opacity", 1);
     LinkSet ls = {0};
     FvErr e = {0};
     CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
@@ -326,10 +327,98 @@ static void test_generic_term_yields_to_a_named_anatomy(void)
     CHECK(!links_cues_generic(&CUES, "right lung"), "'right lung' is a generic term");
 }
 
+static void test_a_sentence_of_weak_mentions_continues_its_context(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "A calcified focus in the liver dome.");
+    mention(&x, s0, "liver");
+    int s1 = sent(&x, SECTION_FINDINGS, "It may be compatible with parenchymal calcification.");
+    generic(&x, s1, "lung");
+    /* No context to continue: the generic term's own anatomy. */
+    int s2 = sent(&x, SECTION_IMPRESSION, "Parenchymal calcification.");
+    generic(&x, s2, "lung");
+    /* A cause is weak too ("secondary to cardiac pathology"). */
+    int s3 = sent(&x, SECTION_IMPRESSION, "The appearance may be secondary to cardiac pathology.");
+    generic(&x, s3, "heart");
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "liver:continuation");
+    CHECK_STR(links_of(&ls, s2, b, sizeof b), "lung:mention");
+    CHECK_STR(links_of(&ls, s3, b, sizeof b), "lung:continuation");
+    links_free(&ls);
+}
+
+static void test_cause_cue_marks_the_mentions_after_it_in_its_clause(void)
+{
+    const char *t = "Septal thickening in both lungs (secondary to cardiac pathology?).";
+    size_t at = (size_t)(strstr(t, "cardiac") - t);
+    CHECK(links_cues_cause(&CUES, t, at), "'cardiac' after 'secondary to' is not a cause");
+    CHECK(!links_cues_cause(&CUES, t, (size_t)(strstr(t, "lungs") - t)),
+          "'lungs' before the cue is a cause");
+    const char *u = "Narrowing due to a mass, and the heart is enlarged.";
+    CHECK(!links_cues_cause(&CUES, u, (size_t)(strstr(u, "heart") - u)),
+          "a mention in the next clause is a cause");
+    const char *v = "Trachea is narrowed secondary to thyroid compression.";
+    CHECK(links_cues_cause(&CUES, v, (size_t)(strstr(v, "thyroid") - v)), "'thyroid' is not a cause");
+    CHECK(!links_cues_cause(&CUES, v, strlen(v) + 5), "an offset past the sentence is a cause");
+    const char *w = "双肺间质改变，继发于心功能不全可能。";
+    CHECK(links_cues_cause(&CUES, w, (size_t)(strstr(w, "心") - w)), "'心' after '继发于' is not a cause");
+}
+
+static void test_a_technique_remark_without_a_finding_links_to_none(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "Heart size is normal.");
+    mention(&x, s0, "heart");
+    int s1 = sent(&x, SECTION_FINDINGS, "When examined in the lung parenchyma window;");
+    generic(&x, s1, "lung");
+    int s2 = sent(&x, SECTION_FINDINGS, "Calibration of the trachea and main bronchi is normal.");
+    mention(&x, s2, "trachea");
+    int s3 = sent(&x, SECTION_FINDINGS,
+                  "Mediastinal vascular structures and cardiac examination were not evaluated "
+                  "optimally because of the lack of IV contrast.");
+    mention(&x, s3, "heart");
+    mention(&x, s3, "mediastinum");
+    int s4 = sent(&x, SECTION_FINDINGS, "It measures 12 mm.");
+    /* A finding keeps the sentence's links, whatever the remark. */
+    int s5 = sent(&x, SECTION_FINDINGS, "In the lung window, a 5 mm nodule in the right lung.");
+    mention(&x, s5, "lung");
+    finding(&x, s5, "lung_nodule", 1);
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s2, b, sizeof b), "trachea:mention");
+    CHECK_STR(links_of(&ls, s3, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s4, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s5, b, sizeof b), "lung:mention");
+    links_free(&ls);
+    CHECK(links_cues_stop(&CUES, "When examined in the lung parenchyma window;"),
+          "a technique cue is not a stop cue");
+    const char *lead = "In the evaluation of both lungs in the parenchyma window; Calibration of the "
+                       "trachea is normal; no nodule in both lungs.";
+    CHECK(links_cues_lead_in(&CUES, lead, (size_t)(strstr(lead, "lungs") - lead)),
+          "a mention in the technique lead-in is not in it");
+    CHECK(!links_cues_lead_in(&CUES, lead, (size_t)(strstr(lead, "trachea") - lead)),
+          "a mention after the lead-in is in it");
+    CHECK(!links_cues_lead_in(&CUES, lead, (size_t)(strstr(lead, "lungs.") - lead)),
+          "a mention in the last clause is in the lead-in");
+    const char *plain = "Nodules in both lungs; the largest is 5 mm.";
+    CHECK(!links_cues_lead_in(&CUES, plain, 10), "a clause without a technique cue is a lead-in");
+    CHECK(links_cues_stop(&CUES, "Clinical and laboratory correlation is recommended."),
+          "a call for laboratory correlation is not a stop cue");
+}
+
 static void test_cue_table_rejects_bad_rows(void)
 {
     static const struct { const char *text, *want; } bad[] = {
         {"kind\tlang\tterm\ngo\ten\tx\n", "c.tsv:2: unknown kind 'go'"},
+        {"kind\tlang\tterm\ncause\tde\tx\n", "c.tsv:2: unknown lang 'de'"},
         {"kind\tlang\tterm\ngeneric\tde\tx\n", "c.tsv:2: unknown lang 'de'"},
         {"kind\tlang\tterm\nstop\tfr\tx\n", "c.tsv:2: unknown lang 'fr'"},
         {"kind\tlang\tterm\nstop\ten\t\n", "c.tsv:2: empty term"},
@@ -630,6 +719,9 @@ int main(void)
     RUN(test_technique_remark_does_not_inherit_the_previous_anatomy);
     RUN(test_group_normal_statement_findings_are_group_links);
     RUN(test_generic_term_yields_to_a_named_anatomy);
+    RUN(test_a_sentence_of_weak_mentions_continues_its_context);
+    RUN(test_cause_cue_marks_the_mentions_after_it_in_its_clause);
+    RUN(test_a_technique_remark_without_a_finding_links_to_none);
     RUN(test_cue_table_rejects_bad_rows);
     RUN(test_status_follows_impression_rule_with_template_for_normal);
     RUN(test_chinese_texts_join_without_spaces_and_use_chinese_template);

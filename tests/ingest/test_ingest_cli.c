@@ -423,6 +423,55 @@ static void test_ctrate_blank_headers_are_rebuilt_from_metadata(void)
     buf_free(&b);
 }
 
+/* CT-RATE volumes and masks are stored as they are met; a mask met before
+ * its volume (an archive or folder walked masks/ first) waits for the end
+ * of the run instead of failing, so one run attaches it. */
+static void test_a_mask_met_before_its_volume_is_attached_in_the_same_run(void)
+{
+    char arch[512], db[512], args[1100], err[600];
+    for (int reverse = 0; reverse < 2; reverse++) {
+        /* Sorted, masks/ comes before train/; reversed, after. */
+        snprintf(arch, sizeof arch, "%s/ctrate_order_%d.tar", tmp, reverse);
+        CHECK(test_sh("'%s' tar '%s' '%s/ctrate' %s", mkarch, arch, fx, reverse ? "--reverse" : "") ==
+                  0,
+              "mkarchive");
+        snprintf(db, sizeof db, "%s/ctrate_order_%d.db", tmp, reverse);
+        snprintf(args, sizeof args, "'%s'", arch);
+        snprintf(err, sizeof err, "%s/ctrate_order_%d.err", tmp, reverse);
+        CHECK(ingest(db, args, err) == 0, "ingest (reverse %d)", reverse);
+        CHECK(sql_file_int(db, "SELECT count(*) FROM masks m JOIN volumes v ON v.id = m.volume_id") == 1,
+              "reverse %d: the mask is not attached to its volume in one run", reverse);
+        CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE kind = 'mask' AND status = 'ok'") == 1,
+              "reverse %d: the mask's source is not recorded once as ok", reverse);
+        CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE '%no CT volume%'") == 0,
+              "reverse %d: an error row for a mask that was attached", reverse);
+        CHECK(count_lines_with(err, "no CT volume") == 0,
+              "reverse %d: an error line for a mask that was attached", reverse);
+        CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.members') FROM runs WHERE id = 1") == 7,
+              "reverse %d: members counted twice", reverse);
+        CHECK(ingest(db, args, NULL) == 0, "second run");
+        CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, '$.members') "
+                     "FROM runs WHERE id = 2") == 1,
+              "reverse %d: the second run found new members", reverse);
+    }
+    /* A mask whose volume never comes fails once, at the end, as before. */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/masks_alone", tmp);
+    CHECK(test_sh("mkdir -p '%s/masks' && cp '%s/ctrate/masks/train_1_a_1.nii.gz' '%s/masks/'", dir, fx,
+             dir) == 0,
+          "copy");
+    snprintf(db, sizeof db, "%s/masks_alone.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    snprintf(err, sizeof err, "%s/masks_alone.err", tmp);
+    CHECK(ingest(db, args, err) == 0, "ingest of a mask alone");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE '%no CT volume%'") == 1,
+          "a mask without its volume is not one error row");
+    CHECK(count_lines_with(err, "no CT volume") == 1,
+          "a mask without its volume is not one error line");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE kind = 'mask' AND status = 'failed'") == 1,
+          "the lone mask is not recorded as failed (to be retried)");
+}
+
 static void test_a_missing_key_is_a_usage_error_that_says_how_to_set_it(void)
 {
     char err[512];
@@ -500,6 +549,7 @@ int main(void)
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run);
     RUN(test_ctrate_blank_headers_are_rebuilt_from_metadata);
+    RUN(test_a_mask_met_before_its_volume_is_attached_in_the_same_run);
     RUN(test_a_missing_key_is_a_usage_error_that_says_how_to_set_it);
     RUN(test_inspect_and_stats_print_json);
     int rc = test_finish();

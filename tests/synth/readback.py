@@ -287,8 +287,20 @@ def check(root):
             continue
         f = line.split("\t")
         anat_of[f[0]] = f[1]
+    main_anat = set()
+    for line in open(os.path.join(src, "schemas", "anatomy.tsv"), encoding="utf-8"):
+        f = line.rstrip("\n").split("\t")
+        if not line.startswith("#") and f[0] != "id" and len(f) > 4 and f[4] == "1":
+            main_anat.add(f[0])
     for st in studies:
         rep = st["labels_reported"]
+        # align's rule: normal exactly where the mask covers a main anatomy that is not abnormal
+        for a in main_anat:
+            s = st["anatomy_status"].get(a)
+            if s == "normal" and a not in st["covered"]:
+                fail(f"{st['study_id']}: anatomy {a} is normal but the mask does not cover it")
+            if s is None and a in st["covered"]:
+                fail(f"{st['study_id']}: anatomy {a} is covered but has no status")
         for t, v in st["labels_image"].items():
             if v:
                 present += 1
