@@ -98,10 +98,10 @@ static int dump(const char *path, const Net *n, const NetBatch *b, FvErr *e)
         rc = st_writer_add(&w, p->name, ST_F32, p->ndim, p->shape, n->params + p->off, e) ||
              st_writer_meta(&w, key, p->decay ? "1" : "0", e);
     }
-    int64_t ishape[4] = {b->nb, c->in_z, c->in_y, c->in_x};
+    int64_t ishape[5] = {b->nb, c->in_c, c->in_z, c->in_y, c->in_x};
     int64_t mshape[3] = {b->nb, c->n_anat, netcfg_tokens(c)}, nr = b->nr;
     int64_t dshape[2] = {b->nr, b->dis_words};
-    rc = rc || st_writer_add(&w, "batch.img", ST_F32, 4, ishape, b->img, e) ||
+    rc = rc || st_writer_add(&w, "batch.img", ST_F32, 5, ishape, b->img, e) ||
          add_i32(&w, "batch.rb", b->rb, b->nr, e) || add_i32(&w, "batch.rtext", b->rtext, b->nr, e) ||
          add_i32(&w, "batch.goff", b->goff, b->ng + 1, e) ||
          add_i32(&w, "batch.grow", b->grow, b->goff[b->ng], e) ||
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
     int nt;
     if (fixture_corpus(db_path, &fo, &e) || onto_load(&onto, &e) ||
         db_open(&db, db_path, DB_MUST_EXIST, &e) ||
-        corpus_load(&c, db, onto, s.net.loss, NULL, 0, -1, NULL, &e) ||
+        corpus_load(&c, db, onto, s.net.loss, 1, NULL, 0, -1, NULL, &e) ||
         corpus_train_texts(&c, &texts, &nt) || tok_build(&tok, texts, nt, &s.tok, &e) ||
         corpus_tokenize(&c, &tok, s.net.t_max_len, &e)) {
         fprintf(stderr, "bench_train: %s\n", e.msg);

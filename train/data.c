@@ -344,7 +344,8 @@ static int parse_diseases(const Ontology *o, const char *json, uint64_t *bits, i
     return rc;
 }
 
-static int load_samples(Corpus *c, Db *db, RawSample **out, int *nout, Run *run, FvErr *e)
+static int load_samples(Corpus *c, Db *db, int scan_whole, RawSample **out, int *nout, Run *run,
+                        FvErr *e)
 {
     *out = NULL;
     *nout = 0;
@@ -406,7 +407,9 @@ static int load_samples(Corpus *c, Db *db, RawSample **out, int *nout, Run *run,
         r->study = si;
         r->onto = a;
         r->abnormal = strcmp(status, "abnormal") == 0;
-        r->whole = sqlite3_column_int64(st, 5) != 0;
+        /* the crop rule (fVLM's): any sample may train, the crop check decides
+         * per step; the scan rule also wants align's `whole` */
+        r->whole = scan_whole ? sqlite3_column_int64(st, 5) != 0 : 1;
         if ((r->text = text_intern(c, text)) < 0) {
             sqlite3_finalize(st);
             free(raw);
@@ -606,8 +609,8 @@ static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
     return rc < 0 ? -1 : 0;
 }
 
-int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, char **anat_ids,
-                int n_anat, int64_t study_id, Run *run, FvErr *e)
+int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
+                char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e)
 {
     memset(c, 0, sizeof *c);
     c->onto = onto;
@@ -618,7 +621,7 @@ int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, char **a
     int nraw = 0;
     if (load_studies(c, db, study_id, run, e))
         goto fail;
-    if (study_id < 0 && load_samples(c, db, &raw, &nraw, run, e))
+    if (study_id < 0 && load_samples(c, db, scan_whole, &raw, &nraw, run, e))
         goto fail;
     if (choose_anatomies(c, raw, nraw, anat_ids, n_anat, e))
         goto fail;
@@ -837,7 +840,12 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
             nn[a][i] = r < 0.0 || r >= dims[a] ? -1 : (int)r;
         }
     const float air = -1024.0f;
-    const float scale = (float)(1.0 / (d->hu_hi - d->hu_lo)), off = (float)d->hu_lo;
+    float scale[NET_MAX_CHANNELS], off[NET_MAX_CHANNELS];
+    for (int w = 0; w < d->n_win; w++) {
+        scale[w] = (float)(1.0 / (d->hu_hi[w] - d->hu_lo[w]));
+        off[w] = (float)d->hu_lo[w];
+    }
+    const size_t vol = (size_t)Z * Y * X;
     const size_t sy = (size_t)s->nx, sz = (size_t)s->ny * s->nx;
     for (int k = 0; k < Z; k++)
         for (int j = 0; j < Y; j++) {
@@ -855,8 +863,11 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
                           a01 * (b0 * ((float)r01[x0] - air) + b1 * ((float)r01[x1] - air)) +
                           a10 * (b0 * ((float)r10[x0] - air) + b1 * ((float)r10[x1] - air)) +
                           a11 * (b0 * ((float)r11[x0] - air) + b1 * ((float)r11[x1] - air));
-                v = (v + air - off) * scale;
-                row[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                v += air;
+                for (int w = 0; w < d->n_win; w++) {
+                    float u = (v - off[w]) * scale[w];
+                    row[(size_t)w * vol + i] = u < 0.0f ? 0.0f : u > 1.0f ? 1.0f : u;
+                }
             }
         }
     int *zn = nn[0], *yn = nn[1], *xn = nn[2];
@@ -950,7 +961,7 @@ int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvE
     memset(bb, 0, sizeof *bb);
     NetCap cap = corpus_capacity(c, cap_b);
     size_t B = (size_t)cap_b, A = (size_t)(c->n_anat ? c->n_anat : 1), T = (size_t)netcfg_tokens(cfg);
-    size_t R = (size_t)cap.rows, vox = (size_t)cfg->in_z * cfg->in_y * cfg->in_x;
+    size_t R = (size_t)cap.rows, vox = (size_t)cfg->in_c * cfg->in_z * cfg->in_y * cfg->in_x;
     bb->cap_b = cap_b;
     bb->img = malloc(B * vox * sizeof *bb->img);
     bb->tokbias = malloc(B * A * T * sizeof *bb->tokbias);
@@ -987,7 +998,7 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
                  int train, Rng *r)
 {
     int A = c->n_anat, T = (d->in_z / d->pz) * (d->in_y / d->py) * (d->in_x / d->px);
-    size_t vox = (size_t)d->in_z * d->in_y * d->in_x;
+    size_t vox = (size_t)d->n_win * d->in_z * d->in_y * d->in_x;
     for (int i = 0; i < n; i++)
         data_crop(&c->st[idx[i]], d, r, train, &bb->crop[i]);
     for (int i = 0; i < n; i++)

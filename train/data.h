@@ -12,7 +12,10 @@
  * margin (fVLM: 5 slices in z and 20 voxels in y and x at 1 x 1 x 3 mm, so
  * 15 mm and 20 mm, scaled to the corpus spacing), resample to the model's
  * input size (trilinear for the CT, nearest for the mask; outside the volume
- * is air, -1024 HU), HU window mapped to [0, 1]. A token holds an anatomy
+ * is air, -1024 HU), HU window mapped to [0, 1] (several windows: one input
+ * channel each, as a radiologist reads lung, soft tissue and bone windows;
+ * the clipping at each window's ends is a per-voxel nonlinearity that a
+ * linear patch embedding cannot make itself). A token holds an anatomy
  * when any voxel of its patch does (the max-pooled mask). Training
  * augmentation: the crop box is scaled and shifted at random and each axis
  * flipped with probability flip_p; an anatomy takes part only when its
@@ -37,7 +40,8 @@ enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2 };
 typedef struct DataCfg {
     int in_z, in_y, in_x;      /* model input, voxels */
     int pz, py, px;            /* patch, voxels */
-    double hu_lo, hu_hi;       /* window, HU */
+    int n_win;                 /* HU windows, one input channel each */
+    double hu_lo[NET_MAX_CHANNELS], hu_hi[NET_MAX_CHANNELS]; /* each window's range, HU */
     double margin_mm[3];       /* crop margin (z, y, x), mm */
     double flip_p;             /* per axis */
     double aug_scale;          /* crop extent scaled by a factor in [1 - s, 1 + s] */
@@ -45,12 +49,15 @@ typedef struct DataCfg {
     int coverage;              /* pooling bias log(share of the token's voxels in the
                                 * anatomy); 0: the binary mask (fVLM) */
     int text_max_len;          /* tokens, [CLS] and [SEP] included */
+    int scan_whole;            /* data.whole = scan: see corpus_load */
 } DataCfg;
 
 typedef struct Sample {
     int study;                 /* index into Corpus.st */
     int anat;                  /* model anatomy, -1 when the model has none for it */
-    uint8_t abnormal, whole;
+    uint8_t abnormal;
+    uint8_t whole;             /* may train: always under the crop rule; under the scan rule
+                                * when align found the anatomy whole in the scan */
     int text;                  /* index into Corpus.text */
 } Sample;
 
@@ -95,13 +102,17 @@ typedef struct Corpus {
     int64_t n_skipped;         /* studies left out by checks */
 } Corpus;
 
-/* Loads the corpus for training. anat_ids (n_anat ids) fixes the model's
- * anatomies (a resumed run); NULL chooses them: every anatomy with a whole
- * training sample (fine modes: and an abnormal one). study_id >= 0 loads
- * that study alone (no samples; for inference). Bad studies are recorded
- * through run (may be NULL: logged only). */
-int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, char **anat_ids,
-                int n_anat, int64_t study_id, Run *run, FvErr *e);
+/* Loads the corpus for training. scan_whole (config data.whole = scan): a
+ * sample trains only when align found its anatomy whole in the scan (not
+ * touching the scan's border); 0 (data.whole = crop, fVLM's rule): any
+ * sample, its anatomy's region being checked against each step's crop.
+ * anat_ids (n_anat ids) fixes the model's anatomies (a resumed run); NULL
+ * chooses them: every anatomy with a training sample that may train (fine
+ * modes: and an abnormal one). study_id >= 0 loads that study alone (no
+ * samples; for inference). Bad studies are recorded through run (may be
+ * NULL: logged only). */
+int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
+                char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e);
 void corpus_free(Corpus *c);
 
 /* Marks a seeded fraction of the training studies as validation when the
@@ -124,7 +135,7 @@ typedef struct Crop {
 
 /* train: random scale, shift and flips from r; otherwise the plain crop. */
 void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out);
-/* Renders the crop: img (Z, Y, X) in [0, 1]; tokbias (n_anat, T): for
+/* Renders the crop: img (n_win, Z, Y, X) in [0, 1]; tokbias (n_anat, T): for
  * tokens holding the anatomy, 0 (binary) or the log of the share of the
  * token's voxels that are the anatomy's (coverage), -INFINITY for the
  * others; inside (n_anat): 1 when the anatomy's region box lies whole inside
@@ -136,7 +147,7 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
 
 typedef struct BatchBuf {
     int cap_b;
-    float *img;                /* (B, Z, Y, X) */
+    float *img;                /* (B, Ci, Z, Y, X) */
     float *tokbias;            /* (B, A, T) */
     uint8_t *inside;           /* (B, A) */
     Crop *crop;                /* (B) */

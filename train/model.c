@@ -102,7 +102,7 @@ int model_load(FvlmModel **out, const char *path, FvErr *e)
     if (net_alloc(&m->net, &nc, &cap, 0, e) || ckpt_load_params(f, &m->net, 0, e))
         goto fail;
     size_t T = (size_t)netcfg_tokens(&nc);
-    m->img = malloc((size_t)nc.in_z * nc.in_y * nc.in_x * sizeof *m->img);
+    m->img = malloc((size_t)nc.in_c * nc.in_z * nc.in_y * nc.in_x * sizeof *m->img);
     m->tokbias = malloc((size_t)A * T * sizeof *m->tokbias);
     m->inside = malloc((size_t)A);
     m->rb = malloc((2 * (size_t)A + (size_t)nc.t_max_len) * sizeof *m->rb);
@@ -144,7 +144,8 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
     memset(out, 0, (size_t)m->onto->n_anat * D * sizeof *out);
     memset(valid, 0, (size_t)m->onto->n_anat);
     Corpus c;
-    if (corpus_load(&c, db, m->onto, nc->loss, m->anat_ids, m->n_ids, study_id, NULL, e))
+    if (corpus_load(&c, db, m->onto, nc->loss, m->data.scan_whole, m->anat_ids, m->n_ids,
+                    study_id, NULL, e))
         return -1;
     Crop crop;
     data_crop(&c.st[0], &m->data, NULL, 0, &crop);

@@ -15,7 +15,7 @@ int netcfg_tokens(const NetCfg *c)
     return (c->in_z / c->pz) * (c->in_y / c->py) * (c->in_x / c->px);
 }
 
-int netcfg_patch(const NetCfg *c) { return c->pz * c->py * c->px; }
+int netcfg_patch(const NetCfg *c) { return c->in_c * c->pz * c->py * c->px; }
 
 int netcfg_check(const NetCfg *c, FvErr *e)
 {
@@ -24,6 +24,8 @@ int netcfg_check(const NetCfg *c, FvErr *e)
         if (!(cond))                                  \
             return err_set(e, FV_EUSAGE, __VA_ARGS__); \
     } while (0)
+    NEED(c->in_c >= 1 && c->in_c <= NET_MAX_CHANNELS, "data.hu_window: 1 to %d windows",
+         NET_MAX_CHANNELS);
     NEED(c->in_z > 0 && c->in_y > 0 && c->in_x > 0 && c->in_z <= 4096 && c->in_y <= 4096 &&
              c->in_x <= 4096, "model.input: sizes must be in 1..4096");
     NEED(c->pz > 0 && c->py > 0 && c->px > 0 && c->in_z % c->pz == 0 && c->in_y % c->py == 0 &&
@@ -63,9 +65,9 @@ static const struct {
     size_t off;
 } cfg_ints[] = {
 #define I(k, m) {k, offsetof(NetCfg, m)}
-    I("in_z", in_z), I("in_y", in_y), I("in_x", in_x), I("patch_z", pz), I("patch_y", py),
-    I("patch_x", px), I("width", width), I("depth", depth), I("heads", heads), I("mlp", mlp),
-    I("pool_heads", pool_heads), I("embed", embed), I("text_width", t_width),
+    I("in_c", in_c), I("in_z", in_z), I("in_y", in_y), I("in_x", in_x), I("patch_z", pz),
+    I("patch_y", py), I("patch_x", px), I("width", width), I("depth", depth), I("heads", heads),
+    I("mlp", mlp),    I("pool_heads", pool_heads), I("embed", embed), I("text_width", t_width),
     I("text_depth", t_depth), I("text_heads", t_heads), I("text_mlp", t_mlp),
     I("text_max_len", t_max_len), I("text_mean", t_mean), I("vocab", vocab), I("n_anat", n_anat),
 #undef I
@@ -101,6 +103,11 @@ int netcfg_from_json(NetCfg *c, const JsonValue *obj, FvErr *e)
                        json_get_str(obj, "loss", ""));
     for (int i = 0; i < N_CFG_INTS; i++) {
         const JsonValue *v = json_get(obj, cfg_ints[i].key);
+        /* checkpoints from before input channels had one */
+        if (!v && cfg_ints[i].off == offsetof(NetCfg, in_c)) {
+            c->in_c = 1;
+            continue;
+        }
         if (!v || v->type != JSON_NUM || !v->is_int || v->i < 0 || v->i > (1 << 26))
             return err_set(e, FV_EFORMAT, "model config: '%s' missing or not an integer in range",
                            cfg_ints[i].key);
@@ -617,8 +624,8 @@ static void vision_forward(Net *n, const NetBatch *b)
     const NetCfg *c = &n->cfg;
     NetActs *a = n->act;
     int B = b->nb, T = netcfg_tokens(c), C = c->width, Nv = B * T;
-    patch_embed_forward(a->vx, a->patches, b->img, n->w.patch_w, n->w.patch_b, B, c->in_z,
-                        c->in_y, c->in_x, c->pz, c->py, c->px, C);
+    patch_embed_forward(a->vx, a->patches, b->img, n->w.patch_w, n->w.patch_b, B, c->in_c,
+                        c->in_z, c->in_y, c->in_x, c->pz, c->py, c->px, C);
     for (int s = 0; s < B; s++)
         vec_acc(a->vx + (size_t)s * T * C, n->w.vpos, (size_t)T * C);
     for (int l = 0; l < c->depth; l++)

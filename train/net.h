@@ -8,7 +8,8 @@
  * largest batch the data can produce (NetCap), so a training step
  * allocates nothing.
  *
- * Vision: the cropped, resampled CT (B, Z, Y, X) in [0, 1] -> 3D patch
+ * Vision: the cropped, resampled CT (B, Ci, Z, Y, X) in [0, 1], one channel
+ * per HU window -> 3D patch
  * embedding + learnable positions -> pre-LN blocks -> the outputs of the
  * kept blocks, each through the shared final layer norm. Fine modes: one
  * learned query per anatomy pools the anatomy's tokens of all kept depths
@@ -32,10 +33,11 @@
 #include "loss.h"
 #include "rng.h"
 
-enum { NET_MAX_DEPTH = 48, NET_MAX_KEEP = 8 };
+enum { NET_MAX_DEPTH = 48, NET_MAX_KEEP = 8, NET_MAX_CHANNELS = 8 };
 
 typedef struct NetCfg {
     LossMode loss;
+    int in_c;                      /* input channels: one per HU window (fVLM: 1) */
     int in_z, in_y, in_x;          /* input voxels after crop and resample (z, y, x) */
     int pz, py, px;                /* patch voxels; they divide the input */
     int width, depth, heads, mlp;  /* vision C, blocks, heads, MLP hidden width */
@@ -114,7 +116,7 @@ typedef struct NetCap {
  * (one anatomy, or every study in global mode), listed by row index. */
 typedef struct NetBatch {
     int nb;                    /* studies */
-    const float *img;          /* (B, Z, Y, X) in [0, 1] */
+    const float *img;          /* (B, Ci, Z, Y, X) in [0, 1] */
     const float *tokbias;      /* (B, A, T): pooling score bias of token t for anatomy a,
                                 * -INFINITY where the token holds none of it (fine modes) */
     int nr;

@@ -270,36 +270,37 @@ void attention_backward(float *dqkv, const float *dy, const float *probs, const 
 /* -------------------------------------------------------- patch embedding */
 
 FV_VECTOR_CLONES
-void patchify(float *patches, const float *img, int nb, int z, int y, int x, int pz, int py,
-              int px)
+void patchify(float *patches, const float *img, int nb, int ci, int z, int y, int x, int pz,
+              int py, int px)
 {
     int tz = z / pz, ty = y / py, tx = x / px;
-    size_t p = (size_t)pz * py * px;
-    for (int b = 0; b < nb; b++) {
-        const float *im = img + (size_t)b * z * y * x;
+    size_t p = (size_t)ci * pz * py * px, vol = (size_t)z * y * x;
+    for (int b = 0; b < nb; b++)
         for (int iz = 0; iz < tz; iz++)
             for (int iy = 0; iy < ty; iy++)
                 for (int ix = 0; ix < tx; ix++) {
                     size_t t = ((size_t)b * tz * ty + (size_t)iz * ty + iy) * tx + ix;
                     float *dst = patches + t * p;
-                    for (int dz = 0; dz < pz; dz++)
-                        for (int dy = 0; dy < py; dy++) {
-                            const float *src = im + ((size_t)(iz * pz + dz) * y + iy * py + dy) * x +
-                                               (size_t)ix * px;
-                            memcpy(dst, src, (size_t)px * sizeof *dst);
-                            dst += px;
-                        }
+                    for (int ch = 0; ch < ci; ch++) {
+                        const float *im = img + ((size_t)b * ci + ch) * vol;
+                        for (int dz = 0; dz < pz; dz++)
+                            for (int dy = 0; dy < py; dy++) {
+                                const float *src = im + ((size_t)(iz * pz + dz) * y + iy * py + dy) *
+                                                            x + (size_t)ix * px;
+                                memcpy(dst, src, (size_t)px * sizeof *dst);
+                                dst += px;
+                            }
+                    }
                 }
-    }
 }
 
 void patch_embed_forward(float *y, float *patches, const float *img, const float *w,
-                         const float *b, int nb, int z, int yy, int x, int pz, int py, int px,
-                         int c)
+                         const float *b, int nb, int ci, int z, int yy, int x, int pz, int py,
+                         int px, int c)
 {
-    patchify(patches, img, nb, z, yy, x, pz, py, px);
+    patchify(patches, img, nb, ci, z, yy, x, pz, py, px);
     int nt = nb * (z / pz) * (yy / py) * (x / px);
-    linear_forward(y, patches, w, b, nt, pz * py * px, c);
+    linear_forward(y, patches, w, b, nt, ci * pz * py * px, c);
 }
 
 void patch_embed_backward(float *dw, float *db, const float *dy, const float *patches, int nt,

@@ -76,14 +76,15 @@ void attention_backward(float *dqkv, const float *dy, const float *probs, const 
                         const int *off, int n_seq, int c, int h, float *scratch);
 
 /* ---- 3D patch embedding ----
- * img (B, Z, Y, X) -> patches (B T, P) in token order t = (tz Ty + ty) Tx + tx
- * and voxel order (dz, dy, dx) within a patch, x fastest; then
- * y (B T, C) = patches W^T + b with W (C, P). */
-void patchify(float *patches, const float *img, int nb, int z, int y, int x, int pz, int py,
-              int px);
+ * img (B, Ci, Z, Y, X) -> patches (B T, P) in token order t = (tz Ty + ty) Tx + tx
+ * and order (ci, dz, dy, dx) within a patch, x fastest, P = Ci pz py px; then
+ * y (B T, C) = patches W^T + b with W (C, P). Ci: input channels (one per HU
+ * window). */
+void patchify(float *patches, const float *img, int nb, int ci, int z, int y, int x, int pz,
+              int py, int px);
 void patch_embed_forward(float *y, float *patches, const float *img, const float *w,
-                         const float *b, int nb, int z, int yy, int x, int pz, int py, int px,
-                         int c);
+                         const float *b, int nb, int ci, int z, int yy, int x, int pz, int py,
+                         int px, int c);
 /* dw (C, P), db (C) added; the image needs no gradient. */
 void patch_embed_backward(float *dw, float *db, const float *dy, const float *patches, int nt,
                           int p, int c);

@@ -208,40 +208,43 @@ int ref_attention_backward(double *dqkv, const double *dy, const double *qkv, co
 
 /* -------------------------------------------------------- patch embedding */
 
-static double patch_voxel(const double *img, int b, int z, int yy, int x, int pz, int py, int px,
-                          int t, int k)
+/* Element k of token t's patch: channel k / (pz py px), then (dz, dy, dx). */
+static double patch_voxel(const double *img, int b, int ci, int z, int yy, int x, int pz, int py,
+                          int px, int t, int k)
 {
     int tyn = yy / py, txn = x / px;
     int tx = t % txn, ty = (t / txn) % tyn, tz = t / (txn * tyn);
-    int dx = k % px, dy = (k / px) % py, dz = k / (px * py);
-    return img[(((size_t)b * z + tz * pz + dz) * yy + ty * py + dy) * x + tx * px + dx];
+    int dx = k % px, dy = (k / px) % py, dz = (k / (px * py)) % pz, ch = k / (px * py * pz);
+    return img[((((size_t)b * ci + ch) * z + tz * pz + dz) * yy + ty * py + dy) * x + tx * px + dx];
 }
 
 void ref_patch_embed_forward(double *y, const double *img, const double *w, const double *b,
-                             int nb, int z, int yy, int x, int pz, int py, int px, int c)
+                             int nb, int ci, int z, int yy, int x, int pz, int py, int px, int c)
 {
-    int nt = (z / pz) * (yy / py) * (x / px), p = pz * py * px;
+    int nt = (z / pz) * (yy / py) * (x / px), p = ci * pz * py * px;
     for (int bb = 0; bb < nb; bb++)
         for (int t = 0; t < nt; t++)
             for (int j = 0; j < c; j++) {
                 double s = b[j];
                 for (int k = 0; k < p; k++)
-                    s += w[(size_t)j * p + k] * patch_voxel(img, bb, z, yy, x, pz, py, px, t, k);
+                    s += w[(size_t)j * p + k] *
+                         patch_voxel(img, bb, ci, z, yy, x, pz, py, px, t, k);
                 y[((size_t)bb * nt + t) * c + j] = s;
             }
 }
 
 void ref_patch_embed_backward(double *dw, double *db, const double *dy, const double *img, int nb,
-                              int z, int yy, int x, int pz, int py, int px, int c)
+                              int ci, int z, int yy, int x, int pz, int py, int px, int c)
 {
-    int nt = (z / pz) * (yy / py) * (x / px), p = pz * py * px;
+    int nt = (z / pz) * (yy / py) * (x / px), p = ci * pz * py * px;
     for (int bb = 0; bb < nb; bb++)
         for (int t = 0; t < nt; t++)
             for (int j = 0; j < c; j++) {
                 double g = dy[((size_t)bb * nt + t) * c + j];
                 db[j] += g;
                 for (int k = 0; k < p; k++)
-                    dw[(size_t)j * p + k] += g * patch_voxel(img, bb, z, yy, x, pz, py, px, t, k);
+                    dw[(size_t)j * p + k] +=
+                        g * patch_voxel(img, bb, ci, z, yy, x, pz, py, px, t, k);
             }
 }
 

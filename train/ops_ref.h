@@ -31,11 +31,11 @@ int ref_attention_forward(double *y, const double *qkv, const int *off, int n_se
 int ref_attention_backward(double *dqkv, const double *dy, const double *qkv, const int *off,
                             int n_seq, int c, int h);
 
-/* Direct 3D patch embedding (no im2col): y (B T, C). */
+/* Direct 3D patch embedding (no im2col) of img (B, Ci, Z, Y, X): y (B T, C). */
 void ref_patch_embed_forward(double *y, const double *img, const double *w, const double *b,
-                             int nb, int z, int yy, int x, int pz, int py, int px, int c);
+                             int nb, int ci, int z, int yy, int x, int pz, int py, int px, int c);
 void ref_patch_embed_backward(double *dw, double *db, const double *dy, const double *img, int nb,
-                              int z, int yy, int x, int pz, int py, int px, int c);
+                              int ci, int z, int yy, int x, int pz, int py, int px, int c);
 
 int ref_attnpool_forward(double *y, const double *q, const double *k, const double *v,
                           const double *bias, const int *rb, const int *ra, int nr, int na,

@@ -122,6 +122,7 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
     /* checked in full once the vocabulary and anatomies are known */
     n->vocab = 1 << 10;
     n->n_anat = 1;
+    n->in_c = 1; /* data.hu_window below gives the channels */
     if (netcfg_check(n, e))
         return -1;
     if (get_i(c, "tokenizer.vocab_size", 76, 1 << 22, &s->tok.vocab_size, e) ||
@@ -129,20 +130,38 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         get_i(c, "tokenizer.max_piece_len", 1, 32, &s->tok.max_piece_len, e))
         return -1;
     DataCfg *d = &s->data;
-    double win[2];
-    if (need(c, "data.hu_window", e) || config_doubles(c, "data.hu_window", NULL, 2, win, e) ||
-        need(c, "data.margin_mm", e) ||
+    /* data.hu_window: low, high of each window, one input channel each */
+    double win[2 * NET_MAX_CHANNELS];
+    if (need(c, "data.hu_window", e))
+        return -1;
+    int nv = 1;
+    for (const char *p = config_str(c, "data.hu_window", ""); *p; p++)
+        nv += *p == ',';
+    if (nv % 2 || nv > 2 * NET_MAX_CHANNELS)
+        return err_set(e, FV_EUSAGE, "config data.hu_window = '%s': expected low, high pairs "
+                       "(1 to %d windows)", config_str(c, "data.hu_window", ""), NET_MAX_CHANNELS);
+    if (config_doubles(c, "data.hu_window", NULL, nv, win, e) || need(c, "data.margin_mm", e) ||
         config_doubles(c, "data.margin_mm", NULL, 3, d->margin_mm, e))
         return -1;
-    if (!(win[0] < win[1]) || win[0] < -32768 || win[1] > 32767)
-        return err_set(e, FV_EUSAGE, "config data.hu_window = %g, %g: needs low < high in HU",
-                       win[0], win[1]);
+    d->n_win = nv / 2;
+    n->in_c = d->n_win;
+    for (int w = 0; w < d->n_win; w++) {
+        if (!(win[2 * w] < win[2 * w + 1]) || win[2 * w] < -32768 || win[2 * w + 1] > 32767)
+            return err_set(e, FV_EUSAGE, "config data.hu_window: window %d (%g, %g) needs "
+                           "low < high in HU", w + 1, win[2 * w], win[2 * w + 1]);
+        d->hu_lo[w] = win[2 * w];
+        d->hu_hi[w] = win[2 * w + 1];
+    }
     for (int i = 0; i < 3; i++)
         if (!(d->margin_mm[i] >= 0 && d->margin_mm[i] <= 1000))
             return err_set(e, FV_EUSAGE, "config data.margin_mm: %g mm out of 0..1000",
                            d->margin_mm[i]);
-    d->hu_lo = win[0];
-    d->hu_hi = win[1];
+    if (need(c, "data.whole", e))
+        return -1;
+    const char *wr = config_str(c, "data.whole", "");
+    if (strcmp(wr, "crop") && strcmp(wr, "scan"))
+        return err_set(e, FV_EUSAGE, "config data.whole = '%s': expected crop or scan", wr);
+    d->scan_whole = strcmp(wr, "scan") == 0;
     if (get_d(c, "aug.flip_p", 0, 1, &d->flip_p, e) || get_d(c, "aug.scale", 0, 0.9, &d->aug_scale, e) ||
         get_d(c, "aug.shift", 0, 0.9, &d->aug_shift, e))
         return -1;
@@ -190,8 +209,11 @@ int train_settings_ini(const TrainSettings *s, Buf *b)
                n->t_max_len, n->t_mean ? "mean" : "cls", (double)n->temp_init);
     buf_printf(b, "[tokenizer]\nvocab_size = %d\nmin_word_count = %d\nmax_piece_len = %d\n",
                s->tok.vocab_size, s->tok.min_word_count, s->tok.max_piece_len);
-    buf_printf(b, "[data]\nhu_window = %.17g, %.17g\nmargin_mm = %.17g, %.17g, %.17g\n", d->hu_lo,
-               d->hu_hi, d->margin_mm[0], d->margin_mm[1], d->margin_mm[2]);
+    buf_printf(b, "[data]\nhu_window =");
+    for (int w = 0; w < d->n_win; w++)
+        buf_printf(b, "%s %.17g, %.17g", w ? "," : "", d->hu_lo[w], d->hu_hi[w]);
+    buf_printf(b, "\nmargin_mm = %.17g, %.17g, %.17g\nwhole = %s\n", d->margin_mm[0],
+               d->margin_mm[1], d->margin_mm[2], d->scan_whole ? "scan" : "crop");
     buf_printf(b, "[aug]\nflip_p = %.17g\nscale = %.17g\nshift = %.17g\n", d->flip_p,
                d->aug_scale, d->aug_shift);
     buf_printf(b, "[train]\nloss = %s\nbatch = %d\nepochs = %d\nsteps = %lld\nlr = %.17g\n"
@@ -382,7 +404,8 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
             goto out;
     }
     log_info("loading the corpus %s", a->db_path);
-    if (corpus_load(&corpus, db, onto, s.net.loss, ck_anat, n_ck_anat, -1, &run, e))
+    if (corpus_load(&corpus, db, onto, s.net.loss, s.data.scan_whole, ck_anat, n_ck_anat, -1, &run,
+                    e))
         goto out;
     corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
     train_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *train_idx);

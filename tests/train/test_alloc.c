@@ -77,7 +77,7 @@ static void test_training_steps_allocate_nothing(void)
     CHECK_OK(fixture_corpus(db_path, &o, &e), &e);
     CHECK_OK(onto_load(&onto, &e), &e);
     CHECK_OK(db_open(&db, db_path, DB_MUST_EXIST, &e), &e);
-    CHECK_OK(corpus_load(&c, db, onto, LOSS_FINE_FN_DISEASE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
     const char **texts;
     int nt;
     Tokenizer t;
@@ -86,13 +86,13 @@ static void test_training_steps_allocate_nothing(void)
     CHECK_OK(tok_build(&t, texts, nt, &tc, &e), &e);
     free(texts);
     CHECK_OK(corpus_tokenize(&c, &t, 32, &e), &e);
-    NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
+    NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_c = 1, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
                  .py = 8, .px = 8, .width = 16, .depth = 2, .heads = 2, .mlp = 32, .keep = {1, 2},
                  .n_keep = 2, .pool_heads = 2, .embed = 16, .t_width = 16, .t_depth = 1,
                  .t_heads = 2, .t_mlp = 32, .t_max_len = 32, .t_mean = 1, .vocab = t.n,
                  .n_anat = c.n_anat, .temp_init = 0.07f};
-    DataCfg d = {.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8, .hu_lo = -1150,
-                 .hu_hi = 350, .margin_mm = {15, 20, 20}, .flip_p = 0.2, .aug_scale = 0.1,
+    DataCfg d = {.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8, .n_win = 1, .hu_lo = {-1150},
+                 .hu_hi = {350}, .margin_mm = {15, 20, 20}, .flip_p = 0.2, .aug_scale = 0.1,
                  .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
     OptCfg oc = {.lr = 1e-3, .lr_min = 1e-5, .warmup = 2, .total = 10, .beta1 = 0.9,
                  .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .clip = 1.0};

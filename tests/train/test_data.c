@@ -20,8 +20,8 @@ static Ontology *g_onto;
 
 static DataCfg tiny_data(void)
 {
-    return (DataCfg){.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8,
-                     .hu_lo = -1150, .hu_hi = 350, .margin_mm = {15, 20, 20}, .flip_p = 0.2,
+    return (DataCfg){.in_z = 16, .in_y = 32, .in_x = 32, .pz = 4, .py = 8, .px = 8, .n_win = 1,
+                     .hu_lo = {-1150}, .hu_hi = {350}, .margin_mm = {15, 20, 20}, .flip_p = 0.2,
                      .aug_scale = 0.1, .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
 }
 
@@ -41,7 +41,7 @@ static void test_corpus_load_skips_and_records_bad_studies(void)
     Run run;
     CHECK_OK(run_begin(&run, db, "train", 0, NULL, NULL, 1, &e), &e);
     Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN, NULL, 0, -1, &run, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN, 1, NULL, 0, -1, &run, &e), &e);
     CHECK_EQ_INT(c.n_st, 20);
     CHECK_EQ_INT(c.n_skipped, 2);
     CHECK_EQ_INT(c.n_sm, 20 * 5);
@@ -75,7 +75,7 @@ static void test_corpus_load_skips_and_records_bad_studies(void)
     CHECK(with_dis > 0, "no abnormal sample has a disease set");
     corpus_free(&c);
     /* global mode: every anatomy with a whole sample, abnormal or not */
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_GLOBAL, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_GLOBAL, 1, NULL, 0, -1, NULL, &e), &e);
     CHECK_EQ_INT(c.n_anat, 5);
     int reports = 0;
     for (int i = 0; i < c.n_st; i++)
@@ -116,7 +116,7 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     DataCfg d = tiny_data();
     int Z = 16, Y = 32, X = 32, T = 64, A = c.n_anat;
     float *a = malloc(sizeof(float) * Z * Y * X), *b = malloc(sizeof(float) * Z * Y * X);
@@ -192,7 +192,7 @@ static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN_DISEASE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
     Tokenizer t;
     const char **texts;
     int nt;
@@ -201,7 +201,7 @@ static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
     CHECK_OK(tok_build(&t, texts, nt, &tc, &e), &e);
     free(texts);
     CHECK_OK(corpus_tokenize(&c, &t, 32, &e), &e);
-    NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
+    NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_c = 1, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
                  .py = 8, .px = 8, .width = 8, .depth = 1, .heads = 1, .mlp = 8, .keep = {1},
                  .n_keep = 1, .pool_heads = 1, .embed = 8, .t_width = 8, .t_depth = 1,
                  .t_heads = 1, .t_mlp = 8, .t_max_len = 32, .vocab = t.n, .n_anat = c.n_anat,
@@ -253,16 +253,16 @@ static void test_signature_changes_with_the_training_data(void)
     CHECK_OK(db_open(&db, g_db, 0, &e), &e);
     Corpus c;
     char h1[65], h2[65], h3[65];
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     corpus_signature(&c, h1);
     corpus_free(&c);
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     corpus_signature(&c, h2);
     corpus_free(&c);
     CHECK_STR(h1, h2);
     CHECK_OK(db_run(db, &e, "UPDATE samples SET text = text || ' ' WHERE study_id = 1003 AND "
                     "anatomy = 'lung'", ""), &e);
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     corpus_signature(&c, h3);
     corpus_free(&c);
     CHECK(strcmp(h1, h3) != 0, "a changed text leaves the signature unchanged");
@@ -276,14 +276,14 @@ static void test_one_study_loads_for_inference_and_a_missing_one_is_an_error(voi
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     char *ids[] = {"lung", "heart"};
     Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 1005, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1005, NULL, &e), &e);
     CHECK_EQ_INT(c.n_st, 1);
     CHECK_EQ_INT(c.n_anat, 2);
     CHECK(c.boxes[0] >= 0 && c.boxes[6] >= 0, "regions of the study not loaded");
     corpus_free(&c);
-    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 1020, NULL, &e) == -1 &&
+    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1020, NULL, &e) == -1 &&
               strstr(e.msg, "study 1020"), "a broken study loads for inference: %s", e.msg);
-    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 2, 99, NULL, &e) == -1 &&
+    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 99, NULL, &e) == -1 &&
               e.code == FV_ENOTFOUND, "a missing study is not 'not found': %s", e.msg);
     db_close(&db);
 }
@@ -296,7 +296,7 @@ static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
     /* mediastinum: region_of heart, aorta, esophagus, trachea (anatomy.tsv) */
     char *ids[] = {"heart", "aorta", "esophagus", "trachea", "mediastinum"};
     Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, ids, 5, 1004, NULL, &e), &e);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 5, 1004, NULL, &e), &e);
     DataCfg d = tiny_data();
     d.coverage = 0;
     float img[16 * 32 * 32], tb[5 * 64];
@@ -322,6 +322,79 @@ static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
     db_close(&db);
 }
 
+/* Several HU windows: one channel each, every channel the same HU mapped through its own window. */
+static void test_render_makes_one_channel_per_hu_window(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    DataCfg one = tiny_data(), two = tiny_data();
+    two.n_win = 2;
+    two.hu_lo[1] = -150;
+    two.hu_hi[1] = 250;
+    enum { V = 16 * 32 * 32 };
+    int A = c.n_anat;
+    float *a = malloc(sizeof(float) * V), *b = malloc(sizeof(float) * 2 * V);
+    float *ta = malloc(sizeof(float) * A * 64), *tb = malloc(sizeof(float) * A * 64);
+    uint8_t ia[8], ib[8];
+    Crop crop;
+    data_crop(&c.st[0], &one, NULL, 0, &crop);
+    data_render(&c, 0, &one, &crop, a, ta, ia);
+    data_render(&c, 0, &two, &crop, b, tb, ib);
+    double worst0 = 0, worst1 = 0;
+    int soft = 0;
+    for (int i = 0; i < V; i++) {
+        double d0 = fabs(a[i] - b[i]);
+        worst0 = d0 > worst0 ? d0 : worst0;
+        if (a[i] <= 0.0f || a[i] >= 1.0f)
+            continue;
+        double hu = -1150.0 + 1500.0 * a[i], u = (hu + 150.0) / 400.0;
+        u = u < 0 ? 0 : u > 1 ? 1 : u;
+        double d1 = fabs(u - b[V + i]);
+        worst1 = d1 > worst1 ? d1 : worst1;
+        soft += b[V + i] > 0.0f && b[V + i] < 1.0f;
+    }
+    CHECK(worst0 < 1e-6, "channel 0 differs from the one-window image by %g", worst0);
+    CHECK(worst1 < 1e-4, "channel 1 differs from its window of the same HU by %g", worst1);
+    CHECK(soft > 100, "only %d voxels inside the soft-tissue window", soft);
+    CHECK(!memcmp(ta, tb, sizeof(float) * A * 64), "the token mask depends on the windows");
+    free(a); free(b); free(ta); free(tb);
+    corpus_free(&c);
+    db_close(&db);
+}
+
+/* data.whole = crop (fVLM's rule): a sample whose anatomy touches the scan's border may train
+ * (the crop check decides); data.whole = scan keeps align's `whole` flag. */
+static void test_crop_rule_lets_anatomies_cut_by_the_scan_border_train(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, 0, &e), &e);
+    /* the lung of one training study touches the scan's border */
+    CHECK_OK(db_run(db, &e, "UPDATE samples SET whole = 0 WHERE study_id = 1003 AND anatomy = "
+                    "'lung'", ""), &e);
+    Corpus c;
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    int scan_cut = 0, scan_anat = c.n_anat;
+    for (int i = 0; i < c.n_sm; i++)
+        scan_cut += !c.sm[i].whole;
+    corpus_free(&c);
+    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 0, NULL, 0, -1, NULL, &e), &e);
+    int crop_cut = 0;
+    for (int i = 0; i < c.n_sm; i++)
+        crop_cut += !c.sm[i].whole;
+    CHECK(scan_cut > 0, "the scan rule lets every sample train");
+    CHECK_EQ_INT(crop_cut, 0);
+    CHECK(c.n_anat >= scan_anat, "the crop rule has %d model anatomies, the scan rule %d",
+          c.n_anat, scan_anat);
+    corpus_free(&c);
+    CHECK_OK(db_run(db, &e, "UPDATE samples SET whole = 1 WHERE study_id = 1003 AND anatomy = "
+                    "'lung'", ""), &e);
+    db_close(&db);
+}
+
 int main(void)
 {
     snprintf(g_db, sizeof g_db, "/tmp/fvlm-test-data-%d.db", (int)getpid());
@@ -338,6 +411,8 @@ int main(void)
     RUN(test_signature_changes_with_the_training_data);
     RUN(test_one_study_loads_for_inference_and_a_missing_one_is_an_error);
     RUN(test_an_anatomy_without_a_mask_takes_its_region_of_anatomies);
+    RUN(test_render_makes_one_channel_per_hu_window);
+    RUN(test_crop_rule_lets_anatomies_cut_by_the_scan_border_train);
     onto_free(&g_onto);
     test_remove_db(g_db);
     return test_finish();

@@ -274,42 +274,48 @@ static void test_attention_backward_matches_finite_differences_and_fast_matches_
 
 typedef struct {
     double *img, *w, *b, *r, *y;
-    int nb, z, yy, x, pz, py, px, c;
+    int nb, ci, z, yy, x, pz, py, px, c;
 } PeCtx;
 
 static double pe_loss(void *p)
 {
     PeCtx *c = p;
-    ref_patch_embed_forward(c->y, c->img, c->w, c->b, c->nb, c->z, c->yy, c->x, c->pz, c->py,
-                            c->px, c->c);
+    ref_patch_embed_forward(c->y, c->img, c->w, c->b, c->nb, c->ci, c->z, c->yy, c->x, c->pz,
+                            c->py, c->px, c->c);
     int nt = (c->z / c->pz) * (c->yy / c->py) * (c->x / c->px);
     return dot(c->y, c->r, (size_t)c->nb * nt * c->c);
 }
 
+/* Two input channels (HU windows): a patch holds channel 0's voxels, then channel 1's. */
 static void test_patch_embedding_matches_finite_differences_and_fast_matches_reference(void)
 {
-    PeCtx c = {.nb = 2, .z = 4, .yy = 6, .x = 4, .pz = 2, .py = 3, .px = 2, .c = 5};
-    int nt = 2 * 2 * 2, p = c.pz * c.py * c.px;
-    size_t ni = (size_t)c.nb * c.z * c.yy * c.x, nw = (size_t)c.c * p, ny = (size_t)c.nb * nt * c.c;
+    PeCtx c = {.nb = 2, .ci = 2, .z = 4, .yy = 6, .x = 4, .pz = 2, .py = 3, .px = 2, .c = 5};
+    int nt = 2 * 2 * 2, p = c.ci * c.pz * c.py * c.px;
+    size_t vol = (size_t)c.z * c.yy * c.x;
+    size_t ni = (size_t)c.nb * c.ci * vol, nw = (size_t)c.c * p, ny = (size_t)c.nb * nt * c.c;
     c.img = dalloc(ni); c.w = dalloc(nw); c.b = dalloc(c.c); c.r = dalloc(ny); c.y = dalloc(ny);
     drand_fill(c.img, ni, 1); drand_fill(c.w, nw, 0.5); drand_fill(c.b, c.c, 0.5);
     drand_fill(c.r, ny, 1);
     double *dw = dalloc(nw), *db = dalloc(c.c);
-    ref_patch_embed_backward(dw, db, c.r, c.img, c.nb, c.z, c.yy, c.x, c.pz, c.py, c.px, c.c);
+    ref_patch_embed_backward(dw, db, c.r, c.img, c.nb, c.ci, c.z, c.yy, c.x, c.pz, c.py, c.px,
+                             c.c);
     CHECK(fd_err(c.w, nw, pe_loss, &c, dw) < FD_TOL, "patch embed dw differs from finite differences");
     CHECK(fd_err(c.b, c.c, pe_loss, &c, db) < FD_TOL, "patch embed db differs from finite differences");
     pe_loss(&c);
     float *fi = to_float(c.img, ni), *fw = to_float(c.w, nw), *fb = to_float(c.b, c.c);
     float *fr = to_float(c.r, ny), *fy = falloc(ny), *patches = falloc((size_t)c.nb * nt * p);
     float *fdw = falloc(nw), *fdb = falloc(c.c);
-    patch_embed_forward(fy, patches, fi, fw, fb, c.nb, c.z, c.yy, c.x, c.pz, c.py, c.px, c.c);
+    patch_embed_forward(fy, patches, fi, fw, fb, c.nb, c.ci, c.z, c.yy, c.x, c.pz, c.py, c.px,
+                        c.c);
     patch_embed_backward(fdw, fdb, fr, patches, c.nb * nt, p, c.c);
     CHECK(rel_err(fy, c.y, ny) < FAST_TOL, "fast patch embed forward differs");
     CHECK(rel_err(fdw, dw, nw) < FAST_TOL, "fast patch embed dw differs");
     CHECK(rel_err(fdb, db, c.c) < FAST_TOL, "fast patch embed db differs");
-    /* token 3 of study 1 = (tz 0, ty 1, tx 1); its first voxel is (0, 3, 2) */
-    CHECK_NEAR(patches[(size_t)(nt + 3) * p], fi[(size_t)c.z * c.yy * c.x + 3 * c.x + 2], 0);
-    free(c.img); free(c.w); free(c.b); free(c.r); free(c.y); free(dw); free(db);
+    /* token 3 of study 1 = (tz 0, ty 1, tx 1); its first voxel is (0, 3, 2) in each channel,
+     * channel 1's after the pz py px voxels of channel 0 */
+    int pv = c.pz * c.py * c.px;
+    CHECK_NEAR(patches[(size_t)(nt + 3) * p], fi[2 * vol + 3 * c.x + 2], 0);
+    CHECK_NEAR(patches[(size_t)(nt + 3) * p + pv], fi[3 * vol + 3 * c.x + 2], 0);
     free(fi); free(fw); free(fb); free(fr); free(fy); free(patches); free(fdw); free(fdb);
 }
 

@@ -28,7 +28,7 @@
 static NetCfg twin_cfg(LossMode mode)
 {
     NetCfg c = {
-        .loss = mode, .in_z = 8, .in_y = 16, .in_x = 16, .pz = 4, .py = 8, .px = 8,
+        .loss = mode, .in_c = 2, .in_z = 8, .in_y = 16, .in_x = 16, .pz = 4, .py = 8, .px = 8,
         .width = 16, .depth = 2, .heads = 2, .mlp = 32, .keep = {1, 2}, .n_keep = 2,
         .pool_heads = 2, .embed = 8, .t_width = 16, .t_depth = 2, .t_heads = 2, .t_mlp = 32,
         .t_max_len = 12, .vocab = 30, .n_anat = 3, .temp_init = 0.07f,
@@ -63,7 +63,7 @@ static const int g_goff[] = {0, 4};
 static const int g_grow[] = {0, 1, 2, 3};
 
 typedef struct TwinData {
-    float img[TB * 8 * 16 * 16];
+    float img[TB * 2 * 8 * 16 * 16]; /* two input channels */
     float tokbias[TB * TA * TT];
     int toff[TU + 1];
     int tids[TU * 12];
@@ -154,9 +154,9 @@ static int dump_one(const char *dir, LossMode mode, FvErr *e)
     for (int i = 0; i < n.n_params && !rc; i++)
         rc = st_writer_add(&w, n.info[i].name, ST_F32, n.info[i].ndim, n.info[i].shape,
                            n.params + n.info[i].off, e);
-    int64_t ishape[4] = {TB, cfg.in_z, cfg.in_y, cfg.in_x}, mshape[3] = {TB, TA, TT};
+    int64_t ishape[5] = {TB, cfg.in_c, cfg.in_z, cfg.in_y, cfg.in_x}, mshape[3] = {TB, TA, TT};
     int64_t nr = b.nr, dshape[2] = {TR, TW};
-    rc = rc || st_writer_add(&w, "batch.img", ST_F32, 4, ishape, d.img, e);
+    rc = rc || st_writer_add(&w, "batch.img", ST_F32, 5, ishape, d.img, e);
     rc = rc || st_writer_add(&w, "batch.tokbias", ST_F32, 3, mshape, d.tokbias, e);
     rc = rc || add_i32(&w, "batch.rb", b.rb, b.nr, e);
     rc = rc || add_i32(&w, "batch.rtext", b.rtext, b.nr, e);

@@ -108,11 +108,12 @@ class Twin:
     def vision(self, img):
         c, p = self.cfg, self.p
         B = img.shape[0]
+        Ci = c.get("in_c", 1)
         Z, Y, X = c["in_z"], c["in_y"], c["in_x"]
         pz, py, px = c["patch_z"], c["patch_y"], c["patch_x"]
-        # (B, Z, Y, X) -> (B, T, P): tokens (tz, ty, tx), voxels (dz, dy, dx)
-        t = img.view(B, Z // pz, pz, Y // py, py, X // px, px)
-        t = t.permute(0, 1, 3, 5, 2, 4, 6).reshape(B, -1, pz * py * px)
+        # (B, Ci, Z, Y, X) -> (B, T, P): tokens (tz, ty, tx), patch (ci, dz, dy, dx)
+        t = img.reshape(B, Ci, Z // pz, pz, Y // py, py, X // px, px)
+        t = t.permute(0, 2, 4, 6, 1, 3, 5, 7).reshape(B, -1, Ci * pz * py * px)
         x = F.linear(t, p["vis.patch.weight"], p["vis.patch.bias"]) + p["vis.pos"]
         outs = []
         for l in range(c["depth"]):
