@@ -742,7 +742,7 @@ static int study_write(Ctx *x, Study *s, FvErr *e)
              * template for normal, the anatomy's sentences for abnormal. */
             const AuditStatus *au = audit_of(s, a);
             if (st == STATUS_NORMAL) {
-                status_template(o, a, s->doc.zh, &made);
+                onto_normal_text(o, a, s->doc.zh, &made);
             } else if (au) {
                 const char *imp = au->impression_text[0] ? au->impression_text
                                   : s->text[a].impression_text.data ? s->text[a].impression_text.data : "";

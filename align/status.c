@@ -36,19 +36,6 @@ int status_rule_parse(const char *s)
     return -1;
 }
 
-void status_template(const Ontology *o, int a, int zh, Buf *b)
-{
-    const Anatomy *an = &o->anat[a];
-    if (zh) {
-        buf_printf(b, "%s未见明显异常。", an->zh);
-        return;
-    }
-    size_t at = b->len;
-    buf_printf(b, "%s shows no significant abnormalities.", an->en);
-    if (!b->failed && b->len > at)
-        b->data[at] = (char)toupper((unsigned char)b->data[at]);
-}
-
 void status_free(AnatText *t, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -182,7 +169,7 @@ int status_build(const Ontology *o, const AlignDoc *d, const LinkSet *links,
                 buf_append(&t->text, t->findings_text.data, t->findings_text.len);
             }
         } else if (t->status == STATUS_NORMAL) {
-            status_template(o, a, d->zh, &t->text);
+            onto_normal_text(o, a, d->zh, &t->text);
         }
         JsonW w;
         jw_init(&w, &t->diseases, 0);

@@ -68,7 +68,4 @@ int status_build(const Ontology *o, const AlignDoc *d, const LinkSet *links,
                  AnatText *out, FvErr *e);
 void status_free(AnatText *t, int n);
 
-/* The normal template for anatomy a in the report's language into b. */
-void status_template(const Ontology *o, int a, int zh, Buf *b);
-
 #endif

@@ -18,7 +18,7 @@ void eval_options_default(EvalOptions *opt)
     memset(opt, 0, sizeof *opt);
     opt->split = "test";
     opt->train_split = "train";
-    opt->style = PROMPT_FVLM;
+    opt->style = PROMPT_NORMAL; /* see eval/prompts.h: our text tower never read "Not X." */
     opt->n_boot = METRICS_BOOT_DEFAULT;
     opt->seed = 0;
     opt->probe_c = 1.0;

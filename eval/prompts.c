@@ -6,7 +6,7 @@
 #include "schemas.h"
 #include "tsv.h"
 
-static const char *style_names[PROMPT_NSTYLES] = {"fvlm", "ctclip"};
+static const char *style_names[PROMPT_NSTYLES] = {"fvlm", "ctclip", "normal"};
 static const char *lang_names[PROMPT_LANG_N] = {"en", "zh"};
 
 int prompt_style_parse(const char *s)
@@ -96,8 +96,9 @@ int prompts_parse(Prompts **out, const Ontology *o, const char *text, const char
             err_set(e, FV_EFORMAT, "%s:%d: language '%s' is not zh or en", name, r.line, lang);
             goto out;
         }
-        if (s < 0) {
-            err_set(e, FV_EFORMAT, "%s:%d: style '%s' is not fvlm or ctclip", name, r.line, style);
+        if (s < 0 || s == PROMPT_NORMAL) {
+            err_set(e, FV_EFORMAT, "%s:%d: style '%s' is not fvlm or ctclip%s", name, r.line, style,
+                    s == PROMPT_NORMAL ? " (normal prompts are made from the ontology)" : "");
             goto out;
         }
         if (!*neg || !*pos || strcmp(neg, pos) == 0) {
@@ -122,12 +123,26 @@ int prompts_parse(Prompts **out, const Ontology *o, const char *text, const char
         goto out;
     for (int t = 0; t < o->n_find; t++)
         for (int l = 0; l < PROMPT_LANG_N; l++)
-            for (int s = 0; s < PROMPT_NSTYLES; s++)
+            for (int s = 0; s < PROMPT_NORMAL; s++)
                 if (!slot(p, t, l, s)->neg) {
                     err_set(e, FV_EFORMAT, "%s: task '%s' has no %s prompts in style %s", name,
                             o->find[t].id, lang_names[l], style_names[s]);
                     goto out;
                 }
+    /* normal: the anatomy's normal sentence against fVLM's positive */
+    for (int t = 0; t < o->n_find; t++)
+        for (int l = 0; l < PROMPT_LANG_N; l++) {
+            Buf b = {0};
+            onto_normal_text(o, o->find[t].anatomy, l == PROMPT_LANG_ZH, &b);
+            PromptPair *pp = slot(p, t, l, PROMPT_NORMAL);
+            pp->neg = b.failed ? NULL : buf_steal(&b);
+            buf_free(&b);
+            pp->pos = strdup(slot(p, t, l, PROMPT_FVLM)->pos);
+            if (!pp->neg || !pp->pos) {
+                err_set(e, FV_ENOMEM, "%s: out of memory", name);
+                goto out;
+            }
+        }
     rc = 0;
 out:
     tsv_close(&r);

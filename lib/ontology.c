@@ -1,5 +1,6 @@
 #include "ontology.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,4 +452,17 @@ out:
     free(g);
     free(f);
     return rc;
+}
+
+void onto_normal_text(const Ontology *o, int a, int zh, Buf *b)
+{
+    const Anatomy *an = &o->anat[a];
+    if (zh) {
+        buf_printf(b, "%s未见明显异常。", an->zh);
+        return;
+    }
+    size_t at = b->len;
+    buf_printf(b, "%s shows no significant abnormalities.", an->en);
+    if (!b->failed && b->len > at)
+        b->data[at] = (char)toupper((unsigned char)b->data[at]);
 }

@@ -8,6 +8,7 @@
 #ifndef FVLM_ONTOLOGY_H
 #define FVLM_ONTOLOGY_H
 
+#include "buf.h"
 #include "error.h"
 
 enum { ONTO_MAX_TS_ID = 255 };
@@ -66,5 +67,9 @@ int onto_group(const Ontology *o, const char *id);
 int onto_finding(const Ontology *o, const char *id);
 /* 1 when anatomy a belongs to group g. */
 int onto_in_group(const Ontology *o, int a, int g);
+/* Anatomy a's normal sentence, appended to b: "Lung shows no significant
+ * abnormalities." or "肺未见明显异常。" (fVLM's text for an anatomy its
+ * report calls normal; train learns it, eval's `normal` prompts use it). */
+void onto_normal_text(const Ontology *o, int a, int zh, Buf *b);
 
 #endif

@@ -18,7 +18,7 @@
 #include "cmd_eval.h"
 
 static const char *help_eval =
-    "usage: fvlm eval --model FILE --out DIR [--split test] [--labels FILE] [--style fvlm|ctclip]\n"
+    "usage: fvlm eval --model FILE --out DIR [--split test] [--labels FILE] [--style S]\n"
     "                 [--bootstrap N] [--seed N] [common options]\n\n"
     "Zero-shot evaluation of a trained model (CT-CLIP's protocol, as fVLM reports it). For each\n"
     "diagnosis task of schemas/findings.tsv with labels in the split, each study's score is the\n"
@@ -38,8 +38,10 @@ static const char *help_eval =
     "  --out DIR          folder for the report files (config eval.out)\n"
     "  --split NAME       split to evaluate: train, valid or test (default test; eval.split)\n"
     "  --labels FILE      truth file or CT-RATE labels CSV (config eval.labels)\n"
-    "  --style NAME       prompt style: fvlm (\"Not X.\" / \"X.\") or ctclip (\"X is not present.\" /\n"
-    "                     \"X is present.\") (default fvlm; eval.style)\n"
+    "  --style NAME       prompt style: normal (the anatomy's normal sentence, \"Liver shows no\n"
+    "                     significant abnormalities.\" / \"X.\"), fvlm (\"Not X.\" / \"X.\") or ctclip\n"
+    "                     (\"X is not present.\" / \"X is present.\") (default normal: a text tower\n"
+    "                     trained from scratch has never read \"Not X.\"; eval.style)\n"
     "  --bootstrap N      bootstrap resamples for the AUROC interval (default 1000; eval.bootstrap)\n"
     "  --seed N           bootstrap seed (default 0; config seed)\n" CLI_COMMON_HELP;
 
@@ -251,10 +253,10 @@ int eval_command_main(int argc, char **argv, int probe)
                        valid_split(job.opt.split) ? job.opt.train_split : job.opt.split);
         goto done;
     }
-    const char *st = style ? style : config_str(cfg, "eval.style", "fvlm");
+    const char *st = style ? style : config_str(cfg, "eval.style", "normal");
     int s = prompt_style_parse(st);
     if (s < 0) {
-        rc = cli_usage(name, "--style is fvlm or ctclip, not '%s'", st);
+        rc = cli_usage(name, "--style is normal, fvlm or ctclip, not '%s'", st);
         goto done;
     }
     job.opt.style = (PromptStyle)s;

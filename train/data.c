@@ -906,6 +906,74 @@ void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop,
     }
 }
 
+/* Upper edges (HU) of the density summary's bins, the last bin open: air,
+ * emphysema and lung (-1000 .. -700), ground glass and fat (-700 .. -50),
+ * fluid and soft tissue in 15 HU steps (fatty liver, effusions, masses),
+ * contrast, calcification and bone. */
+static const float hist_edges[NET_HIST_BINS - 1] = {
+    -1000, -950, -900, -850, -800, -700, -500, -300, -100, -50, -20, 0,
+    15,    30,   45,   60,   75,   90,   120,  200,  400,  800, 1500};
+
+void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *hist)
+{
+    const Study *s = &c->st[study];
+    int n[3] = {d->in_z, d->in_y, d->in_x}, dims[3] = {s->nz, s->ny, s->nx};
+    const double sp[3] = {s->sz, s->sy, s->sx};
+    int nn[3][MAX_IN];
+    double voxel_ml = 1e-3;
+    for (int a = 0; a < 3; a++) {
+        for (int i = 0; i < n[a]; i++) {
+            double r = floor(src_coord(crop, a, i, n[a]) + 0.5);
+            nn[a][i] = r < 0.0 || r >= dims[a] ? -1 : (int)r;
+        }
+        voxel_ml *= (crop->box[2 * a + 1] - crop->box[2 * a]) * sp[a] / n[a];
+    }
+    /* bin of each HU value from -1024 (air; lower is clamped) up */
+    enum { LUT_LO = -1024, LUT_N = 4096 };
+    uint8_t lut[LUT_N];
+    for (int v = 0, b = 0; v < LUT_N; v++) {
+        while (b < NET_HIST_BINS - 1 && (float)(v + LUT_LO) >= hist_edges[b])
+            b++;
+        lut[v] = (uint8_t)b;
+    }
+    const int A = c->n_anat, H = NET_HIST_DIM;
+    memset(hist, 0, (size_t)(A + 1) * H * sizeof *hist);
+    float *whole = hist + (size_t)A * H;
+    double body = 0;
+    const size_t sy = (size_t)s->nx, sz = (size_t)s->ny * s->nx;
+    for (int k = 0; k < n[0]; k++)
+        for (int j = 0; j < n[1]; j++)
+            for (int i = 0; i < n[2]; i++) {
+                int z = nn[0][k], y = nn[1][j], x = nn[2][i];
+                if (z < 0 || y < 0 || x < 0) {
+                    whole[0] += 1.0f; /* outside the scan: air */
+                    continue;
+                }
+                size_t at = (size_t)z * sz + (size_t)y * sy + (size_t)x;
+                int v = s->ct[at] - LUT_LO;
+                v = v < 0 ? 0 : v >= LUT_N ? LUT_N - 1 : v;
+                int bin = lut[v];
+                whole[bin] += 1.0f;
+                body += s->ct[at] > -500;
+                int id = s->mask[at];
+                for (int q = c->lab_off[id]; q < c->lab_off[id + 1]; q++)
+                    hist[(size_t)c->lab_anat[q] * H + bin] += 1.0f;
+            }
+    /* counts to sqrt(bins x share), then the volume */
+    for (int a = 0; a <= A; a++) {
+        float *h = hist + (size_t)a * H;
+        double total = 0;
+        for (int b = 0; b < NET_HIST_BINS; b++)
+            total += h[b];
+        if (total <= 0)
+            continue;
+        for (int b = 0; b < NET_HIST_BINS; b++)
+            h[b] = (float)sqrt(NET_HIST_BINS * h[b] / total);
+        double count = a < A ? total : body;
+        h[NET_HIST_BINS] = (float)log10(1.0 + count * voxel_ml);
+    }
+}
+
 /* ------------------------------------------------------------------ batches */
 
 NetCap corpus_capacity(const Corpus *c, int b)
@@ -947,6 +1015,7 @@ void batch_free(BatchBuf *bb)
     free(bb->img);
     free(bb->tokbias);
     free(bb->inside);
+    free(bb->hist);
     free(bb->crop);
     free(bb->rb);
     free(bb->rabn);
@@ -966,6 +1035,10 @@ int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvE
     bb->img = malloc(B * vox * sizeof *bb->img);
     bb->tokbias = malloc(B * A * T * sizeof *bb->tokbias);
     bb->inside = malloc(B * A);
+    if (cfg->hist && !(bb->hist = malloc(B * (A + 1) * NET_HIST_DIM * sizeof *bb->hist))) {
+        batch_free(bb);
+        return err_set(e, FV_ENOMEM, "batch: out of memory");
+    }
     bb->crop = malloc(B * sizeof *bb->crop);
     /* the int arrays in one block: rb, ra, rtext, cand_s, grow, uniq (R
      * each), goff (A + 2), toff (R + 1), tids (tokens) */
@@ -1001,9 +1074,12 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
     size_t vox = (size_t)d->n_win * d->in_z * d->in_y * d->in_x;
     for (int i = 0; i < n; i++)
         data_crop(&c->st[idx[i]], d, r, train, &bb->crop[i]);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         data_render(c, idx[i], d, &bb->crop[i], bb->img + (size_t)i * vox,
                     bb->tokbias + (size_t)i * A * T, bb->inside + (size_t)i * A);
+        if (bb->hist)
+            data_hist(c, idx[i], d, &bb->crop[i], bb->hist + (size_t)i * (A + 1) * NET_HIST_DIM);
+    }
     int nr = 0, ng = 0;
     if (c->mode == LOSS_GLOBAL) {
         for (int i = 0; i < n; i++)
@@ -1092,7 +1168,8 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
     for (int s = 0; s < nt; s++)
         bb->local[bb->uniq[s]] = -1;
     bb->nb = (NetBatch){
-        .nb = n, .img = bb->img, .tokbias = bb->tokbias, .nr = nr, .rb = bb->rb, .ra = bb->ra,
+        .nb = n, .img = bb->img, .tokbias = bb->tokbias, .hist = bb->hist, .hist_n = A + 1,
+        .nr = nr, .rb = bb->rb, .ra = bb->ra,
         .rtext = bb->rtext, .rabn = bb->rabn, .rdis = bb->rdis, .dis_words = c->dis_words,
         .ng = ng, .goff = bb->goff, .grow = bb->grow, .nt = nt, .toff = bb->toff, .tids = bb->tids,
     };

@@ -142,6 +142,11 @@ void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out);
  * the crop. */
 void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
                  float *tokbias, uint8_t *inside);
+/* The density summaries of the crop (model.anat_hist), on the input grid
+ * with nearest-neighbour sampling of CT and mask: hist (n_anat + 1,
+ * NET_HIST_DIM), each anatomy's (net.h), then the whole crop's (its volume:
+ * the voxels above -500 HU). */
+void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *hist);
 
 /* ---- batches ---- */
 
@@ -150,6 +155,7 @@ typedef struct BatchBuf {
     float *img;                /* (B, Ci, Z, Y, X) */
     float *tokbias;            /* (B, A, T) */
     uint8_t *inside;           /* (B, A) */
+    float *hist;               /* (B, A + 1, NET_HIST_DIM) when the model wants it, else NULL */
     Crop *crop;                /* (B) */
     int *rb, *ra, *rtext;      /* (R) */
     uint8_t *rabn;

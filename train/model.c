@@ -24,6 +24,7 @@ struct FvlmModel {
     float *img;                /* (Z, Y, X) */
     float *tokbias;            /* (A, T) */
     uint8_t *inside;           /* (A) */
+    float *hist;               /* (A + 1, NET_HIST_DIM) */
     int *rb, *ra, *ids;        /* (A), (A), (max_len) */
     float *feat;               /* (A, D) */
 };
@@ -43,6 +44,7 @@ void model_free(FvlmModel **pm)
     free(m->img);
     free(m->tokbias);
     free(m->inside);
+    free(m->hist);
     free(m->rb);
     free(m->feat);
     free(m);
@@ -105,9 +107,10 @@ int model_load(FvlmModel **out, const char *path, FvErr *e)
     m->img = malloc((size_t)nc.in_c * nc.in_z * nc.in_y * nc.in_x * sizeof *m->img);
     m->tokbias = malloc((size_t)A * T * sizeof *m->tokbias);
     m->inside = malloc((size_t)A);
+    m->hist = malloc(((size_t)A + 1) * NET_HIST_DIM * sizeof *m->hist);
     m->rb = malloc((2 * (size_t)A + (size_t)nc.t_max_len) * sizeof *m->rb);
     m->feat = malloc((size_t)A * nc.embed * sizeof *m->feat);
-    if (!m->img || !m->tokbias || !m->inside || !m->rb || !m->feat) {
+    if (!m->img || !m->tokbias || !m->inside || !m->hist || !m->rb || !m->feat) {
         err_set(e, FV_ENOMEM, "%s: out of memory", path);
         goto fail;
     }
@@ -150,6 +153,8 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
     Crop crop;
     data_crop(&c.st[0], &m->data, NULL, 0, &crop);
     data_render(&c, 0, &m->data, &crop, m->img, m->tokbias, m->inside);
+    data_hist(&c, 0, &m->data, &crop, m->hist);
+    int hist_n = c.n_anat + 1;
     /* the anatomies whose tokens exist in this study */
     int nr = 0;
     for (int a = 0; a < c.n_anat; a++) {
@@ -166,7 +171,8 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
     corpus_free(&c);
     if (!nr)
         return 0;
-    NetBatch b = {.nb = 1, .img = m->img, .tokbias = m->tokbias, .rb = m->rb, .ra = m->ra};
+    NetBatch b = {.nb = 1, .img = m->img, .tokbias = m->tokbias, .hist = m->hist,
+                  .hist_n = hist_n, .rb = m->rb, .ra = m->ra};
     /* global: one whole-CT feature, given to every anatomy present */
     b.nr = nc->loss == LOSS_GLOBAL ? 1 : nr;
     net_encode(&m->net, &b, m->feat, NULL);

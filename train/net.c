@@ -53,6 +53,7 @@ int netcfg_check(const NetCfg *c, FvErr *e)
     NEED(c->t_max_len >= 2 && c->t_max_len <= 4096, "model.text_max_len must be in 2..4096");
     NEED(c->vocab > 4 && c->vocab <= (1 << 24), "vocabulary size %d out of range", c->vocab);
     NEED(c->t_mean == 0 || c->t_mean == 1, "model.text_pool must be cls or mean");
+    NEED(c->hist == 0 || c->hist == 1, "model.anat_hist must be on or off");
     NEED(c->loss == LOSS_GLOBAL || (c->n_anat > 0 && c->n_anat <= 1024),
          "model: %d anatomies (1..1024 needed by the fine losses)", c->n_anat);
     NEED(c->temp_init >= 0.001f && c->temp_init <= 0.5f, "model.temperature must be in [0.001, 0.5]");
@@ -69,7 +70,7 @@ static const struct {
     I("patch_y", py), I("patch_x", px), I("width", width), I("depth", depth), I("heads", heads),
     I("mlp", mlp),    I("pool_heads", pool_heads), I("embed", embed), I("text_width", t_width),
     I("text_depth", t_depth), I("text_heads", t_heads), I("text_mlp", t_mlp),
-    I("text_max_len", t_max_len), I("text_mean", t_mean), I("vocab", vocab), I("n_anat", n_anat),
+    I("text_max_len", t_max_len), I("text_mean", t_mean), I("hist", hist), I("vocab", vocab), I("n_anat", n_anat),
 #undef I
 };
 enum { N_CFG_INTS = sizeof cfg_ints / sizeof cfg_ints[0] };
@@ -103,11 +104,13 @@ int netcfg_from_json(NetCfg *c, const JsonValue *obj, FvErr *e)
                        json_get_str(obj, "loss", ""));
     for (int i = 0; i < N_CFG_INTS; i++) {
         const JsonValue *v = json_get(obj, cfg_ints[i].key);
-        /* checkpoints from before input channels had one */
+        /* checkpoints from before input channels had one, and no density summary */
         if (!v && cfg_ints[i].off == offsetof(NetCfg, in_c)) {
             c->in_c = 1;
             continue;
         }
+        if (!v && cfg_ints[i].off == offsetof(NetCfg, hist))
+            continue;
         if (!v || v->type != JSON_NUM || !v->is_int || v->i < 0 || v->i > (1 << 26))
             return err_set(e, FV_EFORMAT, "model config: '%s' missing or not an integer in range",
                            cfg_ints[i].key);
@@ -203,6 +206,10 @@ static int build_table(Net *n, FvErr *e)
         add_block(&t, "vis", l, F(vb) + (size_t)l * sizeof(BlockW), C, c->mlp);
     add_param(&t, "vis.ln_f.weight", F(vln_w), 0, NET_INIT_ONE, 1, C, 0, 0);
     add_param(&t, "vis.ln_f.bias", F(vln_b), 0, NET_INIT_ZERO, 1, C, 0, 0);
+    if (c->hist) {
+        add_param(&t, "vis.hist.weight", F(hist_w), 1, NET_INIT_NORMAL, 2, C, NET_HIST_DIM, 0);
+        add_param(&t, "vis.hist.bias", F(hist_b), 0, NET_INIT_ZERO, 1, C, 0, 0);
+    }
     if (c->loss == LOSS_GLOBAL) {
         add_param(&t, "vis.proj.weight", F(gproj_w), 1, NET_INIT_NORMAL, 2, D, C, 0);
         add_param(&t, "vis.proj.bias", F(gproj_b), 0, NET_INIT_ZERO, 1, D, 0, 0);
@@ -294,6 +301,8 @@ struct NetActs {
     /* both: the rows entering the projection, in group order: pooled_o
      * rows (fine) or study means (global) */
     float *pog;                /* (R, C) */
+    float *hrow, *hout;        /* (R, NET_HIST_DIM), (R, C): density summaries of the rows in
+                                * group order and their linear map (cfg.hist) */
     /* both: image features in group order */
     float *feat, *fn, *fnorm;  /* (R, D), (R, D), (R) */
     /* text, N = packed tokens */
@@ -395,6 +404,10 @@ static void layout_acts(Cursor *cur, NetActs *a, const NetCfg *c, const NetCap *
         a->gmean = take(cur, B * C);
     }
     a->pog = take(cur, R * C);
+    if (c->hist) {
+        a->hrow = take(cur, R * NET_HIST_DIM);
+        a->hout = take(cur, R * C);
+    }
     a->feat = take(cur, R * D);
     a->fn = take(cur, R * D);
     a->fnorm = take(cur, R);
@@ -751,6 +764,26 @@ static void text_backward(Net *n, const NetBatch *b)
 
 /* ------------------------------------------------------------ image heads */
 
+/* cfg.hist: adds W h + b to a->pog, h the density summary of each row
+ * (global: the study's whole crop). */
+static void hist_forward(Net *n, const NetBatch *b, const int *order, int nr)
+{
+    const NetCfg *c = &n->cfg;
+    NetActs *a = n->act;
+    if (!c->hist)
+        return;
+    int C = c->width;
+    for (int i = 0; i < nr; i++) {
+        int r = order[i];
+        int s = b->rb[r];
+        int k = c->loss == LOSS_GLOBAL ? b->hist_n - 1 : b->ra[r];
+        memcpy(a->hrow + (size_t)i * NET_HIST_DIM,
+               b->hist + ((size_t)s * b->hist_n + k) * NET_HIST_DIM, NET_HIST_DIM * sizeof(float));
+    }
+    linear_forward(a->hout, a->hrow, n->w.hist_w, n->w.hist_b, nr, NET_HIST_DIM, C);
+    vec_acc(a->pog, a->hout, (size_t)nr * C);
+}
+
 /* Image features of the rows listed by order[0..nr) (pooled row indices),
  * into a->feat / a->fn in that order. */
 static void heads_forward(Net *n, const NetBatch *b, const int *order, int nr)
@@ -771,6 +804,7 @@ static void heads_forward(Net *n, const NetBatch *b, const int *order, int nr)
         for (int i = 0; i < nr; i++)
             memcpy(a->pog + (size_t)i * C, a->gmean + (size_t)b->rb[order[i]] * C,
                    (size_t)C * sizeof(float));
+        hist_forward(n, b, order, nr);
         linear_forward(a->feat, a->pog, n->w.gproj_w, n->w.gproj_b, nr, C, D);
         l2norm_forward(a->fn, a->fnorm, a->feat, nr, D);
         return;
@@ -785,6 +819,7 @@ static void heads_forward(Net *n, const NetBatch *b, const int *order, int nr)
     for (int i = 0; i < nr; i++)
         memcpy(a->pog + (size_t)i * C, a->pooled_o + (size_t)order[i] * C,
                (size_t)C * sizeof(float));
+    hist_forward(n, b, order, nr);
     /* per-anatomy projection over runs of rows of one anatomy */
     for (int i0 = 0; i0 < nr;) {
         int an = b->ra[order[i0]], i1 = i0;
@@ -808,6 +843,9 @@ static void heads_backward(Net *n, const NetBatch *b, const int *order, int nr)
     if (c->loss == LOSS_GLOBAL) {
         linear_backward(a->dpog, n->g.gproj_w, n->g.gproj_b, a->dfeat, a->pog, n->w.gproj_w, nr,
                         C, D, 0);
+        if (c->hist)
+            linear_backward(NULL, n->g.hist_w, n->g.hist_b, a->dpog, a->hrow, n->w.hist_w, nr,
+                            NET_HIST_DIM, C, 0);
         memset(a->dgmean, 0, (size_t)B * C * sizeof(float));
         for (int i = 0; i < nr; i++)
             vec_acc(a->dgmean + (size_t)b->rb[order[i]] * C, a->dpog + (size_t)i * C, (size_t)C);
@@ -830,6 +868,9 @@ static void heads_backward(Net *n, const NetBatch *b, const int *order, int nr)
                         0);
         i0 = i1;
     }
+    if (c->hist)
+        linear_backward(NULL, n->g.hist_w, n->g.hist_b, a->dpog, a->hrow, n->w.hist_w, nr,
+                        NET_HIST_DIM, C, 0);
     /* rows outside every group get no gradient */
     memset(a->dpooled_o, 0, (size_t)b->nr * C * sizeof(float));
     for (int i = 0; i < nr; i++)

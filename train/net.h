@@ -15,7 +15,11 @@
  * learned query per anatomy pools the anatomy's tokens of all kept depths
  * through a shared multi-head attention, a per-anatomy linear projection and
  * L2 normalisation give the anatomy feature. Global mode: the mean of the
- * last block's tokens, a linear projection, L2.
+ * last block's tokens, a linear projection, L2. With cfg.hist (ours, not
+ * fVLM's), a linear map of the row's density summary (the anatomy's HU
+ * histogram and volume; global: the whole crop's) is added before the
+ * projection: at a few hundred studies a ViT from scratch does not learn
+ * densities and sizes, which is what most findings change.
  * Text: token + position embedding -> pre-LN blocks over packed texts ->
  * final layer norm of [CLS] (or of the mean of the tokens) -> shared
  * projection -> L2.
@@ -35,6 +39,12 @@
 
 enum { NET_MAX_DEPTH = 48, NET_MAX_KEEP = 8, NET_MAX_CHANNELS = 8 };
 
+/* The density summary of one anatomy (model.anat_hist): the share of its
+ * voxels in each of NET_HIST_BINS HU bins (edges in data.c), as
+ * sqrt(bins x share), then log10(1 + its volume in ml): NET_HIST_DIM values.
+ * All zero when the crop holds none of it. */
+enum { NET_HIST_BINS = 24, NET_HIST_DIM = NET_HIST_BINS + 1 };
+
 typedef struct NetCfg {
     LossMode loss;
     int in_c;                      /* input channels: one per HU window (fVLM: 1) */
@@ -47,6 +57,8 @@ typedef struct NetCfg {
     int embed;                     /* D */
     int t_width, t_depth, t_heads, t_mlp, t_max_len;
     int t_mean;                    /* text feature: 0 the [CLS] token, 1 the mean of all tokens */
+    int hist;                      /* 1: the density summary (NET_HIST_DIM) joins each pooled
+                                    * feature through a linear layer (model.anat_hist) */
     int vocab;                     /* V */
     int n_anat;                    /* A: anatomies with a query and a projection */
     float temp_init;
@@ -80,6 +92,8 @@ typedef struct NetW {
     float *aproj_w, *aproj_b;  /* (A, D, C), (A, D) */
     /* global mode */
     float *gproj_w, *gproj_b;  /* (D, C), (D) */
+    /* density summary (cfg.hist) */
+    float *hist_w, *hist_b;    /* (C, NET_HIST_DIM), (C) */
     /* text */
     float *tok;                /* (V, Ct) */
     float *tpos;               /* (L, Ct) */
@@ -119,6 +133,9 @@ typedef struct NetBatch {
     const float *img;          /* (B, Ci, Z, Y, X) in [0, 1] */
     const float *tokbias;      /* (B, A, T): pooling score bias of token t for anatomy a,
                                 * -INFINITY where the token holds none of it (fine modes) */
+    const float *hist;         /* (B, hist_n, NET_HIST_DIM) when cfg.hist: each anatomy's density
+                                * summary (by anatomy index), the whole crop's last */
+    int hist_n;
     int nr;
     const int *rb, *ra;        /* (R): study and anatomy of each row; global: rb[r] = r */
     const int *rtext;          /* (R): its text, an index into the texts below */

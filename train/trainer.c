@@ -100,6 +100,10 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         return err_set(e, FV_EUSAGE, "config model.text_pool = '%s': expected cls or mean",
                        tp ? tp : "");
     n->t_mean = strcmp(tp, "mean") == 0;
+    const char *ah = config_str(c, "model.anat_hist", "off");
+    if (strcmp(ah, "on") && strcmp(ah, "off"))
+        return err_set(e, FV_EUSAGE, "config model.anat_hist = '%s': expected on or off", ah);
+    n->hist = strcmp(ah, "on") == 0;
     n->temp_init = (float)t;
     /* model.keep: a comma-separated list of block numbers */
     const char *k = config_str(c, "model.keep", "");
@@ -204,9 +208,11 @@ int train_settings_ini(const TrainSettings *s, Buf *b)
     for (int i = 0; i < n->n_keep; i++)
         buf_printf(b, "%s %d", i ? "," : "", n->keep[i]);
     buf_printf(b, "\npool_heads = %d\npool_mask = %s\nembed = %d\ntext_width = %d\ntext_depth = %d\n"
-               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntext_pool = %s\ntemperature = %.17g\n",
+               "text_heads = %d\ntext_mlp = %d\ntext_max_len = %d\ntext_pool = %s\nanat_hist = %s\n"
+               "temperature = %.17g\n",
                n->pool_heads, d->coverage ? "coverage" : "binary", n->embed, n->t_width, n->t_depth, n->t_heads, n->t_mlp,
-               n->t_max_len, n->t_mean ? "mean" : "cls", (double)n->temp_init);
+               n->t_max_len, n->t_mean ? "mean" : "cls", n->hist ? "on" : "off",
+               (double)n->temp_init);
     buf_printf(b, "[tokenizer]\nvocab_size = %d\nmin_word_count = %d\nmax_piece_len = %d\n",
                s->tok.vocab_size, s->tok.min_word_count, s->tok.max_piece_len);
     buf_printf(b, "[data]\nhu_window =");

@@ -219,6 +219,17 @@ static void test_prompts_cover_every_task_in_both_styles_and_languages(void)
     CHECK_STR(pp->pos, "Atelectatic.");
     pp = prompts_get(p, onto_finding(o, "pulmonary_fibrotic_sequela"), PROMPT_LANG_EN, PROMPT_FVLM);
     CHECK_STR(pp->neg, "Not Pulmonary fibrotic.");
+    /* normal: the anatomy's normal sentence (the text train learns normals
+     * with) against fVLM's positive, in each language */
+    pp = prompts_get(p, k, PROMPT_LANG_EN, PROMPT_NORMAL);
+    CHECK_STR(pp->neg, "Lung shows no significant abnormalities.");
+    CHECK_STR(pp->pos, "Emphysema.");
+    pp = prompts_get(p, k, PROMPT_LANG_ZH, PROMPT_NORMAL);
+    CHECK_STR(pp->neg, "肺未见明显异常。");
+    CHECK_STR(pp->pos, "肺气肿。");
+    pp = prompts_get(p, onto_finding(o, "fatty_liver"), PROMPT_LANG_EN, PROMPT_NORMAL);
+    CHECK_STR(pp->neg, "Liver shows no significant abnormalities.");
+    CHECK_EQ_INT(prompt_style_parse("normal"), PROMPT_NORMAL);
     prompts_free(&p);
     onto_free(&o);
 }
@@ -243,6 +254,9 @@ static void test_prompts_reject_unknown_tasks_and_gaps(void)
     CHECK(prompts_parse(&p, o, "task\tlang\tstyle\tnegative\tpositive\nemphysema\ten\tfvlm\ta\tb\n",
                         "p.tsv", &e) == -1 && strstr(e.msg, "has no"),
           "missing rows: %s", e.msg);
+    CHECK(prompts_parse(&p, o, "task\tlang\tstyle\tnegative\tpositive\nemphysema\ten\tnormal\ta\tb\n",
+                        "p.tsv", &e) == -1 && strstr(e.msg, "made from the ontology"),
+          "a normal row in the file: %s", e.msg);
     CHECK(p == NULL, "a failed parse returned prompts");
     onto_free(&o);
 }
@@ -423,7 +437,7 @@ static void test_zero_shot_scores_tasks_counts_and_stores_rows(void)
 
     CHECK_OK(eval_store(db, &r, &e), &e);
     CHECK_OK(db_query_int(db, &e, &n, NULL, "SELECT count(*) FROM eval_results WHERE run_id = ? "
-                                            "AND method = 'zero-shot' AND style = 'fvlm'",
+                                            "AND method = 'zero-shot' AND style = 'normal'",
                           "i", run.id), &e);
     CHECK_EQ_INT(n, 4);
     CHECK_OK(db_query_int(db, &e, &nnull, NULL, "SELECT count(*) FROM eval_results WHERE "

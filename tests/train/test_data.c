@@ -1,6 +1,7 @@
 /* The train stage's data: corpus loading (with bad studies recorded and
  * skipped), crop margins, rendering, flips, the whole-inside-crop rule and
  * batch assembly. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,56 @@ static void test_crop_rule_lets_anatomies_cut_by_the_scan_border_train(void)
     db_close(&db);
 }
 
+/* The density summary on a hand-made study: a 2 x 4 x 4 anatomy, half at
+ * 50 HU and half at 200 HU, in air; identity sampling (crop = grid). */
+static void test_density_summary_counts_hu_bins_and_volume(void)
+{
+    enum { NZ = 4, NY = 8, NX = 8 };
+    static int16_t ct[NZ * NY * NX];
+    static uint8_t mask[NZ * NY * NX];
+    for (int i = 0; i < NZ * NY * NX; i++)
+        ct[i] = -1024;
+    for (int z = 1; z < 3; z++)
+        for (int y = 2; y < 6; y++)
+            for (int x = 2; x < 6; x++) {
+                int i = (z * NY + y) * NX + x;
+                mask[i] = 1;
+                ct[i] = x < 4 ? 50 : 200;
+            }
+    /* model anatomy 0 is label 1; anatomy 1 is label 2, absent */
+    static int lab_off[257], lab_anat[2] = {0, 1};
+    for (int id = 0; id <= 256; id++)
+        lab_off[id] = id <= 1 ? 0 : id == 2 ? 1 : 2;
+    Study st = {.nz = NZ, .ny = NY, .nx = NX, .sz = 2.0, .sy = 1.0, .sx = 1.0, .ct = ct, .mask = mask};
+    Corpus c = {.st = &st, .n_st = 1, .n_anat = 2, .lab_off = lab_off, .lab_anat = lab_anat};
+    DataCfg d = tiny_data();
+    d.in_z = NZ;
+    d.in_y = NY;
+    d.in_x = NX;
+    Crop crop = {.box = {0, NZ, 0, NY, 0, NX}};
+    float h[3 * NET_HIST_DIM], flipped[3 * NET_HIST_DIM];
+    data_hist(&c, 0, &d, &crop, h);
+    /* 50 HU lies in bin 15 (45..60), 200 HU in bin 20 (200..400), air in bin 0 */
+    for (int b = 0; b < NET_HIST_BINS; b++)
+        CHECK_NEAR(h[b], b == 15 || b == 20 ? sqrt(NET_HIST_BINS * 0.5) : 0.0, 1e-5);
+    double ml = 32 * 2.0 * 1e-3; /* 32 voxels of 2 mm^3 */
+    CHECK_NEAR(h[NET_HIST_BINS], log10(1.0 + ml), 1e-6);
+    for (int k = 0; k < NET_HIST_DIM; k++)
+        CHECK_NEAR(h[NET_HIST_DIM + k], 0.0, 0.0); /* absent anatomy: zeros */
+    const float *w = h + 2 * NET_HIST_DIM; /* the whole crop: 224 of 256 voxels are air */
+    CHECK_NEAR(w[0], sqrt(NET_HIST_BINS * 224.0 / 256.0), 1e-5);
+    CHECK_NEAR(w[15], sqrt(NET_HIST_BINS * 16.0 / 256.0), 1e-5);
+    CHECK_NEAR(w[NET_HIST_BINS], log10(1.0 + ml), 1e-6); /* the body: voxels above -500 HU */
+    /* a flip moves voxels, not the summary */
+    crop.flip[2] = 1;
+    data_hist(&c, 0, &d, &crop, flipped);
+    CHECK(memcmp(h, flipped, sizeof h) == 0, "a flip changes the density summary");
+    /* a crop twice as wide samples every other voxel of twice the size */
+    Crop wide = {.box = {0, NZ, 0, NY, -NX / 2.0, NX * 1.5}};
+    data_hist(&c, 0, &d, &wide, h);
+    CHECK_NEAR(h[NET_HIST_BINS], log10(1.0 + 16 * 4.0 * 1e-3), 1e-6);
+}
+
 int main(void)
 {
     snprintf(g_db, sizeof g_db, "/tmp/fvlm-test-data-%d.db", (int)getpid());
@@ -413,6 +464,7 @@ int main(void)
     RUN(test_an_anatomy_without_a_mask_takes_its_region_of_anatomies);
     RUN(test_render_makes_one_channel_per_hu_window);
     RUN(test_crop_rule_lets_anatomies_cut_by_the_scan_border_train);
+    RUN(test_density_summary_counts_hu_bins_and_volume);
     onto_free(&g_onto);
     test_remove_db(g_db);
     return test_finish();

@@ -331,6 +331,78 @@ static void compare_mode(LossMode mode)
     st_close(&fo);
 }
 
+/* model.anat_hist (not in the twin): the gradients of the density summary's
+ * linear map, and of a weight downstream of it, against central finite
+ * differences of the whole network's loss. */
+static void check_hist_gradients(LossMode mode)
+{
+    FvErr e = {0};
+    NetCfg cfg = twin_cfg(mode);
+    cfg.hist = 1;
+    NetCap cap = twin_cap();
+    Net n;
+    CHECK_OK(net_alloc(&n, &cfg, &cap, 1, &e), &e);
+    Rng r;
+    rng_seed(&r, 7, 0);
+    net_init(&n, &r);
+    static TwinData d;
+    make_data(&d, &r);
+    static float hist[TB * (TA + 1) * NET_HIST_DIM];
+    for (size_t i = 0; i < sizeof hist / sizeof *hist; i++)
+        hist[i] = 2.0f * rng_uniformf(&r);
+    /* larger weights than the initialisation, so the summary moves the loss */
+    const ParamInfo *hw = net_param(&n, "vis.hist.weight"), *hb = net_param(&n, "vis.hist.bias");
+    const ParamInfo *pw = net_param(&n, mode == LOSS_GLOBAL ? "vis.proj.weight" : "anat.proj.weight");
+    CHECK(hw && hb && pw, "density summary parameters missing");
+    if (!hw || !hb || !pw) {
+        net_free(&n);
+        return;
+    }
+    for (size_t k = 0; k < hw->numel; k++)
+        n.params[hw->off + k] = 0.3f * (2.0f * rng_uniformf(&r) - 1.0f);
+    NetBatch b = make_batch(&d, mode);
+    b.hist = hist;
+    b.hist_n = TA + 1;
+    CHECK_OK(net_batch_check(&n, &b, &e), &e);
+    memset(n.grads, 0, n.n_floats * sizeof(float));
+    net_step(&n, &b, 1);
+    const ParamInfo *which[3] = {hw, hb, pw};
+    double worst = 0.0;
+    for (int w = 0; w < 3; w++)
+        for (int t = 0; t < 6; t++) {
+            size_t at = which[w]->off + (size_t)(t * 7919) % which[w]->numel;
+            float keep = n.params[at];
+            const float h = 2e-3f;
+            n.params[at] = keep + h;
+            double lp = net_step(&n, &b, 0);
+            n.params[at] = keep - h;
+            double lm = net_step(&n, &b, 0);
+            n.params[at] = keep;
+            double fd = (lp - lm) / (2.0 * h), an = n.grads[at];
+            double err = fabs(fd - an) / fmax(1e-2, fabs(fd) + fabs(an));
+            worst = fmax(worst, err);
+            CHECK(err < 2e-2, "%s: d loss / d %s[%zu]: analytic %.6g, finite differences %.6g",
+                  loss_mode_name(mode), which[w]->name, at - which[w]->off, an, fd);
+        }
+    printf("%s with the density summary: worst relative gradient error %.2g\n",
+           loss_mode_name(mode), worst);
+    /* the summary changes the features: a zero summary gives other ones */
+    float before[TR * 8];
+    memcpy(before, net_image_features(&n), sizeof before);
+    static float zero[sizeof hist / sizeof *hist];
+    b.hist = zero;
+    net_step(&n, &b, 0);
+    CHECK(memcmp(before, net_image_features(&n), (size_t)b.goff[b.ng] * cfg.embed * sizeof(float)),
+          "the density summary does not reach the features");
+    net_free(&n);
+}
+
+static void test_density_summary_gradients_match_finite_differences(void)
+{
+    check_hist_gradients(LOSS_FINE_FN_DISEASE);
+    check_hist_gradients(LOSS_GLOBAL);
+}
+
 static void test_global_model_matches_pytorch_twin(void) { compare_mode(LOSS_GLOBAL); }
 static void test_fine_model_matches_pytorch_twin(void) { compare_mode(LOSS_FINE); }
 static void test_fine_fn_model_matches_pytorch_twin(void) { compare_mode(LOSS_FINE_FN); }
@@ -353,5 +425,6 @@ int main(int argc, char **argv)
     RUN(test_fine_model_matches_pytorch_twin);
     RUN(test_fine_fn_model_matches_pytorch_twin);
     RUN(test_fine_fn_disease_model_matches_pytorch_twin);
+    RUN(test_density_summary_gradients_match_finite_differences);
     return test_finish();
 }
