@@ -914,6 +914,35 @@ static const float hist_edges[NET_HIST_BINS - 1] = {
     -1000, -950, -900, -850, -800, -700, -500, -300, -100, -50, -20, 0,
     15,    30,   45,   60,   75,   90,   120,  200,  400,  800, 1500};
 
+/* counts of one half of a summary to sqrt(bins x share), then the volume */
+static void hist_finish(float *h, double count, double voxel_ml)
+{
+    double total = 0;
+    for (int b = 0; b < NET_HIST_BINS; b++)
+        total += h[b];
+    if (total <= 0)
+        return;
+    for (int b = 0; b < NET_HIST_BINS; b++)
+        h[b] = (float)sqrt(NET_HIST_BINS * h[b] / total);
+    h[NET_HIST_BINS] = (float)log10(1.0 + count * voxel_ml);
+}
+
+/* the bin of a HU value through the table of data_hist, from -1024 up */
+enum { HIST_LUT_LO = -1024, HIST_LUT_N = 4096 };
+static int hu_bin(const uint8_t *lut, int hu)
+{
+    int v = hu - HIST_LUT_LO;
+    return lut[v < 0 ? 0 : v >= HIST_LUT_N ? HIST_LUT_N - 1 : v];
+}
+
+static int label_is(const Corpus *c, int id, int a)
+{
+    for (int q = c->lab_off[id]; q < c->lab_off[id + 1]; q++)
+        if (c->lab_anat[q] == a)
+            return 1;
+    return 0;
+}
+
 void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *hist)
 {
     const Study *s = &c->st[study];
@@ -929,10 +958,9 @@ void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, f
         voxel_ml *= (crop->box[2 * a + 1] - crop->box[2 * a]) * sp[a] / n[a];
     }
     /* bin of each HU value from -1024 (air; lower is clamped) up */
-    enum { LUT_LO = -1024, LUT_N = 4096 };
-    uint8_t lut[LUT_N];
-    for (int v = 0, b = 0; v < LUT_N; v++) {
-        while (b < NET_HIST_BINS - 1 && (float)(v + LUT_LO) >= hist_edges[b])
+    uint8_t lut[HIST_LUT_N];
+    for (int v = 0, b = 0; v < HIST_LUT_N; v++) {
+        while (b < NET_HIST_BINS - 1 && (float)(v + HIST_LUT_LO) >= hist_edges[b])
             b++;
         lut[v] = (uint8_t)b;
     }
@@ -941,6 +969,7 @@ void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, f
     float *whole = hist + (size_t)A * H;
     double body = 0;
     const size_t sy = (size_t)s->nx, sz = (size_t)s->ny * s->nx;
+    /* the anatomies' own voxels, and the whole crop */
     for (int k = 0; k < n[0]; k++)
         for (int j = 0; j < n[1]; j++)
             for (int i = 0; i < n[2]; i++) {
@@ -950,28 +979,51 @@ void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, f
                     continue;
                 }
                 size_t at = (size_t)z * sz + (size_t)y * sy + (size_t)x;
-                int v = s->ct[at] - LUT_LO;
-                v = v < 0 ? 0 : v >= LUT_N ? LUT_N - 1 : v;
-                int bin = lut[v];
+                int bin = hu_bin(lut, s->ct[at]);
                 whole[bin] += 1.0f;
                 body += s->ct[at] > -500;
                 int id = s->mask[at];
                 for (int q = c->lab_off[id]; q < c->lab_off[id + 1]; q++)
                     hist[(size_t)c->lab_anat[q] * H + bin] += 1.0f;
             }
-    /* counts to sqrt(bins x share), then the volume */
-    for (int a = 0; a <= A; a++) {
-        float *h = hist + (size_t)a * H;
-        double total = 0;
-        for (int b = 0; b < NET_HIST_BINS; b++)
-            total += h[b];
-        if (total <= 0)
+    /* the surroundings: the voxels of each region box that are not the
+     * anatomy's; the input indices whose source lies in the box */
+    for (int a = 0; a < A; a++) {
+        const int *bx = c->boxes + ((size_t)study * A + a) * 6;
+        if (bx[0] < 0)
             continue;
-        for (int b = 0; b < NET_HIST_BINS; b++)
-            h[b] = (float)sqrt(NET_HIST_BINS * h[b] / total);
-        double count = a < A ? total : body;
-        h[NET_HIST_BINS] = (float)log10(1.0 + count * voxel_ml);
+        float *h = hist + (size_t)a * H + NET_HIST_HALF;
+        double count = 0;
+        for (int k = 0; k < n[0]; k++) {
+            int z = nn[0][k];
+            if (z < bx[0] || z >= bx[1])
+                continue;
+            for (int j = 0; j < n[1]; j++) {
+                int y = nn[1][j];
+                if (y < bx[2] || y >= bx[3])
+                    continue;
+                for (int i = 0; i < n[2]; i++) {
+                    int x = nn[2][i];
+                    if (x < bx[4] || x >= bx[5])
+                        continue;
+                    size_t at = (size_t)z * sz + (size_t)y * sy + (size_t)x;
+                    if (label_is(c, s->mask[at], a))
+                        continue;
+                    h[hu_bin(lut, s->ct[at])] += 1.0f;
+                    count += 1;
+                }
+            }
+        }
+        hist_finish(h, count, voxel_ml);
     }
+    for (int a = 0; a < A; a++) {
+        float *h = hist + (size_t)a * H;
+        double count = 0;
+        for (int b = 0; b < NET_HIST_BINS; b++)
+            count += h[b];
+        hist_finish(h, count, voxel_ml);
+    }
+    hist_finish(whole, body, voxel_ml);
 }
 
 /* ------------------------------------------------------------------ batches */

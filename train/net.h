@@ -39,11 +39,13 @@
 
 enum { NET_MAX_DEPTH = 48, NET_MAX_KEEP = 8, NET_MAX_CHANNELS = 8 };
 
-/* The density summary of one anatomy (model.anat_hist): the share of its
- * voxels in each of NET_HIST_BINS HU bins (edges in data.c), as
- * sqrt(bins x share), then log10(1 + its volume in ml): NET_HIST_DIM values.
- * All zero when the crop holds none of it. */
-enum { NET_HIST_BINS = 24, NET_HIST_DIM = NET_HIST_BINS + 1 };
+/* The density summary of one anatomy (model.anat_hist), two halves of
+ * NET_HIST_BINS + 1 values: its voxels, then its surroundings (the voxels
+ * of its region box that are not its own: pleural fluid and air around the
+ * lung, nodes around the airways). Each half: the share of the voxels in
+ * each of NET_HIST_BINS HU bins (edges in data.c) as sqrt(bins x share),
+ * then log10(1 + their volume in ml); all zero when the crop holds none. */
+enum { NET_HIST_BINS = 24, NET_HIST_HALF = NET_HIST_BINS + 1, NET_HIST_DIM = 2 * NET_HIST_HALF };
 
 typedef struct NetCfg {
     LossMode loss;

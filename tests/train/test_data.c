@@ -417,7 +417,11 @@ static void test_density_summary_counts_hu_bins_and_volume(void)
     for (int id = 0; id <= 256; id++)
         lab_off[id] = id <= 1 ? 0 : id == 2 ? 1 : 2;
     Study st = {.nz = NZ, .ny = NY, .nx = NX, .sz = 2.0, .sy = 1.0, .sx = 1.0, .ct = ct, .mask = mask};
-    Corpus c = {.st = &st, .n_st = 1, .n_anat = 2, .lab_off = lab_off, .lab_anat = lab_anat};
+    /* region boxes: anatomy 0's is one voxel wider than the mask in y and x
+     * and spans z; anatomy 1 has none */
+    static int boxes[12] = {0, NZ, 1, 7, 1, 7, -1, -1, -1, -1, -1, -1};
+    Corpus c = {.st = &st, .n_st = 1, .n_anat = 2, .lab_off = lab_off, .lab_anat = lab_anat,
+                .boxes = boxes};
     DataCfg d = tiny_data();
     d.in_z = NZ;
     d.in_y = NY;
@@ -430,12 +434,19 @@ static void test_density_summary_counts_hu_bins_and_volume(void)
         CHECK_NEAR(h[b], b == 15 || b == 20 ? sqrt(NET_HIST_BINS * 0.5) : 0.0, 1e-5);
     double ml = 32 * 2.0 * 1e-3; /* 32 voxels of 2 mm^3 */
     CHECK_NEAR(h[NET_HIST_BINS], log10(1.0 + ml), 1e-6);
+    /* surroundings: 4 x 6 x 6 - 32 = 112 voxels of the box, all air */
+    const float *sur = h + NET_HIST_HALF;
+    for (int b = 0; b < NET_HIST_BINS; b++)
+        CHECK_NEAR(sur[b], b == 0 ? sqrt(NET_HIST_BINS) : 0.0, 1e-5);
+    CHECK_NEAR(sur[NET_HIST_BINS], log10(1.0 + 112 * 2.0 * 1e-3), 1e-6);
     for (int k = 0; k < NET_HIST_DIM; k++)
         CHECK_NEAR(h[NET_HIST_DIM + k], 0.0, 0.0); /* absent anatomy: zeros */
     const float *w = h + 2 * NET_HIST_DIM; /* the whole crop: 224 of 256 voxels are air */
     CHECK_NEAR(w[0], sqrt(NET_HIST_BINS * 224.0 / 256.0), 1e-5);
     CHECK_NEAR(w[15], sqrt(NET_HIST_BINS * 16.0 / 256.0), 1e-5);
     CHECK_NEAR(w[NET_HIST_BINS], log10(1.0 + ml), 1e-6); /* the body: voxels above -500 HU */
+    for (int k = NET_HIST_HALF; k < NET_HIST_DIM; k++)
+        CHECK_NEAR(w[k], 0.0, 0.0); /* the whole crop has no surroundings */
     /* a flip moves voxels, not the summary */
     crop.flip[2] = 1;
     data_hist(&c, 0, &d, &crop, flipped);
