@@ -186,6 +186,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_train: %s\n", e.msg);
         return 1;
     }
+    /* the twin has no density summary (a small linear layer, well under 1 %
+     * of the step's FLOPs): off here so both run the same network */
+    if (config_set(&cfg, "model.anat_hist", "off", &e)) {
+        fprintf(stderr, "bench_train: %s\n", e.msg);
+        return 1;
+    }
     for (int i = 0; i < nsets; i++) {
         char key[128];
         const char *eq = strchr(sets[i], '=');

@@ -52,7 +52,7 @@ static const char *help =
     "Same options, same numbers.\n\n"
     "options:\n"
     "  --out DIR        working folder (default demo-out)\n"
-    "  --studies N      synthetic studies (default 320)\n"
+    "  --studies N      synthetic studies (default 600)\n"
     "  --seed S         seed of every stage (default 1)\n"
     "  --ablation       also train global, fine and fine-fn, and fit the probe\n"
     "  --threads T      threads for synth and OpenBLAS (default 2)\n"
@@ -249,7 +249,7 @@ int cmd_demo(int argc, char **argv)
     };
     Demo d = {0};
     const char *dir = "demo-out";
-    d.studies = 320;
+    d.studies = 600;
     d.seed = 1;
     d.threads = 2;
     CliCommon cc;
