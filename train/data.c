@@ -11,59 +11,38 @@
 
 enum { MAX_DIM = 4096 };
 
-/* ------------------------------------------------------------ string index */
+/* ------------------------------------------------------------------- texts */
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
+static const char *text_key(const void *ctx, int i) { return ((const Corpus *)ctx)->text[i]; }
 
 /* Index of text s in c->text, adding it when absent; -1 when out of memory. */
 static int text_intern(Corpus *c, const char *s)
 {
-    if (2 * (c->n_text + 1) > c->nslot) {
-        int ns = c->nslot ? 2 * c->nslot : 1024;
-        int *slot = malloc((size_t)ns * sizeof *slot);
-        char **text = realloc(c->text, (size_t)ns / 2 * sizeof *text);
-        if (!slot || !text) {
-            free(slot);
-            if (text)
-                c->text = text;
-            return -1;
-        }
-        c->text = text;
-        for (int i = 0; i < ns; i++)
-            slot[i] = -1;
-        for (int i = 0; i < c->n_text; i++) {
-            uint64_t h = hash_str(c->text[i]) & (uint64_t)(ns - 1);
-            while (slot[h] >= 0)
-                h = (h + 1) & (uint64_t)(ns - 1);
-            slot[h] = i;
-        }
-        free(c->slot);
-        c->slot = slot;
-        c->nslot = ns;
-    }
-    uint64_t h = hash_str(s) & (uint64_t)(c->nslot - 1);
-    while (c->slot[h] >= 0) {
-        if (strcmp(c->text[c->slot[h]], s) == 0)
-            return c->slot[h];
-        h = (h + 1) & (uint64_t)(c->nslot - 1);
-    }
-    char *d = strdup(s);
-    if (!d)
+    int i = stridx_find(&c->text_ix, s, text_key, c);
+    if (i >= 0)
+        return i;
+    if (stridx_reserve(&c->text_ix, c->n_text, c->n_text + 1, text_key, c))
         return -1;
-    c->text[c->n_text] = d;
-    c->slot[h] = c->n_text;
+    if (c->n_text == c->cap_text) {
+        int nc = c->cap_text ? 2 * c->cap_text : 512;
+        char **text = realloc(c->text, (size_t)nc * sizeof *text);
+        if (!text)
+            return -1;
+        c->text = text;
+        c->cap_text = nc;
+    }
+    if (!(c->text[c->n_text] = strdup(s)))
+        return -1;
+    stridx_put(&c->text_ix, c->n_text, s);
     return c->n_text++;
 }
 
 /* ------------------------------------------------------------------ shards */
+
+static const char *shard_key(const void *ctx, int i)
+{
+    return ((const Corpus *)ctx)->shard[i]->path;
+}
 
 static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
 {
@@ -73,45 +52,24 @@ static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
         return err_set(e, FV_EFORMAT, "shard name '%.80s' is not a file name", name);
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", c->tensor_dir, name);
-    if (c->n_shard) {
-        uint64_t h = hash_str(path) & (uint64_t)(c->cap_shard - 1);
-        while (c->shslot[h] >= 0) {
-            if (strcmp(c->shard[c->shslot[h]]->path, path) == 0) {
-                *out = c->shard[c->shslot[h]];
-                return 0;
-            }
-            h = (h + 1) & (uint64_t)(c->cap_shard - 1);
-        }
+    int at = stridx_find(&c->shard_ix, path, shard_key, c);
+    if (at >= 0) {
+        *out = c->shard[at];
+        return 0;
     }
-    /* the table holds at most half of cap_shard slots, a power of two */
-    if (2 * (c->n_shard + 1) > c->cap_shard) {
-        int nc = c->cap_shard ? 2 * c->cap_shard : 256;
+    if (stridx_reserve(&c->shard_ix, c->n_shard, c->n_shard + 1, shard_key, c))
+        return err_set(e, FV_ENOMEM, "%s: out of memory", path);
+    if (c->n_shard == c->cap_shard) {
+        int nc = c->cap_shard ? 2 * c->cap_shard : 128;
         StFile **sh = realloc(c->shard, (size_t)nc * sizeof *sh);
-        int *slot = malloc((size_t)nc * sizeof *slot);
-        if (sh)
-            c->shard = sh;
-        if (!sh || !slot) {
-            free(slot);
+        if (!sh)
             return err_set(e, FV_ENOMEM, "%s: out of memory", path);
-        }
-        for (int i = 0; i < nc; i++)
-            slot[i] = -1;
-        for (int i = 0; i < c->n_shard; i++) {
-            uint64_t h = hash_str(c->shard[i]->path) & (uint64_t)(nc - 1);
-            while (slot[h] >= 0)
-                h = (h + 1) & (uint64_t)(nc - 1);
-            slot[h] = i;
-        }
-        free(c->shslot);
-        c->shslot = slot;
+        c->shard = sh;
         c->cap_shard = nc;
     }
     if (st_open(&c->shard[c->n_shard], path, e))
         return -1;
-    uint64_t h = hash_str(path) & (uint64_t)(c->cap_shard - 1);
-    while (c->shslot[h] >= 0)
-        h = (h + 1) & (uint64_t)(c->cap_shard - 1);
-    c->shslot[h] = c->n_shard;
+    stridx_put(&c->shard_ix, c->n_shard, path);
     *out = c->shard[c->n_shard++];
     return 0;
 }
@@ -142,9 +100,9 @@ void corpus_free(Corpus *c)
     for (int i = 0; i < c->n_shard; i++)
         st_close(&c->shard[i]);
     free(c->shard);
-    free(c->shslot);
+    stridx_free(&c->shard_ix);
     free(c->text);
-    free(c->slot);
+    stridx_free(&c->text_ix);
     free(c->st);
     free(c->sm);
     free(c->dis);

@@ -33,6 +33,7 @@
 #include "rng.h"
 #include "run.h"
 #include "safetensors.h"
+#include "strindex.h"
 #include "tokenizer.h"
 
 enum { SPLIT_TRAIN = 0, SPLIT_VALID = 1, SPLIT_TEST = 2 };
@@ -91,13 +92,13 @@ typedef struct Corpus {
     /* texts, each once */
     char **text;
     int n_text;
-    int *slot;                 /* hash of texts */
-    int nslot;
+    int cap_text;
+    StrIndex text_ix;
     int *tok_off, *tok_ids;    /* tokens of each text, after corpus_tokenize */
     /* mapped shards */
     StFile **shard;
     int n_shard, cap_shard;
-    int *shslot;               /* hash of shard paths, cap_shard slots */
+    StrIndex shard_ix;         /* by path */
     char tensor_dir[4096];
     int64_t n_skipped;         /* studies left out by checks */
 } Corpus;

@@ -88,16 +88,6 @@ static size_t next_unit(const unsigned char **p, const unsigned char *end, char 
 
 /* --------------------------------------------------------------- string map */
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 typedef struct StrCount {
     char *s;
     int64_t count;
@@ -106,133 +96,87 @@ typedef struct StrCount {
 
 typedef struct CountMap {
     StrCount *e;
-    int n;
-    int *slot;
-    int nslot;
+    int n, cap;
+    StrIndex ix;
 } CountMap;
+
+static const char *cmap_key(const void *ctx, int i) { return ((const CountMap *)ctx)->e[i].s; }
 
 static void cmap_free(CountMap *m)
 {
     for (int i = 0; i < m->n; i++)
         free(m->e[i].s);
     free(m->e);
-    free(m->slot);
+    stridx_free(&m->ix);
     memset(m, 0, sizeof *m);
-}
-
-static int cmap_grow(CountMap *m)
-{
-    int ns = m->nslot ? m->nslot * 2 : 1024;
-    int *slot = malloc((size_t)ns * sizeof *slot);
-    StrCount *e = realloc(m->e, (size_t)ns / 2 * sizeof *e);
-    if (!slot || !e) {
-        free(slot);
-        if (e)
-            m->e = e;
-        return -1;
-    }
-    m->e = e;
-    for (int i = 0; i < ns; i++)
-        slot[i] = -1;
-    for (int i = 0; i < m->n; i++) {
-        uint64_t h = hash_str(m->e[i].s) & (uint64_t)(ns - 1);
-        while (slot[h] >= 0)
-            h = (h + 1) & (uint64_t)(ns - 1);
-        slot[h] = i;
-    }
-    free(m->slot);
-    m->slot = slot;
-    m->nslot = ns;
-    return 0;
 }
 
 /* Adds count to s (inserting it with kind). */
 static int cmap_add(CountMap *m, const char *s, int64_t count, int kind)
 {
-    if (m->n + 1 > m->nslot / 2 && cmap_grow(m))
+    int i = stridx_find(&m->ix, s, cmap_key, m);
+    if (i >= 0) {
+        StrCount *x = &m->e[i];
+        x->count += count;
+        if (kind < x->kind)
+            x->kind = kind;
+        return 0;
+    }
+    if (stridx_reserve(&m->ix, m->n, m->n + 1, cmap_key, m))
         return -1;
-    uint64_t h = hash_str(s) & (uint64_t)(m->nslot - 1);
-    while (m->slot[h] >= 0) {
-        StrCount *x = &m->e[m->slot[h]];
-        if (strcmp(x->s, s) == 0) {
-            x->count += count;
-            if (kind < x->kind)
-                x->kind = kind;
-            return 0;
-        }
-        h = (h + 1) & (uint64_t)(m->nslot - 1);
+    if (m->n == m->cap) {
+        int nc = m->cap ? 2 * m->cap : 512;
+        StrCount *e = realloc(m->e, (size_t)nc * sizeof *e);
+        if (!e)
+            return -1;
+        m->e = e;
+        m->cap = nc;
     }
     char *d = strdup(s);
     if (!d)
         return -1;
     m->e[m->n] = (StrCount){d, count, kind};
-    m->slot[h] = m->n++;
+    stridx_put(&m->ix, m->n++, s);
     return 0;
 }
 
 static StrCount *cmap_get(const CountMap *m, const char *s)
 {
-    if (!m->nslot)
-        return NULL;
-    uint64_t h = hash_str(s) & (uint64_t)(m->nslot - 1);
-    while (m->slot[h] >= 0) {
-        if (strcmp(m->e[m->slot[h]].s, s) == 0)
-            return &m->e[m->slot[h]];
-        h = (h + 1) & (uint64_t)(m->nslot - 1);
-    }
-    return NULL;
+    int i = stridx_find(&m->ix, s, cmap_key, m);
+    return i >= 0 ? &m->e[i] : NULL;
 }
 
 /* ------------------------------------------------------------ vocabulary */
+
+static const char *tok_key(const void *ctx, int i) { return ((const Tokenizer *)ctx)->tok[i]; }
 
 void tok_free(Tokenizer *t)
 {
     for (int i = 0; i < t->n; i++)
         free(t->tok[i]);
     free(t->tok);
-    free(t->slot);
+    stridx_free(&t->ix);
     memset(t, 0, sizeof *t);
 }
 
-int tok_id(const Tokenizer *t, const char *s)
-{
-    if (!t->nslot)
-        return -1;
-    uint64_t h = hash_str(s) & (uint64_t)(t->nslot - 1);
-    while (t->slot[h] >= 0) {
-        if (strcmp(t->tok[t->slot[h]], s) == 0)
-            return t->slot[h];
-        h = (h + 1) & (uint64_t)(t->nslot - 1);
-    }
-    return -1;
-}
+int tok_id(const Tokenizer *t, const char *s) { return stridx_find(&t->ix, s, tok_key, t); }
 
 /* Takes ownership of the n strings in tok (freed on failure too). */
 static int tok_index(Tokenizer *t, char **tok, int n, FvErr *e)
 {
-    int ns = 16;
-    while (ns < 2 * n)
-        ns *= 2;
     t->tok = tok;
     t->n = n;
-    t->nslot = ns;
-    t->slot = malloc((size_t)ns * sizeof *t->slot);
-    if (!t->slot) {
+    if (stridx_reserve(&t->ix, 0, n, tok_key, t)) {
         tok_free(t);
         return err_set(e, FV_ENOMEM, "tokenizer: out of memory");
     }
-    for (int i = 0; i < ns; i++)
-        t->slot[i] = -1;
     for (int i = 0; i < n; i++) {
         if (tok_id(t, tok[i]) >= 0) {
             err_set(e, FV_EFORMAT, "tokenizer: token %d '%s' appears twice", i, tok[i]);
             tok_free(t);
             return -1;
         }
-        uint64_t h = hash_str(tok[i]) & (uint64_t)(ns - 1);
-        while (t->slot[h] >= 0)
-            h = (h + 1) & (uint64_t)(ns - 1);
-        t->slot[h] = i;
+        stridx_put(&t->ix, i, tok[i]);
     }
     return 0;
 }

@@ -19,14 +19,14 @@
 
 #include "buf.h"
 #include "error.h"
+#include "strindex.h"
 
 enum { TOK_PAD = 0, TOK_UNK = 1, TOK_CLS = 2, TOK_SEP = 3, TOK_NSPECIAL = 4 };
 
 typedef struct Tokenizer {
     char **tok;      /* id -> token text */
     int n;
-    int *slot;       /* open-addressing table of ids, nslot a power of two */
-    int nslot;
+    StrIndex ix;     /* token text -> id */
 } Tokenizer;
 
 typedef struct TokConfig {

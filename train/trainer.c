@@ -286,27 +286,6 @@ static int metric_add(Metrics *m, Db *db, int64_t run_id, int64_t step, int64_t 
 
 /* ------------------------------------------------------------------ helpers */
 
-static int file_sha256(const char *path, char hex[65], FvErr *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(e, FV_EIO, "%s: %s", path, strerror(errno));
-    Sha256 h;
-    sha256_init(&h);
-    unsigned char buf[1 << 16];
-    size_t k;
-    while ((k = fread(buf, 1, sizeof buf, f)) > 0)
-        sha256_update(&h, buf, k);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return err_set(e, FV_EIO, "%s: read error", path);
-    unsigned char d[32];
-    sha256_final(&h, d);
-    sha256_to_hex(d, hex);
-    return 0;
-}
-
 /* Studies of a split that can give a loss term: fine modes, a whole
  * sample of a model anatomy; global, a report. */
 static int list_split(const Corpus *c, int split, int *out)
@@ -629,7 +608,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     if (metrics_flush(metrics, db, run.id, e))
         goto out;
     char hex[65], now[32];
-    if (file_sha256(a->out_path, hex, e))
+    if (sha256_file(a->out_path, hex, e))
         goto out;
     db_now_iso(now, sizeof now);
     if (db_run(db, e, "INSERT INTO models (run_id, path, sha256, preset, loss, step, created_at)"

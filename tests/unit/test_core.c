@@ -9,6 +9,7 @@
 #include "json.h"
 #include "rng.h"
 #include "sha256.h"
+#include "strindex.h"
 #include "test.h"
 #include "tsv.h"
 #include "utf8.h"
@@ -427,6 +428,32 @@ static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
     config_free(&c);
 }
 
+static const char *key_of(const void *ctx, int i) { return ((char (*)[16])ctx)[i]; }
+
+static void test_strindex_finds_every_entry_across_growth_and_no_absent_one(void)
+{
+    enum { N = 5000 };
+    static char keys[N][16];
+    StrIndex x = {0};
+    CHECK_EQ_INT(stridx_find(&x, "anything", key_of, keys), -1);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i * 7);
+        CHECK_EQ_INT(stridx_find(&x, keys[i], key_of, keys), -1);
+        CHECK(stridx_reserve(&x, i, i + 1, key_of, keys) == 0, "reserve %d", i);
+        stridx_put(&x, i, keys[i]);
+        CHECK(x.nslot >= 2 * (i + 1) && (x.nslot & (x.nslot - 1)) == 0, "table of %d slots for %d",
+              x.nslot, i + 1);
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        bad += stridx_find(&x, keys[i], key_of, keys) != i;
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_INT(stridx_find(&x, "k1", key_of, keys), -1);   /* 1 is no multiple of 7 */
+    CHECK_EQ_INT(stridx_find(&x, "", key_of, keys), -1);
+    stridx_free(&x);
+    CHECK(x.slot == NULL && x.nslot == 0, "free leaves the index empty");
+}
+
 int main(void)
 {
     RUN(test_buf_grows_and_stays_terminated);
@@ -445,5 +472,6 @@ int main(void)
     RUN(test_csv_limits_fields_and_record_bytes);
     RUN(test_csv_writer_round_trips_through_the_reader);
     RUN(test_deid_pseudonym_is_hmac_and_needs_a_key);
+    RUN(test_strindex_finds_every_entry_across_growth_and_no_absent_one);
     return test_finish();
 }
