@@ -565,6 +565,11 @@ int net_batch_check(const Net *n, const NetBatch *b, FvErr *e)
         if (len < 1 || len > n->cfg.t_max_len)
             return err_set(e, FV_EINTERNAL, "batch: text %d has %d tokens", s, len);
     }
+    /* the density summaries: one per model anatomy (by index) and the whole crop's */
+    if (n->cfg.hist && (!b->hist || b->hist_n < (n->cfg.loss == LOSS_GLOBAL ? 1 : n->cfg.n_anat + 1)))
+        return err_set(e, FV_EINTERNAL, "batch: the model wants density summaries for %d "
+                       "anatomies and the crop, the batch has %d", n->cfg.n_anat,
+                       b->hist ? b->hist_n : 0);
     for (int i = 0; i < (b->nt ? b->toff[b->nt] : 0); i++)
         if (b->tids[i] < 0 || b->tids[i] >= n->cfg.vocab)
             return err_set(e, FV_EINTERNAL, "batch: token id %d out of range", b->tids[i]);

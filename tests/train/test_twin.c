@@ -361,6 +361,8 @@ static void check_hist_gradients(LossMode mode)
     for (size_t k = 0; k < hw->numel; k++)
         n.params[hw->off + k] = 0.3f * (2.0f * rng_uniformf(&r) - 1.0f);
     NetBatch b = make_batch(&d, mode);
+    CHECK(net_batch_check(&n, &b, &e) == -1 && strstr(e.msg, "density summaries"),
+          "a batch without the density summaries passes the check: %s", e.msg);
     b.hist = hist;
     b.hist_n = TA + 1;
     CHECK_OK(net_batch_check(&n, &b, &e), &e);
