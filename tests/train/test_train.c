@@ -369,6 +369,44 @@ static void test_a_damaged_checkpoint_is_a_clear_error(void)
     CHECK(m == NULL, "a failed load left a model");
 }
 
+/* model.anat_hist: on in the presets, off when absent (fVLM's network),
+ * anything else a named error; the settings' INI (stored in runs) keeps it. */
+static void test_density_summary_setting_is_checked_and_recorded(void)
+{
+    FvErr e = {0};
+    char *text;
+    size_t len;
+    CHECK_OK(schema_load("preset_small.ini", &text, &len, &e), &e);
+    if (!text)
+        return;
+    const char *values[] = {"on", "off", "maybe"};
+    for (int k = 0; k < 3; k++) {
+        Config c;
+        config_init(&c);
+        CHECK_OK(config_parse(&c, text, "preset_small.ini", &e), &e);
+        TrainSettings st;
+        if (k == 0) {
+            CHECK_OK(train_settings(&c, &st, &e), &e);
+            CHECK_EQ_INT(st.net.hist, 1);
+        }
+        CHECK_OK(config_set(&c, "model.anat_hist", values[k], &e), &e);
+        int rc = train_settings(&c, &st, &e);
+        if (k < 2) {
+            CHECK(rc == 0 && st.net.hist == (k == 0), "anat_hist = %s: rc %d hist %d", values[k],
+                  rc, st.net.hist);
+            Buf b = {0};
+            CHECK(train_settings_ini(&st, &b) == 0 && strstr(b.data, k ? "anat_hist = off" :
+                                                                         "anat_hist = on"),
+                  "the settings' INI lacks anat_hist = %s", values[k]);
+            buf_free(&b);
+        } else {
+            CHECK(rc == -1 && strstr(e.msg, "model.anat_hist = 'maybe'"), "bad value: %s", e.msg);
+        }
+        config_free(&c);
+    }
+    free(text);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-train-%d", (int)getpid());
@@ -387,6 +425,7 @@ int main(void)
     RUN(test_fine_fn_training_lowers_the_loss_and_tells_abnormal_from_normal);
     RUN(test_every_loss_mode_trains_and_the_global_model_encodes_studies);
     RUN(test_a_damaged_checkpoint_is_a_clear_error);
+    RUN(test_density_summary_setting_is_checked_and_recorded);
     RUN(test_a_stopped_and_resumed_run_ends_with_the_same_bytes);
     test_remove(g_dir);
     return test_finish();
