@@ -144,18 +144,9 @@ typedef struct Study {
 /* Makes room for one more element in a growable array. */
 static int grow(void *pp, int *cap, int n, size_t size, FvErr *e)
 {
-    void **p = pp;
-    if (n < *cap)
-        return 0;
-    int nc = *cap ? *cap * 2 : 16;
-    if (nc > INT_MAX / 2 || (size_t)nc > SIZE_MAX / size)
-        return err_set(e, FV_ELIMIT, "align: too many rows in one study");
-    void *q = realloc(*p, (size_t)nc * size);
-    if (!q)
-        return err_set(e, FV_ENOMEM, "align: out of memory");
-    *p = q;
-    *cap = nc;
-    return 0;
+    return arr_reserve(pp, cap, n, size, 16)
+               ? err_set(e, FV_ENOMEM, "align: out of memory (%d rows in one study)", n)
+               : 0;
 }
 
 static void study_clear(Study *s, int n_anat)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "schemas.h"
 #include "tsv.h"
 
@@ -49,14 +50,8 @@ int section_parse(const char *s)
 
 static int set_push(LinkSet *s, Link l, FvErr *e)
 {
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 64;
-        Link *v = realloc(s->v, (size_t)cap * sizeof *v);
-        if (!v)
-            return err_set(e, FV_ENOMEM, "links: out of memory");
-        s->v = v;
-        s->cap = cap;
-    }
+    if (arr_reserve(&s->v, &s->cap, s->n, sizeof *s->v, 64))
+        return err_set(e, FV_ENOMEM, "links: out of memory");
     s->v[s->n++] = l;
     return 0;
 }

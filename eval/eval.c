@@ -114,16 +114,11 @@ static int split_studies(Db *db, const char *split, const Truth *t, int64_t **id
             any = t->has_task[k] && truth_get(t, id, k) != TRUTH_NONE;
         if (!any)
             continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 256;
-            int64_t *p = realloc(*ids, (size_t)cap * sizeof *p);
-            if (!p) {
-                sqlite3_finalize(st);
-                free(*ids);
-                *ids = NULL;
-                return err_set(e, FV_ENOMEM, "split %s: out of memory", split);
-            }
-            *ids = p;
+        if (arr_reserve(ids, &cap, *n, sizeof **ids, 256)) {
+            sqlite3_finalize(st);
+            free(*ids);
+            *ids = NULL;
+            return err_set(e, FV_ENOMEM, "split %s: out of memory", split);
         }
         (*ids)[(*n)++] = id;
     }
@@ -707,15 +702,10 @@ int eval_history_load(Db *db, const char *split, int64_t exclude_run, EvalHistor
             json_free(&v);
             continue;
         }
-        if (h->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            HistoryRow *nr = realloc(h->rows, (size_t)cap * sizeof *nr);
-            if (!nr) {
-                json_free(&v);
-                rc = err_set(e, FV_ENOMEM, "evaluation history: out of memory");
-                break;
-            }
-            h->rows = nr;
+        if (arr_reserve(&h->rows, &cap, h->n, sizeof *h->rows, 16)) {
+            json_free(&v);
+            rc = err_set(e, FV_ENOMEM, "evaluation history: out of memory");
+            break;
         }
         HistoryRow *r = &h->rows[h->n++];
         memset(r, 0, sizeof *r);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "csv.h"
 #include "deid.h"
 #include "fsutil.h"
@@ -270,15 +271,9 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
             continue;
         }
         int64_t study = sqlite3_column_int64(st, 0);
-        if (nrows == caprows) {
-            int nc = caprows ? caprows * 2 : 1024;
-            Row *nr = realloc(rows, (size_t)nc * sizeof *nr);
-            if (!nr) {
-                err_set(e, FV_ENOMEM, "%s: out of memory", path);
-                goto out;
-            }
-            rows = nr;
-            caprows = nc;
+        if (arr_reserve(&rows, &caprows, nrows, sizeof *rows, 1024)) {
+            err_set(e, FV_ENOMEM, "%s: out of memory", path);
+            goto out;
         }
         if (pool_len + (size_t)o->n_find > pool_cap) {
             size_t nc = pool_cap ? pool_cap * 2 : (size_t)o->n_find * 1024;

@@ -128,14 +128,9 @@ int corpus_sweep(Corpus *c, int *n_tmp, int *n_orphans, FvErr *e)
         }
         if (!victim)
             continue;
-        if (nv == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **nvp = realloc(victims, (size_t)cap * sizeof *nvp);
-            if (!nvp) {
-                rc = err_set(e, FV_ENOMEM, "sweep: out of memory");
-                break;
-            }
-            victims = nvp;
+        if (arr_reserve(&victims, &cap, nv, sizeof *victims, 16)) {
+            rc = err_set(e, FV_ENOMEM, "sweep: out of memory");
+            break;
         }
         if (!(victims[nv] = strdup(n))) {
             rc = err_set(e, FV_ENOMEM, "sweep: out of memory");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "csv.h"
 
 /* The base name without .nii.gz / .nii / .gz and a mask suffix. */
@@ -139,15 +140,9 @@ int ctrate_meta_load(CtrateMetaTable *t, const char *csv, size_t n, int *bad_row
             (*bad_rows)++;
             continue;
         }
-        if (t->n == t->cap) {
-            int nc = t->cap ? t->cap * 2 : 256;
-            CtrateMeta *rows = realloc(t->rows, (size_t)nc * sizeof *rows);
-            if (!rows) {
-                csv_close(&r);
-                return err_set(e, FV_ENOMEM, "metadata: out of memory");
-            }
-            t->rows = rows;
-            t->cap = nc;
+        if (arr_reserve(&t->rows, &t->cap, t->n, sizeof *t->rows, 256)) {
+            csv_close(&r);
+            return err_set(e, FV_ENOMEM, "metadata: out of memory");
         }
         CtrateMeta *m = &t->rows[t->n];
         memset(m, 0, sizeof *m);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "buf.h"
 #include "bytes.h"
 
 enum { UNDEFINED = (int)0xFFFFFFFF };
@@ -26,14 +27,8 @@ static int add_elem(DcmFile *f, FvErr *e)
     if (f->nel >= DCM_MAX_ELEMENTS)
         return err_set(e, FV_ELIMIT, "more than %d elements: not a plausible DICOM file",
                        DCM_MAX_ELEMENTS);
-    if (f->nel == f->capel) {
-        int nc = f->capel ? f->capel * 2 : 256;
-        DcmElem *n = realloc(f->el, (size_t)nc * sizeof *n);
-        if (!n)
-            return err_set(e, FV_ENOMEM, "DICOM: out of memory");
-        f->el = n;
-        f->capel = nc;
-    }
+    if (arr_reserve(&f->el, &f->capel, f->nel, sizeof *f->el, 256))
+        return err_set(e, FV_ENOMEM, "DICOM: out of memory");
     DcmElem *x = &f->el[f->nel];
     memset(x, 0, sizeof *x);
     x->next = x->item = -1;
@@ -45,14 +40,8 @@ static int add_item(DcmFile *f, FvErr *e)
     if (f->nit >= DCM_MAX_ELEMENTS)
         return err_set(e, FV_ELIMIT, "more than %d items: not a plausible DICOM file",
                        DCM_MAX_ELEMENTS);
-    if (f->nit == f->capit) {
-        int nc = f->capit ? f->capit * 2 : 64;
-        DcmItem *n = realloc(f->it, (size_t)nc * sizeof *n);
-        if (!n)
-            return err_set(e, FV_ENOMEM, "DICOM: out of memory");
-        f->it = n;
-        f->capit = nc;
-    }
+    if (arr_reserve(&f->it, &f->capit, f->nit, sizeof *f->it, 64))
+        return err_set(e, FV_ENOMEM, "DICOM: out of memory");
     f->it[f->nit].first = f->it[f->nit].next = -1;
     return f->nit++;
 }
@@ -61,14 +50,8 @@ static int add_frag(DcmFile *f, size_t off, size_t len, FvErr *e)
 {
     if (f->nfr >= DCM_MAX_ELEMENTS)
         return err_set(e, FV_ELIMIT, "more than %d pixel fragments", DCM_MAX_ELEMENTS);
-    if (f->nfr == f->capfr) {
-        int nc = f->capfr ? f->capfr * 2 : 64;
-        DcmFrag *n = realloc(f->fr, (size_t)nc * sizeof *n);
-        if (!n)
-            return err_set(e, FV_ENOMEM, "DICOM: out of memory");
-        f->fr = n;
-        f->capfr = nc;
-    }
+    if (arr_reserve(&f->fr, &f->capfr, f->nfr, sizeof *f->fr, 64))
+        return err_set(e, FV_ENOMEM, "DICOM: out of memory");
     f->fr[f->nfr].off = off;
     f->fr[f->nfr].len = len;
     return f->nfr++;

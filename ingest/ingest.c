@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "corpus.h"
 #include "csv.h"
 #include "ctrate.h"
@@ -609,14 +610,8 @@ static int mask_defer(Ingest *g, const Unit *u, int no_volume)
     for (int i = 0; i < g->n_deferred && !have; i++)
         have = g->deferred[i] == u;
     if (!have) {
-        if (g->n_deferred == g->cap_deferred) {
-            int cap = g->cap_deferred ? 2 * g->cap_deferred : 16;
-            const Unit **v = realloc(g->deferred, (size_t)cap * sizeof *v);
-            if (!v)
-                return 0; /* the mask fails now, as without deferral */
-            g->deferred = v;
-            g->cap_deferred = cap;
-        }
+        if (arr_reserve(&g->deferred, &g->cap_deferred, g->n_deferred, sizeof *g->deferred, 16))
+            return 0; /* the mask fails now, as without deferral */
         g->deferred[g->n_deferred++] = u;
     }
     g->masks_deferred++;
@@ -854,14 +849,8 @@ static int ctrate_reports_table(Ingest *g, const char *source, const char *membe
 static int hold(UnitState *us, Member *m, const char *sha, const unsigned char raw[32],
                 int known, HeldKind kind, unsigned char **inflated, size_t inflated_len)
 {
-    if (us->nh == us->cap) {
-        int nc = us->cap ? us->cap * 2 : 64;
-        Held *n = realloc(us->h, (size_t)nc * sizeof *n);
-        if (!n)
-            return -1;
-        us->h = n;
-        us->cap = nc;
-    }
+    if (arr_reserve(&us->h, &us->cap, us->nh, sizeof *us->h, 64))
+        return -1;
     Held *h = &us->h[us->nh];
     memset(h, 0, sizeof *h);
     h->source = strdup(m->source);
@@ -1317,15 +1306,9 @@ static void dicom_volumes(Ingest *g, UnitState *us)
             continue;
         }
         for (int k = 0; k < im->frames; k++) {
-            if (nsl == cap) {
-                int nc = cap ? cap * 2 : 256;
-                Slice *n = realloc(sl, (size_t)nc * sizeof *n);
-                if (!n) {
-                    err_set(&e, FV_ENOMEM, "out of memory");
-                    break;
-                }
-                sl = n;
-                cap = nc;
+            if (arr_reserve(&sl, &cap, nsl, sizeof *sl, 256)) {
+                err_set(&e, FV_ENOMEM, "out of memory");
+                break;
             }
             Slice *s = &sl[nsl];
             memset(s, 0, sizeof *s);

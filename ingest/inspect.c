@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "buf.h"
 #include "dicom.h"
 #include "gz.h"
 #include "json.h"
@@ -483,14 +484,8 @@ static void collect_dicom(Insp *s, const char *name, const unsigned char *p, siz
     s->names = nn;
     s->names[s->nnames] = nm;
     for (int k = 0; k < im.frames; k++) {
-        if (s->nsl == s->cap) {
-            int nc = s->cap ? s->cap * 2 : 64;
-            Slice *ns = realloc(s->sl, (size_t)nc * sizeof *ns);
-            if (!ns)
-                break;
-            s->sl = ns;
-            s->cap = nc;
-        }
+        if (arr_reserve(&s->sl, &s->cap, s->nsl, sizeof *s->sl, 64))
+            break;
         Slice *sl = &s->sl[s->nsl];
         memset(sl, 0, sizeof *sl);
         sl->pix = malloc((size_t)im.rows * (size_t)im.cols * (size_t)(im.bits_alloc / 8));

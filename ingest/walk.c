@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "buf.h"
 #include "fsutil.h"
 #include "names.h"
 
@@ -161,12 +162,8 @@ static int walk_dir(const char *dir, const char *skip_real, FileList *out, int d
 static int add_unit(UnitList *l, UnitType t, const char *path, const char *name, int phase,
                     FvErr *e)
 {
-    if (l->n == l->cap) {
-        int nc = l->cap ? l->cap * 2 : 64;
-        if (resize(&l->u, sizeof *l->u, nc, e))
-            return -1;
-        l->cap = nc;
-    }
+    if (arr_reserve(&l->u, &l->cap, l->n, sizeof *l->u, 64))
+        return err_set(e, FV_ENOMEM, "walk: out of memory");
     Unit *u = &l->u[l->n];
     memset(u, 0, sizeof *u);
     u->type = t;

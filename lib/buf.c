@@ -1,5 +1,6 @@
 #include "buf.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +81,24 @@ void buf_free(Buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
     b->failed = 0;
+}
+
+int arr_reserve(void *pp, int *cap, int n, size_t elem, int first)
+{
+    if (n < *cap)
+        return 0;
+    int64_t nc = *cap ? (int64_t)*cap * 2 : (first > 0 ? first : 16);
+    if (nc <= n)
+        nc = (int64_t)n + 1;
+    if (nc > INT_MAX || elem == 0 || (uint64_t)nc > SIZE_MAX / elem)
+        return -1;
+    void *old, *p;
+    memcpy(&old, pp, sizeof old);
+    if (!(p = realloc(old, (size_t)nc * elem)))
+        return -1;
+    memcpy(pp, &p, sizeof p);
+    *cap = (int)nc;
+    return 0;
 }
 
 char *buf_steal(Buf *b)

@@ -17,6 +17,15 @@ typedef struct Buf {
 } Buf;
 
 int buf_reserve(Buf *b, size_t extra);
+
+/* Growable arrays of any type: makes room for element n of the array whose
+ * pointer is at pp (a T ** passed as void *; copied with memcpy) and whose
+ * capacity is *cap. Nothing happens while n < *cap; at n == *cap the
+ * capacity doubles (from `first` when it is 0). Returns 0, or -1 when memory
+ * runs out or the array would pass INT_MAX elements or SIZE_MAX bytes; the
+ * array and *cap are then unchanged. No message: the caller says what ran
+ * out. */
+int arr_reserve(void *pp, int *cap, int n, size_t elem, int first);
 int buf_append(Buf *b, const void *p, size_t n);
 int buf_puts(Buf *b, const char *s);
 int buf_putc(Buf *b, char c);

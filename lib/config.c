@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "fsutil.h"
 #include "json.h"
 
@@ -40,14 +41,8 @@ int config_set(Config *c, const char *key, const char *value, FvErr *e)
         it->value = v;
         return 0;
     }
-    if (c->n == c->cap) {
-        int nc = c->cap ? c->cap * 2 : 16;
-        ConfigItem *items = realloc(c->items, (size_t)nc * sizeof *items);
-        if (!items)
-            return err_set(e, FV_ENOMEM, "config: out of memory");
-        c->items = items;
-        c->cap = nc;
-    }
+    if (arr_reserve(&c->items, &c->cap, c->n, sizeof *c->items, 16))
+        return err_set(e, FV_ENOMEM, "config: out of memory");
     ConfigItem *n = &c->items[c->n];
     n->key = strdup(key);
     n->value = strdup(value);

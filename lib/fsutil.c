@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
+
 int fs_read_file(const char *path, size_t limit, char **data, size_t *len, FvErr *e)
 {
     *data = NULL;
@@ -186,15 +188,9 @@ static int list_dir(const char *dir, int depth, PathList *l, FvErr *e)
         if (S_ISDIR(st.st_mode)) {
             rc = list_dir(path, depth + 1, l, e);
         } else if (S_ISREG(st.st_mode)) {
-            if (l->n == l->cap) {
-                int nc = l->cap ? l->cap * 2 : 64;
-                char **np = realloc(l->p, (size_t)nc * sizeof *np);
-                if (!np) {
-                    rc = err_set(e, FV_ENOMEM, "%s: out of memory", dir);
-                    break;
-                }
-                l->p = np;
-                l->cap = nc;
+            if (arr_reserve(&l->p, &l->cap, l->n, sizeof *l->p, 64)) {
+                rc = err_set(e, FV_ENOMEM, "%s: out of memory", dir);
+                break;
             }
             if (!(l->p[l->n] = strdup(path)))
                 rc = err_set(e, FV_ENOMEM, "%s: out of memory", dir);

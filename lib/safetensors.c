@@ -61,14 +61,8 @@ int st_writer_add(StWriter *w, const char *name, StDType dtype, int ndim, const 
 {
     if (ndim < 0 || ndim > ST_MAX_DIMS || dtype >= ST_NDTYPES)
         return err_set(e, FV_EINTERNAL, "safetensors: tensor %s: bad rank or dtype", name);
-    if (w->n == w->cap) {
-        int nc = w->cap ? w->cap * 2 : 16;
-        StTensor *t = realloc(w->t, (size_t)nc * sizeof *t);
-        if (!t)
-            return err_set(e, FV_ENOMEM, "safetensors: out of memory");
-        w->t = t;
-        w->cap = nc;
-    }
+    if (arr_reserve(&w->t, &w->cap, w->n, sizeof *w->t, 16))
+        return err_set(e, FV_ENOMEM, "safetensors: out of memory");
     StTensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     if (numel_bytes(dtype, ndim, shape, &t->nbytes))

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "normalize.h"
 #include "schemas.h"
 #include "tsv.h"
@@ -95,15 +96,9 @@ static int lex_add(Lexicon *l, const char *raw, const LexEntry *tmpl, const char
         }
         entry_clear(&l->e[at]);
     } else {
-        if (l->n == l->cap) {
-            int cap = l->cap ? l->cap * 2 : 512;
-            LexEntry *ne = realloc(l->e, (size_t)cap * sizeof *ne);
-            if (!ne) {
-                free(t);
-                return err_set(e, FV_ENOMEM, "lexicon: out of memory");
-            }
-            l->e = ne;
-            l->cap = cap;
+        if (arr_reserve(&l->e, &l->cap, l->n, sizeof *l->e, 512)) {
+            free(t);
+            return err_set(e, FV_ENOMEM, "lexicon: out of memory");
         }
         if ((size_t)(l->n + 1) * 2 > h->cap && hash_grow(h, l)) {
             free(t);

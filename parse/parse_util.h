@@ -7,20 +7,15 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "buf.h"
 #include "error.h"
 
 /* Grows an array of `size`-byte items so that one more fits. */
 static inline int grow(void **arr, int n, int *cap, size_t size, FvErr *e)
 {
-    if (n < *cap)
-        return 0;
-    int nc = *cap ? *cap * 2 : 64;
-    void *p = realloc(*arr, (size_t)nc * size);
-    if (!p)
-        return err_set(e, FV_ENOMEM, "parsing report: out of memory");
-    *arr = p;
-    *cap = nc;
-    return 0;
+    return arr_reserve(arr, cap, n, size, 64)
+               ? err_set(e, FV_ENOMEM, "parsing report: out of memory")
+               : 0;
 }
 
 static inline int is_word(unsigned char c)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "schemas.h"
 #include "tsv.h"
 
@@ -113,14 +114,9 @@ int lesion_table_parse(LesionTable **out, const Ontology *o, const char *text, s
     int got, cap = 0;
     while ((got = tsv_next(&r, e)) == 1) {
         char **f = r.fields;
-        if (t->n == cap) {
-            cap = cap ? cap * 2 : 64;
-            LesionSpec *nr = realloc(t->row, sizeof *nr * (size_t)cap);
-            if (!nr) {
-                err_set(e, FV_ENOMEM, "%s: out of memory", name);
-                goto fail;
-            }
-            t->row = nr;
+        if (arr_reserve(&t->row, &cap, t->n, sizeof *t->row, 64)) {
+            err_set(e, FV_ENOMEM, "%s: out of memory", name);
+            goto fail;
         }
         LesionSpec *s = &t->row[t->n];
         memset(s, 0, sizeof *s);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "schemas.h"
 #include "tsv.h"
 
@@ -127,14 +128,9 @@ int phrases_parse(Phrases **out, const Ontology *o, const char *text, size_t len
             err_set(e, FV_EFORMAT, "%s:%d: empty text", name, r.line);
             goto fail;
         }
-        if (ph->n == cap) {
-            cap = cap ? cap * 2 : 256;
-            PhraseRow *nr = realloc(ph->row, sizeof *nr * (size_t)cap);
-            if (!nr) {
-                err_set(e, FV_ENOMEM, "%s: out of memory", name);
-                goto fail;
-            }
-            ph->row = nr;
+        if (arr_reserve(&ph->row, &cap, ph->n, sizeof *ph->row, 256)) {
+            err_set(e, FV_ENOMEM, "%s: out of memory", name);
+            goto fail;
         }
         PhraseRow *pr = &ph->row[ph->n];
         memset(pr, 0, sizeof *pr);

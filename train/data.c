@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "json.h"
 #include "log.h"
 #include "sha256.h"
@@ -23,14 +24,8 @@ static int text_intern(Corpus *c, const char *s)
         return i;
     if (stridx_reserve(&c->text_ix, c->n_text, c->n_text + 1, text_key, c))
         return -1;
-    if (c->n_text == c->cap_text) {
-        int nc = c->cap_text ? 2 * c->cap_text : 512;
-        char **text = realloc(c->text, (size_t)nc * sizeof *text);
-        if (!text)
-            return -1;
-        c->text = text;
-        c->cap_text = nc;
-    }
+    if (arr_reserve(&c->text, &c->cap_text, c->n_text, sizeof *c->text, 512))
+        return -1;
     if (!(c->text[c->n_text] = strdup(s)))
         return -1;
     stridx_put(&c->text_ix, c->n_text, s);
@@ -59,14 +54,8 @@ static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
     }
     if (stridx_reserve(&c->shard_ix, c->n_shard, c->n_shard + 1, shard_key, c))
         return err_set(e, FV_ENOMEM, "%s: out of memory", path);
-    if (c->n_shard == c->cap_shard) {
-        int nc = c->cap_shard ? 2 * c->cap_shard : 128;
-        StFile **sh = realloc(c->shard, (size_t)nc * sizeof *sh);
-        if (!sh)
-            return err_set(e, FV_ENOMEM, "%s: out of memory", path);
-        c->shard = sh;
-        c->cap_shard = nc;
-    }
+    if (arr_reserve(&c->shard, &c->cap_shard, c->n_shard, sizeof *c->shard, 128))
+        return err_set(e, FV_ENOMEM, "%s: out of memory", path);
     if (st_open(&c->shard[c->n_shard], path, e))
         return -1;
     stridx_put(&c->shard_ix, c->n_shard, path);
@@ -167,14 +156,9 @@ static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
 #undef STUDY_SQL
     int cap = 0, rc;
     while ((rc = db_step(db, st, e)) == 1) {
-        if (c->n_st == cap) {
-            cap = cap ? 2 * cap : 256;
-            Study *ns = realloc(c->st, (size_t)cap * sizeof *ns);
-            if (!ns) {
-                sqlite3_finalize(st);
-                return err_set(e, FV_ENOMEM, "corpus: out of memory");
-            }
-            c->st = ns;
+        if (arr_reserve(&c->st, &cap, c->n_st, sizeof *c->st, 256)) {
+            sqlite3_finalize(st);
+            return err_set(e, FV_ENOMEM, "corpus: out of memory");
         }
         Study *s = &c->st[c->n_st];
         memset(s, 0, sizeof *s);

@@ -124,14 +124,8 @@ static int cmap_add(CountMap *m, const char *s, int64_t count, int kind)
     }
     if (stridx_reserve(&m->ix, m->n, m->n + 1, cmap_key, m))
         return -1;
-    if (m->n == m->cap) {
-        int nc = m->cap ? 2 * m->cap : 512;
-        StrCount *e = realloc(m->e, (size_t)nc * sizeof *e);
-        if (!e)
-            return -1;
-        m->e = e;
-        m->cap = nc;
-    }
+    if (arr_reserve(&m->e, &m->cap, m->n, sizeof *m->e, 512))
+        return -1;
     char *d = strdup(s);
     if (!d)
         return -1;

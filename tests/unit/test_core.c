@@ -1,5 +1,7 @@
 /* Unit tests of lib/: buf, json, utf8, sha256, rng, config, tsv, csv. */
+#include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "buf.h"
 #include "config.h"
@@ -428,6 +430,31 @@ static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
     config_free(&c);
 }
 
+static void test_arr_reserve_doubles_keeps_contents_and_refuses_overflow(void)
+{
+    int64_t *a = NULL;
+    int cap = 0, grew = 0;
+    for (int n = 0; n < 1000; n++) {
+        int before = cap;
+        CHECK(arr_reserve(&a, &cap, n, sizeof *a, 16) == 0, "reserve for element %d", n);
+        grew += cap != before;
+        CHECK(cap > n && (before == 0 ? cap == 16 : cap == before || cap == 2 * before),
+              "capacity %d after %d for element %d", cap, before, n);
+        a[n] = (int64_t)n * 3;
+    }
+    CHECK_EQ_INT(grew, 7); /* 16, 32, ..., 1024 */
+    int bad = 0;
+    for (int n = 0; n < 1000; n++)
+        bad += a[n] != (int64_t)n * 3;
+    CHECK_EQ_INT(bad, 0);
+    /* past INT_MAX elements or SIZE_MAX bytes: refused, array unchanged */
+    int64_t *keep = a;
+    int big = INT_MAX / 2 + 1;
+    CHECK(arr_reserve(&a, &big, big, sizeof *a, 16) == -1 && a == keep && big == INT_MAX / 2 + 1,
+          "an overflowing growth was not refused cleanly");
+    free(a);
+}
+
 static const char *key_of(const void *ctx, int i) { return ((char (*)[16])ctx)[i]; }
 
 static void test_strindex_finds_every_entry_across_growth_and_no_absent_one(void)
@@ -473,5 +500,6 @@ int main(void)
     RUN(test_csv_writer_round_trips_through_the_reader);
     RUN(test_deid_pseudonym_is_hmac_and_needs_a_key);
     RUN(test_strindex_finds_every_entry_across_growth_and_no_absent_one);
+    RUN(test_arr_reserve_doubles_keeps_contents_and_refuses_overflow);
     return test_finish();
 }
