@@ -106,8 +106,7 @@ fail:
     return -1;
 }
 
-/* Migrations are embedded as schemas/migrations/NNN.sql; none exist while
- * the schema is at version 1. */
+/* Migrations are embedded as schemas/migrations/NNN.sql (by base name). */
 static int load_migrations(DbMigration *steps, char **texts, int max, int target, FvErr *e)
 {
     int n = 0;

@@ -24,7 +24,10 @@ CREATE TABLE runs (
   status      TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
   counts      TEXT,                        -- JSON object: items seen, done, skipped, ...
   n_errors    INTEGER NOT NULL DEFAULT 0,
-  pid         INTEGER                      -- process that ran it (to find interrupted runs)
+  pid         INTEGER,                     -- process that ran it (to find interrupted runs)
+  revision    TEXT,                        -- source revision of the fvlm that ran
+  host        TEXT,                        -- machine it ran on
+  corpus_fingerprint TEXT                  -- what the corpus held when it started
 );
 
 CREATE TABLE errors (
@@ -36,6 +39,13 @@ CREATE TABLE errors (
   created_at  TEXT NOT NULL
 );
 CREATE INDEX errors_run ON errors(run_id);
+
+-- Corpus-wide facts, one value per key (the de-identification key's
+-- fingerprint, say).
+CREATE TABLE meta (
+  key         TEXT PRIMARY KEY,
+  value       TEXT NOT NULL
+);
 
 -- --------------------------------------------------------------------------
 -- Ingest: sources, studies, volumes, masks, reports.
@@ -176,6 +186,12 @@ CREATE TABLE links (
   source      TEXT NOT NULL DEFAULT 'align' CHECK (source IN ('align', 'audit')),
   accepted    INTEGER,                     -- annotator: 1 accepted, 0 rejected, NULL not audited
   run_id      INTEGER REFERENCES runs(id),
+  -- why the link exists
+  term        TEXT,                        -- the matched term or cue
+  start       INTEGER,                     -- its byte offsets into reports.text
+  end         INTEGER,
+  rule        TEXT,                        -- the rule or cue that fired
+  continues   INTEGER REFERENCES sentences(id),  -- a continuation: the sentence it continues
   PRIMARY KEY (sentence_id, anatomy)
 );
 

@@ -50,6 +50,12 @@ import tempfile
 FVLM4 = ["lung", "heart", "esophagus", "aorta"]
 
 
+
+def schema_version(source_root):
+    """FVLM_SCHEMA_VERSION from lib/db.h: the version corpus.sql is at."""
+    with open(os.path.join(source_root, "lib", "db.h"), encoding="utf-8") as f:
+        return int(re.search(r"#define FVLM_SCHEMA_VERSION (\d+)", f.read()).group(1))
+
 def tokens(text):
     return re.findall(r"[a-z0-9]+", text.lower())
 
@@ -127,7 +133,7 @@ def build_db(path, source_root, reports_csv):
     con = sqlite3.connect(path)
     with open(os.path.join(source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
         con.executescript(f.read())
-    con.execute("PRAGMA user_version = 1")
+    con.execute("PRAGMA user_version = %d" % schema_version(source_root))
     keys = []
     with open(reports_csv, newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.DictReader(f), start=1):

@@ -16,6 +16,7 @@ Exit codes: 0 ok, 1 a difference, 77 skipped (data or numpy/nibabel absent).
 import argparse
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -30,6 +31,12 @@ except ImportError:
     print("SKIP: numpy/nibabel are not available")
     sys.exit(77)
 
+
+
+def schema_version(source_root):
+    """FVLM_SCHEMA_VERSION from lib/db.h: the version corpus.sql is at."""
+    with open(os.path.join(source_root, "lib", "db.h"), encoding="utf-8") as f:
+        return int(re.search(r"#define FVLM_SCHEMA_VERSION (\d+)", f.read()).group(1))
 
 def write_safetensors(path, name, arr):
     data = np.ascontiguousarray(arr, dtype=np.uint8).tobytes()
@@ -107,7 +114,7 @@ def main():
             con = sqlite3.connect(db)
             with open(os.path.join(a.source_root, "schemas", "corpus.sql"), encoding="utf-8") as f:
                 con.executescript(f.read())
-            con.execute("PRAGMA user_version = 1")
+            con.execute("PRAGMA user_version = %d" % schema_version(a.source_root))
             con.execute("INSERT INTO studies (id, study_key) VALUES (1, 'totalseg-example')")
             con.execute("INSERT INTO volumes (id, study_id, sha256, source, src_dims, src_spacing,"
                         " src_affine, src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor)"

@@ -104,6 +104,82 @@ static void test_db_migrations_run_in_order_in_one_transaction(void)
     sqlite3_close(h);
 }
 
+/* Every column, default and index of a table, as one string per table, in
+ * an order that does not depend on how the table was made. */
+static void schema_shape(sqlite3 *h, Buf *out)
+{
+    sqlite3_stmt *t;
+    sqlite3_prepare_v2(h, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", -1,
+                       &t, NULL);
+    while (sqlite3_step(t) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(t, 0);
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "SELECT name, type, \"notnull\", coalesce(dflt_value, ''), pk FROM pragma_table_info('%s')",
+                 name);
+        sqlite3_stmt *c;
+        sqlite3_prepare_v2(h, sql, -1, &c, NULL);
+        buf_printf(out, "%s:", name);
+        while (sqlite3_step(c) == SQLITE_ROW)
+            buf_printf(out, " %s %s %d '%s' %d,", sqlite3_column_text(c, 0),
+                       sqlite3_column_text(c, 1), sqlite3_column_int(c, 2),
+                       sqlite3_column_text(c, 3), sqlite3_column_int(c, 4));
+        sqlite3_finalize(c);
+        buf_printf(out, "\n");
+    }
+    sqlite3_finalize(t);
+    sqlite3_prepare_v2(h,
+                       "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+                       "AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+                       -1, &t, NULL);
+    while (sqlite3_step(t) == SQLITE_ROW)
+        buf_printf(out, "index %s on %s\n", sqlite3_column_text(t, 0), sqlite3_column_text(t, 1));
+    sqlite3_finalize(t);
+}
+
+/* A corpus made by the first released schema, migrated by db_open, has the
+ * shape of a new corpus: what the migrations do and what corpus.sql says
+ * never drift apart. */
+static void test_db_version1_corpus_migrates_to_the_current_shape(void)
+{
+    char fixture[400], p[300], q[300];
+    snprintf(fixture, sizeof fixture, "%s/tests/unit/fixtures/corpus_v1.sql", FVLM_SOURCE_ROOT);
+    char *v1 = NULL;
+    size_t v1_len;
+    FvErr e = {0};
+    CHECK_OK(fs_read_file(fixture, 1 << 20, &v1, &v1_len, &e), &e);
+    if (!v1)
+        return;
+    path_in_tmp(p, sizeof p, "v1.db");
+    sqlite3 *h;
+    sqlite3_open(p, &h);
+    CHECK(sqlite3_exec(h, v1, NULL, NULL, NULL) == SQLITE_OK, "v1 schema: %s",
+          sqlite3_errmsg(h));
+    sqlite3_exec(h, "PRAGMA user_version = 1", NULL, NULL, NULL);
+    sqlite3_close(h);
+    free(v1);
+
+    Db *db = NULL;
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    path_in_tmp(q, sizeof q, "fresh.db");
+    Db *fresh = NULL;
+    CHECK_OK(db_open(&fresh, q, 0, &e), &e);
+    if (!db || !fresh) {
+        db_close(&db);
+        db_close(&fresh);
+        return;
+    }
+    Buf a = {0}, b = {0};
+    schema_shape(db->h, &a);
+    schema_shape(fresh->h, &b);
+    CHECK(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+          "migrated schema differs from corpus.sql:\n--- migrated\n%s--- new\n%s", a.data, b.data);
+    buf_free(&a);
+    buf_free(&b);
+    db_close(&db);
+    db_close(&fresh);
+}
+
 static void test_runs_record_errors_and_finish(void)
 {
     char p[300];
@@ -275,6 +351,7 @@ int main(void)
     RUN(test_db_new_file_gets_schema_and_wal);
     RUN(test_db_refuses_newer_schema_and_foreign_files);
     RUN(test_db_migrations_run_in_order_in_one_transaction);
+    RUN(test_db_version1_corpus_migrates_to_the_current_shape);
     RUN(test_runs_record_errors_and_finish);
     RUN(test_safetensors_roundtrip_and_alignment);
     RUN(test_safetensors_rejects_hostile_headers);
