@@ -8,8 +8,10 @@
 
 #include "buf.h"
 #include "fvlm_config.h"
+#include "fvlm_revision.h"
 #include "json.h"
 #include "log.h"
+#include "sha256.h"
 
 /* Marks runs whose process no longer exists as interrupted. A pid that was
  * reused by another process keeps its run 'running'; that is harmless. */
@@ -32,6 +34,57 @@ static int sweep_dead_runs(Db *db, FvErr *e)
         if (db_run(db, e, "UPDATE runs SET status = 'interrupted' WHERE id = ?", "i", dead[i]))
             return -1;
     }
+    return 0;
+}
+
+/* Feeds every row of one query to the hash: each column's text, a 0x1f
+ * after each column and a 0x1e after each row, so that ("ab", "c") and
+ * ("a", "bc") hash apart. */
+static int hash_rows(Db *db, Sha256 *c, const char *table, const char *sql, FvErr *e)
+{
+    sqlite3_stmt *st;
+    if (db_prepare(db, &st, sql, e))
+        return -1;
+    sha256_update(c, table, strlen(table) + 1);
+    int rc, ncol = sqlite3_column_count(st);
+    while ((rc = db_step(db, st, e)) == 1) {
+        for (int i = 0; i < ncol; i++) {
+            const unsigned char *t = sqlite3_column_text(st, i);
+            if (t)
+                sha256_update(c, t, (size_t)sqlite3_column_bytes(st, i));
+            sha256_update(c, t ? "\x1f" : "\x1d", 1);
+        }
+        sha256_update(c, "\x1e", 1);
+    }
+    sqlite3_finalize(st);
+    return rc < 0 ? -1 : 0;
+}
+
+int run_corpus_fingerprint(Db *db, char hex[65], FvErr *e)
+{
+    Sha256 c;
+    sha256_init(&c);
+    if (hash_rows(db, &c, "studies",
+                  "SELECT s.study_key, s.split, v.sha256, m.sha256, r.sha256 FROM studies s"
+                  " LEFT JOIN volumes v ON v.study_id = s.id"
+                  " LEFT JOIN masks m ON m.study_id = s.id"
+                  " LEFT JOIN reports r ON r.study_id = s.id ORDER BY s.study_key",
+                  e) ||
+        hash_rows(db, &c, "labels",
+                  "SELECT s.study_key, l.task, l.value, l.source FROM labels l"
+                  " JOIN studies s ON s.id = l.study_id ORDER BY s.study_key, l.task",
+                  e) ||
+        hash_rows(db, &c, "samples",
+                  "SELECT s.study_key, a.anatomy, a.split, a.status, a.text, a.diseases, a.whole"
+                  " FROM samples a JOIN studies s ON s.id = a.study_id"
+                  " ORDER BY s.study_key, a.anatomy",
+                  e)) {
+        err_prefix(e, "corpus fingerprint");
+        return -1;
+    }
+    unsigned char d[32];
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
     return 0;
 }
 
@@ -65,6 +118,13 @@ int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
     if (rc)
         return -1;
     run->id = db_last_id(db);
+    char host[256] = "", fp[65];
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    if (run_corpus_fingerprint(db, fp, e) ||
+        db_run(db, e, "UPDATE runs SET revision = ?, host = ?, corpus_fingerprint = ? WHERE id = ?",
+               "sssi", FVLM_REVISION, host[0] ? host : NULL, fp, run->id))
+        return -1;
     if (seed >= 0 &&
         db_run(db, e, "UPDATE runs SET seed = ? WHERE id = ?", "ii", seed, run->id))
         return -1;

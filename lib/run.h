@@ -21,8 +21,17 @@ typedef struct Run {
     char stage[32];
 } Run;
 
+/* Also records where the run ran: the source revision fvlm was built from
+ * (FVLM_REVISION), the host name, and the corpus fingerprint at its start. */
 int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
               const char *config_json, int64_t seed, FvErr *e);
+/* What the corpus holds, as 64 hex characters: SHA-256 over every study's
+ * key and split with the content hashes of its volume, mask and report,
+ * then every label and every training sample (text included), in a fixed
+ * order. Two corpora with the same fingerprint give a trainer the same
+ * data; ids, runs and timestamps do not enter it. One pass over those
+ * tables (about a second per 10,000 studies). */
+int run_corpus_fingerprint(Db *db, char hex[65], FvErr *e);
 /* Records one item's failure (and prints it as one error line). member may
  * be NULL. Returns -1 only when the database write itself fails. */
 int run_error(Run *run, const char *source, const char *member, const char *reason, FvErr *e);

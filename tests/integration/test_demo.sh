@@ -25,6 +25,37 @@ done
 n=$(sqlite3 "$tmp/a/corpus.db" "SELECT count(*) FROM eval_results" 2>/dev/null)
 [ "${n:-0}" -ge 10 ] || fail "only ${n:-0} eval_results rows"
 
+# Every run reads back: `fvlm runs` lists each stage, `show` ties the train
+# run to its model and evaluation, `diff` names what changed.
+db=$tmp/a/corpus.db
+"$bin" runs --db "$db" >"$tmp/runs.out" 2>"$tmp/runs.err" || fail "fvlm runs exited $?"
+for stage in ingest parse align train eval; do
+    grep -q " $stage " "$tmp/runs.out" || fail "fvlm runs does not list the $stage run"
+done
+"$bin" runs --db "$db" --json | /usr/bin/python3 -c '
+import json, sys
+runs = json.load(sys.stdin)
+assert len(runs) >= 5, runs
+assert all(r["revision"] and r["status"] == "ok" for r in runs), runs' || fail "fvlm runs --json"
+train=$(sqlite3 "$db" "SELECT max(id) FROM runs WHERE stage = 'train'")
+"$bin" runs --db "$db" show "$train" >"$tmp/show.out" || fail "fvlm runs show exited $?"
+grep -q "^  train.lr " "$tmp/show.out" || fail "runs show lacks the config"
+grep -q "^  model [0-9]*: " "$tmp/show.out" || fail "runs show lacks the model the run wrote"
+grep -q "mean AUC [0-9.]* over" "$tmp/show.out" || fail "runs show lacks the evaluation of its model"
+"$bin" train --db "$db" --preset small --seed 1 --threads 2 --epochs 1 --quiet \
+    --set train.lr=0.001 --out "$tmp/a/other.safetensors" >/dev/null 2>&1 || fail "second train"
+other=$(sqlite3 "$db" "SELECT max(id) FROM runs WHERE stage = 'train'")
+"$bin" runs --db "$db" diff "$train" "$other" >"$tmp/diff.out" || fail "fvlm runs diff exited $?"
+grep -q "train.lr .* -> 0.001" "$tmp/diff.out" || fail "runs diff misses train.lr: $(cat "$tmp/diff.out")"
+grep -q "train.epochs *2 -> 1" "$tmp/diff.out" || fail "runs diff misses train.epochs"
+grep -q "^  train.seed" "$tmp/diff.out" && fail "runs diff lists an unchanged key"
+"$bin" runs --db "$db" --stage no-such-stage >/dev/null 2>&1
+[ $? = 1 ] || fail "runs with a filter that matches nothing does not exit 1"
+"$bin" runs --db "$db" show 99999 >/dev/null 2>&1
+[ $? = 1 ] || fail "runs show of a missing run does not exit 1"
+"$bin" runs --db "$db" show x >/dev/null 2>&1
+[ $? = 2 ] || fail "runs show x is not a usage error"
+
 # Same seed, fresh folder: the same table, number for number.
 run_demo "$tmp/b" || fail "second demo exited $?"
 # the AUC table: from its title to the mean (stage timings differ run to run)
@@ -33,6 +64,13 @@ strip "$tmp/a.out" >"$tmp/a.tab"
 strip "$tmp/b.out" >"$tmp/b.tab"
 [ -s "$tmp/a.tab" ] || fail "no AUC table in the demo's output"
 cmp -s "$tmp/a.tab" "$tmp/b.tab" || fail "a second demo with the same seed prints another table: $(diff "$tmp/a.tab" "$tmp/b.tab" | head -5)"
+
+# ... and every stage started from the same corpus: equal fingerprints.
+for stage in parse align train eval; do
+    fa=$(sqlite3 "$tmp/a/corpus.db" "SELECT corpus_fingerprint FROM runs WHERE stage = '$stage' ORDER BY id LIMIT 1")
+    fb=$(sqlite3 "$tmp/b/corpus.db" "SELECT corpus_fingerprint FROM runs WHERE stage = '$stage' ORDER BY id LIMIT 1")
+    [ -n "$fa" ] && [ "$fa" = "$fb" ] || fail "$stage: corpus fingerprints differ between two demos: $fa $fb"
+done
 
 [ "$fails" -eq 0 ] && echo "demo: all checks passed"
 exit $((fails > 0))
