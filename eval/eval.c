@@ -10,6 +10,7 @@
 #include "json.h"
 #include "log.h"
 #include "logreg.h"
+#include "rng.h"
 #include "sha256.h"
 #include "truth.h"
 
@@ -29,6 +30,9 @@ void eval_results_free(EvalResults *res)
     for (int i = 0; i < res->n_tasks; i++) {
         free(res->tasks[i].roc_fpr);
         free(res->tasks[i].roc_tpr);
+        free(res->tasks[i].item);
+        free(res->tasks[i].score);
+        free(res->tasks[i].label);
     }
     free(res->tasks);
     memset(res, 0, sizeof *res);
@@ -49,12 +53,52 @@ double eval_zero_shot_score(const float *img, const float *neg, const float *pos
     return 1.0 / (1.0 + exp(t));
 }
 
-void eval_macros(EvalResults *res, const Ontology *o)
+/* The AUROC of one task on a resample: items in ascending score order
+ * (order), each weighted by how often its study was drawn (w). Ties count
+ * one half, as metrics_auroc. NaN when a class has no weight. */
+static double weighted_auroc(const TaskResult *t, const int *order, const int *w)
+{
+    double wpos = 0, wneg = 0, num = 0, neg_below = 0;
+    for (int a = 0; a < t->n_items;) {
+        /* one group of tied scores */
+        int b = a;
+        double gpos = 0, gneg = 0;
+        while (b < t->n_items && t->score[order[b]] == t->score[order[a]]) {
+            int k = order[b++];
+            double wk = w[t->item[k]];
+            if (t->label[k])
+                gpos += wk;
+            else
+                gneg += wk;
+        }
+        num += gpos * (neg_below + 0.5 * gneg);
+        neg_below += gneg;
+        wpos += gpos;
+        wneg += gneg;
+        a = b;
+    }
+    return wpos > 0 && wneg > 0 ? num / (wpos * wneg) : NAN;
+}
+
+static int by_score(const void *a, const void *b, void *score)
+{
+    const double *s = score;
+    double x = s[*(const int *)a], y = s[*(const int *)b];
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int eval_macros(EvalResults *res, const Ontology *o, int n_boot, uint64_t seed, FvErr *e)
 {
     MacroAvg *sets[3] = {&res->macro_all, &res->macro_ctrate18, &res->macro_fvlm16};
     for (int s = 0; s < 3; s++) {
         memset(sets[s], 0, sizeof *sets[s]);
-        sets[s]->auc = NAN;
+        sets[s]->auc = sets[s]->lo = sets[s]->hi = NAN;
     }
     for (int k = 0; k < o->n_find; k++) {
         res->macro_all.n_set++;
@@ -76,6 +120,79 @@ void eval_macros(EvalResults *res, const Ontology *o)
     for (int s = 0; s < 3; s++)
         if (sets[s]->n_scored)
             sets[s]->auc = sum[s] / sets[s]->n_scored;
+    if (n_boot <= 0 || res->n_items <= 0 || res->macro_all.n_scored == 0)
+        return 0;
+
+    /* The bootstrap: the scored tasks' items sorted by score once, then
+     * each resample is a weight per study. */
+    int nt = res->n_tasks, ntot = 0;
+    for (int i = 0; i < nt; i++)
+        if (isfinite(res->tasks[i].m.auc) && res->tasks[i].item)
+            ntot += res->tasks[i].n_items;
+    int *order = malloc((size_t)(ntot ? ntot : 1) * sizeof *order);
+    int **ord = calloc((size_t)(nt ? nt : 1), sizeof *ord);
+    int *w = malloc((size_t)res->n_items * sizeof *w);
+    double *means = malloc((size_t)n_boot * 3 * sizeof *means);
+    if (!order || !ord || !w || !means) {
+        free(order);
+        free(ord);
+        free(w);
+        free(means);
+        return err_set(e, FV_ENOMEM, "macro AUC intervals: out of memory");
+    }
+    for (int i = 0, off = 0; i < nt; i++) {
+        const TaskResult *t = &res->tasks[i];
+        if (!isfinite(t->m.auc) || !t->item)
+            continue;
+        ord[i] = order + off;
+        for (int k = 0; k < t->n_items; k++)
+            ord[i][k] = k;
+        qsort_r(ord[i], (size_t)t->n_items, sizeof *ord[i], by_score, t->score);
+        off += t->n_items;
+    }
+    int nvalid[3] = {0, 0, 0};
+    Rng rng;
+    rng_seed(&rng, seed, (uint64_t)n_boot + 1);
+    for (int b = 0; b < n_boot; b++) {
+        memset(w, 0, (size_t)res->n_items * sizeof *w);
+        for (int k = 0; k < res->n_items; k++)
+            w[rng_below(&rng, (uint64_t)res->n_items)]++;
+        double bsum[3] = {0, 0, 0};
+        int bn[3] = {0, 0, 0};
+        for (int i = 0; i < nt; i++) {
+            if (!ord[i])
+                continue;
+            const TaskResult *t = &res->tasks[i];
+            double auc = weighted_auroc(t, ord[i], w);
+            if (!isfinite(auc))
+                continue;
+            int in[3] = {1, t->is_ctrate, t->fvlm16};
+            for (int s = 0; s < 3; s++)
+                if (in[s]) {
+                    bsum[s] += auc;
+                    bn[s]++;
+                }
+        }
+        for (int s = 0; s < 3; s++)
+            if (bn[s])
+                means[(size_t)s * n_boot + nvalid[s]++] = bsum[s] / bn[s];
+    }
+    for (int s = 0; s < 3; s++) {
+        int k = nvalid[s];
+        if (k < 2 || !sets[s]->n_scored)
+            continue;
+        double *m = means + (size_t)s * n_boot;
+        qsort(m, (size_t)k, sizeof *m, cmp_double);
+        /* the percentile bounds of metrics.h's per-task interval */
+        int lo = (int)(0.025 * k) - 1, hi = (int)(0.975 * k) - 1;
+        sets[s]->lo = m[lo < 0 ? 0 : lo];
+        sets[s]->hi = m[hi < 0 ? 0 : hi];
+    }
+    free(order);
+    free(ord);
+    free(w);
+    free(means);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -175,9 +292,11 @@ static int score_task(EvalResults *res, const Ontology *o, int task, const Truth
     size_t n = 0;
     double *score = malloc((size_t)(fs->n ? fs->n : 1) * sizeof *score);
     unsigned char *label = malloc((size_t)(fs->n ? fs->n : 1));
-    if (!score || !label) {
+    int *item = malloc((size_t)(fs->n ? fs->n : 1) * sizeof *item);
+    if (!score || !label || !item) {
         free(score);
         free(label);
+        free(item);
         return err_set(e, FV_ENOMEM, "task %s: out of memory", f->id);
     }
     for (int i = 0; i < fs->n; i++) {
@@ -195,11 +314,13 @@ static int score_task(EvalResults *res, const Ontology *o, int task, const Truth
         }
         score[n] = fn ? fn(ctx, task, i, x) : 0.0;
         label[n] = (unsigned char)v;
+        item[n] = i;
         n++;
     }
     if (n == 0 && n_unc == 0 && n_nofeat == 0) {
         free(score);
         free(label);
+        free(item);
         return 0;
     }
     TaskResult *r = &res->tasks[res->n_tasks];
@@ -234,11 +355,21 @@ static int score_task(EvalResults *res, const Ontology *o, int task, const Truth
             else
                 snprintf(r->note, sizeof r->note, "one class only (%d positive, %d negative)",
                          r->m.n_pos, r->m.n_neg);
-        } else
+        } else {
             rc = metrics_roc_curve(score, label, n, &r->roc_fpr, &r->roc_tpr, &r->n_roc, e);
+            /* kept for the macro averages' bootstrap over studies */
+            r->item = item;
+            r->score = score;
+            r->label = label;
+            r->n_items = (int)n;
+            item = NULL;
+            score = NULL;
+            label = NULL;
+        }
     }
     free(score);
     free(label);
+    free(item);
     if (rc)
         return -1;
     res->n_tasks++;
@@ -348,7 +479,9 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
     for (int k = 0; k < o->n_find; k++)
         if (t.has_task[k] && score_task(res, o, k, &t, &fs, zs_score, &zc, NULL, opt, e))
             goto out;
-    eval_macros(res, o);
+    res->n_items = fs.n;
+    if (eval_macros(res, o, opt->n_boot, opt->seed, e))
+        goto out;
     rc = 0;
 out:
     free(zc.text);
@@ -519,7 +652,9 @@ int eval_probe(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOptions *o
         progress_tick(&pg, 1);
     }
     progress_end(&pg);
-    eval_macros(res, o);
+    res->n_items = te.n;
+    if (eval_macros(res, o, opt->n_boot, opt->seed, e))
+        goto out;
     rc = 0;
 out:
     if (models)
@@ -621,6 +756,10 @@ static void jw_macro(JsonW *w, const char *key, const MacroAvg *m)
     jw_obj(w);
     jw_key(w, "auc");
     jw_num(w, m->auc);
+    jw_key(w, "auc_lo");
+    jw_num(w, m->lo);
+    jw_key(w, "auc_hi");
+    jw_num(w, m->hi);
     jw_key(w, "n_scored");
     jw_int(w, m->n_scored);
     jw_key(w, "n_set");

@@ -54,10 +54,18 @@ typedef struct TaskResult {
     char note[160];            /* why a task has no figures, for the report; "" otherwise */
     double *roc_fpr, *roc_tpr; /* (n_roc) the ROC curve; owned */
     int n_roc;
+    /* The scored items, for the macro averages' bootstrap: study index in
+     * the evaluated list (0 .. EvalResults.n_items - 1), score, label;
+     * (n_items) each, owned; NULL for a task that was not scored. */
+    int *item;
+    double *score;
+    unsigned char *label;
+    int n_items;
 } TaskResult;
 
 typedef struct MacroAvg {
     double auc;                /* NaN when no task of the set was scored */
+    double lo, hi;             /* its 95 % bootstrap interval over studies; NaN when none */
     int n_scored;              /* tasks of the set with an AUROC */
     int n_set;                 /* tasks in the set (findings.tsv) */
 } MacroAvg;
@@ -79,6 +87,7 @@ typedef struct EvalResults {
     uint64_t seed;
     int n_tasks;
     TaskResult *tasks;         /* reported tasks in findings.tsv order; owned */
+    int n_items;               /* studies the tasks' items index (the evaluated list) */
     MacroAvg macro_all, macro_ctrate18, macro_fvlm16;
     int64_t n_split;           /* studies in the split */
     int64_t n_labelled;        /* of them with at least one label */
@@ -97,8 +106,16 @@ double eval_zero_shot_score(const float *img, const float *neg, const float *pos
                             double temperature);
 
 /* Macro averages over res->tasks (called by the pipelines; exposed for
- * results built by hand). */
-void eval_macros(EvalResults *res, const Ontology *o);
+ * results built by hand), with their 95 % intervals: n_boot resamples of
+ * the res->n_items studies with replacement (rng stream n_boot + 1 of seed:
+ * apart from the per-task streams), each task's AUROC recomputed on the
+ * resample (a study drawn twice counts twice; a task with one class in the
+ * resample is left out of that resample's mean), the mean over each set's
+ * tasks, and the 2.5th and 97.5th percentiles of those means. Scores,
+ * labels and study indices come from the tasks' item arrays; n_boot = 0 or
+ * no items leaves the bounds NaN. Returns -1 (FV_ENOMEM) only when memory
+ * runs out. */
+int eval_macros(EvalResults *res, const Ontology *o, int n_boot, uint64_t seed, FvErr *e);
 
 /* sha256 of the model file and its models.id (0 when no row has that
  * hash), into res. */

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "csv.h"
@@ -161,12 +162,17 @@ static void md_facts(Buf *b, const EvalResults *res)
 void eval_report_markdown(Buf *b, const EvalResults *res)
 {
     md_facts(b, res);
-    buf_puts(b, "| average | mean AUC | tasks scored |\n|---|---:|---:|\n");
+    buf_puts(b, "| average | mean AUC | 95% CI | tasks scored |\n|---|---:|---:|---:|\n");
     MacroRow rows[3];
     int nr = macro_rows(res, rows);
     for (int i = 0; i < nr; i++) {
         buf_printf(b, "| %s | ", rows[i].name);
         num(b, rows[i].m->auc, "-");
+        buf_puts(b, " | ");
+        if (isfinite(rows[i].m->lo) && isfinite(rows[i].m->hi))
+            buf_printf(b, "%.4f-%.4f", rows[i].m->lo, rows[i].m->hi);
+        else
+            buf_puts(b, "-");
         buf_printf(b, " | %d of %d |\n", rows[i].m->n_scored, rows[i].m->n_set);
     }
     buf_puts(b, "\n| task | anatomy | AUC | 95% CI | threshold | accuracy | F1 (weighted) | "
@@ -200,6 +206,7 @@ void eval_report_markdown(Buf *b, const EvalResults *res)
 
 enum {
     SVG_COLS = 3,
+    PANEL_CURVES = 6,  /* at most this many curves a panel: more are unreadable */
     PANEL_W = 320,
     PLOT_X = 48,       /* left edge of the plot area in the panel, px */
     PLOT_Y = 30,
@@ -207,28 +214,20 @@ enum {
     LEGEND_LINE = 14,
 };
 
-static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+/* Okabe and Ito's colour-blind-safe palette: six curves a panel at most,
+ * each its own colour. */
+static const char *palette[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00",
+                                "#56b4e9"};
 enum { NPALETTE = sizeof palette / sizeof palette[0] };
 
-/* Anatomies of the scored tasks, in task order. */
-static int curve_anatomies(const EvalResults *res, const char **anat, int max)
-{
-    int n = 0;
-    for (int i = 0; i < res->n_tasks; i++) {
-        const TaskResult *t = &res->tasks[i];
-        if (t->n_roc < 2)
-            continue;
-        int seen = 0;
-        for (int k = 0; k < n && !seen; k++)
-            seen = strcmp(anat[k], t->anatomy) == 0;
-        if (!seen && n < max)
-            anat[n++] = t->anatomy;
-    }
-    return n;
-}
+/* A panel: up to PANEL_CURVES curves of one anatomy's scored tasks, from
+ * its first-th (an anatomy with more tasks gets several panels). */
+typedef struct Panel {
+    const char *anatomy;
+    int first, count, part, parts;
+} Panel;
 
-static int panel_tasks(const EvalResults *res, const char *anatomy)
+static int anatomy_curves(const EvalResults *res, const char *anatomy)
 {
     int k = 0;
     for (int i = 0; i < res->n_tasks; i++)
@@ -236,14 +235,44 @@ static int panel_tasks(const EvalResults *res, const char *anatomy)
     return k;
 }
 
+/* The panels of the scored tasks' anatomies, in task order. */
+static int curve_panels(const EvalResults *res, Panel *pan, int max)
+{
+    int n = 0;
+    const char *seen[256];
+    int nseen = 0;
+    for (int i = 0; i < res->n_tasks; i++) {
+        const TaskResult *t = &res->tasks[i];
+        if (t->n_roc < 2)
+            continue;
+        int dup = 0;
+        for (int k = 0; k < nseen && !dup; k++)
+            dup = strcmp(seen[k], t->anatomy) == 0;
+        if (dup || nseen == 256)
+            continue;
+        seen[nseen++] = t->anatomy;
+        int total = anatomy_curves(res, t->anatomy);
+        int parts = (total + PANEL_CURVES - 1) / PANEL_CURVES;
+        for (int p = 0; p < parts && n < max; p++) {
+            int left = total - p * PANEL_CURVES;
+            pan[n++] = (Panel){t->anatomy, p * PANEL_CURVES,
+                               left < PANEL_CURVES ? left : PANEL_CURVES, p + 1, parts};
+        }
+    }
+    return n;
+}
+
 static int panel_height(int ntasks) { return PLOT_Y + PLOT_S + 40 + LEGEND_LINE * ntasks + 8; }
 
-static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x0, int y0)
+static void svg_panel(Buf *b, const EvalResults *res, const Panel *pan, int x0, int y0)
 {
+    const char *anatomy = pan->anatomy;
     buf_printf(b, "<g transform=\"translate(%d,%d)\">\n", x0, y0);
     buf_puts(b, "<text x=\"160\" y=\"18\" text-anchor=\"middle\" font-size=\"14\" "
                 "font-weight=\"bold\">");
     eval_report_xml_escape(b, anatomy);
+    if (pan->parts > 1)
+        buf_printf(b, " (%d of %d)", pan->part, pan->parts);
     buf_puts(b, "</text>\n");
     /* Frame, grid, diagonal. */
     buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fff\" "
@@ -269,34 +298,34 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
     buf_printf(b, "<text x=\"12\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\" "
                   "transform=\"rotate(-90 12 %d)\">true positive rate</text>\n",
                PLOT_Y + PLOT_S / 2, PLOT_Y + PLOT_S / 2);
-    int c = 0;
+    int c = 0, k_anat = -1;
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
         if (t->n_roc < 2 || strcmp(t->anatomy, anatomy) != 0)
             continue;
+        k_anat++;
+        if (k_anat < pan->first || k_anat >= pan->first + pan->count)
+            continue;
         const char *col = palette[c % NPALETTE];
-        /* Past the palette, colours repeat with a dashed line. */
-        const char *dash = c >= NPALETTE ? " stroke-dasharray=\"5 3\"" : "";
-        buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\"%s points=\"",
-                   col, dash);
+        buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                   col);
         for (int k = 0; k < t->n_roc; k++)
             buf_printf(b, "%s%.1f,%.1f", k ? " " : "", PLOT_X + PLOT_S * t->roc_fpr[k],
                        PLOT_Y + PLOT_S * (1 - t->roc_tpr[k]));
         buf_puts(b, "\"><title>");
         eval_report_xml_escape(b, t->name);
-        buf_printf(b, " AUC %.4f</title></polyline>\n", t->m.auc);
+        buf_printf(b, " AUC %.3f</title></polyline>\n", t->m.auc);
         /* The operating point at the chosen threshold. */
         if (isfinite(t->m.specificity) && isfinite(t->m.sensitivity)) {
             buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>",
                        PLOT_X + PLOT_S * (1 - t->m.specificity),
                        PLOT_Y + PLOT_S * (1 - t->m.sensitivity), col);
             eval_report_xml_escape(b, t->name);
-            buf_printf(b, " threshold %.4f</title></circle>\n", t->m.threshold);
+            buf_printf(b, " threshold %.3f</title></circle>\n", t->m.threshold);
         }
         int ly = PLOT_Y + PLOT_S + 44 + LEGEND_LINE * c;
         buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-                      "stroke-width=\"3\"%s/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col,
-                   c >= NPALETTE ? " stroke-dasharray=\"4 2\"" : "");
+                      "stroke-width=\"3\"/>\n", PLOT_X - 30, ly - 4, PLOT_X - 14, ly - 4, col);
         buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"11\">", PLOT_X - 8, ly);
         eval_report_xml_escape(b, t->name);
         buf_printf(b, " (AUC %.3f)</text>\n", t->m.auc);
@@ -305,40 +334,48 @@ static void svg_panel(Buf *b, const EvalResults *res, const char *anatomy, int x
     buf_puts(b, "</g>\n");
 }
 
-/* The panel grid; with `standalone` the XML declaration too. */
+/* The panel grid; with `standalone` the XML declaration and a fixed size,
+ * else it scales to the page's full width (viewBox). */
 static void svg_grid(Buf *b, const EvalResults *res, int standalone)
 {
-    const char *anat[256];
-    int na = curve_anatomies(res, anat, 256);
-    int rows = (na + SVG_COLS - 1) / SVG_COLS;
-    int row_h[256 / SVG_COLS + 1], total_h = 0;
+    enum { MAXP = 512 };
+    Panel *pan = malloc(MAXP * sizeof *pan);
+    int np = pan ? curve_panels(res, pan, MAXP) : 0;
+    int rows = (np + SVG_COLS - 1) / SVG_COLS;
+    int total_h = 0;
     for (int r = 0; r < rows; r++) {
-        row_h[r] = 0;
-        for (int k = r * SVG_COLS; k < na && k < (r + 1) * SVG_COLS; k++) {
-            int h = panel_height(panel_tasks(res, anat[k]));
-            if (h > row_h[r])
-                row_h[r] = h;
-        }
-        total_h += row_h[r];
+        int h = 0;
+        for (int k = r * SVG_COLS; k < np && k < (r + 1) * SVG_COLS; k++)
+            if (panel_height(pan[k].count) > h)
+                h = panel_height(pan[k].count);
+        total_h += h;
     }
-    int width = PANEL_W * (na < SVG_COLS ? (na ? na : 1) : SVG_COLS);
-    if (!na)
+    int width = PANEL_W * (np < SVG_COLS ? (np ? np : 1) : SVG_COLS);
+    if (!np)
         total_h = 40;
     if (standalone)
         buf_puts(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                  "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n", width, total_h, width,
-               total_h);
-    if (!na)
+    if (standalone)
+        buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" ",
+                   width, total_h);
+    else
+        buf_puts(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"roc\" ");
+    buf_printf(b, "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\">\n", width, total_h);
+    if (!np)
         buf_puts(b, "<text x=\"10\" y=\"24\" font-size=\"13\">No task has both classes: no ROC "
                     "curve to draw.</text>\n");
     int y = 0;
     for (int r = 0; r < rows; r++) {
-        for (int k = r * SVG_COLS; k < na && k < (r + 1) * SVG_COLS; k++)
-            svg_panel(b, res, anat[k], PANEL_W * (k - r * SVG_COLS), y);
-        y += row_h[r];
+        int h = 0;
+        for (int k = r * SVG_COLS; k < np && k < (r + 1) * SVG_COLS; k++) {
+            svg_panel(b, res, &pan[k], PANEL_W * (k - r * SVG_COLS), y);
+            if (panel_height(pan[k].count) > h)
+                h = panel_height(pan[k].count);
+        }
+        y += h;
     }
     buf_puts(b, "</svg>\n");
+    free(pan);
 }
 
 void eval_report_svg(Buf *b, const EvalResults *res) { svg_grid(b, res, 1); }
@@ -347,7 +384,64 @@ void eval_report_svg(Buf *b, const EvalResults *res) { svg_grid(b, res, 1); }
  * HTML (polyglot: valid HTML5 and well-formed XML)
  * ------------------------------------------------------------------------ */
 
-static void html_num(Buf *b, double v) { num(b, v, "-"); }
+/* Figures on the page have three places (the CSV keeps them all). */
+static void html_num(Buf *b, double v)
+{
+    if (isfinite(v))
+        buf_printf(b, "%.3f", v);
+    else
+        buf_puts(b, "-");
+}
+
+/* A table cell of a sortable column: the shown figure, and the exact one
+ * in data-v for the sort (missing sorts last). */
+static void html_cell(Buf *b, double v)
+{
+    if (isfinite(v))
+        buf_printf(b, "<td class=\"n\" data-v=\"%.17g\">%.3f</td>", v, v);
+    else
+        buf_puts(b, "<td class=\"n\" data-v=\"\">-</td>");
+}
+
+static void html_count(Buf *b, int v) { buf_printf(b, "<td class=\"n\" data-v=\"%d\">%d</td>", v, v); }
+
+static void html_interval(Buf *b, double lo, double hi)
+{
+    if (isfinite(lo) && isfinite(hi))
+        buf_printf(b, "%.3f-%.3f", lo, hi);
+    else
+        buf_puts(b, "-");
+}
+
+/* Click a header to sort the table by that column (again: the other way).
+ * Numbers sort by their exact value (data-v), text by the locale. In a
+ * CDATA section so that the page stays well-formed XML. */
+static const char sort_script[] =
+    "<script>//<![CDATA[\n"
+    "document.querySelectorAll('table.sortable').forEach(function (t) {\n"
+    "  var heads = t.querySelectorAll('th');\n"
+    "  heads.forEach(function (th, col) {\n"
+    "    th.addEventListener('click', function () {\n"
+    "      var up = th.getAttribute('aria-sort') !== 'ascending';\n"
+    "      heads.forEach(function (h) { h.removeAttribute('aria-sort'); });\n"
+    "      th.setAttribute('aria-sort', up ? 'ascending' : 'descending');\n"
+    "      var rows = Array.prototype.slice.call(t.querySelectorAll('tr')).slice(1);\n"
+    "      function key(r) {\n"
+    "        var c = r.children[col], v = c.getAttribute('data-v');\n"
+    "        if (v === null) return c.textContent;\n"
+    "        return v === '' ? null : parseFloat(v);\n"
+    "      }\n"
+    "      rows.sort(function (a, b) {\n"
+    "        var x = key(a), y = key(b);\n"
+    "        if (x === null || y === null) return (x === null) - (y === null);\n"
+    "        var d = typeof x === 'number' ? x - y : String(x).localeCompare(String(y));\n"
+    "        return up ? d : -d;\n"
+    "      });\n"
+    "      rows.forEach(function (r) { r.parentNode.appendChild(r); });\n"
+    "    });\n"
+    "  });\n"
+    "});\n"
+    "//]]></script>\n";
 
 static void html_history_row(Buf *b, const char *run, const char *when, const char *method,
                              const char *loss, const char *style, const char *labels,
@@ -382,8 +476,14 @@ static void html_history(Buf *b, const EvalResults *res, const EvalHistory *hist
                 "the same labels.</p>\n<table>\n<tr><th>run</th><th>started</th><th>method</th>"
                 "<th>loss mode</th><th>prompts</th><th>labels</th><th>all tasks</th>"
                 "<th>CT-RATE 18</th><th>fVLM 16</th></tr>\n");
+    int empty = 0;
     for (int i = 0; i < hist->n; i++) {
         const HistoryRow *r = &hist->rows[i];
+        /* an evaluation that scored no task compares nothing */
+        if (r->n_scored[0] == 0 || !isfinite(r->auc[0])) {
+            empty++;
+            continue;
+        }
         char run[32];
         snprintf(run, sizeof run, "%lld", (long long)r->run_id);
         html_history_row(b, run, r->started, r->method, r->loss_mode, r->style, r->label_source,
@@ -397,6 +497,9 @@ static void html_history(Buf *b, const EvalResults *res, const EvalHistory *hist
     html_history_row(b, run, "", res->method, res->loss_mode, res->style, res->label_source, auc,
                      scored, 1);
     buf_puts(b, "</table>\n");
+    if (empty)
+        buf_printf(b, "<p>%d earlier evaluation%s scored no task and %s left out.</p>\n", empty,
+                   empty == 1 ? "" : "s", empty == 1 ? "is" : "are");
 }
 
 void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
@@ -414,6 +517,10 @@ void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
                 "p.warn { background: #fff3cd; border: 1px solid #e0c060; padding: 8px; }\n"
                 "dt { font-weight: bold; float: left; width: 11em; }\n"
                 "dd { margin-left: 12em; }\n"
+                "svg.roc { display: block; width: 100%; height: auto; }\n"
+                "table.sortable th { cursor: pointer; user-select: none; }\n"
+                "table.sortable th[aria-sort=ascending]::after { content: \" \\25B2\"; }\n"
+                "table.sortable th[aria-sort=descending]::after { content: \" \\25BC\"; }\n"
                 "</style>\n</head>\n<body>\n<h1>");
     eval_report_xml_escape(b, method_title(res));
     buf_puts(b, " evaluation, split ");
@@ -451,12 +558,14 @@ void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
                    (long long)res->label_rows_bad, (long long)res->label_conflicts);
 
     buf_puts(b, "<h2>Macro averages</h2>\n<table>\n<tr><th>average</th><th>mean AUC</th>"
-                "<th>tasks scored</th></tr>\n");
+                "<th>95% CI</th><th>tasks scored</th></tr>\n");
     MacroRow rows[3];
     int nr = macro_rows(res, rows);
     for (int i = 0; i < nr; i++) {
         buf_printf(b, "<tr><td>%s</td><td class=\"n\">", rows[i].name);
         html_num(b, rows[i].m->auc);
+        buf_puts(b, "</td><td class=\"n\">");
+        html_interval(b, rows[i].m->lo, rows[i].m->hi);
         buf_printf(b, "</td><td class=\"n\">%d of %d</td></tr>\n", rows[i].m->n_scored,
                    rows[i].m->n_set);
     }
@@ -465,7 +574,8 @@ void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
         html_history(b, res, hist);
     buf_puts(b, "<h2>ROC curves</h2>\n");
     svg_grid(b, res, 0);
-    buf_puts(b, "<h2>Tasks</h2>\n<table>\n<tr><th>task</th><th>anatomy</th><th>AUC</th>"
+    buf_puts(b, "<h2>Tasks</h2>\n<p>Click a column's header to sort by it.</p>\n"
+                "<table class=\"sortable\">\n<tr><th>task</th><th>anatomy</th><th>AUC</th>"
                 "<th>95% CI</th><th>threshold</th><th>accuracy</th><th>F1 (weighted)</th>"
                 "<th>precision</th><th>sensitivity</th><th>specificity</th><th>pos</th>"
                 "<th>neg</th><th>uncertain</th><th>no feature</th><th>note</th></tr>\n");
@@ -477,19 +587,24 @@ void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
             buf_puts(b, t->fvlm16 ? " <sup>CT-RATE, fVLM-16</sup>" : " <sup>CT-RATE</sup>");
         buf_puts(b, "</td><td>");
         eval_report_xml_escape(b, t->anatomy);
-        buf_puts(b, "</td><td class=\"n\">");
-        html_num(b, t->m.auc);
-        buf_puts(b, "</td><td class=\"n\">");
-        ci(b, &t->m, "-");
+        buf_puts(b, "</td>");
+        html_cell(b, t->m.auc);
+        /* the interval sorts by its lower bound */
+        if (isfinite(t->m.auc_lo))
+            buf_printf(b, "<td class=\"n\" data-v=\"%.17g\">", t->m.auc_lo);
+        else
+            buf_puts(b, "<td class=\"n\" data-v=\"\">");
+        html_interval(b, t->m.auc_lo, t->m.auc_hi);
+        buf_puts(b, "</td>");
         const double v[6] = {t->m.threshold, t->m.accuracy, t->m.f1_weighted, t->m.precision,
                              t->m.sensitivity, t->m.specificity};
-        for (int k = 0; k < 6; k++) {
-            buf_puts(b, "</td><td class=\"n\">");
-            html_num(b, v[k]);
-        }
-        buf_printf(b, "</td><td class=\"n\">%d</td><td class=\"n\">%d</td><td class=\"n\">%d"
-                      "</td><td class=\"n\">%d</td><td>", t->m.n_pos, t->m.n_neg, t->n_uncertain,
-                   t->n_no_feature);
+        for (int k = 0; k < 6; k++)
+            html_cell(b, v[k]);
+        html_count(b, t->m.n_pos);
+        html_count(b, t->m.n_neg);
+        html_count(b, t->n_uncertain);
+        html_count(b, t->n_no_feature);
+        buf_puts(b, "<td>");
         eval_report_xml_escape(b, t->note);
         buf_puts(b, "</td></tr>\n");
     }
@@ -509,8 +624,12 @@ void eval_report_html(Buf *b, const EvalResults *res, const EvalHistory *hist)
                   "(false positive rate, true positive rate) lies closest to (0, 1) (the dot on "
                   "each ROC curve); accuracy, "
                   "weighted F1, precision, sensitivity and specificity are taken at it. Tasks "
-                  "with one class are listed but not averaged.</p>\n</body>\n</html>\n",
+                  "with one class are listed but not averaged. The macro averages' intervals "
+                  "resample the studies jointly across tasks (each resample's mean over the "
+                  "tasks with both classes in it).</p>\n",
                res->n_boot, (unsigned long long)res->seed);
+    buf_puts(b, sort_script);
+    buf_puts(b, "</body>\n</html>\n");
 }
 
 /* ------------------------------------------------------------------------
@@ -567,9 +686,19 @@ static const TaskResult *find_task(const EvalResults *r, const char *task)
     return NULL;
 }
 
-void eval_report_comparison(Buf *b, const EvalResults *const *sets, const char *const *labels,
-                                int n)
+void eval_report_comparison(Buf *b, const EvalResults *const *all_sets,
+                            const char *const *all_labels, int n_all)
 {
+    /* An evaluation that scored no task (a failed or empty run) compares
+     * nothing: it is named below the table, not given a column of dashes. */
+    const EvalResults *sets[64];
+    const char *labels[64];
+    int n = 0;
+    for (int s = 0; s < n_all && n < 64; s++)
+        if (all_sets[s] && all_sets[s]->macro_all.n_scored > 0) {
+            sets[n] = all_sets[s];
+            labels[n++] = all_labels[s];
+        }
     buf_puts(b, "| task | anatomy |");
     for (int s = 0; s < n; s++) {
         buf_putc(b, ' ');
@@ -610,8 +739,16 @@ void eval_report_comparison(Buf *b, const EvalResults *const *sets, const char *
                               : k == 1 ? &sets[s]->macro_ctrate18 : &sets[s]->macro_fvlm16;
             buf_puts(b, " ");
             num(b, m->auc, "-");
+            if (isfinite(m->lo) && isfinite(m->hi))
+                buf_printf(b, " [%.3f, %.3f]", m->lo, m->hi);
             buf_printf(b, " (%d) |", m->n_scored);
         }
         buf_putc(b, '\n');
     }
+    for (int s = 0; s < n_all; s++)
+        if (!all_sets[s] || all_sets[s]->macro_all.n_scored == 0) {
+            buf_puts(b, "\nLeft out: ");
+            md_cell(b, all_labels[s]);
+            buf_puts(b, " scored no task.\n");
+        }
 }

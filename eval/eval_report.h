@@ -29,9 +29,10 @@ int eval_report_write_dir(const EvalResults *res, const EvalHistory *hist, const
                      char *html_path, size_t n, FvErr *e);
 
 /* One Markdown table comparing several results (columns: each label's AUC
- * per task, then the macro averages): the paper's comparison of loss modes
- * and the probe. Tasks are those of any set, in the first set's order and
- * then the rest's. */
+ * per task, then the macro averages with their bootstrap intervals): the
+ * paper's comparison of loss modes and the probe. Tasks are those of any
+ * set, in the first set's order and then the rest's. A set that scored no
+ * task (a failed or empty evaluation) gets no column: it is named below. */
 void eval_report_comparison(Buf *b, const EvalResults *const *sets, const char *const *labels,
                                 int n);
 

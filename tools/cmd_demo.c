@@ -224,10 +224,11 @@ static void print_table(const EvalResults *res)
         printf("%-34s %-18s %5d %5d  %.3f [%.3f, %.3f]\n", t->task, t->anatomy, t->m.n_pos,
                t->m.n_neg, t->m.auc, t->m.auc_lo, t->m.auc_hi);
     }
-    printf("\nmean AUC over %d tasks: %.3f", res->macro_all.n_scored, res->macro_all.auc);
+    printf("\nmean AUC over %d tasks: %.3f [%.3f, %.3f]", res->macro_all.n_scored,
+           res->macro_all.auc, res->macro_all.lo, res->macro_all.hi);
     if (res->macro_ctrate18.n_scored)
-        printf("   CT-RATE labels (%d): %.3f", res->macro_ctrate18.n_scored,
-               res->macro_ctrate18.auc);
+        printf("   CT-RATE labels (%d): %.3f [%.3f, %.3f]", res->macro_ctrate18.n_scored,
+               res->macro_ctrate18.auc, res->macro_ctrate18.lo, res->macro_ctrate18.hi);
     printf("\n");
 }
 

@@ -106,6 +106,8 @@ static void print_text(const EvalResults *r, const char *html)
             printf("%.4f", m[k]->auc);
         else
             printf("-");
+        if (isfinite(m[k]->lo) && isfinite(m[k]->hi))
+            printf(" (95%% CI %.4f-%.4f)", m[k]->lo, m[k]->hi);
         printf("  (%d of %d tasks scored)\n", m[k]->n_scored, m[k]->n_set);
     }
     if (html && *html)

@@ -10,6 +10,7 @@
 #include "fvlm_config.h"
 #include "logreg.h"
 #include "metrics.h"
+#include "rng.h"
 #include "test.h"
 
 /* ---- fixture reader: "key v v v" lines, cases between a header and "end" */
@@ -304,6 +305,100 @@ static void test_logreg_rejects_bad_input(void)
     CHECK(logreg_fit(X, y, 2, 0, 1.0, 10, 1e-9, &m, &e) == -1, "d = 0 accepted");
 }
 
+/* The macro average's interval resamples studies jointly across tasks: the
+ * weighted AUROC of each resample equals the plain AUROC of the resample
+ * written out (items repeated as often as their study was drawn), and the
+ * bounds are the percentiles of the resampled means. */
+static void test_macro_interval_is_a_bootstrap_over_studies(void)
+{
+    Ontology *o;
+    FvErr e = {0};
+    CHECK_OK(onto_load(&o, &e), &e);
+    if (!o)
+        return;
+    enum { NS = 40, NB = 200 };
+    static int item[2][NS];
+    static double score[2][NS];
+    static unsigned char label[2][NS];
+    Rng g;
+    rng_seed(&g, 7, 0);
+    TaskResult t[2];
+    memset(t, 0, sizeof t);
+    for (int k = 0; k < 2; k++) {
+        int n = 0;
+        for (int s = 0; s < NS; s++) {
+            if (k == 1 && s % 4 == 0)
+                continue; /* the second task lacks some studies */
+            item[k][n] = s;
+            label[k][n] = (unsigned char)rng_bernoulli(&g, 0.4);
+            /* rounded: ties must count one half in both paths */
+            score[k][n] = round((rng_uniform(&g) + 0.5 * label[k][n]) * 8) / 8;
+            n++;
+        }
+        t[k].item = item[k];
+        t[k].score = score[k];
+        t[k].label = label[k];
+        t[k].n_items = n;
+        t[k].is_ctrate = k == 0;
+        CHECK_OK(metrics_auroc(score[k], label[k], (size_t)n, &t[k].m.auc, &e), &e);
+    }
+    EvalResults r;
+    memset(&r, 0, sizeof r);
+    r.tasks = t;
+    r.n_tasks = 2;
+    r.n_items = NS;
+    CHECK_OK(eval_macros(&r, o, NB, 11, &e), &e);
+    CHECK(r.macro_all.lo < r.macro_all.auc && r.macro_all.auc < r.macro_all.hi,
+          "macro AUC %g outside its interval [%g, %g]", r.macro_all.auc, r.macro_all.lo,
+          r.macro_all.hi);
+
+    /* the reference: each resample written out */
+    Rng rng;
+    rng_seed(&rng, 11, NB + 1);
+    static double means[NB];
+    int nm = 0;
+    for (int b = 0; b < NB; b++) {
+        int w[NS] = {0};
+        for (int s = 0; s < NS; s++)
+            w[rng_below(&rng, NS)]++;
+        double sum = 0;
+        int nt = 0;
+        for (int k = 0; k < 2; k++) {
+            static double xs[4 * NS * NS];
+            static unsigned char xl[4 * NS * NS];
+            size_t m = 0;
+            for (int i = 0; i < t[k].n_items; i++)
+                for (int c = 0; c < w[item[k][i]]; c++) {
+                    xs[m] = score[k][i];
+                    xl[m++] = label[k][i];
+                }
+            double auc;
+            CHECK_OK(metrics_auroc(xs, xl, m, &auc, &e), &e);
+            if (isfinite(auc)) {
+                sum += auc;
+                nt++;
+            }
+        }
+        if (nt)
+            means[nm++] = sum / nt;
+    }
+    for (int i = 1; i < nm; i++)
+        for (int j = i; j > 0 && means[j - 1] > means[j]; j--) {
+            double x = means[j];
+            means[j] = means[j - 1];
+            means[j - 1] = x;
+        }
+    CHECK_NEAR(r.macro_all.lo, means[(int)(0.025 * nm) - 1], 1e-12);
+    CHECK_NEAR(r.macro_all.hi, means[(int)(0.975 * nm) - 1], 1e-12);
+    /* the CT-RATE set holds the first task alone: its own interval */
+    CHECK(isfinite(r.macro_ctrate18.lo) && r.macro_ctrate18.lo != r.macro_all.lo,
+          "CT-RATE interval %g", r.macro_ctrate18.lo);
+    /* no resampling asked: no bounds */
+    CHECK_OK(eval_macros(&r, o, 0, 11, &e), &e);
+    CHECK(isnan(r.macro_all.lo) && isnan(r.macro_all.hi), "bounds without a bootstrap");
+    onto_free(&o);
+}
+
 static void test_macro_averages_skip_degenerate_tasks(void)
 {
     Ontology *o;
@@ -325,7 +420,7 @@ static void test_macro_averages_skip_degenerate_tasks(void)
     t[2].fvlm16 = 1;
     r.tasks = t;
     r.n_tasks = 3;
-    eval_macros(&r, o);
+    CHECK_OK(eval_macros(&r, o, 0, 0, &e), &e);
     CHECK_NEAR(r.macro_all.auc, 0.7, 1e-12);
     CHECK_EQ_INT(r.macro_all.n_scored, 2);
     CHECK_EQ_INT(r.macro_ctrate18.n_set, 18);
@@ -346,5 +441,6 @@ int main(void)
     RUN(test_zero_shot_score_is_softmax_over_the_pair);
     RUN(test_logreg_rejects_bad_input);
     RUN(test_macro_averages_skip_degenerate_tasks);
+    RUN(test_macro_interval_is_a_bootstrap_over_studies);
     return test_finish();
 }

@@ -81,9 +81,12 @@ static void sample(EvalResults *r, TaskResult *t)
     }
     r->tasks = t;
     r->n_tasks = 4;
-    r->macro_all = (MacroAvg){(0.9125 + 0.5 + 0.875) / 3, 3, 60};
-    r->macro_ctrate18 = (MacroAvg){(0.9125 + 0.875) / 2, 2, 18};
-    r->macro_fvlm16 = (MacroAvg){(0.9125 + 0.875) / 2, 2, 16};
+    r->macro_all = (MacroAvg){.auc = (0.9125 + 0.5 + 0.875) / 3, .lo = 0.70, .hi = 0.83,
+                              .n_scored = 3, .n_set = 60};
+    r->macro_ctrate18 = (MacroAvg){.auc = (0.9125 + 0.875) / 2, .lo = NAN, .hi = NAN,
+                                   .n_scored = 2, .n_set = 18};
+    r->macro_fvlm16 = (MacroAvg){.auc = (0.9125 + 0.875) / 2, .lo = 0.81, .hi = 0.95,
+                                 .n_scored = 2, .n_set = 16};
 }
 
 static void golden(const char *name, const Buf *got)
@@ -187,12 +190,93 @@ static void test_comparison_table_lists_every_task_and_the_means(void)
     buf_free(&b);
 }
 
+/* A panel holds six curves at most, each its own colour: an anatomy with
+ * eight scored tasks gets two panels (6 + 2). */
+static void test_roc_panels_hold_six_distinct_curves_at_most(void)
+{
+    EvalResults r;
+    TaskResult t[4];
+    sample(&r, t);
+    TaskResult many[8];
+    char id[8][16];
+    for (int k = 0; k < 8; k++) {
+        snprintf(id[k], sizeof id[k], "lung_t%d", k);
+        task(&many[k], id[k], "lung", id[k], 0, 0, 5, 5, 0, 0.6 + 0.01 * k);
+        many[k].roc_fpr = g_fpr[0];
+        many[k].roc_tpr = g_tpr[0];
+        many[k].n_roc = 5;
+    }
+    r.tasks = many;
+    r.n_tasks = 8;
+    Buf b = {0};
+    eval_report_svg(&b, &r);
+    int panels = 0;
+    for (const char *p = b.data; (p = strstr(p, "<g transform")); p++)
+        panels++;
+    CHECK_EQ_INT(panels, 2);
+    CHECK(strstr(b.data, "lung (1 of 2)") && strstr(b.data, "lung (2 of 2)"),
+          "panels are not numbered: %.200s", b.data);
+    /* within each panel no colour repeats */
+    const char *g2 = strstr(b.data, "lung (2 of 2)");
+    for (const char *p = b.data; (p = strstr(p, "<polyline")) && p < g2; p++) {
+        const char *col = strstr(p, "stroke=\"");
+        char c[16];
+        snprintf(c, sizeof c, "%.7s", col + 8);
+        int same = 0;
+        for (const char *q = b.data; (q = strstr(q, "<polyline")) && q < g2; q++)
+            same += strncmp(strstr(q, "stroke=\"") + 8, c, 7) == 0;
+        CHECK(same == 1, "colour %s drawn %d times in one panel", c, same);
+    }
+    buf_free(&b);
+}
+
+/* The HTML task table sorts by any column (exact values in data-v), shows
+ * three places, and the macro averages carry their intervals. */
+static void test_html_table_sorts_and_shows_three_places(void)
+{
+    EvalResults r;
+    TaskResult t[4];
+    sample(&r, t);
+    Buf b = {0};
+    eval_report_html(&b, &r, NULL);
+    CHECK(strstr(b.data, "<table class=\"sortable\">") != NULL, "no sortable table");
+    CHECK(strstr(b.data, "aria-sort") != NULL, "no sort script");
+    CHECK(strstr(b.data, "<td class=\"n\" data-v=\"0.91249999999999998\">0.912</td>") != NULL ||
+              strstr(b.data, "<td class=\"n\" data-v=\"0.91249999999999998\">0.913</td>") != NULL,
+          "AUC cell: %s", strstr(b.data, "Emphysema"));
+    CHECK(strstr(b.data, "0.9125<") == NULL, "a figure with four places on the page");
+    CHECK(strstr(b.data, "0.700-0.830") != NULL, "macro interval missing");
+    CHECK(strstr(b.data, "width: 100%") != NULL, "ROC figure not full width");
+    buf_free(&b);
+}
+
+/* A failed or empty evaluation gets no column of dashes in the comparison:
+ * it is named below the table. */
+static void test_comparison_leaves_out_empty_evaluations(void)
+{
+    EvalResults a, empty;
+    TaskResult ta[4];
+    sample(&a, ta);
+    memset(&empty, 0, sizeof empty);
+    const EvalResults *sets[2] = {&a, &empty};
+    const char *labels[2] = {"fine-fn", "global"};
+    Buf b = {0};
+    eval_report_comparison(&b, sets, labels, 2);
+    CHECK(strstr(b.data, "| task | anatomy | fine-fn |\n") != NULL, "header: %s", b.data);
+    CHECK(strstr(b.data, "Left out: global scored no task.") != NULL, "not named: %s", b.data);
+    CHECK(strstr(b.data, "0.7625 [0.700, 0.830] (3)") != NULL, "mean with interval: %s", b.data);
+    buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
     RUN(test_csv_matches_golden);
     RUN(test_markdown_matches_golden);
     RUN(test_silver_labels_are_marked);
     RUN(test_svg_has_one_panel_per_anatomy);
+    RUN(test_roc_panels_hold_six_distinct_curves_at_most);
+    RUN(test_html_table_sorts_and_shows_three_places);
+    RUN(test_comparison_leaves_out_empty_evaluations);
     RUN(test_comparison_table_lists_every_task_and_the_means);
     if (argc > 1) {
         EvalResults r;
