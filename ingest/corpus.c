@@ -154,16 +154,20 @@ int corpus_sweep(Corpus *c, int *n_tmp, int *n_orphans, FvErr *e)
 
 /* ---------------------------------------------------------------- sources */
 
-int corpus_source_status(Corpus *c, const char *sha, char status[16], FvErr *e)
+int corpus_source_status(Corpus *c, const char *sha, const char *path, const char *member,
+                         char status[16], FvErr *e)
 {
+    char pb[4200], mb[4200];
+    path = corpus_clean(c, path, pb, sizeof pb);
+    member = corpus_clean(c, member ? member : "", mb, sizeof mb);
     sqlite3_stmt *st;
     status[0] = '\0';
     if (db_prepare(c->db, &st,
-                   "SELECT status FROM sources WHERE sha256 = ? "
+                   "SELECT status FROM sources WHERE sha256 = ? AND path = ? AND member = ? "
                    "ORDER BY status = 'failed', id LIMIT 1",
                    e))
         return -1;
-    int rc = db_bindf(c->db, st, e, "s", sha);
+    int rc = db_bindf(c->db, st, e, "sss", sha, path, member);
     if (rc == 0)
         rc = db_step(c->db, st, e);
     if (rc == 1)
@@ -191,7 +195,7 @@ int corpus_source_put(Corpus *c, const char *path, const char *member, const cha
         return db_run(c->db, e,
                       "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
                       "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                      "ON CONFLICT (sha256, kind) DO UPDATE SET status = excluded.status, "
+                      "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET status = excluded.status, "
                       "study_id = excluded.study_id, run_id = excluded.run_id, "
                       "path = excluded.path, member = excluded.member "
                       "WHERE sources.status = 'failed'",
@@ -200,7 +204,7 @@ int corpus_source_put(Corpus *c, const char *path, const char *member, const cha
     return db_run(c->db, e,
                   "INSERT INTO sources (path, member, sha256, size, kind, status, run_id) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                  "ON CONFLICT (sha256, kind) DO UPDATE SET status = excluded.status, "
+                  "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET status = excluded.status, "
                   "run_id = excluded.run_id, path = excluded.path, member = excluded.member "
                   "WHERE sources.status = 'failed'",
                   "sssissi", path, member ? member : "", sha, size, kind, status, c->run->id);

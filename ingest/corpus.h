@@ -49,13 +49,18 @@ int corpus_begin(Corpus *c, FvErr *e);
 int corpus_commit(Corpus *c, FvErr *e);
 void corpus_rollback(Corpus *c);
 
-/* Status of a member already recorded with this sha256 (any kind): 1 and
- * status ("ok", "failed", "ignored") when found, else 0. */
-int corpus_source_status(Corpus *c, const char *sha, char status[16], FvErr *e);
+/* A member's identity is its place and its bytes: the same bytes in two
+ * studies (a template report, a shared mask file) are two members, each
+ * recorded and stored for its own study. Status of the member at this
+ * place (path and member as given: compared de-identified) with this
+ * sha256 (any kind): 1 and status ("ok", "failed", "ignored") when
+ * recorded before, else 0. */
+int corpus_source_status(Corpus *c, const char *sha, const char *path, const char *member,
+                         char status[16], FvErr *e);
 
-/* Records a member. On a repeat (same sha256 and kind) only a 'failed' row
- * is updated (a retry that now succeeds or fails again). study_id <= 0 is
- * NULL. */
+/* Records a member. On a repeat (same sha256, kind, path and member) only
+ * a 'failed' row is updated (a retry that now succeeds or fails again).
+ * study_id <= 0 is NULL. */
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
                       FvErr *e);

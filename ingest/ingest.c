@@ -186,7 +186,7 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
     g->cnt->bytes_members += (int64_t)m->len;
     FvErr e = {0};
     char status[16];
-    int st = corpus_source_status(&g->corpus, sha, status, &e);
+    int st = corpus_source_status(&g->corpus, sha, m->source, m->member, status, &e);
     if (st < 0) {
         ingest_fail(g, m->source, m->member, &e);
         return;

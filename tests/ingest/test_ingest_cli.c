@@ -349,6 +349,47 @@ static void test_a_rerun_skips_known_members_and_adds_nothing(void)
     buf_free(&b);
 }
 
+/* A member is its study and its bytes: two studies holding a byte-identical
+ * template report and one shared mask file each keep their copy; a re-run
+ * skips everything and changes nothing. */
+static void test_two_studies_with_identical_report_and_mask_each_keep_their_copy(void)
+{
+    char dir[512], db[512], args[1200];
+    snprintf(dir, sizeof dir, "%s/twins", tmp);
+    const char *studies[] = {"nifti_ras", "nifti_lps"};
+    for (int i = 0; i < 2; i++)
+        CHECK(test_sh("mkdir -p '%s/study_%c' && cp '%s/same/%s/ct.nii.gz' '%s/study_%c/' && "
+                      "printf 'Findings: No abnormality.\\nImpression: Normal chest CT.\\n' "
+                      "> '%s/study_%c/report.txt' && cp '%s/hospital/study1/seg.nii.gz' "
+                      "'%s/study_%c/seg.nii.gz'",
+                      dir, 'a' + i, fx, studies[i], dir, 'a' + i, dir, 'a' + i, fx, dir,
+                      'a' + i) == 0,
+              "copy study %d", i);
+    snprintf(db, sizeof db, "%s/twins.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "first run");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM studies") == 2, "two studies");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 2,
+          "%lld reports, expected one per study",
+          (long long)sql_file_int(db, "SELECT count(*) FROM reports"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks") == 2, "%lld masks, expected one per study",
+          (long long)sql_file_int(db, "SELECT count(*) FROM masks"));
+    CHECK(sql_file_int(db, "SELECT count(DISTINCT study_id) FROM sources WHERE kind = 'report' "
+                           "AND status = 'ok'") == 2,
+          "the report's sources do not name both studies");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "errors in the first run");
+    Buf a = {0}, b = {0};
+    dump(db, &a);
+    CHECK(ingest(db, args, NULL) == 0, "second run");
+    dump(db, &b);
+    CHECK(a.data && b.data && !strcmp(a.data, b.data), "the second run changed the corpus");
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, "
+                           "'$.members') FROM runs WHERE id = 2") == 1,
+          "the second run did not skip every member");
+    buf_free(&a);
+    buf_free(&b);
+}
+
 static void test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run(void)
 {
     char ref[512], args[8192];
@@ -547,6 +588,7 @@ int main(void)
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
+    RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
     RUN(test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run);
     RUN(test_ctrate_blank_headers_are_rebuilt_from_metadata);
     RUN(test_a_mask_met_before_its_volume_is_attached_in_the_same_run);
