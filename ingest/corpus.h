@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "error.h"
 #include "run.h"
@@ -25,8 +26,10 @@
 
 /* Names of files and members can carry identifiers (hospitals name
  * archives by accession number): every path-like string is passed through
- * this before it is stored; out receives the de-identified text. */
-typedef void (*CorpusScrub)(void *ctx, const char *in, char *out, size_t n);
+ * this before it is stored; the de-identified text is appended to out.
+ * Returns 0, or -1 (e set) when the name cannot be de-identified: then
+ * nothing of the item is stored (de-identification fails closed). */
+typedef int (*CorpusScrub)(void *ctx, const char *in, Buf *out, FvErr *e);
 
 typedef struct Corpus {
     Db *db;
@@ -36,8 +39,9 @@ typedef struct Corpus {
     void *scrub_ctx;
 } Corpus;
 
-/* The de-identified form of a path-like string (in when no scrub is set). */
-const char *corpus_clean(Corpus *c, const char *in, char *buf, size_t n);
+/* The de-identified form of a path-like string into out (reset first; in
+ * as given when no scrub is set). in NULL gives "". Returns 0 or -1. */
+int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e);
 
 int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e);
 

@@ -106,9 +106,9 @@ typedef struct SrcRec {
 void ingest_fail(Ingest *g, const char *source, const char *member, const FvErr *err);
 void ingest_fail_msg(Ingest *g, const char *source, const char *member, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* The corpus's scrub (CorpusScrub): identifying values of the current
- * unit's DICOM headers, then the patterns of phi.h. */
-void ingest_scrub_name(void *ctx, const char *in, char *out, size_t n);
+/* The corpus's scrub of stored names (CorpusScrub): deid_path with the
+ * run's key. */
+int ingest_scrub_name(void *ctx, const char *in, Buf *out, FvErr *e);
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study);

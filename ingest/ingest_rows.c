@@ -12,46 +12,106 @@
 #include "names.h"
 #include "sha256.h"
 
-/* Records one failure: an error line and an `errors` row. */
+/* The stored form of an error's reason: the item's names in it replaced
+ * by their de-identified forms (and any other path-like word), then the
+ * PHI patterns. Returns -1 when it cannot be de-identified. */
+static int clean_reason(Ingest *g, const char *source, const char *member, const char *msg,
+                        Buf *out, FvErr *e)
+{
+    Buf a = {0}, b = {0};
+    int rc = 0;
+    /* The names as given, longest first, so "archive:member" goes whole. */
+    const char *names[2] = {source, member && *member ? member : NULL};
+    buf_puts(&a, msg);
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!names[k] || !*names[k] || !a.data)
+            continue;
+        Buf h = {0};
+        rc = deid_path(g->o->key, names[k], &h, e);
+        size_t nl = strlen(names[k]);
+        buf_reset(&b);
+        for (const char *p = a.data; rc == 0 && *p;) {
+            const char *q = strstr(p, names[k]);
+            if (!q) {
+                buf_puts(&b, p);
+                break;
+            }
+            buf_append(&b, p, (size_t)(q - p));
+            buf_append(&b, h.data, h.len);
+            p = q + nl;
+        }
+        buf_free(&h);
+        if (rc == 0) {
+            Buf t = a;
+            a = b;
+            b = t;
+            if (!a.data)
+                buf_puts(&a, "");
+        }
+    }
+    buf_reset(&b);
+    if (rc == 0)
+        rc = deid_text_paths(g->o->key, a.data ? a.data : "", &b, e);
+    int counts[PHI_NKINDS] = {0};
+    if (rc == 0)
+        rc = phi_scrub(g->phi, b.data, b.len, g->cur ? g->cur->phi : NULL,
+                       g->cur ? g->cur->nphi : 0, out, counts, e);
+    if (rc == 0 && (a.failed || b.failed || out->failed))
+        rc = err_set(e, FV_ENOMEM, "out of memory");
+    buf_free(&a);
+    buf_free(&b);
+    return rc ? -1 : 0;
+}
+
 void ingest_fail(Ingest *g, const char *source, const char *member, const FvErr *err)
 {
     /* The line on stderr names the real file (the operator has to find
-     * it); the `errors` row stores de-identified names, as every table. */
+     * it); the `errors` row stores de-identified names, as every table.
+     * A name that cannot be de-identified is stored as a placeholder. */
     if (member && *member)
         log_error("%s:%s: %s", source, member, err->msg);
     else
         log_error("%s: %s", source, err->msg);
     g->cnt->errors++;
     g->run->n_errors++;
-    char sb[4200], mb[4200], rb[1100];
+    static const char withheld[] = "[name withheld: it could not be de-identified]";
+    Buf sb = {0}, mb = {0}, rb = {0};
     FvErr e2 = {0};
+    int has_member = member && *member;
+    if (corpus_clean(&g->corpus, source, &sb, &e2)) {
+        buf_reset(&sb);
+        buf_puts(&sb, withheld);
+    }
+    if (has_member && corpus_clean(&g->corpus, member, &mb, &e2)) {
+        buf_reset(&mb);
+        buf_puts(&mb, withheld);
+    }
+    if (clean_reason(g, source, member, err->msg, &rb, &e2)) {
+        buf_reset(&rb);
+        buf_printf(&rb, "[reason withheld: it could not be de-identified (%s)]", e2.msg);
+    }
+    err_clear(&e2);
     char now[32];
     db_now_iso(now, sizeof now);
     if (db_run(g->run->db, &e2,
                "INSERT INTO errors (run_id, source, member, reason, created_at) VALUES (?,?,?,?,?)",
-               "issss", g->run->id, corpus_clean(&g->corpus, source, sb, sizeof sb),
-               member && *member ? corpus_clean(&g->corpus, member, mb, sizeof mb) : NULL,
-               corpus_clean(&g->corpus, err->msg, rb, sizeof rb), now) ||
+               "issss", g->run->id, sb.data ? sb.data : withheld,
+               has_member ? (mb.data ? mb.data : withheld) : NULL,
+               rb.data ? rb.data : "[reason withheld]", now) ||
         db_run(g->run->db, &e2, "UPDATE runs SET n_errors = ? WHERE id = ?", "ii",
                g->run->n_errors, g->run->id))
         log_error("%s", e2.msg);
+    buf_free(&sb);
+    buf_free(&mb);
+    buf_free(&rb);
 }
 
-/* The corpus's scrub: identifying values of the current unit's DICOM
- * headers, then the patterns of phi.h. */
-void ingest_scrub_name(void *ctx, const char *in, char *out, size_t n)
+/* The corpus's scrub of stored names: keyed hashes of every component that
+ * is not a generic name (deid_path). */
+int ingest_scrub_name(void *ctx, const char *in, Buf *out, FvErr *e)
 {
     Ingest *g = ctx;
-    Buf b = {0};
-    int counts[PHI_NKINDS] = {0};
-    FvErr e = {0};
-    const PhiValue *known = g->cur ? g->cur->phi : NULL;
-    int nknown = g->cur ? g->cur->nphi : 0;
-    if (phi_scrub(g->phi, in, strlen(in), known, nknown, &b, counts, &e) || !b.data)
-        snprintf(out, n, "%s", in);
-    else
-        snprintf(out, n, "%s", b.data);
-    buf_free(&b);
+    return deid_path(g->o->key, in, out, e);
 }
 
 void ingest_fail_msg(Ingest *g, const char *source, const char *member, const char *fmt, ...)

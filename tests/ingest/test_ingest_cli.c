@@ -19,12 +19,45 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "deid.h"
 #include "fvlm_config.h"
 #include "json.h"
 #include "test.h"
 #include "testdb.h"
 
 static const char *bin, *mkarch;
+static const char *test_key = "test-key-0123456";
+
+/* A LIKE pattern's stored form: "%/" (kept) then the de-identified rest,
+ * as ingest stores names (deid_path with the tests' key). Rotating static
+ * buffers: valid for a few calls. */
+static const char *dp(const char *pattern)
+{
+    static char bufs[8][1024];
+    static int k;
+    char *out = bufs[k++ % 8];
+    const char *rest = pattern;
+    size_t pre = 0;
+    if (!strncmp(pattern, "%/", 2))
+        pre = 2;
+    else if (pattern[0] == '%')
+        pre = 1;
+    rest += pre;
+    memcpy(out, pattern, pre);
+    /* a trailing "%" (any member) stays a wildcard */
+    char body[900];
+    snprintf(body, sizeof body, "%s", rest);
+    size_t bn = strlen(body);
+    int wild = bn > 0 && body[bn - 1] == '%';
+    if (wild)
+        body[bn - 1] = '\0';
+    FvErr e = {0};
+    if (deid_path_to(test_key, body, out + pre, sizeof bufs[0] - pre - 1, &e))
+        snprintf(out, sizeof bufs[0], "(deid failed: %.200s)", e.msg);
+    else if (wild)
+        strcat(out, "%");
+    return out;
+}
 static char fx[1024], tmp[256];
 
 static char *read_all(const char *path, size_t *n)
@@ -251,6 +284,52 @@ static void test_no_phi_from_dicom_headers_reaches_the_database(void)
     buf_free(&all);
 }
 
+/* Archive and folder names carry accession numbers and patient names:
+ * nothing of them reaches the database file (sources, errors, volumes,
+ * masks, reports, runs.args), only their keyed hashes. */
+static void test_no_archive_or_folder_name_reaches_the_database_file(void)
+{
+    char dir[512], db[512], args[2400];
+    snprintf(dir, sizeof dir, "%s/names", tmp);
+    CHECK(test_sh("mkdir -p '%s/Wang_Wu_77001234' && cp -r '%s/hospital/study1/.' "
+                  "'%s/Wang_Wu_77001234/' && '%s' tar.gz '%s/CT20231118002.tar.gz' "
+                  "'%s/hospital/study1' && '%s' zip '%s/Zhang_San_0042.zip' '%s/same/dicom_explicit'",
+                  dir, fx, dir, mkarch, dir, fx, mkarch, dir, fx) == 0,
+          "fixtures");
+    /* an input that fails names its archive in errors too */
+    CHECK(test_sh("printf 'not an archive' > '%s/CT20231119007.zip'", dir) == 0, "junk");
+    snprintf(db, sizeof db, "%s/names.db", tmp);
+    snprintf(args, sizeof args,
+             "'%s/CT20231118002.tar.gz' '%s/Zhang_San_0042.zip' '%s/Wang_Wu_77001234' "
+             "'%s/CT20231119007.zip'",
+             dir, dir, dir, dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") >= 1, "no volume stored");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") >= 1, "the junk archive is no error");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sources WHERE path LIKE '%s'",
+             dp("%/CT20231118002.tar.gz"));
+    CHECK(sql_file_int(db, sql) > 0, "sources do not hold the archive's keyed hash (%s)",
+          dp("%/CT20231118002.tar.gz"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE member LIKE 'dicom/IM00%.dcm'") > 0,
+          "generic member names are not kept as they are");
+    /* The whole file, every page (and a WAL, if one is left). */
+    const char *files[] = {"", "-wal"};
+    for (int f = 0; f < 2; f++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", db, files[f]);
+        size_t n = 0;
+        char *bytes = read_all(p, &n);
+        if (!bytes)
+            continue;
+        const char *ids[] = {"CT20231118002", "CT20231119007", "Zhang_San", "Wang_Wu",
+                             "77001234", "ACC20210304", "names/"};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])), "'%s' found in %s", ids[i], p);
+        free(bytes);
+    }
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -309,14 +388,19 @@ static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM errors WHERE source LIKE '%s' AND coalesce(member, '') "
                  "LIKE '%s' AND reason LIKE '%%%s%%'",
-                 want[i].source_like, want[i].member_like, want[i].reason);
+                 dp(want[i].source_like), dp(want[i].member_like), want[i].reason);
         int64_t k = sql_file_int(db, sql);
         CHECK(k == 1, "%lld errors for %s %s '%s'", (long long)k, want[i].source_like,
               want[i].member_like, want[i].reason);
     }
+    /* The terminal line names the real file; the row, its de-identified form. */
+    CHECK(count_lines_with(err, "/bad/negative_dim/ct.nii: ") == 1,
+          "the error line does not name the file as given");
     /* The good study of the folder and of the archive were stored. */
-    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE source LIKE '%good_one/ct.nii.gz'") == 1,
-          "good study in the bad folder not stored");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM volumes WHERE source LIKE '%s'",
+             dp("%/good_one/ct.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "good study in the bad folder not stored");
     CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'failed'") > 10, "failed members");
     CHECK(sql_file_int(db, "SELECT status FROM runs") == 0 || 1, "run recorded");
     Buf st = {0};
@@ -439,18 +523,21 @@ static void test_ctrate_blank_headers_are_rebuilt_from_metadata(void)
     CHECK(ingest(db, args, NULL) == 0, "ingest");
     snprintf(ras, sizeof ras, "%s/same_nifti_ras.db", tmp);
     Buf a = {0}, b = {0};
-    sql_file_rows(db,
-         "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
-         "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%train_1_a_1.nii.gz'",
-         &a);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
+             "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%s'",
+             dp("%/train_1_a_1.nii.gz"));
+    sql_file_rows(db, sql, &a);
     sql_file_rows(ras, "SELECT shard FROM volumes", &b);
     CHECK(a.data && b.data && !strcmp(a.data, b.data),
           "blank-header volume %s is not the phantom's tensor %s", a.data ? a.data : "-",
           b.data ? b.data : "-");
     CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "train_1_a and valid_3_b volumes");
-    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE path LIKE '%train_1_a_2.nii.gz' AND status "
-                 "= 'ignored'") == 1,
-          "second reconstruction not ignored");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM sources WHERE path LIKE '%s' AND status = 'ignored'",
+             dp("%/train_1_a_2.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "second reconstruction not ignored");
     CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE format = 'ctrate_csv'") == 2, "reports");
     CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE text LIKE 'Findings: %' AND text LIKE "
                  "'%Impression: %'") == 2,
@@ -586,6 +673,7 @@ int main(void)
     RUN(test_every_orientation_and_layout_lands_as_the_same_tensor);
     RUN(test_every_archive_format_gives_the_same_study);
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
+    RUN(test_no_archive_or_folder_name_reaches_the_database_file);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
