@@ -109,6 +109,9 @@ void ingest_fail_msg(Ingest *g, const char *source, const char *member, const ch
 /* The corpus's scrub of stored names (CorpusScrub): deid_path with the
  * run's key. */
 int ingest_scrub_name(void *ctx, const char *in, Buf *out, FvErr *e);
+/* 1 when the test fault FVLM_TEST_DEID_FAIL asks de-identification of in
+ * to fail (ingest_rows.c). */
+int ingest_deid_fault(const char *in, size_t n);
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study);

@@ -111,7 +111,18 @@ void ingest_fail(Ingest *g, const char *source, const char *member, const FvErr 
 int ingest_scrub_name(void *ctx, const char *in, Buf *out, FvErr *e)
 {
     Ingest *g = ctx;
+    if (ingest_deid_fault(in, strlen(in)))
+        return err_set(e, FV_EINTERNAL, "de-identification of a name failed (test fault)");
     return deid_path(g->o->key, in, out, e);
+}
+
+/* Fault injection for the fail-closed tests: FVLM_TEST_DEID_FAIL=<text>
+ * makes de-identification fail for every name and report text that holds
+ * <text>. Never set in production; one getenv per name. */
+int ingest_deid_fault(const char *in, size_t n)
+{
+    const char *s = getenv("FVLM_TEST_DEID_FAIL");
+    return s && *s && in && memmem(in, n, s, strlen(s)) != NULL;
 }
 
 void ingest_fail_msg(Ingest *g, const char *source, const char *member, const char *fmt, ...)

@@ -19,6 +19,11 @@ int ingest_store_report(Ingest *g, const StudyRef *ref, const char *text, size_t
 {
     Buf clean = {0};
     int counts[PHI_NKINDS] = {0};
+    if (ingest_deid_fault(text, len)) {
+        buf_free(&clean);
+        return err_set(e, FV_EINTERNAL, "de-identification of the report failed (test fault): "
+                                        "nothing of it is stored");
+    }
     if (phi_scrub(g->phi, text, len, known, nknown, &clean, counts, e)) {
         buf_free(&clean);
         return -1;

@@ -330,6 +330,66 @@ static void test_no_archive_or_folder_name_reaches_the_database_file(void)
     }
 }
 
+/* De-identification fails closed: a report or a name that cannot be
+ * de-identified (forced with FVLM_TEST_DEID_FAIL) is an error and nothing
+ * of it is stored; a run without the fault then stores it. */
+static void test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored(void)
+{
+    char dir[512], db[512], args[1200], err[600];
+    snprintf(dir, sizeof dir, "%s/failclosed", tmp);
+    CHECK(test_sh("mkdir -p '%s/study_a' '%s/study_b' && cp '%s/same/nifti_ras/ct.nii.gz' "
+                  "'%s/study_a/' && cp '%s/same/nifti_lps/ct.nii.gz' '%s/study_b/' && "
+                  "printf 'Findings: QUARANTINE no abnormality.\\n' > '%s/study_a/report.txt'",
+                  dir, dir, fx, dir, fx, dir, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/failclosed.db", tmp);
+    snprintf(err, sizeof err, "%s/failclosed.err", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    /* the report scrub fails */
+    int rc = test_sh("FVLM_TEST_DEID_FAIL=QUARANTINE FVLM_DEID_KEY=%s '%s' ingest --quiet --db "
+                     "'%s' %s 2>'%s'",
+                     test_key, bin, db, args, err);
+    CHECK(rc == 0, "run with a report scrub failure exits %d", rc);
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 0, "the unscrubbed report was stored");
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM errors WHERE source LIKE '%s' AND reason LIKE "
+             "'%%de-identification%%'",
+             dp("%/study_a/report.txt"));
+    CHECK(sql_file_int(db, sql) == 1, "no error row naming the report");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE kind = 'report' AND status = "
+                           "'failed'") == 1,
+          "the report is not recorded as failed");
+    CHECK(count_lines_with(err, "study_a/report.txt: de-identification") == 1,
+          "the terminal line does not name the report");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "the volumes were not stored");
+    /* a name whose de-identification fails: its items are errors */
+    char db2[600];
+    snprintf(db2, sizeof db2, "%s/failclosed_name.db", tmp);
+    rc = test_sh("FVLM_TEST_DEID_FAIL=study_b FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' %s "
+                 "2>'%s'",
+                 test_key, bin, db2, args, err);
+    CHECK(rc == 0, "run with a name scrub failure exits %d", rc);
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 1,
+          "%lld volumes: the one whose name failed was stored",
+          (long long)sql_file_int(db2, "SELECT count(*) FROM volumes"));
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM errors WHERE source LIKE '[name withheld%'") >= 1,
+          "no error row for the item whose name failed");
+    CHECK(count_lines_with(err, "study_b/ct.nii.gz") >= 1, "the terminal line does not name it");
+    const char *files[] = {db, db2}, *withheld[] = {"QUARANTINE", "study_b"};
+    for (int f = 0; f < 2; f++) {
+        size_t n = 0;
+        char *bytes = read_all(files[f], &n);
+        CHECK(bytes && !memmem(bytes, n, withheld[f], strlen(withheld[f])),
+              "%s holds '%s', which could not be de-identified", files[f], withheld[f]);
+        free(bytes);
+    }
+    /* without the fault the same command stores what failed */
+    CHECK(ingest(db, args, NULL) == 0 && ingest(db2, args, NULL) == 0, "re-runs");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 1, "the report is not retried");
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 2, "the volume is not retried");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -674,6 +734,7 @@ int main(void)
     RUN(test_every_archive_format_gives_the_same_study);
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
     RUN(test_no_archive_or_folder_name_reaches_the_database_file);
+    RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
