@@ -12,6 +12,7 @@
 #include "corpus.h"
 #include "ctrate.h"
 #include "db.h"
+#include "deid.h"
 #include "dicom.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
@@ -861,6 +862,70 @@ static void test_sha256_fast_path_matches_the_portable_reference(void)
     }
 }
 
+/* ------------------------------------------------------------ path de-id */
+
+static void test_deid_path_hashes_every_name_that_is_not_generic(void)
+{
+    const char *key = "test-key-0123456";
+    char out[512], h[65];
+    FvErr e = {0};
+    /* an accession-named archive: keyed hash + extension */
+    CHECK_OK(deid_path_to(key, "/data/CT20231118002.tar.gz", out, sizeof out, &e), &e);
+    unsigned char mac[32];
+    hmac_sha256(key, strlen(key), "path:CT20231118002", 18, mac);
+    sha256_to_hex(mac, h);
+    char want[128];
+    snprintf(want, sizeof want, "/data/%.12s.tar.gz", h);
+    CHECK_STR(out, want);
+    /* archive:member with generic folder and numbered file names kept */
+    CHECK_OK(deid_path_to(key, "Zhang_San_0042.zip:dicom/IM0001.dcm", out, sizeof out, &e), &e);
+    CHECK(strlen(out) == 12 + strlen(".zip:dicom/IM0001.dcm") &&
+              !strcmp(out + 12, ".zip:dicom/IM0001.dcm") && !strstr(out, "Zhang"),
+          "member path de-identified as %s", out);
+    const char *generic[] = {"seg", "masks", "report.txt", "train", "valid", "test", "ct.nii.gz",
+                             "IM0001.dcm", "0001", "slice_12", "row 4", "line 12",
+                             "metadata.csv", "totalseg", "labels"};
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        CHECK(deid_component_is_generic(generic[i], strlen(generic[i])),
+              "'%s' is not taken as generic", generic[i]);
+    const char *named[] = {"CT20231118002", "Zhang_San_0042", "IM20231118", "1.2.840.113619.2",
+                           "Li Si", "张三", "ACC20210304"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        CHECK(!deid_component_is_generic(named[i], strlen(named[i])),
+              "'%s' is taken as generic", named[i]);
+    /* fvlm's own annotation is kept; the folder before it is not */
+    CHECK_OK(deid_path_to(key, "Wang_Wu:dicom/ (series 3, 120 images)", out, sizeof out, &e), &e);
+    CHECK(!strcmp(out + 12, ":dicom/ (series 3, 120 images)") && !strstr(out, "Wang"),
+          "annotation: %s", out);
+    /* the same name under another key is another hash; no key: "_" */
+    char other[512];
+    CHECK_OK(deid_path_to("another-key-999", "Zhang_San_0042.zip", other, sizeof other, &e), &e);
+    CHECK_OK(deid_path_to(key, "Zhang_San_0042.zip", out, sizeof out, &e), &e);
+    CHECK(strcmp(out, other) != 0, "the hash does not depend on the key");
+    CHECK_OK(deid_path_to(NULL, "/x/Zhang_San_0042.zip:dicom/IM1.dcm", out, sizeof out, &e), &e);
+    CHECK_STR(out, "/_/_.zip:dicom/IM1.dcm");
+    /* fails closed: a name too long to de-identify, or one that does not
+     * fit the caller's buffer, is an error, never a cut or raw name */
+    char *longname = malloc(DEID_PATH_MAX + 10);
+    memset(longname, 'a', DEID_PATH_MAX + 9);
+    longname[DEID_PATH_MAX + 9] = '\0';
+    Buf b = {0};
+    CHECK(deid_path(key, longname, &b, &e) == -1 && b.len == 0, "an over-long name was accepted");
+    err_clear(&e);
+    CHECK(deid_path_to(key, "CT20231118002.tar.gz", out, 10, &e) == -1,
+          "a name that does not fit was cut");
+    err_clear(&e);
+    buf_free(&b);
+    free(longname);
+    /* free text: path-like words only */
+    Buf t = {0};
+    CHECK_OK(deid_text_paths(key, "cannot open '/data/CT20231118002.zip': bad magic", &t, &e), &e);
+    CHECK(!strstr(t.data, "CT2023") && strstr(t.data, "cannot open '/data/") &&
+              strstr(t.data, ".zip': bad magic"),
+          "text: %s", t.data);
+    buf_free(&t);
+}
+
 int main(void)
 {
     RUN(test_sha256_fast_path_matches_the_portable_reference);
@@ -879,5 +944,6 @@ int main(void)
     RUN(test_paths_are_classified_by_name);
     RUN(test_walk_groups_loose_files_into_study_units_in_phases);
     RUN(test_sweep_removes_temporary_and_unreferenced_shards_only);
+    RUN(test_deid_path_hashes_every_name_that_is_not_generic);
     return test_finish();
 }
