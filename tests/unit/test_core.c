@@ -133,6 +133,52 @@ static void test_sha256_matches_fips_vectors(void)
     hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, d);
     sha256_to_hex(d, hex);
     CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* RFC 4231 test case 6: a key longer than the 64-byte block is hashed first. */
+    unsigned char key[131];
+    memset(key, 0xaa, sizeof key);
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    hmac_sha256(key, sizeof key, m6, strlen(m6), d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    /* FIPS 180-2 long message: one million 'a', fed in 1000-byte pieces; the
+     * context is reusable after final. */
+    char a[1000];
+    memset(a, 'a', sizeof a);
+    sha256_init(&c);
+    for (int i = 0; i < 1000; i++)
+        sha256_update(&c, a, sizeof a);
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    sha256_init(&c);
+    sha256_update(&c, "abc", 3);
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* Pieces that cross the 64-byte block boundary anywhere give the one-shot
+ * digest (the buffering between updates is the library's, checked here). */
+static void test_sha256_streaming_in_pieces_equals_one_shot(void)
+{
+    static unsigned char msg[1 << 16];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (unsigned char)(i * 2654435761u >> 13);
+    size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 4096, 65000};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t n = lens[k];
+        char one[65], pieces[65];
+        sha256_hex(msg, n, one);
+        Sha256 c;
+        unsigned char d[32];
+        sha256_init(&c);
+        sha256_update(&c, msg, n / 3);
+        sha256_update(&c, msg + n / 3, n - n / 3);
+        sha256_final(&c, d);
+        sha256_to_hex(d, pieces);
+        CHECK(strcmp(one, pieces) == 0, "digest of %zu bytes in two pieces differs from one-shot",
+              n);
+    }
 }
 
 static void test_rng_is_reproducible_and_streams_differ(void)
@@ -489,6 +535,7 @@ int main(void)
     RUN(test_json_parser_rejects_bad_input_with_offset);
     RUN(test_utf8_decoder_rejects_overlong_and_surrogates);
     RUN(test_sha256_matches_fips_vectors);
+    RUN(test_sha256_streaming_in_pieces_equals_one_shot);
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
     RUN(test_tsv_checks_field_counts);
