@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "deid.h"
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
@@ -101,6 +102,12 @@ int cmd_ingest(int argc, char **argv)
     buf_free(&unused);
     Db *db;
     if (db_open(&db, cc.db, 0, &e)) {
+        cli_common_free(&cc);
+        return cli_fail(&e);
+    }
+    /* Another key than the corpus's would make new study keys for known studies. */
+    if (deid_check_corpus(db, o.key, &e)) {
+        db_close(&db);
         cli_common_free(&cc);
         return cli_fail(&e);
     }
