@@ -94,3 +94,18 @@ int deid_check_corpus(Db *db, const char *key, FvErr *e)
     }
     return 0;
 }
+
+int deid_study_find(Db *db, const char *key, const char *accession, char study_key[65],
+                    int64_t *study_id, FvErr *e)
+{
+    *study_id = 0;
+    if (deid_check_corpus(db, key, e) || deid_pseudonym(key, "study", accession, study_key, e))
+        return -1;
+    int found = 0;
+    if (db_query_int(db, e, study_id, &found, "SELECT id FROM studies WHERE study_key = ?", "s",
+                     study_key))
+        return -1;
+    if (!found)
+        *study_id = 0;
+    return 0;
+}

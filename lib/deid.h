@@ -42,4 +42,12 @@ void deid_fingerprint(const char *key, char out[65]);
  * both fingerprints (first 12 hex digits) when the keys differ. */
 int deid_check_corpus(Db *db, const char *key, FvErr *e);
 
+/* An accession (a source study id as ingest read it: the DICOM
+ * StudyInstanceUID, else the archive or file name without extension) to
+ * its study key, after deid_check_corpus; *study_id receives studies.id,
+ * or 0 when the corpus has no study with that key. The accession itself is
+ * never stored. */
+int deid_study_find(Db *db, const char *key, const char *accession, char study_key[65],
+                    int64_t *study_id, FvErr *e);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deid.h"
 #include "log.h"
 
 void cli_common_init(CliCommon *c)
@@ -163,5 +164,20 @@ int cli_parse_i64(const char *s, long long min, long long max, long long *out)
     if (errno || end == s || *end || v < min || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+int cli_study_by_accession(CliCommon *c, Db *db, const char *accession, int64_t *id, FvErr *e)
+{
+    const char *key;
+    char skey[65];
+    if (deid_key(&c->config, &key, e) || deid_study_find(db, key, accession, skey, id, e))
+        return -1;
+    if (!*id)
+        return err_set(e, FV_ENOTFOUND,
+                       "%s has no study with this accession (study key %.16s...): check the "
+                       "accession (the DICOM StudyInstanceUID, else the archive or file name "
+                       "without extension)",
+                       db->path, skey);
     return 0;
 }
