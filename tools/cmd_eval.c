@@ -329,6 +329,9 @@ int eval_command_main(int argc, char **argv, int probe)
             print_text(&res, html);
             rc = EXIT_OK;
         }
+        /* The table is printed either way; exit 0 needs a scored task. */
+        if (rc == EXIT_OK && eval_results_check(&res, &e))
+            rc = cli_fail(&e);
         eval_results_free(&res);
     }
     db_close(&db);

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "db.h"
 #include "export.h"
+#include "log.h"
 #include "ontology.h"
 
 static const char *help =
@@ -104,6 +105,18 @@ int cmd_export(int argc, char **argv)
                (long long)c.bytes, out,
                f == EXPORT_FVLM ? "desc_info.json, conc_info.json" : "anatomies.jsonl");
     rc = EXIT_OK;
+    if (c.studies == 0) {
+        /* An empty export is a stage not run (or a filter that matched
+         * nothing), not a result. */
+        if (split || accession)
+            log_error("no aligned study%s%s%s: run `fvlm align --db %s` first if it was not",
+                      split ? " in split " : "", split ? split : "",
+                      accession ? " for that accession" : "", cc.db);
+        else
+            log_error("%s has no aligned study: run `fvlm parse --db %s` and `fvlm align --db %s` "
+                      "first", cc.db, cc.db, cc.db);
+        rc = EXIT_FAIL;
+    }
 done:
     db_close(&db);
     anatomy_meta_free(&meta);

@@ -195,6 +195,11 @@ int cmd_ingest(int argc, char **argv)
                  counts.seconds);
         if (rc > 0 || (strict && counts.errors > 0))
             exit_code = EXIT_FAIL;
+        if (rc == 0 && counts.members == 0 && counts.errors == 0) {
+            /* Nothing found is not a corpus built: a wrong folder, say. */
+            log_error("no file found in the input: nothing was ingested");
+            exit_code = EXIT_FAIL;
+        }
     }
     buf_free(&cj);
     db_close(&db);
