@@ -59,11 +59,19 @@ int cli_common_finish(CliCommon *c, FvErr *e)
         char key[256];
         const char *eq = strchr(g_sets[i], '=');
         snprintf(key, sizeof key, "%.*s", (int)(eq - g_sets[i]), g_sets[i]);
-        if (config_set(&c->config, key, eq + 1, e))
+        if (config_set_at(&c->config, key, eq + 1, "--set", e))
             return -1;
     }
     g_nsets = 0;
-    return 0;
+    /* One rule for every command: any stage's section may be there, an
+     * unknown section or key is an error. */
+    return config_check(&c->config, e);
+}
+
+int cli_finish_fail(const FvErr *e)
+{
+    cli_fail(e);
+    return e->code == FV_EUSAGE ? EXIT_USAGE : EXIT_FAIL;
 }
 
 int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts, const char *cmd,

@@ -56,8 +56,13 @@ void cli_common_free(CliCommon *c);
  * common option, -1 on a usage error (message printed). For OPT_HELP it
  * prints `help` and returns 2 via *exit_now. */
 int cli_common_opt(CliCommon *c, int opt, const char *arg, const char *help, int *exit_now);
-/* Loads --config then applies --set overrides (call after option parsing). */
+/* Loads --config then applies --set overrides (call after option parsing),
+ * then checks every setting against the known sections and keys
+ * (config_check): a typo is an error (FV_EUSAGE), in a file or in --set. */
 int cli_common_finish(CliCommon *c, FvErr *e);
+/* Prints a cli_common_finish error; returns EXIT_USAGE for a bad setting
+ * (FV_EUSAGE), EXIT_FAIL otherwise (an unreadable file). */
+int cli_finish_fail(const FvErr *e);
 
 enum { CLI_DONE = -1, CLI_EXIT = -2 };
 

@@ -89,8 +89,7 @@ int cmd_align(int argc, char **argv)
     Buf cfg = {0}, counts = {0}, unused = {0};
     int rc = EXIT_FAIL;
     if (cli_common_finish(&cli, &e)) {
-        cli_fail(&e);
-        rc = EXIT_USAGE;
+        rc = cli_finish_fail(&e);
         goto done;
     }
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e)) {
@@ -102,9 +101,6 @@ int cmd_align(int argc, char **argv)
         rc = EXIT_USAGE;
         goto done;
     }
-    config_unused(&cli.config, "align.", &unused);
-    if (unused.len)
-        log_warn("unknown configuration keys (typos?): %s", unused.data);
     ao.studies = studies;
     ao.n_studies = n_studies;
     if (db_open(&db, cli.db, DB_MUST_EXIST, &e)) {

@@ -226,7 +226,7 @@ int eval_command_main(int argc, char **argv, int probe)
     }
     FvErr e = {0};
     if (cli_common_finish(&cc, &e)) {
-        rc = cli_fail(&e);
+        rc = cli_finish_fail(&e);
         goto done;
     }
     /* Command line first, then the config file, then the defaults. */

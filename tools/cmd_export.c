@@ -85,8 +85,7 @@ int cmd_export(int argc, char **argv)
     ExportFormat f = !strcmp(format, "fvlm") ? EXPORT_FVLM : EXPORT_JSONL;
     int64_t study = 0;
     if (cli_common_finish(&cc, &e)) {
-        cli_fail(&e);
-        rc = EXIT_USAGE;
+        rc = cli_finish_fail(&e);
         goto done;
     }
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||

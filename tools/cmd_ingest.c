@@ -95,11 +95,6 @@ int cmd_ingest(int argc, char **argv)
         cli_common_free(&cc);
         return e.code == FV_EUSAGE ? (log_error("%s", e.msg), EXIT_USAGE) : cli_fail(&e);
     }
-    Buf unused = {0};
-    config_unused(&cc.config, "ingest.", &unused);
-    if (unused.len)
-        log_warn("unknown configuration keys (typos?): %s", unused.data);
-    buf_free(&unused);
     Db *db;
     if (db_open(&db, cc.db, 0, &e)) {
         cli_common_free(&cc);

@@ -85,7 +85,7 @@ int cmd_inspect(int argc, char **argv)
     FvErr e = {0};
     if (cli_common_finish(&cc, &e)) {
         cli_common_free(&cc);
-        return cli_fail(&e);
+        return cli_finish_fail(&e);
     }
     if (config_int(&cc.config, "ingest.max_voxels", o.max_voxels, &o.max_voxels, &e) ||
         o.max_voxels < 1) {

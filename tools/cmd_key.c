@@ -44,9 +44,8 @@ int cmd_key(int argc, char **argv)
     Db *db = NULL;
     const char *key;
     if (cli_common_finish(&cc, &e) || deid_key(&cc.config, &key, &e)) {
-        cli_fail(&e);
         cli_common_free(&cc);
-        return EXIT_USAGE;
+        return cli_finish_fail(&e);
     }
     int rc = EXIT_OK, missing = 0;
     Buf b = {0};

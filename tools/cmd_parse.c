@@ -122,7 +122,11 @@ int cmd_parse(int argc, char **argv)
     Run run = {0};
     int run_started = 0;
     Buf cfg = {0};
-    if (cli_common_finish(&c, &e) || db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
+    if (cli_common_finish(&c, &e)) {
+        cli_common_free(&c);
+        return cli_finish_fail(&e);
+    }
+    if (db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
         goto out;
     config_to_json(&c.config, &cfg);
     /* a larger page cache keeps the index pages of sentences, mentions and

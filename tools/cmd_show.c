@@ -167,8 +167,7 @@ int cmd_show(int argc, char **argv)
     StudyView v = {0};
     int rc = EXIT_FAIL;
     if (cli_common_finish(&cc, &e)) {
-        cli_fail(&e);
-        rc = EXIT_USAGE;
+        rc = cli_finish_fail(&e);
         goto done;
     }
     int64_t found = id;

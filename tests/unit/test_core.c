@@ -259,6 +259,11 @@ static void test_config_parses_sections_and_reports_bad_values(void)
     CHECK(unused.data && strcmp(unused.data, "train.typo_key") == 0,
           "unused keys: '%s', expected only train.typo_key", unused.data ? unused.data : "");
     buf_free(&unused);
+    err_clear(&e);
+    CHECK(config_check(&c, &e) == -1, "config_check accepted ingest.name and train.typo_key");
+    CHECK(strstr(e.msg, "t.ini:5") && strstr(e.msg, "'name' in [ingest]") &&
+              strstr(e.msg, "spacing, hu_clip"),
+          "unknown key message lacks file:line, key or the section's keys: %s", e.msg);
     CHECK(config_parse(&c, "[x\n", "b.ini", &e) == -1 && strstr(e.msg, "b.ini:1"),
           "bad section: %s", e.msg);
     CHECK(config_parse(&c, "novalue\n", "b.ini", &e) == -1, "line without '=' accepted");
@@ -456,6 +461,36 @@ static void test_csv_writer_round_trips_through_the_reader(void)
     buf_free(&b);
 }
 
+/* One config file for a whole pipeline: every stage's sections together
+ * pass; an unknown section, an unknown key in a known section, or a --set
+ * typo fail naming where, what, and what is known. */
+static void test_config_check_takes_every_stage_and_refuses_unknown_keys(void)
+{
+    Config c;
+    config_init(&c);
+    FvErr e = {0};
+    const char *all = "seed = 3\n[deid]\nkey = env:K\n[ingest]\nspacing = 1,1,3\n"
+                      "[align]\nstatus_rule = findings\n[model]\nwidth = 8\n[tokenizer]\n"
+                      "vocab_size = 9\n[data]\nwhole = crop\n[aug]\nshift = 0\n[train]\n"
+                      "lr = 1\n[eval]\nbootstrap = 10\n[probe]\nc = 1\n";
+    CHECK_OK(config_parse(&c, all, "all.ini", &e), &e);
+    CHECK_OK(config_check(&c, &e), &e);
+    CHECK(config_known("train.lr") && config_known("seed") && !config_known("train.lrr") &&
+              !config_known("nosuch.lr") && !config_known("lr"),
+          "config_known disagrees with the table");
+    CHECK_OK(config_parse(&c, "[trian]\nlr = 2\n", "typo.ini", &e), &e);
+    CHECK(config_check(&c, &e) == -1 && strstr(e.msg, "typo.ini:2") &&
+              strstr(e.msg, "unknown section [trian]") && strstr(e.msg, "train"),
+          "unknown section: %s", e.msg);
+    config_free(&c);
+    config_init(&c);
+    CHECK_OK(config_set_at(&c, "align.crop_margin", "5", "--set", &e), &e);
+    CHECK(config_check(&c, &e) == -1 && strstr(e.msg, "--set") &&
+              strstr(e.msg, "'crop_margin' in [align]") && strstr(e.msg, "crop_margin_mm"),
+          "--set typo: %s", e.msg);
+    config_free(&c);
+}
+
 static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
 {
     char out[65];
@@ -538,6 +573,7 @@ int main(void)
     RUN(test_sha256_streaming_in_pieces_equals_one_shot);
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
+    RUN(test_config_check_takes_every_stage_and_refuses_unknown_keys);
     RUN(test_tsv_checks_field_counts);
     RUN(test_tsv_cols_finds_named_columns_and_names_a_missing_one);
     RUN(test_csv_reads_quoted_fields_with_commas_quotes_and_newlines);
