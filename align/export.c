@@ -86,21 +86,22 @@ static int out_end(OutFile *o, int rc, int64_t *bytes, FvErr *e)
 }
 
 /* Studies to export, in id order: those with alignment rows. */
-static int study_list(Db *db, const char *split, int need_status, int64_t **ids, int *n,
-                      FvErr *e)
+static int study_list(Db *db, const char *split, int64_t study, int need_status, int64_t **ids,
+                      int *n, FvErr *e)
 {
     const char *sql = need_status
         ? "SELECT id FROM studies s WHERE EXISTS (SELECT 1 FROM anatomy_status a"
-          " WHERE a.study_id = s.id) AND (?1 IS NULL OR s.split = ?1) ORDER BY id"
+          " WHERE a.study_id = s.id) AND (?1 IS NULL OR s.split = ?1) AND (?2 = 0 OR s.id = ?2)"
+          " ORDER BY id"
         : "SELECT id FROM studies s WHERE (EXISTS (SELECT 1 FROM anatomy_status a"
           " WHERE a.study_id = s.id) OR EXISTS (SELECT 1 FROM regions r WHERE r.study_id = s.id))"
-          " AND (?1 IS NULL OR s.split = ?1) ORDER BY id";
+          " AND (?1 IS NULL OR s.split = ?1) AND (?2 = 0 OR s.id = ?2) ORDER BY id";
     sqlite3_stmt *st;
     *ids = NULL;
     *n = 0;
     if (db_prepare(db, &st, sql, e))
         return -1;
-    int rc = db_bindf(db, st, e, "s", split), r = 0, cap = 0;
+    int rc = db_bindf(db, st, e, "si", split, study), r = 0, cap = 0;
     while (rc == 0 && (r = db_step(db, st, e)) == 1) {
         if (*n == cap) {
             int nc = cap ? cap * 2 : 256;
@@ -126,11 +127,11 @@ static int study_list(Db *db, const char *split, int need_status, int64_t **ids,
 }
 
 static int export_fvlm(Db *db, const Ontology *o, const AnatomyMetaTable *meta, const char *dir,
-                       const char *split, ExportCounts *c, FvErr *e)
+                       const char *split, int64_t study, ExportCounts *c, FvErr *e)
 {
     int64_t *ids;
     int n;
-    if (study_list(db, split, 1, &ids, &n, e))
+    if (study_list(db, split, study, 1, &ids, &n, e))
         return -1;
     OutFile desc, conc;
     if (out_open(&desc, dir, "desc_info.json", e)) {
@@ -227,11 +228,11 @@ static int export_fvlm(Db *db, const Ontology *o, const AnatomyMetaTable *meta, 
 }
 
 static int export_jsonl(Db *db, const Ontology *o, const AnatomyMetaTable *meta, const char *dir,
-                        const char *split, ExportCounts *c, FvErr *e)
+                        const char *split, int64_t study, ExportCounts *c, FvErr *e)
 {
     int64_t *ids;
     int n;
-    if (study_list(db, split, 0, &ids, &n, e))
+    if (study_list(db, split, study, 0, &ids, &n, e))
         return -1;
     OutFile out;
     if (out_open(&out, dir, "anatomies.jsonl", e)) {
@@ -264,11 +265,11 @@ static int export_jsonl(Db *db, const Ontology *o, const AnatomyMetaTable *meta,
 }
 
 int export_write(Db *db, const Ontology *o, const AnatomyMetaTable *meta, ExportFormat format,
-                 const char *dir, const char *split, ExportCounts *c, FvErr *e)
+                 const char *dir, const char *split, int64_t study, ExportCounts *c, FvErr *e)
 {
     memset(c, 0, sizeof *c);
     if (fs_mkdir_p(dir, e))
         return -1;
-    return format == EXPORT_FVLM ? export_fvlm(db, o, meta, dir, split, c, e)
-                                 : export_jsonl(db, o, meta, dir, split, c, e);
+    return format == EXPORT_FVLM ? export_fvlm(db, o, meta, dir, split, study, c, e)
+                                 : export_jsonl(db, o, meta, dir, split, study, c, e);
 }

@@ -33,8 +33,9 @@ typedef struct ExportCounts {
     int64_t bytes;       /* bytes written */
 } ExportCounts;
 
-/* split: "train", "valid" or "test" to export one split; NULL for all. */
+/* split: "train", "valid" or "test" to export one split; NULL for all.
+ * study: one study's id (studies.id) to export only it; 0 for all. */
 int export_write(Db *db, const Ontology *o, const AnatomyMetaTable *meta, ExportFormat format,
-                 const char *dir, const char *split, ExportCounts *c, FvErr *e);
+                 const char *dir, const char *split, int64_t study, ExportCounts *c, FvErr *e);
 
 #endif

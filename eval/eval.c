@@ -195,6 +195,32 @@ int eval_macros(EvalResults *res, const Ontology *o, int n_boot, uint64_t seed, 
     return 0;
 }
 
+int eval_results_check(const EvalResults *r, FvErr *e)
+{
+    if (r->macro_all.n_scored > 0)
+        return 0;
+    if (r->n_split == 0)
+        return err_set(e, FV_ENOTFOUND,
+                       "no task scored: the %s split has no studies (ingest assigns splits; "
+                       "choose another with --split)", r->split);
+    if (r->n_labelled == 0 && r->silver)
+        return err_set(e, FV_ENOTFOUND,
+                       "no task scored: none of the %lld %s studies has a parsed label: run "
+                       "`fvlm parse` first, or give a truth file with --labels",
+                       (long long)r->n_split, r->split);
+    if (r->n_labelled == 0)
+        return err_set(e, FV_ENOTFOUND,
+                       "no task scored: no row of %s names one of the %lld %s studies (%lld rows "
+                       "name studies not in the corpus, %lld rows unreadable): are its ids the "
+                       "source study ids that ingest read?",
+                       r->label_source, (long long)r->n_split, r->split,
+                       (long long)r->label_rows_not_in_corpus, (long long)r->label_rows_bad);
+    return err_set(e, FV_ENOTFOUND,
+                   "no task scored: no task has both a positive and a negative study among the "
+                   "%lld labelled %s studies (AUC needs both; %lld studies failed to encode)",
+                   (long long)r->n_labelled, r->split, (long long)r->n_failed);
+}
+
 /* ------------------------------------------------------------------------
  * Shared steps: labels, the studies of a split, the result header.
  * ------------------------------------------------------------------------ */

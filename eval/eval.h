@@ -117,6 +117,11 @@ double eval_zero_shot_score(const float *img, const float *neg, const float *pos
  * runs out. */
 int eval_macros(EvalResults *res, const Ontology *o, int n_boot, uint64_t seed, FvErr *e);
 
+/* An evaluation that scored no task is not a result: fails (FV_ENOTFOUND)
+ * saying why (no study in the split, no label matched a study, no task
+ * with both classes) and what to run; 0 when at least one task has an AUC. */
+int eval_results_check(const EvalResults *r, FvErr *e);
+
 /* sha256 of the model file and its models.id (0 when no row has that
  * hash), into res. */
 int eval_identify_model(Db *db, const char *path, EvalResults *res, FvErr *e);

@@ -170,6 +170,10 @@ int truth_from_file(Truth *t, Db *db, const Ontology *o, const char *path, const
                 "key that ingest used (FVLM_DEID_KEY or deid.key)", path);
         goto out;
     }
+    /* Another key would give study keys that match no study: every task
+     * unscored, which must not pass for a result. */
+    if (deid_check_corpus(db, deid_key, e))
+        goto out;
     if (fs_read_file(path, TRUTH_MAX_BYTES, &text, &len, e))
         goto out;
     csv_open(&r, text, len, path, CSV_STRICT);

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "db.h"
 #include "error.h"
 
 /* The secret: config deid.key (may be env:NAME), else $FVLM_DEID_KEY.
@@ -54,5 +55,33 @@ int deid_component_is_generic(const char *comp, size_t n);
  * separated word holding a '/' or ending in a known file extension goes
  * through deid_path; the rest is kept. Appends to out. */
 int deid_text_paths(const char *key, const char *text, Buf *out, FvErr *e);
+/* ---- the corpus's key fingerprint (T-trust) ----
+ *
+ * A corpus records which key made its study keys: the fingerprint is
+ * HMAC-SHA256(key, DEID_FINGERPRINT_MSG) in hex, kept in meta under
+ * `deid_fingerprint`. It tells keys apart without revealing the key (the
+ * HMAC is one-way), so a command that hashes accessions with another key
+ * stops instead of making study keys that match nothing. */
+#define DEID_FINGERPRINT_MSG "fvlm key fingerprint v1"
+
+/* out receives 64 hex characters + NUL. */
+void deid_fingerprint(const char *key, char out[65]);
+
+/* Checks key against the corpus's fingerprint. When the corpus has none
+ * yet and db is writable, records this key's (the first command that
+ * hashes with a key claims the corpus; a concurrent claim with another key
+ * is caught by reading back what was stored). A corpus with studies but no
+ * fingerprint (built before fingerprints were kept) cannot be checked: it
+ * gets this key's, with a warning on stderr. Fails with FV_EUSAGE naming
+ * both fingerprints (first 12 hex digits) when the keys differ. */
+int deid_check_corpus(Db *db, const char *key, FvErr *e);
+
+/* An accession (a source study id as ingest read it: the DICOM
+ * StudyInstanceUID, else the archive or file name without extension) to
+ * its study key, after deid_check_corpus; *study_id receives studies.id,
+ * or 0 when the corpus has no study with that key. The accession itself is
+ * never stored. */
+int deid_study_find(Db *db, const char *key, const char *accession, char study_key[65],
+                    int64_t *study_id, FvErr *e);
 
 #endif

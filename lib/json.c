@@ -1,3 +1,10 @@
+/* jansson's type enum has a JSON_NULL, as json.h's has: jansson's is
+ * renamed while its header is read (this file names it JANSSON_NULL_TYPE;
+ * json_is_null, which would expand to ours, is not used here). */
+#define JSON_NULL JANSSON_NULL_TYPE
+#include <jansson.h>
+#undef JSON_NULL
+
 #include "json.h"
 
 #include <math.h>
@@ -168,29 +175,13 @@ void jw_raw(JsonW *w, const char *json)
 
 /* ---------------------------------------------------------------- parser */
 
-typedef struct Parser {
-    const char *s;
-    size_t n, pos;
-    FvErr *e;
-} Parser;
+/* Parsing is jansson's (Debian libjansson-dev: fuzzed in OSS-Fuzz, strict
+ * RFC 8259 with UTF-8 validation); its tree is then copied into JsonValue,
+ * the plain arrays every caller walks, and released. The copy costs one
+ * more allocation per value; the callers parse headers, config records and
+ * report lines, never bulk data. */
 
 enum { JSON_MAX_DEPTH = 64 };
-
-static int perr(Parser *p, const char *why)
-{
-    return err_set(p->e, FV_EFORMAT, "JSON at byte %zu: %s", p->pos, why);
-}
-
-static void skip_ws(Parser *p)
-{
-    while (p->pos < p->n) {
-        char c = p->s[p->pos];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r')
-            p->pos++;
-        else
-            break;
-    }
-}
 
 static void value_free(JsonValue *v)
 {
@@ -208,264 +199,122 @@ static void value_free(JsonValue *v)
     memset(v, 0, sizeof *v);
 }
 
-static int hex4(Parser *p, uint32_t *out)
+static char *dup_bytes(const char *s, size_t n)
 {
-    if (p->n - p->pos < 4)
-        return perr(p, "short \\u escape");
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p->s[p->pos++];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return perr(p, "bad hex digit in \\u escape");
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
     }
-    *out = v;
-    return 0;
+    return d;
 }
 
-static int parse_string(Parser *p, char **out, size_t *out_len)
-{
-    p->pos++; /* opening quote */
-    Buf b = {0};
-    while (1) {
-        if (p->pos >= p->n) {
-            buf_free(&b);
-            return perr(p, "unterminated string");
-        }
-        unsigned char c = (unsigned char)p->s[p->pos];
-        if (c == '"') {
-            p->pos++;
-            break;
-        }
-        if (c < 0x20) {
-            buf_free(&b);
-            return perr(p, "control character in string");
-        }
-        if (c != '\\') {
-            /* Copy a run of plain bytes at once. */
-            size_t start = p->pos;
-            while (p->pos < p->n && p->s[p->pos] != '"' && p->s[p->pos] != '\\' &&
-                   (unsigned char)p->s[p->pos] >= 0x20)
-                p->pos++;
-            buf_append(&b, p->s + start, p->pos - start);
-            continue;
-        }
-        p->pos++;
-        if (p->pos >= p->n) {
-            buf_free(&b);
-            return perr(p, "unterminated escape");
-        }
-        char esc = p->s[p->pos++];
-        switch (esc) {
-        case '"': buf_putc(&b, '"'); break;
-        case '\\': buf_putc(&b, '\\'); break;
-        case '/': buf_putc(&b, '/'); break;
-        case 'b': buf_putc(&b, '\b'); break;
-        case 'f': buf_putc(&b, '\f'); break;
-        case 'n': buf_putc(&b, '\n'); break;
-        case 'r': buf_putc(&b, '\r'); break;
-        case 't': buf_putc(&b, '\t'); break;
-        case 'u': {
-            uint32_t cp;
-            if (hex4(p, &cp)) {
-                buf_free(&b);
-                return -1;
-            }
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo;
-                if (p->n - p->pos >= 6 && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u') {
-                    p->pos += 2;
-                    if (hex4(p, &lo)) {
-                        buf_free(&b);
-                        return -1;
-                    }
-                    if (lo >= 0xDC00 && lo <= 0xDFFF)
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    else
-                        cp = 0xFFFD;
-                } else {
-                    cp = 0xFFFD;
-                }
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                cp = 0xFFFD;
-            }
-            unsigned char u[4];
-            size_t k = utf8_encode((int32_t)cp, u);
-            buf_append(&b, u, k);
-            break;
-        }
-        default:
-            buf_free(&b);
-            return perr(p, "unknown escape");
-        }
-    }
-    if (b.failed) {
-        buf_free(&b);
-        return err_set(p->e, FV_ENOMEM, "JSON: out of memory");
-    }
-    *out_len = b.len;
-    *out = buf_steal(&b);
-    return 0;
-}
-
-static int parse_value(Parser *p, JsonValue *v, int depth);
-
-static int push_item(Parser *p, JsonValue *v, size_t *cap, char *key)
-{
-    if (v->len == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4;
-        JsonValue *items = realloc(v->items, nc * sizeof *items);
-        if (!items)
-            return err_set(p->e, FV_ENOMEM, "JSON: out of memory");
-        v->items = items;
-        if (v->type == JSON_OBJ) {
-            char **keys = realloc(v->keys, nc * sizeof *keys);
-            if (!keys)
-                return err_set(p->e, FV_ENOMEM, "JSON: out of memory");
-            v->keys = keys;
-        }
-        *cap = nc;
-    }
-    memset(&v->items[v->len], 0, sizeof v->items[0]);
-    if (v->type == JSON_OBJ)
-        v->keys[v->len] = key;
-    v->len++;
-    return 0;
-}
-
-static int parse_container(Parser *p, JsonValue *v, int depth, char close)
-{
-    size_t cap = 0;
-    p->pos++;
-    skip_ws(p);
-    if (p->pos < p->n && p->s[p->pos] == close) {
-        p->pos++;
-        return 0;
-    }
-    while (1) {
-        char *key = NULL;
-        if (v->type == JSON_OBJ) {
-            skip_ws(p);
-            if (p->pos >= p->n || p->s[p->pos] != '"')
-                return perr(p, "expected a string key");
-            size_t klen;
-            if (parse_string(p, &key, &klen))
-                return -1;
-            skip_ws(p);
-            if (p->pos >= p->n || p->s[p->pos] != ':') {
-                free(key);
-                return perr(p, "expected ':'");
-            }
-            p->pos++;
-        }
-        if (push_item(p, v, &cap, key)) {
-            free(key);
-            return -1;
-        }
-        if (parse_value(p, &v->items[v->len - 1], depth + 1))
-            return -1;
-        skip_ws(p);
-        if (p->pos >= p->n)
-            return perr(p, "unexpected end");
-        char c = p->s[p->pos++];
-        if (c == close)
-            return 0;
-        if (c != ',')
-            return perr(p, "expected ',' or a closing bracket");
-    }
-}
-
-static int parse_number(Parser *p, JsonValue *v)
-{
-    size_t start = p->pos;
-    int is_int = 1;
-    if (p->s[p->pos] == '-')
-        p->pos++;
-    size_t digits = 0;
-    while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-        p->pos++, digits++;
-    if (!digits)
-        return perr(p, "bad number");
-    if (p->pos < p->n && p->s[p->pos] == '.') {
-        is_int = 0;
-        p->pos++;
-        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-            p->pos++;
-    }
-    if (p->pos < p->n && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
-        is_int = 0;
-        p->pos++;
-        if (p->pos < p->n && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
-            p->pos++;
-        while (p->pos < p->n && p->s[p->pos] >= '0' && p->s[p->pos] <= '9')
-            p->pos++;
-    }
-    char tmp[64];
-    size_t len = p->pos - start;
-    if (len >= sizeof tmp)
-        return perr(p, "number too long");
-    memcpy(tmp, p->s + start, len);
-    tmp[len] = '\0';
-    v->type = JSON_NUM;
-    v->num = strtod(tmp, NULL);
-    if (is_int && len <= 18) {
-        v->is_int = 1;
-        v->i = strtoll(tmp, NULL, 10);
-    }
-    return 0;
-}
-
-static int parse_literal(Parser *p, const char *lit)
-{
-    size_t k = strlen(lit);
-    if (p->n - p->pos < k || memcmp(p->s + p->pos, lit, k) != 0)
-        return perr(p, "unexpected token");
-    p->pos += k;
-    return 0;
-}
-
-static int parse_value(Parser *p, JsonValue *v, int depth)
+/* Copies j into the zeroed v; on failure v holds what was copied so far
+ * (value_free releases it). */
+static int convert(const json_t *j, JsonValue *v, int depth, FvErr *e)
 {
     if (depth > JSON_MAX_DEPTH)
-        return perr(p, "nesting deeper than 64");
-    skip_ws(p);
-    if (p->pos >= p->n)
-        return perr(p, "unexpected end");
-    char c = p->s[p->pos];
-    switch (c) {
-    case '{': v->type = JSON_OBJ; return parse_container(p, v, depth, '}');
-    case '[': v->type = JSON_ARR; return parse_container(p, v, depth, ']');
-    case '"': v->type = JSON_STR; return parse_string(p, &v->str, &v->len);
-    case 't': v->type = JSON_BOOL; v->boolean = 1; return parse_literal(p, "true");
-    case 'f': v->type = JSON_BOOL; return parse_literal(p, "false");
-    case 'n': v->type = JSON_NULL; return parse_literal(p, "null");
-    default:
-        if (c == '-' || (c >= '0' && c <= '9'))
-            return parse_number(p, v);
-        return perr(p, "unexpected character");
+        return err_set(e, FV_EFORMAT, "JSON: nesting deeper than %d", JSON_MAX_DEPTH);
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        v->type = JSON_OBJ;
+        size_t n = json_object_size(j);
+        if (!n)
+            return 0;
+        v->items = calloc(n, sizeof *v->items);
+        v->keys = calloc(n, sizeof *v->keys);
+        if (!v->items || !v->keys)
+            return err_set(e, FV_ENOMEM, "JSON: out of memory");
+        const char *key;
+        json_t *x;
+        /* jansson keeps insertion order (since 2.8), so keys come in the
+         * order of the text, as the callers that list members expect. */
+        json_object_foreach((json_t *)j, key, x) {
+            if (v->len == n)
+                break;
+            size_t i = v->len++;
+            if (!(v->keys[i] = strdup(key)))
+                return err_set(e, FV_ENOMEM, "JSON: out of memory");
+            if (convert(x, &v->items[i], depth + 1, e))
+                return -1;
+        }
+        return 0;
     }
+    case JSON_ARRAY: {
+        v->type = JSON_ARR;
+        size_t n = json_array_size(j);
+        if (!n)
+            return 0;
+        v->items = calloc(n, sizeof *v->items);
+        if (!v->items)
+            return err_set(e, FV_ENOMEM, "JSON: out of memory");
+        for (size_t i = 0; i < n; i++) {
+            v->len = i + 1;
+            if (convert(json_array_get(j, i), &v->items[i], depth + 1, e))
+                return -1;
+        }
+        return 0;
+    }
+    case JSON_STRING:
+        v->type = JSON_STR;
+        v->len = json_string_length(j);
+        if (!(v->str = dup_bytes(json_string_value(j), v->len)))
+            return err_set(e, FV_ENOMEM, "JSON: out of memory");
+        return 0;
+    case JSON_INTEGER:
+        v->type = JSON_NUM;
+        v->is_int = 1;
+        v->i = (int64_t)json_integer_value(j);
+        v->num = (double)v->i;
+        return 0;
+    case JSON_REAL:
+        v->type = JSON_NUM;
+        v->num = json_real_value(j);
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        v->type = JSON_BOOL;
+        v->boolean = json_is_true(j);
+        return 0;
+    case JANSSON_NULL_TYPE:
+        v->type = JSON_NULL;
+        return 0;
+    }
+    return err_set(e, FV_EFORMAT, "JSON: unknown value type");
 }
 
 int json_parse(const char *text, size_t n, JsonValue **out, FvErr *e)
 {
     *out = NULL;
-    JsonValue *v = calloc(1, sizeof *v);
-    if (!v)
-        return err_set(e, FV_ENOMEM, "JSON: out of memory");
-    Parser p = {text, n, 0, e};
-    if (parse_value(&p, v, 0) == 0) {
-        skip_ws(&p);
-        if (p.pos == p.n) {
-            *out = v;
-            return 0;
-        }
-        perr(&p, "trailing characters");
+    /* Any value at the top (not only objects and arrays), \u0000 inside
+     * strings (JsonValue keeps a length), and nothing after the value. */
+    size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_error_t je;
+    json_t *j = json_loadb(text ? text : "", n, flags, &je);
+    if (!j && json_error_code(&je) == json_error_numeric_overflow) {
+        /* An integer beyond int64 is read as a double, as JSON allows; the
+         * whole text then has no exact integers (is_int is 0 throughout). */
+        j = json_loadb(text, n, flags | JSON_DECODE_INT_AS_REAL, &je);
     }
-    value_free(v);
-    free(v);
-    return -1;
+    if (!j) {
+        if (json_error_code(&je) == json_error_out_of_memory)
+            return err_set(e, FV_ENOMEM, "JSON: out of memory");
+        return err_set(e, FV_EFORMAT, "JSON at byte %d: %s", je.position, je.text);
+    }
+    JsonValue *v = calloc(1, sizeof *v);
+    if (!v) {
+        json_decref(j);
+        return err_set(e, FV_ENOMEM, "JSON: out of memory");
+    }
+    int rc = convert(j, v, 0, e);
+    json_decref(j);
+    if (rc) {
+        value_free(v);
+        free(v);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 void json_free(JsonValue **v)

@@ -5,9 +5,12 @@
  * Strings are escaped; bytes that are not valid UTF-8 become U+FFFD, so the
  * output is always valid JSON.
  *
- * The parser builds a tree owned by the returned root (json_free releases
- * all of it). Depth is limited to 64 and the input must be complete JSON;
- * errors name the byte offset. Integers that fit int64 are kept exactly. */
+ * The parser is jansson's (strict RFC 8259: invalid UTF-8 and lone
+ * surrogate escapes are errors); its result is copied into a JsonValue tree
+ * owned by the returned root (json_free releases all of it). Depth is
+ * limited to 64 and the input must be one complete JSON value; errors name
+ * the byte offset. Integers that fit int64 are kept exactly; a text with a
+ * larger one is read with every number as a double. */
 #ifndef FVLM_JSON_H
 #define FVLM_JSON_H
 

@@ -1,8 +1,11 @@
-/* sha256: SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104).
+/* sha256: SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), from nettle.
  *
  * Content hashes make re-runs skip work already done; HMAC keys the study and
  * patient pseudonyms of de-identification. Streaming: init, update any
- * number of times, final. */
+ * number of times, final. The arithmetic is nettle's (Debian nettle-dev,
+ * which picks the CPU's SHA instructions at run time); this module keeps
+ * the project's names, the hex helpers and the file hash, so callers do not
+ * include nettle (whose macros rename sha256_init and friends). */
 #ifndef FVLM_SHA256_H
 #define FVLM_SHA256_H
 
@@ -11,21 +14,20 @@
 
 #include "error.h"
 
+/* Room for nettle's struct sha256_ctx (112 bytes in nettle 3.x; sha256.c
+ * checks the size at compile time). No heap memory: a Sha256 on the stack
+ * needs no release, whatever path leaves the function. */
 typedef struct Sha256 {
-    uint32_t h[8];
-    uint64_t nbytes;
-    unsigned char block[64];
-    size_t fill;
+    union {
+        unsigned char bytes[192];
+        uint64_t align;
+    } ctx;
 } Sha256;
 
 void sha256_init(Sha256 *c);
 void sha256_update(Sha256 *c, const void *data, size_t n);
+/* Writes the digest; c may be given to sha256_init again. */
 void sha256_final(Sha256 *c, unsigned char out[32]);
-
-/* The portable compression of nblocks 64-byte blocks (the reference that
- * the hardware path, used when the CPU has SHA extensions, is tested
- * against; FVLM_SHA256_PORTABLE=1 forces it). */
-void sha256_blocks_ref(uint32_t h[8], const unsigned char *p, size_t nblocks);
 
 /* One-shot helpers; hex is 64 lowercase characters plus NUL. */
 void sha256_hex(const void *data, size_t n, char hex[65]);

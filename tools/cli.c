@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deid.h"
 #include "log.h"
 
 void cli_common_init(CliCommon *c)
@@ -58,11 +59,19 @@ int cli_common_finish(CliCommon *c, FvErr *e)
         char key[256];
         const char *eq = strchr(g_sets[i], '=');
         snprintf(key, sizeof key, "%.*s", (int)(eq - g_sets[i]), g_sets[i]);
-        if (config_set(&c->config, key, eq + 1, e))
+        if (config_set_at(&c->config, key, eq + 1, "--set", e))
             return -1;
     }
     g_nsets = 0;
-    return 0;
+    /* One rule for every command: any stage's section may be there, an
+     * unknown section or key is an error. */
+    return config_check(&c->config, e);
+}
+
+int cli_finish_fail(const FvErr *e)
+{
+    cli_fail(e);
+    return e->code == FV_EUSAGE ? EXIT_USAGE : EXIT_FAIL;
 }
 
 int cli_next_opt(CliCommon *c, int argc, char **argv, const struct option *opts, const char *cmd,
@@ -163,5 +172,20 @@ int cli_parse_i64(const char *s, long long min, long long max, long long *out)
     if (errno || end == s || *end || v < min || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+int cli_study_by_accession(CliCommon *c, Db *db, const char *accession, int64_t *id, FvErr *e)
+{
+    const char *key;
+    char skey[65];
+    if (deid_key(&c->config, &key, e) || deid_study_find(db, key, accession, skey, id, e))
+        return -1;
+    if (!*id)
+        return err_set(e, FV_ENOTFOUND,
+                       "%s has no study with this accession (study key %.16s...): check the "
+                       "accession (the DICOM StudyInstanceUID, else the archive or file name "
+                       "without extension)",
+                       db->path, skey);
     return 0;
 }

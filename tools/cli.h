@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "db.h"
 #include "error.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -55,8 +56,13 @@ void cli_common_free(CliCommon *c);
  * common option, -1 on a usage error (message printed). For OPT_HELP it
  * prints `help` and returns 2 via *exit_now. */
 int cli_common_opt(CliCommon *c, int opt, const char *arg, const char *help, int *exit_now);
-/* Loads --config then applies --set overrides (call after option parsing). */
+/* Loads --config then applies --set overrides (call after option parsing),
+ * then checks every setting against the known sections and keys
+ * (config_check): a typo is an error (FV_EUSAGE), in a file or in --set. */
 int cli_common_finish(CliCommon *c, FvErr *e);
+/* Prints a cli_common_finish error; returns EXIT_USAGE for a bad setting
+ * (FV_EUSAGE), EXIT_FAIL otherwise (an unreadable file). */
+int cli_finish_fail(const FvErr *e);
 
 enum { CLI_DONE = -1, CLI_EXIT = -2 };
 
@@ -90,6 +96,11 @@ int cli_write(Buf *b);
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints the error as one line; returns EXIT_FAIL. */
 int cli_fail(const FvErr *e);
+
+/* The studies.id of an accession (--accession on show and export): the key
+ * from the config (deid.key) or FVLM_DEID_KEY, checked against the corpus's
+ * fingerprint; FV_ENOTFOUND when no study has that accession's key. */
+int cli_study_by_accession(CliCommon *c, Db *db, const char *accession, int64_t *id, FvErr *e);
 
 /* Parses a non-negative integer option value; returns -1 on a bad value. */
 int cli_parse_i64(const char *s, long long min, long long max, long long *out);

@@ -89,8 +89,7 @@ int cmd_align(int argc, char **argv)
     Buf cfg = {0}, counts = {0}, unused = {0};
     int rc = EXIT_FAIL;
     if (cli_common_finish(&cli, &e)) {
-        cli_fail(&e);
-        rc = EXIT_USAGE;
+        rc = cli_finish_fail(&e);
         goto done;
     }
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e)) {
@@ -102,9 +101,6 @@ int cmd_align(int argc, char **argv)
         rc = EXIT_USAGE;
         goto done;
     }
-    config_unused(&cli.config, "align.", &unused);
-    if (unused.len)
-        log_warn("unknown configuration keys (typos?): %s", unused.data);
     ao.studies = studies;
     ao.n_studies = n_studies;
     if (db_open(&db, cli.db, DB_MUST_EXIST, &e)) {
@@ -144,7 +140,19 @@ int cmd_align(int argc, char **argv)
             printf("without report: %lld, report not parsed: %lld, without mask: %lld\n",
                    (long long)c.no_report, (long long)c.unparsed, (long long)c.no_mask);
     }
+    /* Exit 0 only when align did its job: a report that parse has not read
+     * yet gives no links, statuses or samples, which is a stage not run,
+     * not a result. */
     rc = EXIT_OK;
+    if (c.studies == 0) {
+        log_error("%s: no study to align: run `fvlm ingest --db %s ...` first", cli.db, cli.db);
+        rc = EXIT_FAIL;
+    } else if (c.unparsed) {
+        log_error("%lld of %lld studies have a report that is not parsed: run `fvlm parse --db %s` "
+                  "first, then align again",
+                  (long long)c.unparsed, (long long)c.studies, cli.db);
+        rc = EXIT_FAIL;
+    }
 done:
     buf_free(&cfg);
     buf_free(&counts);

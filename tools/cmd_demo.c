@@ -378,6 +378,9 @@ int cmd_demo(int argc, char **argv)
     if (d.ablation)
         printf("(the report of the last evaluation lists all of them: %s)\n", html);
     printf("demo finished in %.0f s; corpus in %s\n", now_seconds() - t0, d.db);
+    for (int i = 0; i < nres && rc == EXIT_OK; i++)
+        if (eval_results_check(&res[i], &e))
+            rc = cli_fail(&e);
 out:
     for (int i = 0; i < nres; i++)
         eval_results_free(&res[i]);

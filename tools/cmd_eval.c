@@ -228,7 +228,7 @@ int eval_command_main(int argc, char **argv, int probe)
     }
     FvErr e = {0};
     if (cli_common_finish(&cc, &e)) {
-        rc = cli_fail(&e);
+        rc = cli_finish_fail(&e);
         goto done;
     }
     /* Command line first, then the config file, then the defaults. */
@@ -331,6 +331,9 @@ int eval_command_main(int argc, char **argv, int probe)
             print_text(&res, html);
             rc = EXIT_OK;
         }
+        /* The table is printed either way; exit 0 needs a scored task. */
+        if (rc == EXIT_OK && eval_results_check(&res, &e))
+            rc = cli_fail(&e);
         eval_results_free(&res);
     }
     db_close(&db);

@@ -8,10 +8,12 @@
 #include "commands.h"
 #include "db.h"
 #include "export.h"
+#include "log.h"
 #include "ontology.h"
 
 static const char *help =
-    "usage: fvlm export [--db FILE] --format fvlm|jsonl --out DIR [--split SPLIT]\n\n"
+    "usage: fvlm export [--db FILE] --format fvlm|jsonl --out DIR [--split SPLIT]\n"
+    "                   [--accession ACCESSION]\n\n"
     "Writes the aligned corpus for Python users (run fvlm align first).\n\n"
     "  --format fvlm   DIR/desc_info.json and DIR/conc_info.json, the layout of\n"
     "                  fVLM's released code: study -> {anatomy as fVLM names it\n"
@@ -30,11 +32,14 @@ static const char *help =
     "  --format F         fvlm or jsonl (required)\n"
     "  --out DIR          output folder, created when missing (required)\n"
     "  --split SPLIT      only train, valid or test studies\n"
+    "  --accession A      only the study of accession A (found by its keyed hash, as\n"
+    "                     `fvlm key` prints it; needs FVLM_DEID_KEY or deid.key)\n"
+    "  --config FILE      configuration file (for deid.key)\n"
     "  --json             print the counts as JSON\n"
     "  --quiet            errors only on stderr\n"
     "  --help             this help\n";
 
-enum { OPT_FORMAT = OPT_FIRST_PRIVATE, OPT_OUT, OPT_SPLIT };
+enum { OPT_FORMAT = OPT_FIRST_PRIVATE, OPT_OUT, OPT_SPLIT, OPT_ACCESSION };
 
 int cmd_export(int argc, char **argv)
 {
@@ -43,6 +48,8 @@ int cmd_export(int argc, char **argv)
         {"format", required_argument, 0, OPT_FORMAT},
         {"out", required_argument, 0, OPT_OUT},
         {"split", required_argument, 0, OPT_SPLIT},
+        {"accession", required_argument, 0, OPT_ACCESSION},
+        {"config", required_argument, 0, OPT_CONFIG},
         {"json", no_argument, 0, OPT_JSON},
         {"quiet", no_argument, 0, OPT_QUIET},
         {"help", no_argument, 0, OPT_HELP},
@@ -50,13 +57,14 @@ int cmd_export(int argc, char **argv)
     };
     CliCommon cc;
     cli_common_init(&cc);
-    const char *format = NULL, *out = NULL, *split = NULL;
+    const char *format = NULL, *out = NULL, *split = NULL, *accession = NULL;
     int opt, code;
     while ((opt = cli_next_opt(&cc, argc, argv, opts, "export", help, &code)) != CLI_DONE) {
         switch (opt) {
         case OPT_FORMAT: format = optarg; break;
         case OPT_OUT: out = optarg; break;
         case OPT_SPLIT: split = optarg; break;
+        case OPT_ACCESSION: accession = optarg; break;
         default: return code; /* CLI_EXIT */
         }
     }
@@ -75,9 +83,15 @@ int cmd_export(int argc, char **argv)
     ExportCounts c = {0};
     int rc = EXIT_FAIL;
     ExportFormat f = !strcmp(format, "fvlm") ? EXPORT_FVLM : EXPORT_JSONL;
+    int64_t study = 0;
+    if (cli_common_finish(&cc, &e)) {
+        rc = cli_finish_fail(&e);
+        goto done;
+    }
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||
         db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e) ||
-        export_write(db, o, &meta, f, out, split, &c, &e)) {
+        (accession && cli_study_by_accession(&cc, db, accession, &study, &e)) ||
+        export_write(db, o, &meta, f, out, split, study, &c, &e)) {
         cli_fail(&e);
         goto done;
     }
@@ -90,9 +104,22 @@ int cmd_export(int argc, char **argv)
                (long long)c.bytes, out,
                f == EXPORT_FVLM ? "desc_info.json, conc_info.json" : "anatomies.jsonl");
     rc = EXIT_OK;
+    if (c.studies == 0) {
+        /* An empty export is a stage not run (or a filter that matched
+         * nothing), not a result. */
+        if (split || accession)
+            log_error("no aligned study%s%s%s: run `fvlm align --db %s` first if it was not",
+                      split ? " in split " : "", split ? split : "",
+                      accession ? " for that accession" : "", cc.db);
+        else
+            log_error("%s has no aligned study: run `fvlm parse --db %s` and `fvlm align --db %s` "
+                      "first", cc.db, cc.db, cc.db);
+        rc = EXIT_FAIL;
+    }
 done:
     db_close(&db);
     anatomy_meta_free(&meta);
     onto_free(&o);
+    cli_common_free(&cc);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
+#include "deid.h"
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
@@ -94,13 +95,14 @@ int cmd_ingest(int argc, char **argv)
         cli_common_free(&cc);
         return e.code == FV_EUSAGE ? (log_error("%s", e.msg), EXIT_USAGE) : cli_fail(&e);
     }
-    Buf unused = {0};
-    config_unused(&cc.config, "ingest.", &unused);
-    if (unused.len)
-        log_warn("unknown configuration keys (typos?): %s", unused.data);
-    buf_free(&unused);
     Db *db;
     if (db_open(&db, cc.db, 0, &e)) {
+        cli_common_free(&cc);
+        return cli_fail(&e);
+    }
+    /* Another key than the corpus's would make new study keys for known studies. */
+    if (deid_check_corpus(db, o.key, &e)) {
+        db_close(&db);
         cli_common_free(&cc);
         return cli_fail(&e);
     }
@@ -172,6 +174,11 @@ int cmd_ingest(int argc, char **argv)
                  counts.seconds);
         if (rc > 0 || (strict && counts.errors > 0))
             exit_code = EXIT_FAIL;
+        if (rc == 0 && counts.members == 0 && counts.errors == 0) {
+            /* Nothing found is not a corpus built: a wrong folder, say. */
+            log_error("no file found in the input: nothing was ingested");
+            exit_code = EXIT_FAIL;
+        }
     }
     buf_free(&cj);
     db_close(&db);

@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "inspect.h"
+#include "json.h"
+#include "log.h"
 
 static const char *help =
     "usage: fvlm inspect [options] PATH\n\n"
@@ -23,6 +25,38 @@ static const char *help =
     "  --mask             read NIfTI files as label masks (uint8)\n"
     "  --set KEY=VALUE    ingest.max_voxels bounds what is read\n"
     "  --help             this help\n";
+
+/* Prints each item's "error" of the inspect JSON in out as one line on
+ * stderr; returns how many (1 when out is not the JSON expected or lists
+ * no item: an empty folder is not a successful inspection). */
+static int count_item_errors(const char *path, const Buf *out)
+{
+    JsonValue *root = NULL;
+    FvErr e = {0};
+    if (!out->data || json_parse(out->data, out->len, &root, &e)) {
+        log_error("%s: inspect wrote unreadable JSON: %s", path, e.msg);
+        return 1;
+    }
+    int n = 0;
+    const JsonValue *items = json_get(root, "items");
+    for (size_t i = 0; items && items->type == JSON_ARR && i < items->len; i++) {
+        const char *why = json_get_str(&items->items[i], "error", NULL);
+        if (!why)
+            continue;
+        const char *member = json_get_str(&items->items[i], "member", "");
+        if (*member && strcmp(member, path))
+            log_error("%s: %s: %s", path, member, why);
+        else
+            log_error("%s: %s", path, why);
+        n++;
+    }
+    if (!items || items->type != JSON_ARR || items->len == 0) {
+        log_error("%s: nothing that ingest reads (no NIfTI, DICOM, mask or report)", path);
+        n++;
+    }
+    json_free(&root);
+    return n;
+}
 
 int cmd_inspect(int argc, char **argv)
 {
@@ -51,7 +85,7 @@ int cmd_inspect(int argc, char **argv)
     FvErr e = {0};
     if (cli_common_finish(&cc, &e)) {
         cli_common_free(&cc);
-        return cli_fail(&e);
+        return cli_finish_fail(&e);
     }
     if (config_int(&cc.config, "ingest.max_voxels", o.max_voxels, &o.max_voxels, &e) ||
         o.max_voxels < 1) {
@@ -63,6 +97,11 @@ int cmd_inspect(int argc, char **argv)
     cli_common_free(&cc);
     Buf out = {0};
     int rc = inspect_path(argv[optind], &o, &out, &e);
+    int bad = rc ? 0 : count_item_errors(argv[optind], &out);
     int wrc = cli_write(&out);
-    return rc ? cli_fail(&e) : wrc;
+    if (rc)
+        return cli_fail(&e);
+    /* The JSON is printed either way; an item that could not be read is a
+     * failure, said on stderr (scripts check the exit status, not JSON). */
+    return bad ? EXIT_FAIL : wrc;
 }

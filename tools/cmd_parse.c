@@ -122,7 +122,11 @@ int cmd_parse(int argc, char **argv)
     Run run = {0};
     int run_started = 0;
     Buf cfg = {0};
-    if (cli_common_finish(&c, &e) || db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
+    if (cli_common_finish(&c, &e)) {
+        cli_common_free(&c);
+        return cli_finish_fail(&e);
+    }
+    if (db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
         goto out;
     config_to_json(&c.config, &cfg);
     /* a larger page cache keeps the index pages of sentences, mentions and
@@ -242,6 +246,22 @@ int cmd_parse(int argc, char **argv)
                (long long)store.n_label);
     }
     buf_free(&counts);
+    /* Exit 0 only when parse did its job: an empty corpus or reports that
+     * all failed are not a parsed corpus. */
+    int64_t any_report = 0;
+    if (total == 0 && db_query_int(db, &e, &any_report, &found,
+                                   "SELECT EXISTS (SELECT 1 FROM reports)", ""))
+        goto out;
+    if (total == 0 && !any_report) {
+        err_set(&e, FV_ENOTFOUND, "%s has no report: run `fvlm ingest --db %s ...` first", c.db,
+                c.db);
+        goto out;
+    }
+    if (n_done == 0 && n_skipped > 0) {
+        err_set(&e, FV_EFORMAT, "none of the %lld reports could be parsed (the errors of run %lld "
+                "say why: fvlm stats --db %s)", (long long)n_skipped, (long long)run.id, c.db);
+        goto out;
+    }
     rc = EXIT_OK;
 out:
     if (rc != EXIT_OK)

@@ -14,8 +14,10 @@
 #include "study_view.h"
 
 static const char *help =
-    "usage: fvlm show [--db FILE] [--json] STUDY\n\n"
-    "Prints one study (STUDY is its id in the database, studies.id): its volume,\n"
+    "usage: fvlm show [--db FILE] [--json] STUDY\n"
+    "       fvlm show [--db FILE] [--json] --accession ACCESSION\n\n"
+    "Prints one study (STUDY is its id in the database, studies.id; or the study\n"
+    "of an accession, found by its keyed hash as `fvlm key` prints it): its volume,\n"
     "mask and crop box; then per anatomy that the corpus says anything about:\n"
     "status, region (voxels, ml, box in (z, y, x), whole), the linked sentences\n"
     "with section, method and confidence, the labels of its tasks, diseases,\n"
@@ -23,6 +25,9 @@ static const char *help =
     "options:\n"
     "  --db FILE          corpus database (default corpus.db)\n"
     "  --json             the same as one JSON object\n"
+    "  --accession A      the study of accession A (needs FVLM_DEID_KEY or deid.key,\n"
+    "                     the corpus's de-identification key)\n"
+    "  --config FILE      configuration file (for deid.key)\n"
     "  --help             this help\n";
 
 static const char *label_word(int v)
@@ -125,17 +130,35 @@ static void print_text(const StudyView *v, const Ontology *o)
 
 int cmd_show(int argc, char **argv)
 {
+    enum { OPT_ACCESSION = OPT_FIRST_PRIVATE };
+    static const struct option opts[] = {
+        {"db", required_argument, 0, OPT_DB},
+        {"config", required_argument, 0, OPT_CONFIG},
+        {"json", no_argument, 0, OPT_JSON},
+        {"accession", required_argument, 0, OPT_ACCESSION},
+        {"help", no_argument, 0, OPT_HELP},
+        {0, 0, 0, 0},
+    };
     CliCommon cc;
-    int code;
+    int opt, code;
+    const char *accession = NULL;
     cli_common_init(&cc);
-    if (cli_common_only(&cc, argc, argv, CLI_WANT_DB | CLI_WANT_JSON, "show", help, &code))
-        return code;
-    if (optind + 1 != argc)
-        return cli_usage("show", "expected one STUDY id");
-    long long id;
-    if (cli_parse_i64(argv[optind], 1, INT64_MAX, &id))
-        return cli_usage("show", "STUDY must be a study id (a positive integer), got '%s'",
-                         argv[optind]);
+    while ((opt = cli_next_opt(&cc, argc, argv, opts, "show", help, &code)) != CLI_DONE) {
+        if (opt == CLI_EXIT)
+            return code;
+        accession = optarg; /* OPT_ACCESSION */
+    }
+    long long id = 0;
+    if (accession) {
+        if (optind != argc)
+            return cli_usage("show", "give a STUDY id or --accession, not both");
+    } else {
+        if (optind + 1 != argc)
+            return cli_usage("show", "expected one STUDY id (or --accession ACCESSION)");
+        if (cli_parse_i64(argv[optind], 1, INT64_MAX, &id))
+            return cli_usage("show", "STUDY must be a study id (a positive integer), got '%s'",
+                             argv[optind]);
+    }
     FvErr e = {0};
     Ontology *o = NULL;
     AnatomyMetaTable meta = {0};
@@ -143,9 +166,15 @@ int cmd_show(int argc, char **argv)
     ViewReader vr = {0};
     StudyView v = {0};
     int rc = EXIT_FAIL;
+    if (cli_common_finish(&cc, &e)) {
+        rc = cli_finish_fail(&e);
+        goto done;
+    }
+    int64_t found = id;
     if (onto_load(&o, &e) || anatomy_meta_load(o, &meta, &e) ||
-        db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e) || view_reader_open(&vr, db, o, &e) ||
-        view_load(&vr, id, &v, &e)) {
+        db_open(&db, cc.db, DB_READONLY | DB_MUST_EXIST, &e) ||
+        (accession && cli_study_by_accession(&cc, db, accession, &found, &e)) ||
+        view_reader_open(&vr, db, o, &e) || view_load(&vr, found, &v, &e)) {
         cli_fail(&e);
         goto done;
     }
@@ -166,5 +195,6 @@ done:
     db_close(&db);
     anatomy_meta_free(&meta);
     onto_free(&o);
+    cli_common_free(&cc);
     return rc;
 }

@@ -160,9 +160,12 @@ int cmd_train(int argc, char **argv)
             return cli_usage("train", "--preset '%s': expected tiny, small or base", preset);
         }
     }
-    if (config_parse(&cc.config, base, resume ? out : "preset", &e) ||
-        cli_common_finish(&cc, &e))
+    if (config_parse(&cc.config, base, resume ? out : "preset", &e))
         goto fail;
+    if (cli_common_finish(&cc, &e)) {
+        rc = cli_finish_fail(&e);
+        goto done;
+    }
     if ((loss && config_set(&cc.config, "train.loss", loss, &e)) ||
         (seed && config_set(&cc.config, "train.seed", seed, &e)) ||
         (threads && config_set(&cc.config, "train.threads", threads, &e)) ||

@@ -342,14 +342,10 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     TrainSettings s;
     if (train_settings(cfg, &s, e))
         return -1;
-    Buf unused = {0};
-    config_unused(cfg, NULL, &unused);
-    if (unused.len) {
-        err_set(e, FV_EUSAGE, "config: unknown key(s): %s", unused.data);
-        buf_free(&unused);
+    /* Other stages' sections may share the file; a key no stage knows is
+     * an error (lib/config.c holds the one table). */
+    if (config_check(cfg, e))
         return -1;
-    }
-    buf_free(&unused);
     if (a->deterministic && s.threads == 0)
         return err_set(e, FV_EUSAGE, "--deterministic needs an explicit thread count "
                        "(train.threads >= 1): results may depend on it");

@@ -113,6 +113,15 @@ expect 2 "--out" "$bin" eval --db "$db" --model "$tmp/m.safetensors"
 expect 2 "split" "$bin" probe --db "$db" --model "$tmp/m.safetensors" --out "$tmp/o" --split x
 expect 2 "--C" "$bin" probe --db "$db" --model "$tmp/m.safetensors" --out "$tmp/o" --C -1
 expect 1 "nothere.db" "$bin" eval --db "$tmp/nothere.db" --model "$tmp/m.safetensors" --out "$tmp/o"
+# The corpus took the key of the first eval with --labels: another key is
+# refused (it used to score 0 of 60 tasks and exit 0).
+FVLM_DEID_KEY=another-key-7890 expect 1 "built with another de-identification key" \
+    "$bin" eval --db "$db" --model "$tmp/m.safetensors" --labels "$tmp/truth.csv" --out "$tmp/o"
+# A labels file whose ids name no study scores nothing: exit 1 saying why.
+head -1 "$tmp/truth.csv" > "$tmp/strangers.csv"
+tail -n +2 "$tmp/truth.csv" | sed 's/^[^,]*,/stranger-study,/' | head -5 >> "$tmp/strangers.csv"
+FVLM_DEID_KEY=$key expect 1 "no task scored: no row of" \
+    "$bin" eval --db "$db" --model "$tmp/m.safetensors" --labels "$tmp/strangers.csv" --out "$tmp/o"
 
 [ "$fails" = 0 ] || { echo "$fails failures" >&2; exit 1; }
 echo "eval e2e: all checks passed"

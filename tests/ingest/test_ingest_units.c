@@ -24,7 +24,6 @@
 #include "report_text.h"
 #include "run.h"
 #include "series.h"
-#include "sha256.h"
 #include "test.h"
 #include "testdb.h"
 #include "walk.h"
@@ -928,7 +927,6 @@ static void test_deid_path_hashes_every_name_that_is_not_generic(void)
 
 int main(void)
 {
-    RUN(test_sha256_fast_path_matches_the_portable_reference);
     RUN(test_gzip_inflates_and_names_truncation_and_limits);
     RUN(test_nifti_reads_both_byte_orders_and_all_three_affines);
     RUN(test_nifti_refuses_bad_headers_with_the_reason);

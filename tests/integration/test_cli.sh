@@ -51,6 +51,103 @@ printf 'bogus_task\tno_such_anatomy\tX\t叉\t-\t0\t0.1\t-\t-\n' >> "$tmp/finding
 FVLM_SCHEMAS=$tmp expect_rc 1 "broken findings.tsv" "$bin" ontology
 grep -q "findings.tsv:[0-9]*: task 'bogus_task' names unknown anatomy" /tmp/fvlm-cli-err.$$ \
     || fail "broken schema message: $(cat /tmp/fvlm-cli-err.$$)"
-rm -rf "$tmp" /tmp/fvlm-cli-out.$$ /tmp/fvlm-cli-err.$$
+rm -rf "$tmp"
+
+# ---- A small corpus: exit statuses that tell the truth, config rules, the
+# key fingerprint, fvlm key / --accession, fvlm stats (about 5 s).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp" /tmp/fvlm-cli-out.$$ /tmp/fvlm-cli-err.$$' EXIT
+err() { cat /tmp/fvlm-cli-err.$$; }
+db=$tmp/c.db
+export FVLM_DEID_KEY=cli-test-key-0123
+"$bin" synth --out "$tmp/s" --studies 3 --seed 2 --size tiny --layout hospital --quiet >/dev/null \
+    || fail "synth"
+mkdir "$tmp/empty"
+expect_rc 1 "ingest of an empty folder" "$bin" ingest --db "$tmp/e.db" "$tmp/empty" --quiet
+grep -q "no file found" /tmp/fvlm-cli-err.$$ || fail "ingest of nothing: $(err)"
+expect_rc 1 "parse of a corpus without reports" "$bin" parse --db "$tmp/e.db" --quiet
+grep -q "no report: run .fvlm ingest" /tmp/fvlm-cli-err.$$ || fail "parse of nothing: $(err)"
+expect_rc 1 "align of a corpus without studies" "$bin" align --db "$tmp/e.db" --quiet
+expect_rc 1 "export of an unaligned corpus" "$bin" export --db "$tmp/e.db" --format jsonl \
+    --out "$tmp/x0" --quiet
+grep -q "no aligned study" /tmp/fvlm-cli-err.$$ || fail "export of nothing: $(err)"
+expect_rc 0 "ingest" "$bin" ingest --db "$db" "$tmp/s/hospital" --quiet
+
+# The corpus took the first key's fingerprint; another key is refused.
+FVLM_DEID_KEY=another-key-456789 expect_rc 1 "ingest with another key" \
+    "$bin" ingest --db "$db" "$tmp/s/hospital" --quiet
+grep -q "built with another de-identification key (fingerprint [0-9a-f]*\.\.\., this key" \
+    /tmp/fvlm-cli-err.$$ || fail "another key message: $(err)"
+grep -q "FVLM_DEID_KEY" /tmp/fvlm-cli-err.$$ || fail "another key message lacks the fix"
+uid=$(grep -o '"study_id":"[^"]*"' "$tmp/s/truth/studies.jsonl" | head -1 | cut -d'"' -f4)
+[ -n "$uid" ] || fail "no study id in the synth truth"
+expect_rc 0 "fvlm key" "$bin" key --db "$db" "$uid"
+grep -q "^$uid	[0-9a-f]\{64\}	[0-9][0-9]*$" /tmp/fvlm-cli-out.$$ || fail "key output: $(cat /tmp/fvlm-cli-out.$$)"
+sid=$(cut -f3 /tmp/fvlm-cli-out.$$)
+expect_rc 1 "fvlm key of an unknown accession" "$bin" key --db "$db" "$uid" no-such-accession
+grep -q "^no-such-accession	[0-9a-f]\{64\}	-$" /tmp/fvlm-cli-out.$$ || fail "unknown accession line"
+FVLM_DEID_KEY=another-key-456789 expect_rc 1 "fvlm key with another key" "$bin" key --db "$db" "$uid"
+expect_rc 2 "fvlm key without accession" "$bin" key --db "$db"
+if command -v sqlite3 >/dev/null; then
+    n=$(sqlite3 "$db" "SELECT count(*) FROM meta WHERE key = 'deid_fingerprint'")
+    [ "$n" = 1 ] || fail "meta.deid_fingerprint rows: $n"
+    sqlite3 "$db" "SELECT count(*) FROM sources WHERE path LIKE '%$uid%' OR member LIKE '%$uid%'" \
+        | grep -qx 0 || fail "an accession reached sources"
+fi
+
+# align before parse: a stage not run is exit 1, saying what to run.
+expect_rc 1 "align before parse" "$bin" align --db "$db" --quiet
+grep -q "run .fvlm parse --db $db. first" /tmp/fvlm-cli-err.$$ || fail "align before parse: $(err)"
+
+# Config: one file for every stage; a typo is exit 2 naming file, line, key
+# and the section's keys.
+printf '[deid]\nkey = env:FVLM_DEID_KEY\n[train]\nlr = 0.001\n[align]\nstatus_rule = impression\n' \
+    > "$tmp/all.ini"
+expect_rc 0 "parse with a shared config" "$bin" parse --db "$db" --config "$tmp/all.ini" --quiet
+expect_rc 0 "align with a shared config" "$bin" align --db "$db" --config "$tmp/all.ini"
+grep -q "unknown configuration" /tmp/fvlm-cli-err.$$ && fail "align warns about its own keys: $(err)"
+printf '[align]\nstatus_rul = findings\n' > "$tmp/typo.ini"
+expect_rc 2 "unknown key in a file" "$bin" align --db "$db" --config "$tmp/typo.ini"
+grep -q "typo.ini:2: unknown key 'status_rul' in \[align\].*status_rule" /tmp/fvlm-cli-err.$$ \
+    || fail "unknown key message: $(err)"
+printf 'seed = 1\n[algin]\nsamples = x\n' > "$tmp/sect.ini"
+expect_rc 2 "unknown section" "$bin" parse --db "$db" --config "$tmp/sect.ini"
+grep -q "sect.ini:3: unknown section \[algin\]" /tmp/fvlm-cli-err.$$ || fail "unknown section: $(err)"
+expect_rc 2 "--set typo" "$bin" align --db "$db" --set align.crop_margin=3
+grep -q -- "--set: unknown key 'crop_margin' in \[align\].*crop_margin_mm" /tmp/fvlm-cli-err.$$ \
+    || fail "--set typo message: $(err)"
+expect_rc 2 "--set typo in train" "$bin" train --db "$db" --preset tiny --out "$tmp/m.st" \
+    --set train.learning_rate=1
+
+# show and export by accession.
+expect_rc 0 "show --accession" "$bin" show --db "$db" --accession "$uid"
+grep -q "^study $sid " /tmp/fvlm-cli-out.$$ || fail "show --accession shows another study"
+expect_rc 1 "show --accession unknown" "$bin" show --db "$db" --accession nope
+expect_rc 0 "export --accession" "$bin" export --db "$db" --format jsonl --out "$tmp/x1" \
+    --accession "$uid" --json
+grep -q '"studies": 1,' /tmp/fvlm-cli-out.$$ || fail "export --accession: $(cat /tmp/fvlm-cli-out.$$)"
+
+# inspect: an unreadable file is exit 1 with the error on stderr.
+printf 'garbage' > "$tmp/bad.nii"
+expect_rc 1 "inspect of an unreadable file" "$bin" inspect "$tmp/bad.nii"
+grep -q "bad.nii: .*shorter than a NIfTI header" /tmp/fvlm-cli-err.$$ || fail "inspect error: $(err)"
+grep -q '"error"' /tmp/fvlm-cli-out.$$ || fail "inspect no longer prints the JSON"
+expect_rc 1 "inspect of an empty folder" "$bin" inspect "$tmp/empty"
+
+# stats: every stage's runs; a study without its mask, and why.
+expect_rc 0 "stats" "$bin" stats --db "$db"
+grep -q "run [0-9]* align" /tmp/fvlm-cli-out.$$ || fail "stats lacks the align runs"
+grep -q "run [0-9]* parse" /tmp/fvlm-cli-out.$$ || fail "stats lacks the parse runs"
+if command -v sqlite3 >/dev/null; then
+    sqlite3 "$db" "DELETE FROM regions WHERE study_id = $sid; DELETE FROM masks WHERE study_id = $sid;
+                   UPDATE sources SET status = 'failed' WHERE study_id = $sid AND kind = 'mask'"
+    expect_rc 0 "stats of an incomplete corpus" "$bin" stats --db "$db"
+    grep -q "incomplete studies: 1" /tmp/fvlm-cli-out.$$ || fail "stats incomplete count"
+    grep -q "study $sid .* without mask" /tmp/fvlm-cli-out.$$ || fail "stats names the study"
+    grep -q "member .*(mask): failed" /tmp/fvlm-cli-out.$$ || fail "stats says why"
+    expect_rc 0 "stats --json" "$bin" stats --db "$db" --json
+    grep -q '"incomplete_total": 1' /tmp/fvlm-cli-out.$$ || fail "stats --json incomplete_total"
+fi
+rm -f /tmp/fvlm-cli-out.$$ /tmp/fvlm-cli-err.$$
 [ "$fails" = 0 ] || { echo "$fails failures" >&2; exit 1; }
 echo "cli: all checks passed"

@@ -133,6 +133,52 @@ static void test_sha256_matches_fips_vectors(void)
     hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, d);
     sha256_to_hex(d, hex);
     CHECK_STR(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    /* RFC 4231 test case 6: a key longer than the 64-byte block is hashed first. */
+    unsigned char key[131];
+    memset(key, 0xaa, sizeof key);
+    const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+    hmac_sha256(key, sizeof key, m6, strlen(m6), d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    /* FIPS 180-2 long message: one million 'a', fed in 1000-byte pieces; the
+     * context is reusable after final. */
+    char a[1000];
+    memset(a, 'a', sizeof a);
+    sha256_init(&c);
+    for (int i = 0; i < 1000; i++)
+        sha256_update(&c, a, sizeof a);
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    sha256_init(&c);
+    sha256_update(&c, "abc", 3);
+    sha256_final(&c, d);
+    sha256_to_hex(d, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* Pieces that cross the 64-byte block boundary anywhere give the one-shot
+ * digest (the buffering between updates is the library's, checked here). */
+static void test_sha256_streaming_in_pieces_equals_one_shot(void)
+{
+    static unsigned char msg[1 << 16];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (unsigned char)(i * 2654435761u >> 13);
+    size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 4096, 65000};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t n = lens[k];
+        char one[65], pieces[65];
+        sha256_hex(msg, n, one);
+        Sha256 c;
+        unsigned char d[32];
+        sha256_init(&c);
+        sha256_update(&c, msg, n / 3);
+        sha256_update(&c, msg + n / 3, n - n / 3);
+        sha256_final(&c, d);
+        sha256_to_hex(d, pieces);
+        CHECK(strcmp(one, pieces) == 0, "digest of %zu bytes in two pieces differs from one-shot",
+              n);
+    }
 }
 
 static void test_rng_is_reproducible_and_streams_differ(void)
@@ -213,6 +259,11 @@ static void test_config_parses_sections_and_reports_bad_values(void)
     CHECK(unused.data && strcmp(unused.data, "train.typo_key") == 0,
           "unused keys: '%s', expected only train.typo_key", unused.data ? unused.data : "");
     buf_free(&unused);
+    err_clear(&e);
+    CHECK(config_check(&c, &e) == -1, "config_check accepted ingest.name and train.typo_key");
+    CHECK(strstr(e.msg, "t.ini:5") && strstr(e.msg, "'name' in [ingest]") &&
+              strstr(e.msg, "spacing, hu_clip"),
+          "unknown key message lacks file:line, key or the section's keys: %s", e.msg);
     CHECK(config_parse(&c, "[x\n", "b.ini", &e) == -1 && strstr(e.msg, "b.ini:1"),
           "bad section: %s", e.msg);
     CHECK(config_parse(&c, "novalue\n", "b.ini", &e) == -1, "line without '=' accepted");
@@ -410,6 +461,36 @@ static void test_csv_writer_round_trips_through_the_reader(void)
     buf_free(&b);
 }
 
+/* One config file for a whole pipeline: every stage's sections together
+ * pass; an unknown section, an unknown key in a known section, or a --set
+ * typo fail naming where, what, and what is known. */
+static void test_config_check_takes_every_stage_and_refuses_unknown_keys(void)
+{
+    Config c;
+    config_init(&c);
+    FvErr e = {0};
+    const char *all = "seed = 3\n[deid]\nkey = env:K\n[ingest]\nspacing = 1,1,3\n"
+                      "[align]\nstatus_rule = findings\n[model]\nwidth = 8\n[tokenizer]\n"
+                      "vocab_size = 9\n[data]\nwhole = crop\n[aug]\nshift = 0\n[train]\n"
+                      "lr = 1\n[eval]\nbootstrap = 10\n[probe]\nc = 1\n";
+    CHECK_OK(config_parse(&c, all, "all.ini", &e), &e);
+    CHECK_OK(config_check(&c, &e), &e);
+    CHECK(config_known("train.lr") && config_known("seed") && !config_known("train.lrr") &&
+              !config_known("nosuch.lr") && !config_known("lr"),
+          "config_known disagrees with the table");
+    CHECK_OK(config_parse(&c, "[trian]\nlr = 2\n", "typo.ini", &e), &e);
+    CHECK(config_check(&c, &e) == -1 && strstr(e.msg, "typo.ini:2") &&
+              strstr(e.msg, "unknown section [trian]") && strstr(e.msg, "train"),
+          "unknown section: %s", e.msg);
+    config_free(&c);
+    config_init(&c);
+    CHECK_OK(config_set_at(&c, "align.crop_margin", "5", "--set", &e), &e);
+    CHECK(config_check(&c, &e) == -1 && strstr(e.msg, "--set") &&
+              strstr(e.msg, "'crop_margin' in [align]") && strstr(e.msg, "crop_margin_mm"),
+          "--set typo: %s", e.msg);
+    config_free(&c);
+}
+
 static void test_deid_pseudonym_is_hmac_and_needs_a_key(void)
 {
     char out[65];
@@ -489,8 +570,10 @@ int main(void)
     RUN(test_json_parser_rejects_bad_input_with_offset);
     RUN(test_utf8_decoder_rejects_overlong_and_surrogates);
     RUN(test_sha256_matches_fips_vectors);
+    RUN(test_sha256_streaming_in_pieces_equals_one_shot);
     RUN(test_rng_is_reproducible_and_streams_differ);
     RUN(test_config_parses_sections_and_reports_bad_values);
+    RUN(test_config_check_takes_every_stage_and_refuses_unknown_keys);
     RUN(test_tsv_checks_field_counts);
     RUN(test_tsv_cols_finds_named_columns_and_names_a_missing_one);
     RUN(test_csv_reads_quoted_fields_with_commas_quotes_and_newlines);

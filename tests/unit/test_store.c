@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "deid.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
 #include "run.h"
@@ -340,6 +341,49 @@ static void test_file_list_is_recursive_sorted_and_stops_at_link_loops(void)
           e.msg);
 }
 
+/* The first key claims an empty corpus; the same key passes again; another
+ * is refused naming both fingerprints; a read-only open records nothing. */
+static void test_deid_fingerprint_claims_a_corpus_and_refuses_another_key(void)
+{
+    char fp[65];
+    /* Python: hmac.new(b"secretkey1", b"fvlm key fingerprint v1", hashlib.sha256) */
+    deid_fingerprint("secretkey1", fp);
+    CHECK_STR(fp, "0d4fc5db48002c96893fc2a9763a1c9179f345a1c5e797a40ff148075cc15fde");
+    char p[300];
+    path_in_tmp(p, sizeof p, "fp.db");
+    Db *db = NULL;
+    FvErr e = {0};
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    if (!db)
+        return;
+    db_close(&db);
+    CHECK_OK(db_open(&db, p, DB_READONLY, &e), &e);
+    if (!db)
+        return;
+    CHECK_OK(deid_check_corpus(db, "secretkey1", &e), &e);
+    int64_t n = -1;
+    CHECK_OK(db_query_int(db, &e, &n, NULL, "SELECT count(*) FROM meta", ""), &e);
+    CHECK_EQ_INT(n, 0);
+    db_close(&db);
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    if (!db)
+        return;
+    CHECK_OK(deid_check_corpus(db, "secretkey1", &e), &e);
+    CHECK_OK(deid_check_corpus(db, "secretkey1", &e), &e);
+    CHECK(deid_check_corpus(db, "another-key-2", &e) == -1, "another key was accepted");
+    CHECK(strstr(e.msg, "another de-identification key") && strstr(e.msg, "0d4fc5db4800") &&
+              strstr(e.msg, "FVLM_DEID_KEY"),
+          "refusal does not name the fingerprints and the fix: %s", e.msg);
+    err_clear(&e);
+    db_close(&db);
+    /* Still refused after reopening: the fingerprint is stored. */
+    CHECK_OK(db_open(&db, p, DB_READONLY, &e), &e);
+    if (!db)
+        return;
+    CHECK(deid_check_corpus(db, "another-key-2", &e) == -1, "another key accepted read-only");
+    db_close(&db);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-store-%ld", (long)getpid());
@@ -356,6 +400,7 @@ int main(void)
     RUN(test_safetensors_roundtrip_and_alignment);
     RUN(test_safetensors_rejects_hostile_headers);
     RUN(test_file_list_is_recursive_sorted_and_stops_at_link_loops);
+    RUN(test_deid_fingerprint_claims_a_corpus_and_refuses_another_key);
     test_remove(g_dir);
     return test_finish();
 }
