@@ -546,7 +546,7 @@ static int study_load_mask(Ctx *x, Study *s, FvErr *e)
     if (!reason[0] && (!x->shard || strcmp(x->shard_path, path))) {
         st_close(&x->shard);
         FvErr se = {0};
-        if (st_open(&x->shard, path, &se))
+        if (st_open(&x->shard, path, &se) || st_verify(x->shard, &se))
             snprintf(reason, sizeof reason, "%s", se.msg);
         else
             snprintf(x->shard_path, sizeof x->shard_path, "%s", path);

@@ -12,6 +12,8 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "json.h"
+#include "log.h"
+#include "sha256.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c writes host byte order and needs a little-endian machine"
@@ -132,6 +134,22 @@ static int cmp_tensor(const void *a, const void *b)
 int st_write(StWriter *w, const char *path, FvErr *e)
 {
     qsort(w->t, (size_t)w->n, sizeof *w->t, cmp_tensor);
+    /* The data section's hash, in the order the tensors are written. */
+    int have_hash = 0;
+    for (int i = 0; i < w->nmeta; i++)
+        have_hash |= strcmp(w->meta_keys[i], ST_META_SHA256) == 0;
+    if (!have_hash) {
+        Sha256 c;
+        sha256_init(&c);
+        for (int i = 0; i < w->n; i++)
+            sha256_update(&c, w->t[i].data, w->t[i].nbytes);
+        unsigned char dg[32];
+        char hex[65];
+        sha256_final(&c, dg);
+        sha256_to_hex(dg, hex);
+        if (st_writer_meta(w, ST_META_SHA256, hex, e))
+            return err_prefix(e, "%s", path);
+    }
     Buf h = {0};
     JsonW j;
     jw_init(&j, &h, 0);
@@ -248,9 +266,19 @@ static int parse_header(StFile *f, const char *hdr, size_t hlen, size_t data_siz
                 err_set(e, FV_EFORMAT, "%s: __metadata__ is not an object", f->path);
                 goto out;
             }
-            f->meta_keys = realloc(f->meta_keys, (v->len + 1) * sizeof(char *));
-            f->meta_vals = realloc(f->meta_vals, (v->len + 1) * sizeof(char *));
-            if (!f->meta_keys || !f->meta_vals) {
+            /* JSON allows a key twice; a second __metadata__ would write past
+             * the arrays sized for the first (found by tests/fuzz). */
+            if (f->nmeta) {
+                err_set(e, FV_EFORMAT, "%s: __metadata__ appears twice", f->path);
+                goto out;
+            }
+            char **mk = realloc(f->meta_keys, (v->len + 1) * sizeof(char *));
+            if (mk)
+                f->meta_keys = mk;
+            char **mv = mk ? realloc(f->meta_vals, (v->len + 1) * sizeof(char *)) : NULL;
+            if (mv)
+                f->meta_vals = mv;
+            if (!mk || !mv) {
                 err_set(e, FV_ENOMEM, "%s: out of memory", f->path);
                 goto out;
             }
@@ -381,7 +409,32 @@ int st_open(StFile **out, const char *path, FvErr *e)
         st_close(&f);
         return -1;
     }
+    f->data_off = 8 + (size_t)hlen;
     *out = f;
+    return 0;
+}
+
+int st_verify(StFile *f, FvErr *e)
+{
+    if (f->verified)
+        return 0;
+    const char *want = st_meta(f, ST_META_SHA256);
+    if (!want) {
+        static int warned;
+        if (!warned++)
+            log_warn("%s: no content hash recorded (written before fvlm kept one): not verified",
+                     f->path);
+        f->verified = -1;
+        return 0;
+    }
+    char hex[65];
+    sha256_hex((const char *)f->map + f->data_off, f->size - f->data_off, hex);
+    if (strcmp(hex, want) != 0)
+        return err_set(e, FV_EFORMAT,
+                       "%s: damaged: the SHA-256 of its tensor bytes is %.16s..., the file "
+                       "records %.16s... (re-create it: re-run the stage that wrote it)",
+                       f->path, hex, want);
+    f->verified = 1;
     return 0;
 }
 

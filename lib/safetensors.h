@@ -10,7 +10,13 @@
  * st_write returns), then st_write streams them to "<path>.tmp.<pid>",
  * fsyncs and renames, so a reader never sees half a file.
  * Reader: st_open maps the file read-only and checks every offset, shape and
- * dtype against the file size before anything is used. */
+ * dtype against the file size before anything is used.
+ *
+ * Content hash: st_write records the SHA-256 of the data section (every byte
+ * after the header) as the metadata value ST_META_SHA256, so a flipped bit
+ * in a volume, a mask or a checkpoint is found when a stage loads it rather
+ * than trained on: st_verify checks it (once per StFile; about 1 ms per MB
+ * on one core with the SHA extensions). */
 #ifndef FVLM_SAFETENSORS_H
 #define FVLM_SAFETENSORS_H
 
@@ -25,6 +31,9 @@ typedef enum {
 } StDType;
 
 enum { ST_MAX_DIMS = 8 };
+
+/* Metadata key of the data section's SHA-256 (64 hex digits). */
+#define ST_META_SHA256 "fvlm.data_sha256"
 
 const char *st_dtype_name(StDType t);
 size_t st_dtype_size(StDType t);
@@ -60,9 +69,16 @@ typedef struct StFile {
     char **meta_keys, **meta_vals;
     int nmeta;
     char *path;
+    size_t data_off;    /* bytes before the data section: 8 + the header */
+    int verified;       /* st_verify: 1 hash checked, -1 no hash recorded, 0 not yet */
 } StFile;
 
 int st_open(StFile **out, const char *path, FvErr *e);
+/* Checks the data section against the recorded ST_META_SHA256 (the first
+ * call reads every byte; later calls return at once). A mismatch is
+ * FV_EFORMAT naming the file. A file written without a hash (before fvlm
+ * recorded one) passes with f->verified = -1 and one warning per process. */
+int st_verify(StFile *f, FvErr *e);
 void st_close(StFile **f);
 const StTensor *st_get(const StFile *f, const char *name);
 const char *st_meta(const StFile *f, const char *key);

@@ -58,6 +58,12 @@ static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
         return err_set(e, FV_ENOMEM, "%s: out of memory", path);
     if (st_open(&c->shard[c->n_shard], path, e))
         return -1;
+    /* A damaged shard (its bytes no longer match the hash st_write recorded)
+     * stops the run: skipping it would quietly train on fewer studies. */
+    if (st_verify(c->shard[c->n_shard], e)) {
+        st_close(&c->shard[c->n_shard]);
+        return -2;
+    }
     stridx_put(&c->shard_ix, c->n_shard, path);
     *out = c->shard[c->n_shard++];
     return 0;
@@ -67,8 +73,9 @@ static int shard_tensor(Corpus *c, const char *shard, const char *tensor, StDTyp
                         const Study *s, const void **data, FvErr *e)
 {
     StFile *f;
-    if (shard_open(c, shard, &f, e))
-        return -1;
+    int rc = shard_open(c, shard, &f, e);
+    if (rc)
+        return rc;
     const StTensor *t;
     if (st_get_checked(f, tensor, dt, 3, &t, e))
         return -1;
@@ -203,11 +210,17 @@ static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
                 s->box[k] = (int)bx[k];
             FvErr te = {0};
             const void *ct = NULL, *mk = NULL;
+            int tr = 0;
             if (!vshard || !vname || !mshard || !mname)
                 snprintf(reason, sizeof reason, "volume or mask row without a shard or tensor");
-            else if (shard_tensor(c, vshard, vname, ST_I16, s, &ct, &te) ||
-                     shard_tensor(c, mshard, mname, ST_U8, s, &mk, &te))
+            else if ((tr = shard_tensor(c, vshard, vname, ST_I16, s, &ct, &te)) ||
+                     (tr = shard_tensor(c, mshard, mname, ST_U8, s, &mk, &te)))
                 snprintf(reason, sizeof reason, "%s", te.msg);
+            if (tr == -2) {
+                sqlite3_finalize(st);
+                *e = te;
+                return -1;
+            }
             s->ct = ct;
             s->mask = mk;
         }

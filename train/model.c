@@ -61,7 +61,7 @@ int model_load(FvlmModel **out, const char *path, FvErr *e)
     Config cfg;
     config_init(&cfg);
     NetCfg nc;
-    if (st_open(&f, path, e) || ckpt_config(f, &nc, e) ||
+    if (st_open(&f, path, e) || st_verify(f, e) || ckpt_config(f, &nc, e) ||
         ckpt_anatomies(f, &m->anat_ids, &m->n_ids, e) || onto_load(&m->onto, e))
         goto fail;
     const char *vocab = st_meta(f, "fvlm.vocab"), *ini = st_meta(f, "fvlm.config");

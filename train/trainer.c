@@ -380,7 +380,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     run_open = 1;
     if (a->resume) {
         NetCfg ckc;
-        if (st_open(&ck, a->out_path, e) || ckpt_config(ck, &ckc, e) ||
+        if (st_open(&ck, a->out_path, e) || st_verify(ck, e) || ckpt_config(ck, &ckc, e) ||
             same_net(&s.net, &ckc, e) || ckpt_anatomies(ck, &ck_anat, &n_ck_anat, e))
             goto out;
     }

@@ -285,6 +285,8 @@ static void test_safetensors_rejects_hostile_headers(void)
         {"{\"a\":{\"dtype\":\"U8\",\"shape\":[9223372036854775807,9223372036854775807],"
          "\"data_offsets\":[0,8]}}", "overflowing shape"},
         {"[1,2]", "not an object"},
+        {"{\"__metadata__\":{\"a\":\"1\",\"b\":\"2\"},\"__metadata__\":{\"c\":\"3\"}}",
+         "__metadata__ twice (wrote past its arrays before)"},
         {"{\"a\":", "truncated JSON"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
