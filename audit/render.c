@@ -467,9 +467,11 @@ static int check_request(const RenderReq *r, FvErr *e)
     return 0;
 }
 
-static inline uint8_t window_grey(float hu, float lo, float scale)
+/* In double with a division, so that integer HU on the usual windows give
+ * the exact value of the formula in render.h (255 / 400 is not a float). */
+static inline uint8_t window_grey(double hu, double lo, double ww)
 {
-    float g = (hu - lo) * scale + 0.5f;
+    double g = (hu - lo) * 255.0 / ww + 0.5;
     if (!(g > 0))
         return 0;
     if (g >= 255)
@@ -526,7 +528,7 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         goto done;
     }
 
-    const float lo = (float)(req->wc - req->ww / 2), scale = (float)(255.0 / req->ww);
+    const double lo = req->wc - req->ww / 2, ww = req->ww;
     const int64_t base = req->index * stride[n];
     const int16_t *hu = src.hu;
     for (int r = 0; r < H; r++) {
@@ -535,7 +537,7 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         uint8_t *out = rgb + (size_t)r * (size_t)W * 3;
         if (mu.exact && wv == 0) {
             for (int c = 0; c < W; c++) {
-                uint8_t g = window_grey(row0[mu.i0[c]], lo, scale);
+                uint8_t g = window_grey(row0[mu.i0[c]], lo, ww);
                 out[3 * c] = out[3 * c + 1] = out[3 * c + 2] = g;
             }
         } else {
@@ -548,7 +550,7 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
                     float bot = cc + mu.w[c] * (d - cc);
                     val = top + wv * (bot - top);
                 }
-                uint8_t g = window_grey(val, lo, scale);
+                uint8_t g = window_grey(val, lo, ww);
                 out[3 * c] = out[3 * c + 1] = out[3 * c + 2] = g;
             }
         }
