@@ -63,7 +63,7 @@ static uint8_t *render(const RenderReq *r, int *w, int *h)
 {
     uint8_t *rgb = NULL;
     FvErr e = {0};
-    if (render_slice_rgb(r, &rgb, w, h, &e)) {
+    if (render_slice_rgb(r, &rgb, w, h, NULL, &e)) {
         CHECK(0, "render_slice_rgb failed: %s", e.msg);
         return NULL;
     }
@@ -408,6 +408,24 @@ static void test_png_decodes_back_to_the_rendered_rgb(void)
         free(rgb);
         buf_free(&png);
     }
+    /* Nothing painted: a greyscale PNG of the same pixels */
+    r.overlay = RENDER_OVERLAY_NONE;
+    r.plane = RENDER_CORONAL;
+    int w, h, coloured = -1;
+    uint8_t *rgb = NULL;
+    CHECK_OK(render_slice_rgb(&r, &rgb, &w, &h, &coloured, &e), &e);
+    CHECK(coloured == 0, "a slice without overlay says it is coloured (%d)", coloured);
+    Buf png = {0};
+    CHECK_OK(render_slice_png(&r, &png, &e), &e);
+    int dw = 0, dh = 0, ct = -1, bd = -1;
+    uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
+    CHECK(dec && ct == SPNG_COLOR_TYPE_GRAYSCALE && bd == 8,
+          "a slice without overlay is not an 8-bit greyscale PNG (colour type %d)", ct);
+    CHECK(dec && rgb && dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
+          "the greyscale PNG decodes to other pixels than the render");
+    free(dec);
+    free(rgb);
+    buf_free(&png);
 }
 
 /* ------------------------------------------------------------------ hostile */
