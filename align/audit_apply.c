@@ -8,12 +8,12 @@
 #include "sha256.h"
 
 const char audit_current_sql[] =
-    "WITH live AS (SELECT a.id, a.kind, a.key, a.new, a.who, a.role, a.comment, a.at"
+    "WITH live AS (SELECT a.id, a.kind, a.key, a.new, a.who, a.role, a.comment, a.at, a.old"
     " FROM audits a WHERE a.study_id = ?1 AND a.kind IN ('link', 'status', 'label', 'flag')"
     " AND NOT EXISTS (SELECT 1 FROM audits u WHERE u.undoes = a.id AND u.kind = 'undo')),"
     " ranked AS (SELECT live.*, row_number() OVER (PARTITION BY kind, key"
     " ORDER BY coalesce(role = 'lead', 0) DESC, id DESC) AS rn FROM live)"
-    " SELECT id, kind, key, new, who, role, comment, at FROM ranked WHERE rn = 1 ORDER BY id";
+    " SELECT id, kind, key, new, who, role, comment, at, old FROM ranked WHERE rn = 1 ORDER BY id";
 
 void audit_sentence_sha(const char *text, char out[17])
 {
@@ -24,8 +24,8 @@ void audit_sentence_sha(const char *text, char out[17])
 }
 
 enum {
-    Q_HAS, Q_CUR, Q_SENT, Q_LINK_RESET, Q_LINK_DEL, Q_LINK_SET, Q_LINK_ADD, Q_STATUS_DEL,
-    Q_STATUS_SET, Q_LABEL_AUDIT, Q_LABEL_FIRST, Q_LABEL_DEL, Q_LABEL_RESTORE, Q_LABEL_SET,
+    Q_HAS, Q_CUR, Q_SENT, Q_LINK_RESET, Q_LINK_DEL, Q_LINK_SET, Q_LINK_ADD, Q_LINK_VERDICT,
+    Q_STATUS_DEL, Q_STATUS_SET, Q_LABEL_AUDIT, Q_LABEL_FIRST, Q_LABEL_DEL, Q_LABEL_RESTORE, Q_LABEL_SET,
     Q_FLAG_DEL, Q_FLAG_ADD, Q_N
 };
 
@@ -42,6 +42,11 @@ int audit_apply_open(AuditApply *a, Db *db, FvErr *e)
         [Q_LINK_SET] = "UPDATE links SET accepted = ? WHERE sentence_id = ? AND anatomy = ?",
         [Q_LINK_ADD] = "INSERT INTO links (sentence_id, anatomy, method, confidence, source)"
                        " VALUES (?, ?, 'audit', 1.0, 'audit')",
+        /* A verdict on a link of align's that is not there yet (parse
+         * re-ran): a row that holds the verdict, which align's own insert
+         * then completes with its method and confidence. */
+        [Q_LINK_VERDICT] = "INSERT INTO links (sentence_id, anatomy, method, confidence, source,"
+                           " accepted) VALUES (?, ?, 'audit', 0.0, 'align', ?)",
         [Q_STATUS_DEL] = "DELETE FROM anatomy_status WHERE study_id = ? AND source = 'audit'",
         /* Empty texts and diseases: align builds them as it would have for
          * that status (status.h). */
@@ -88,6 +93,7 @@ static int step_done(AuditApply *a, sqlite3_stmt *st, FvErr *e)
 
 typedef struct Cur {
     char *kind, *key, *val, *comment;
+    int added;            /* a link: the decision added it (align had none) */
 } Cur;
 
 static void cur_free(Cur *c, int n)
@@ -220,6 +226,9 @@ int audit_apply_study(AuditApply *a, int64_t study, int *exclude, FvErr *e)
         c->key = col_dup(a->q[Q_CUR], 2);
         c->val = col_dup(a->q[Q_CUR], 3);
         c->comment = col_dup(a->q[Q_CUR], 6);
+        /* What the link was when decided: none, or an annotator's own. */
+        const char *old = (const char *)sqlite3_column_text(a->q[Q_CUR], 8);
+        c->added = !old || !strcmp(old, "null") || strstr(old, "\"source\":\"audit\"") != NULL;
         if (!c->kind || !c->key || !c->val || !c->comment) {
             rc = err_set(e, FV_ENOMEM, "audit decisions: out of memory");
             break;
@@ -276,9 +285,13 @@ int audit_apply_study(AuditApply *a, int64_t study, int *exclude, FvErr *e)
             } else if (db_bindf(db, a->q[Q_LINK_SET], e, "iis", (int64_t)accept, s->id, anat) ||
                        step_done(a, a->q[Q_LINK_SET], e)) {
                 rc = -1;
-            } else if (sqlite3_changes(db->h) == 0 && accept &&
+            } else if (sqlite3_changes(db->h) == 0 && accept && c->added &&
                        (db_bindf(db, a->q[Q_LINK_ADD], e, "is", s->id, anat) ||
                         step_done(a, a->q[Q_LINK_ADD], e))) {
+                rc = -1;
+            } else if (sqlite3_changes(db->h) == 0 && !c->added &&
+                       (db_bindf(db, a->q[Q_LINK_VERDICT], e, "isi", s->id, anat, (int64_t)accept) ||
+                        step_done(a, a->q[Q_LINK_VERDICT], e))) {
                 rc = -1;
             } else {
                 a->c.links++;

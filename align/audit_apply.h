@@ -33,7 +33,7 @@
 #include "error.h"
 
 /* The SQL of the current decisions of one study (parameter 1: study id);
- * columns: id, kind, key, new, who, role, comment, at. Shared with audit/. */
+ * columns: id, kind, key, new, who, role, comment, at, old. Shared with audit/. */
 extern const char audit_current_sql[];
 
 /* Sentence fingerprint used in link keys: 16 hex digits + NUL. */
@@ -48,7 +48,7 @@ typedef struct AuditApplyCounts {
 
 typedef struct AuditApply {
     Db *db;
-    sqlite3_stmt *q[16];
+    sqlite3_stmt *q[24];
     AuditApplyCounts c;
 } AuditApply;
 

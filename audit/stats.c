@@ -268,7 +268,7 @@ int stats_write(Db *db, int json, Buf *out, FvErr *e)
                    "WITH " LIVE_CTE ", " SAMPLE_CTE
                    " SELECT l.anatomy, coalesce(l.rule, l.method), coalesce(l.accepted, 1) FROM links l"
                    " JOIN sentences s ON s.id = l.sentence_id WHERE s.study_id IN sample"
-                   " AND l.source = 'align' AND l.anatomy <> ''",
+                   " AND l.source = 'align' AND l.method <> 'audit' AND l.anatomy <> ''",
                    e))
         return -1;
     while (rc == 0 && (r = db_step(db, st, e)) == 1) {
