@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit_apply.h"
 #include "json.h"
 #include "links.h"
 #include "log.h"
@@ -134,6 +135,7 @@ typedef struct Study {
     Flag *flags;
     int n_flags, cap_flags;
     int has_mask, mask_ok;
+    int excluded;         /* an annotator's flag says its image cannot be trained on */
     Region *reg;          /* n_anat */
     Region uni;
     unsigned char *covered;
@@ -168,7 +170,7 @@ static void study_clear(Study *s, int n_anat)
     s->doc.zh = 0;
     s->doc.n_sent = s->doc.n_men = s->doc.n_find = s->doc.n_lab = s->doc.n_ovr = 0;
     s->n_audit = s->n_flags = 0;
-    s->has_mask = s->mask_ok = 0;
+    s->has_mask = s->mask_ok = s->excluded = 0;
     memset(&s->uni, 0, sizeof s->uni);
     if (s->reg)
         memset(s->reg, 0, (size_t)n_anat * sizeof *s->reg);
@@ -247,6 +249,7 @@ typedef struct Ctx {
     sqlite3_stmt *q_study, *q_sent, *q_men, *q_find, *q_lab, *q_ovr, *q_audit, *q_mask;
     sqlite3_stmt *d_links, *i_link, *d_status, *i_status, *d_regions, *i_region;
     sqlite3_stmt *d_flags, *i_flag, *d_samples, *i_sample;
+    AuditApply audit;         /* annotators' decisions, laid on each study first */
 } Ctx;
 
 static const char *const flag_kinds_sql =
@@ -298,7 +301,7 @@ static int ctx_prepare(Ctx *x, FvErr *e)
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
         if (db_prepare(x->db, q[i].st, q[i].sql, e))
             return -1;
-    return 0;
+    return audit_apply_open(&x->audit, x->db, e);
 }
 
 static void ctx_free(Ctx *x)
@@ -312,6 +315,7 @@ static void ctx_free(Ctx *x)
         *all[i] = NULL;
     }
     st_close(&x->shard);
+    audit_apply_close(&x->audit);
     links_cues_free(&x->cues);
     free(x->has_task);
     x->has_task = NULL;
@@ -605,7 +609,12 @@ static AnatStatus effective_status(const Study *s, int a, const char **text_out,
         *diseases_out = t->diseases.data ? t->diseases.data : "[]";
         return t->status;
     }
-    *diseases_out = au->diseases[0] ? au->diseases : "[]";
+    /* A status set in the workbench comes with empty diseases: a normal
+     * anatomy has none, an abnormal one has what align read for it. */
+    *diseases_out = au->diseases[0]                ? au->diseases
+                    : au->status == STATUS_NORMAL  ? "[]"
+                    : t->diseases.data             ? t->diseases.data
+                                                   : "[]";
     *text_out = au->text;
     return au->status;
 }
@@ -725,7 +734,8 @@ static int study_write(Ctx *x, Study *s, FvErr *e)
     for (int a = 0; a < o->n_anat && s->mask_ok && s->doc.n_sent; a++) {
         const char *text, *dis;
         AnatStatus st = effective_status(s, a, &text, &dis);
-        if (!x->opt->sample_set[a] || s->reg[a].voxels == 0 || st == STATUS_UNMENTIONED)
+        if (!x->opt->sample_set[a] || s->reg[a].voxels == 0 || st == STATUS_UNMENTIONED ||
+            s->excluded)
             continue;
         Buf made = {0};
         if (!text[0]) {
@@ -771,7 +781,9 @@ static int study_align(Ctx *x, Study *s, FvErr *e)
     const Ontology *o = x->o;
     if (db_begin(x->db, e))
         return -1;
-    int rc = study_load_text(x, s, e);
+    int rc = audit_apply_study(&x->audit, s->id, &s->excluded, e);
+    if (rc == 0)
+        rc = study_load_text(x, s, e);
     if (rc == 0)
         rc = study_load_mask(x, s, e);
     if (rc == 0 && s->doc.n_sent) {
@@ -865,6 +877,12 @@ int align_run(Db *db, Run *run, const Ontology *o, const AnatomyMetaTable *meta,
     progress_end(&p);
     study_free(&s, o->n_anat);
     free(ids);
+    c->audited = x.audit.c.studies;
+    c->audit_links = x.audit.c.links;
+    c->audit_statuses = x.audit.c.statuses;
+    c->audit_labels = x.audit.c.labels;
+    c->audit_stale = x.audit.c.stale;
+    c->audit_excluded = x.audit.c.excluded;
     ctx_free(&x);
     return rc;
 }
@@ -881,6 +899,9 @@ void align_counts_json(const AlignCounts *c, Buf *b)
         {"regions", c->regions}, {"samples", c->samples}, {"flags", c->flags},
         {"no_report", c->no_report}, {"unparsed", c->unparsed}, {"no_mask", c->no_mask},
         {"mask_bytes", c->mask_bytes},
+        {"audited_studies", c->audited}, {"audit_links", c->audit_links},
+        {"audit_statuses", c->audit_statuses}, {"audit_labels", c->audit_labels},
+        {"audit_stale", c->audit_stale}, {"audit_excluded", c->audit_excluded},
     };
     for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) {
         jw_key(&w, n[i].k);

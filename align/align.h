@@ -4,7 +4,8 @@
  * (sentences, mentions, findings, labels) and its mask, and writes, in one
  * transaction per study, its links, anatomy statuses and texts, regions,
  * flags and training samples. A re-run replaces align's own rows and keeps
- * what annotators set: links with source 'audit' or an `accepted` verdict,
+ * what annotators set: their decisions in `audits` are laid on each study
+ * first (audit_apply.h), then links with source 'audit' or an `accepted` verdict,
  * anatomy_status rows with source 'audit' (their status, texts and diseases
  * are what the samples then use). A study whose input is broken (a mask
  * that does not match its volume, a shard that cannot be read) is recorded
@@ -62,6 +63,11 @@ typedef struct AlignCounts {
     int64_t no_report, unparsed, no_mask;
     int64_t mask_bytes;           /* mask voxels scanned */
     double t_regions;             /* seconds in regions_scan (mask pages already mapped) */
+    /* Annotators' decisions laid on the studies (audit_apply.h). */
+    int64_t audited;              /* studies with decisions */
+    int64_t audit_links, audit_statuses, audit_labels;
+    int64_t audit_stale;          /* link decisions whose sentence changed: not applied */
+    int64_t audit_excluded;       /* studies a flag keeps out of the samples */
 } AlignCounts;
 
 /* Aligns the studies of opt (all when opt->studies is NULL). Returns -1 only

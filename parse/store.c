@@ -90,7 +90,14 @@ int pstore_open(ParseStore *s, Db *db, FvErr *e)
     }
 #define IN_REPORT "(SELECT id FROM sentences WHERE report_id = ?)"
     struct { sqlite3_stmt **st; const char *sql; } q[] = {
-        {&s->audited, "SELECT count(*) FROM links WHERE source = 'audit' AND sentence_id IN " IN_REPORT},
+        /* Links an annotator wrote by hand (no audits rows): a re-parse
+         * would lose them. Decisions made in the workbench live in audits,
+         * keyed by sentence position and text, and align lays them on the
+         * new sentences (align/audit_apply.h), so those reports re-parse. */
+        {&s->audited, "SELECT count(*) FROM links WHERE source = 'audit' AND sentence_id IN"
+                      " (SELECT id FROM sentences WHERE report_id = ?1) AND NOT EXISTS (SELECT 1"
+                      " FROM audits a JOIN reports r ON r.study_id = a.study_id WHERE r.id = ?1"
+                      " AND a.kind IS NOT NULL)"},
         {&s->del_links, "DELETE FROM links WHERE sentence_id IN " IN_REPORT},
         {&s->del_labels, "DELETE FROM labels WHERE study_id = ? AND source = 'parsed'"},
         {&s->unlink_labels, "UPDATE labels SET sentence_id = NULL WHERE sentence_id IN " IN_REPORT},

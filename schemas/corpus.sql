@@ -255,8 +255,47 @@ CREATE TABLE audits (
   target      TEXT NOT NULL,               -- table name
   key         TEXT NOT NULL,               -- JSON of the row's key
   old         TEXT,
-  new         TEXT
+  new         TEXT,
+  study_id    INTEGER REFERENCES studies(id),
+  kind        TEXT,                        -- link, status, label, flag, undo (see migrations/003.sql)
+  comment     TEXT,
+  undoes      INTEGER REFERENCES audits(id),  -- undo: the row it takes back
+  role        TEXT,                        -- annotator or lead, when decided
+  queue       TEXT                         -- the queue order the study was served from
 );
+CREATE INDEX audits_study ON audits(study_id);
+CREATE INDEX audits_undoes ON audits(undoes);
+-- Append-only: a decision is taken back by an undo row, never edited.
+CREATE TRIGGER audits_append_only_update BEFORE UPDATE ON audits
+BEGIN SELECT RAISE(ABORT, 'audits is append-only'); END;
+CREATE TRIGGER audits_append_only_delete BEFORE DELETE ON audits
+BEGIN SELECT RAISE(ABORT, 'audits is append-only'); END;
+
+-- Annotators' accounts: the token is shown once; only HMAC-SHA256(salt,
+-- token) is kept. A removed account keeps its row (its decisions name it).
+CREATE TABLE audit_users (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  role        TEXT NOT NULL CHECK (role IN ('annotator', 'lead')),
+  salt        TEXT NOT NULL,               -- 16 random bytes, hex
+  token_hash  TEXT NOT NULL,               -- HMAC-SHA256(salt, token), hex
+  created_at  TEXT NOT NULL,
+  removed_at  TEXT
+);
+
+-- The studies each annotator is to audit, in the order the lead chose.
+CREATE TABLE audit_queue (
+  who         TEXT NOT NULL,               -- audit_users.name
+  study_id    INTEGER NOT NULL REFERENCES studies(id),
+  pos         INTEGER NOT NULL,            -- 0 first
+  ord         TEXT NOT NULL CHECK (ord IN ('flags', 'weakest', 'model', 'random')),
+  score       REAL,                        -- what the order sorted by
+  doubled     INTEGER NOT NULL DEFAULT 0,  -- 1: given to two annotators for agreement
+  seed        INTEGER,                     -- random order's seed
+  created_at  TEXT NOT NULL,
+  PRIMARY KEY (who, study_id)
+);
+CREATE INDEX audit_queue_pos ON audit_queue(who, pos);
 
 -- --------------------------------------------------------------------------
 -- Train and eval.

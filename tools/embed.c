@@ -1,7 +1,7 @@
 /* embed: build-time helper that turns data files into a C source file.
  *
- * usage: embed OUT.c FILE...
- * Writes a table `embedded_files[]` of {name, bytes, size} where name is the
+ * usage: embed [--table NAME] OUT.c FILE...
+ * Writes a table `embedded_files[]` (or NAME[]) of {name, bytes, size} where name is the
  * file's base name. The bytes are NUL-terminated so text files can be used as
  * C strings directly. Used for schemas/ (SQL, TSV), so the `fvlm` binary
  * needs no data files at run time. */
@@ -16,8 +16,14 @@ static const char *base_name(const char *p)
 
 int main(int argc, char **argv)
 {
+    const char *table = "embedded_files";
+    if (argc > 2 && !strcmp(argv[1], "--table")) {
+        table = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2) {
-        fprintf(stderr, "usage: embed OUT.c FILE...\n");
+        fprintf(stderr, "usage: embed [--table NAME] OUT.c FILE...\n");
         return 2;
     }
     FILE *out = fopen(argv[1], "w");
@@ -50,7 +56,7 @@ int main(int argc, char **argv)
         }
         fclose(in);
     }
-    fprintf(out, "const EmbeddedFile embedded_files[] = {\n");
+    fprintf(out, "const EmbeddedFile %s[] = {\n", table);
     for (int i = 2; i < argc; i++) {
         fprintf(out, "  {\"%s\", (const char *)file_%d, sizeof(file_%d) - 1},\n",
                 base_name(argv[i]), i, i);
