@@ -155,6 +155,12 @@ static void study_clear(Study *s, int n_anat)
 {
     for (int i = 0; i < s->doc.n_sent; i++)
         free((char *)s->doc.sent[i].text);
+    for (int i = 0; i < s->doc.n_men; i++) {
+        free((char *)s->doc.men[i].term);
+        free((char *)s->doc.men[i].rule);
+    }
+    for (int i = 0; i < s->doc.n_find; i++)
+        free((char *)s->doc.find[i].term);
     for (int i = 0; i < s->n_audit; i++) {
         free(s->audit[i].findings_text);
         free(s->audit[i].impression_text);
@@ -264,11 +270,12 @@ static int ctx_prepare(Ctx *x, FvErr *e)
     struct { sqlite3_stmt **st; const char *sql; } q[] = {
         {&x->q_study, "SELECT s.split, r.id, r.language FROM studies s"
                       " LEFT JOIN reports r ON r.study_id = s.id WHERE s.id = ?"},
-        {&x->q_sent, "SELECT id, idx, section, text FROM sentences WHERE study_id = ?"
+        {&x->q_sent, "SELECT id, idx, section, text, start FROM sentences WHERE study_id = ?"
                      " ORDER BY idx, id"},
-        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy, m.term, m.start - s.start FROM mentions m"
+        {&x->q_men, "SELECT m.id, m.sentence_id, m.anatomy, m.term, m.start - s.start, m.start,"
+                    " m.end, m.rule FROM mentions m"
                     " JOIN sentences s ON s.id = m.sentence_id WHERE s.study_id = ? ORDER BY m.id"},
-        {&x->q_find, "SELECT id, sentence_id, task, anatomy, polarity FROM findings"
+        {&x->q_find, "SELECT id, sentence_id, task, anatomy, polarity, term, start, end FROM findings"
                      " WHERE study_id = ? ORDER BY id"},
         {&x->q_lab, "SELECT task, value, source FROM labels WHERE study_id = ?"},
         {&x->q_ovr, "SELECT l.sentence_id, l.anatomy, l.source, l.accepted FROM links l"
@@ -280,10 +287,14 @@ static int ctx_prepare(Ctx *x, FvErr *e)
                      " JOIN volumes v ON v.id = m.volume_id WHERE m.study_id = ?"},
         {&x->d_links, "DELETE FROM links WHERE source = 'align' AND accepted IS NULL AND sentence_id IN"
                       " (SELECT id FROM sentences WHERE study_id = ?)"},
-        {&x->i_link, "INSERT INTO links (sentence_id, anatomy, method, confidence, source, run_id)"
-                     " VALUES (?, ?, ?, ?, 'align', ?) ON CONFLICT (sentence_id, anatomy) DO UPDATE"
+        {&x->i_link, "INSERT INTO links (sentence_id, anatomy, method, confidence, source, run_id,"
+                     " term, start, end, rule, continues)"
+                     " VALUES (?, ?, ?, ?, 'align', ?, ?, NULLIF(?, -1), NULLIF(?, -1), ?, NULLIF(?, -1))"
+                     " ON CONFLICT (sentence_id, anatomy) DO UPDATE"
                      " SET method = excluded.method, confidence = excluded.confidence,"
-                     " run_id = excluded.run_id WHERE links.source = 'align'"},
+                     " run_id = excluded.run_id, term = excluded.term, start = excluded.start,"
+                     " end = excluded.end, rule = excluded.rule, continues = excluded.continues"
+                     " WHERE links.source = 'align'"},
         {&x->d_status, "DELETE FROM anatomy_status WHERE study_id = ? AND source = 'align'"},
         {&x->i_status, "INSERT OR IGNORE INTO anatomy_status (study_id, anatomy, status,"
                        " findings_text, impression_text, text, diseases, source, run_id)"
@@ -364,6 +375,7 @@ static int study_load_text(Ctx *x, Study *s, FvErr *e)
         d->id = sqlite3_column_int64(x->q_sent, 0);
         d->idx = sqlite3_column_int(x->q_sent, 1);
         d->section = section < 0 ? SECTION_OTHER : (Section)section;
+        d->start = sqlite3_column_int64(x->q_sent, 4);
         if (!(d->text = dup_col(x->q_sent, 3)))
             return err_set(e, FV_ENOMEM, "align: out of memory");
         s->doc.n_sent++;
@@ -403,7 +415,15 @@ static int study_load_text(Ctx *x, Study *s, FvErr *e)
             continue;
         int weak = links_cues_generic(&x->cues, (const char *)sqlite3_column_text(x->q_men, 3)) ||
                    (at > 0 && links_cues_cause(&x->cues, text, (size_t)at));
-        s->doc.men[s->doc.n_men++] = (DocMention){sent, anatomy, group, weak};
+        DocMention dm = {sent, anatomy, group, weak, dup_col(x->q_men, 3),
+                         sqlite3_column_int64(x->q_men, 5), sqlite3_column_int64(x->q_men, 6),
+                         dup_col(x->q_men, 7)};
+        if (!dm.term || !dm.rule) {
+            free((char *)dm.term);
+            free((char *)dm.rule);
+            return err_set(e, FV_ENOMEM, "align: out of memory");
+        }
+        s->doc.men[s->doc.n_men++] = dm;
     }
     if (rc < 0)
         return -1;
@@ -430,8 +450,12 @@ static int study_load_text(Ctx *x, Study *s, FvErr *e)
             anatomy = o->find[task].anatomy;
         if (grow(&s->doc.find, &s->cap_find, s->doc.n_find, sizeof *s->doc.find, e))
             return -1;
-        s->doc.find[s->doc.n_find++] =
-            (DocFinding){sent, task, anatomy, sqlite3_column_int(x->q_find, 4)};
+        DocFinding df = {sent, task, anatomy, sqlite3_column_int(x->q_find, 4),
+                         dup_col(x->q_find, 5), sqlite3_column_int64(x->q_find, 6),
+                         sqlite3_column_int64(x->q_find, 7)};
+        if (!df.term)
+            return err_set(e, FV_ENOMEM, "align: out of memory");
+        s->doc.find[s->doc.n_find++] = df;
     }
     if (rc < 0)
         return -1;
@@ -676,8 +700,10 @@ static int study_write(Ctx *x, Study *s, FvErr *e)
         if (!l->computed)
             continue;
         const char *anat = l->anatomy >= 0 ? o->anat[l->anatomy].id : "";
-        if (db_bindf(db, x->i_link, e, "issdi", s->doc.sent[l->sent].id, anat,
-                     link_method_name(l->method), l->confidence, run_id) ||
+        int64_t cont = l->continues >= 0 ? s->doc.sent[l->continues].id : -1;
+        if (db_bindf(db, x->i_link, e, "issdisiisi", s->doc.sent[l->sent].id, anat,
+                     link_method_name(l->method), l->confidence, run_id, l->term, l->start, l->end,
+                     l->rule, cont) ||
             db_step(db, x->i_link, e) < 0)
             return -1;
         c->links += l->anatomy >= 0;

@@ -1,6 +1,7 @@
 #include "links.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -90,6 +91,9 @@ void links_cues_free(LinkCues *c)
     cue_list_free(c->tech_zh, c->n_tech_zh);
     cue_list_free(c->cause_en, c->n_cause_en);
     cue_list_free(c->cause_zh, c->n_cause_zh);
+    for (int i = 0; i < c->n_conf; i++)
+        free(c->conf[i].rule);
+    free(c->conf);
     memset(c, 0, sizeof *c);
 }
 
@@ -156,6 +160,67 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
     return rc;
 }
 
+int links_conf_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e)
+{
+    for (int i = 0; i < c->n_conf; i++)
+        free(c->conf[i].rule);
+    free(c->conf);
+    c->conf = NULL;
+    c->n_conf = 0;
+    TsvReader r;
+    if (tsv_open(&r, text, len, name, e)) {
+        tsv_close(&r);
+        return -1;
+    }
+    int c_rule = tsv_col(&r, "rule"), c_links = tsv_col(&r, "links"), c_agree = tsv_col(&r, "agree");
+    int cap = 0, rc = 0;
+    if (c_rule < 0 || c_links < 0 || c_agree < 0)
+        rc = err_set(e, FV_EFORMAT, "%s: header lacks rule, links or agree", name);
+    while (rc == 0) {
+        int got = tsv_next(&r, e);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        char *end1, *end2;
+        long links = strtol(r.fields[c_links], &end1, 10);
+        long agree = strtol(r.fields[c_agree], &end2, 10);
+        if (!r.fields[c_rule][0] || *end1 || *end2 || end1 == r.fields[c_links] ||
+            end2 == r.fields[c_agree] || links < 1 || agree < 0 || agree > links) {
+            rc = err_set(e, FV_EFORMAT,
+                         "%s:%d: expected a rule and counts 0 <= agree <= links, links >= 1", name,
+                         r.line);
+            break;
+        }
+        if (arr_reserve(&c->conf, &cap, c->n_conf, sizeof *c->conf, 64) ||
+            !(c->conf[c->n_conf].rule = strdup(r.fields[c_rule]))) {
+            rc = err_set(e, FV_ENOMEM, "%s: out of memory", name);
+            break;
+        }
+        /* Laplace's rule of succession: a rule seen 3 times, all right, is
+         * not certain */
+        c->conf[c->n_conf++].precision = ((double)agree + 1.0) / ((double)links + 2.0);
+    }
+    tsv_close(&r);
+    return rc;
+}
+
+double links_confidence(const LinkCues *c, LinkMethod m, const char *rule)
+{
+    if (m == LINK_AUDIT || !c)
+        return link_confidence[m < LINK_NMETHODS ? m : LINK_NONE];
+    char key[LINK_RULE_MAX + 16];
+    snprintf(key, sizeof key, "method:%s", link_method_name(m));
+    double by_method = -1.0;
+    for (int i = 0; i < c->n_conf; i++) {
+        if (rule && !strcmp(c->conf[i].rule, rule))
+            return c->conf[i].precision;
+        if (!strcmp(c->conf[i].rule, key))
+            by_method = c->conf[i].precision;
+    }
+    return by_method >= 0 ? by_method : link_confidence[m < LINK_NMETHODS ? m : LINK_NONE];
+}
+
 int links_cues_load(LinkCues *c, FvErr *e)
 {
     char *text;
@@ -164,14 +229,24 @@ int links_cues_load(LinkCues *c, FvErr *e)
         return -1;
     int rc = links_cues_parse(c, text, len, "align_cues.tsv", e);
     free(text);
+    if (rc)
+        return rc;
+    if (schema_load("align_confidence.tsv", &text, &len, e)) {
+        links_cues_free(c);
+        return -1;
+    }
+    rc = links_conf_parse(c, text, len, "align_confidence.tsv", e);
+    free(text);
+    if (rc)
+        links_cues_free(c);
     return rc;
 }
 
 /* The first place in s[0, n) where a term of the lists occurs (English
  * terms case-insensitively at the start of a word, Chinese ones anywhere);
  * sets *len to the term's length. NULL when none does. */
-static const char *cue_find(char *const *en, int n_en, char *const *zh, int n_zh, const char *s,
-                            size_t n, size_t *len)
+static const char *cue_find_which(char *const *en, int n_en, char *const *zh, int n_zh,
+                                  const char *s, size_t n, size_t *len, const char **cue)
 {
     const char *best = NULL;
     for (int i = 0; i < n_zh; i++) {
@@ -180,6 +255,7 @@ static const char *cue_find(char *const *en, int n_en, char *const *zh, int n_zh
             if (!memcmp(p, zh[i], l)) {
                 best = p;
                 *len = l;
+                *cue = zh[i];
                 break;
             }
     }
@@ -191,11 +267,19 @@ static const char *cue_find(char *const *en, int n_en, char *const *zh, int n_zh
             if (p + l <= s + n && !strncasecmp(p, en[i], l)) {
                 best = p;
                 *len = l;
+                *cue = en[i];
                 break;
             }
         }
     }
     return best;
+}
+
+static const char *cue_find(char *const *en, int n_en, char *const *zh, int n_zh, const char *s,
+                            size_t n, size_t *len)
+{
+    const char *cue;
+    return cue_find_which(en, n_en, zh, n_zh, s, n, len, &cue);
 }
 
 /* Start of the semicolon (';' or '；') at or after s + i, or NULL. */
@@ -207,10 +291,12 @@ static const char *semicolon_from(const char *s, size_t i)
     return NULL;
 }
 
-int links_cues_technique(const LinkCues *c, const char *s)
+/* The technique cue of a sentence's main clause (links_cues_technique):
+ * its position in s, NULL when none. */
+static const char *technique_cue(const LinkCues *c, const char *s, const char **cue, size_t *len)
 {
     if (!c)
-        return 0;
+        return NULL;
     /* the last clause with content ("...window;" alone is its own main clause) */
     const char *main = s;
     for (const char *p; (p = semicolon_from(main, 0)) != NULL;) {
@@ -222,16 +308,33 @@ int links_cues_technique(const LinkCues *c, const char *s)
             break;
         main = next;
     }
+    return cue_find_which(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, main, strlen(main),
+                          len, cue);
+}
+
+int links_cues_technique(const LinkCues *c, const char *s)
+{
+    const char *cue;
     size_t len;
-    return cue_find(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, main, strlen(main), &len) !=
-           NULL;
+    return technique_cue(c, s, &cue, &len) != NULL;
+}
+
+/* The stop (or technique) cue a sentence holds: its position in s, NULL
+ * when none; *cue the cue as listed, *len its length in s. */
+static const char *stop_cue(const LinkCues *c, const char *s, const char **cue, size_t *len)
+{
+    if (!c)
+        return NULL;
+    const char *p = cue_find_which(c->stop_en, c->n_en, c->stop_zh, c->n_zh, s, strlen(s), len, cue);
+    return p ? p : cue_find_which(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, s, strlen(s),
+                                  len, cue);
 }
 
 int links_cues_stop(const LinkCues *c, const char *s)
 {
+    const char *cue;
     size_t len;
-    return c && (cue_find(c->stop_en, c->n_en, c->stop_zh, c->n_zh, s, strlen(s), &len) ||
-                 cue_find(c->tech_en, c->n_tech_en, c->tech_zh, c->n_tech_zh, s, strlen(s), &len));
+    return stop_cue(c, s, &cue, &len) != NULL;
 }
 
 int links_cues_lead_in(const LinkCues *c, const char *s, size_t at)
@@ -285,6 +388,81 @@ int links_cues_generic(const LinkCues *c, const char *term)
     return 0;
 }
 
+/* The evidence of a candidate link: what made it (EV_MENTION: the mention
+ * k, EV_FINDING: the finding k, EV_GROUP: the group mention k). */
+enum { EV_NONE = 0, EV_MENTION, EV_FINDING, EV_GROUP };
+
+typedef struct Evidence {
+    unsigned char kind;
+    int k;
+} Evidence;
+
+/* Fills l's explanation from its evidence; prev_sent: the sentence a
+ * continuation continues. */
+static void link_explain(const AlignDoc *d, const LinkCues *cues, const Ontology *o, Link *l,
+                         Evidence ev, int weak_cont, int prev_sent)
+{
+    l->term = NULL;
+    l->start = l->end = -1;
+    l->continues = -1;
+    l->rule[0] = '\0';
+    switch (l->method) {
+    case LINK_MENTION:
+    case LINK_GROUP:
+        if (ev.kind == EV_MENTION || ev.kind == EV_GROUP) {
+            const DocMention *m = &d->men[ev.k];
+            if (m->term) {
+                l->term = m->term;
+                l->start = m->start;
+                l->end = m->end;
+            }
+            snprintf(l->rule, sizeof l->rule, "%s", m->rule ? m->rule : link_method_name(l->method));
+        } else if (l->method == LINK_GROUP && prev_sent >= 0) {
+            snprintf(l->rule, sizeof l->rule, "group.continuation");
+            l->continues = prev_sent;
+        }
+        break;
+    case LINK_FINDING:
+        if (ev.kind == EV_FINDING) {
+            const DocFinding *f = &d->find[ev.k];
+            if (f->term) {
+                l->term = f->term;
+                l->start = f->start;
+                l->end = f->end;
+            }
+            snprintf(l->rule, sizeof l->rule, "finding:%s", o->find[f->task].id);
+        }
+        break;
+    case LINK_CONTINUATION:
+        snprintf(l->rule, sizeof l->rule, weak_cont ? "continuation.weak" : "continuation");
+        l->continues = prev_sent;
+        break;
+    case LINK_AUDIT:
+        snprintf(l->rule, sizeof l->rule, "audit");
+        break;
+    case LINK_NONE:
+    case LINK_NMETHODS: {
+        const DocSentence *st = &d->sent[l->sent];
+        const char *cue = NULL, *at;
+        size_t len = 0;
+        if ((at = technique_cue(cues, st->text, &cue, &len)) != NULL)
+            snprintf(l->rule, sizeof l->rule, "none.technique");
+        else if ((at = stop_cue(cues, st->text, &cue, &len)) != NULL)
+            snprintf(l->rule, sizeof l->rule, "none.stop");
+        else
+            snprintf(l->rule, sizeof l->rule, "none.no_evidence");
+        if (at) {
+            l->term = cue;
+            l->start = st->start + (at - st->text);
+            l->end = l->start + (int64_t)len;
+        }
+        break;
+    }
+    }
+    if (!l->rule[0])
+        snprintf(l->rule, sizeof l->rule, "%s", link_method_name(l->method));
+}
+
 int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *covered,
                 const LinkCues *cues, LinkSet *out, FvErr *e)
 {
@@ -297,12 +475,15 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     unsigned char *prev = malloc((size_t)na);
     unsigned char *rejected = malloc((size_t)na);
     unsigned char *found = malloc((size_t)na); /* a finding of the anatomy in this sentence */
-    unsigned char *group_hit = calloc((size_t)(o->n_groups > 0 ? o->n_groups : 1), 1);
-    if (!cand || !prev || !rejected || !found || !group_hit) {
+    Evidence *ev = malloc((size_t)na * sizeof *ev);
+    int ng = o->n_groups > 0 ? o->n_groups : 1;
+    int *group_hit = malloc((size_t)ng * sizeof *group_hit);  /* the group's mention, -1 */
+    if (!cand || !prev || !rejected || !found || !ev || !group_hit) {
         free(cand);
         free(prev);
         free(rejected);
         free(found);
+        free(ev);
         free(group_hit);
         return err_set(e, FV_ENOMEM, "links: out of memory");
     }
@@ -311,7 +492,9 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     for (int s = 0; s < d->n_sent && rc == 0; s++) {
         memset(cand, LINK_NONE, (size_t)na);
         memset(found, 0, (size_t)na);
-        memset(group_hit, 0, (size_t)(o->n_groups > 0 ? o->n_groups : 1));
+        memset(ev, 0, (size_t)na * sizeof *ev);
+        for (int g = 0; g < ng; g++)
+            group_hit[g] = -1;
         int n_groups = 0;
         /* Weak mentions (generic terms, causes) count only when nothing else
          * is named. */
@@ -325,10 +508,12 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
             const DocMention *m = &d->men[k];
             if (m->sent != s || (m->generic && named))
                 continue;
-            if (m->anatomy >= 0 && m->anatomy < na)
+            if (m->anatomy >= 0 && m->anatomy < na) {
+                if (cand[m->anatomy] != LINK_MENTION)
+                    ev[m->anatomy] = (Evidence){EV_MENTION, k};
                 cand[m->anatomy] = LINK_MENTION;
-            else if (m->group >= 0 && m->group < o->n_groups && !group_hit[m->group]) {
-                group_hit[m->group] = 1;
+            } else if (m->group >= 0 && m->group < o->n_groups && group_hit[m->group] < 0) {
+                group_hit[m->group] = k;
                 n_groups++;
             }
         }
@@ -341,11 +526,13 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
              * speaking, so it reaches the members the group reaches. */
             int from_group = 0;
             for (int g = 0; g < o->n_groups && f->polarity == 0 && !from_group; g++)
-                from_group = group_hit[g] && onto_in_group(o, f->anatomy, g);
+                from_group = group_hit[g] >= 0 && onto_in_group(o, f->anatomy, g);
             if (!from_group) {
                 found[f->anatomy] = 1;
-                if (cand[f->anatomy] > LINK_FINDING)
+                if (cand[f->anatomy] > LINK_FINDING) {
                     cand[f->anatomy] = LINK_FINDING;
+                    ev[f->anatomy] = (Evidence){EV_FINDING, k};
+                }
             }
         }
         /* A whole-body *mention* yields to anything more specific; a
@@ -356,15 +543,25 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
             specific = cand[a] != LINK_NONE && !is_whole_region(&o->anat[a]);
         if (specific)
             for (int a = 0; a < na; a++)
-                if (is_whole_region(&o->anat[a]) && cand[a] == LINK_MENTION)
-                    cand[a] = found[a] ? LINK_FINDING : LINK_NONE;
+                if (is_whole_region(&o->anat[a]) && cand[a] == LINK_MENTION) {
+                    cand[a] = LINK_NONE;
+                    ev[a].kind = EV_NONE;
+                    /* its first finding, when it has one */
+                    for (int k = 0; k < d->n_find && found[a] && cand[a] == LINK_NONE; k++)
+                        if (d->find[k].sent == s && d->find[k].anatomy == a) {
+                            cand[a] = LINK_FINDING;
+                            ev[a] = (Evidence){EV_FINDING, k};
+                        }
+                }
         for (int g = 0; g < o->n_groups && n_groups; g++) {
-            if (!group_hit[g])
+            if (group_hit[g] < 0)
                 continue;
             for (int a = 0; a < na; a++) {
                 int reach = covered ? covered[a] : o->anat[a].main;
-                if (reach && cand[a] > LINK_GROUP && onto_in_group(o, a, g))
+                if (reach && cand[a] > LINK_GROUP && onto_in_group(o, a, g)) {
                     cand[a] = LINK_GROUP;
+                    ev[a] = (Evidence){EV_GROUP, group_hit[g]};
+                }
             }
         }
         int any = 0, n_found = 0;
@@ -385,13 +582,17 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         }
         /* A continuation is as strong as what it continues: a sentence
          * after a group statement stays a group statement. */
+        int continued = 0;
         if ((!any || weak_only) && prev_any && (int)d->sent[s].section == prev_section &&
             !links_cues_stop(cues, d->sent[s].text)) {
             if (weak_only)
                 memset(cand, LINK_NONE, (size_t)na);
             for (int a = 0; a < na; a++)
-                if (prev[a] != LINK_NONE)
+                if (prev[a] != LINK_NONE) {
                     cand[a] = prev[a] == LINK_GROUP ? LINK_GROUP : LINK_CONTINUATION;
+                    ev[a].kind = EV_NONE;
+                }
+            continued = 1;
         }
 
         /* Annotators: a rejection marks the computed link; an acceptance of a
@@ -410,13 +611,19 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         for (int a = 0; a < na && rc == 0; a++) {
             if (cand[a] == LINK_NONE)
                 continue;
-            Link l = {s, a, (LinkMethod)cand[a], link_confidence[cand[a]], cand[a] != LINK_AUDIT,
-                      rejected[a] && cand[a] != LINK_AUDIT};
+            Link l = {s, a, (LinkMethod)cand[a], 0.0, cand[a] != LINK_AUDIT,
+                      rejected[a] && cand[a] != LINK_AUDIT, NULL, -1, -1, "", -1};
+            link_explain(d, cues, o, &l, ev[a], continued && weak_only, continued ? s - 1 : -1);
+            l.confidence = links_confidence(cues, l.method, l.rule);
             rc = set_push(out, l, e);
             n_effective += !l.rejected;
         }
         if (rc == 0 && n_effective == 0) {
-            Link l = {s, -1, LINK_NONE, link_confidence[LINK_NONE], 1, 0};
+            Link l = {s, -1, LINK_NONE, 0.0, 1, 0, NULL, -1, -1, "", -1};
+            link_explain(d, cues, o, &l, (Evidence){EV_NONE, 0}, 0, -1);
+            if (any && !strcmp(l.rule, "none.no_evidence"))
+                snprintf(l.rule, sizeof l.rule, "none.rejected");
+            l.confidence = links_confidence(cues, l.method, l.rule);
             rc = set_push(out, l, e);
         }
         /* This sentence's effective links are the context of the next one. */
@@ -429,6 +636,7 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
     free(prev);
     free(rejected);
     free(found);
+    free(ev);
     free(group_hit);
     return rc;
 }

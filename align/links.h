@@ -56,8 +56,10 @@ typedef enum {
     LINK_NMETHODS
 } LinkMethod;
 
-/* Confidence of each method, in [0, 1]: how often that kind of evidence is
- * right about the anatomy (explicit names most, inherited context least). */
+/* The prior confidence of each method, in [0, 1], used only for a rule the
+ * development reference has no estimate of (links_confidence): an
+ * annotator's link is certain, the others are the CT-RATE dev precision of
+ * their whole method (schemas/align_confidence.tsv rows "method:NAME"). */
 extern const double link_confidence[LINK_NMETHODS];
 
 const char *link_method_name(LinkMethod m);
@@ -73,6 +75,7 @@ typedef struct DocSentence {
     int idx;             /* order in the report, from 0 */
     Section section;
     const char *text;    /* the original span; owned by the caller */
+    int64_t start;       /* byte offset of the span in the report text */
 } DocSentence;
 
 typedef struct DocMention {
@@ -81,6 +84,10 @@ typedef struct DocMention {
     int group;           /* group index, or -1 */
     int generic;         /* weak: its term is a generic cue, or it follows a cause cue
                           * (links_cues_cause); it yields to other anatomies named */
+    /* the evidence, for the link's explanation (NULL term: unknown) */
+    const char *term;    /* the words matched; owned by the caller */
+    int64_t start, end;  /* byte offsets into the report text */
+    const char *rule;    /* parse's rule id ("anatomy:lung"); owned by the caller */
 } DocMention;
 
 typedef struct DocFinding {
@@ -88,6 +95,9 @@ typedef struct DocFinding {
     int task;            /* finding index of the ontology */
     int anatomy;         /* anatomy index (the task's, unless parse said otherwise) */
     int polarity;        /* 1 present, 0 absent, -1 uncertain */
+    /* the evidence, for the link's explanation (NULL term: unknown) */
+    const char *term;    /* the words matched; owned by the caller */
+    int64_t start, end;  /* byte offsets into the report text */
 } DocFinding;
 
 typedef struct DocLabel {
@@ -117,13 +127,31 @@ typedef struct AlignDoc {
     int n_ovr;
 } AlignDoc;
 
+/* Longest link rule id kept ("finding:" + a task id, a cue). */
+enum { LINK_RULE_MAX = 96 };
+
 typedef struct Link {
     int sent;            /* index into AlignDoc.sent */
     int anatomy;         /* anatomy index; -1 for the "links to none" record */
     LinkMethod method;
-    double confidence;
+    double confidence;   /* the rule's precision on the development reference (links_confidence) */
     int computed;        /* 1: align's rules found it; 0: only an annotator says so */
     int rejected;        /* an annotator rejected it: kept for the record, not used */
+    /* Why the link exists (the links table's term, start, end, rule, continues):
+     *   mention, group  the mention's term and offsets, parse's rule ("anatomy:lung",
+     *                   "group:upper_abdomen");
+     *   finding         the finding's term and offsets, "finding:<task id>";
+     *   continuation    "continuation" ("continuation.weak" when the sentence's only
+     *                   mentions were weak; "group.continuation" after a group
+     *                   statement), continues = the sentence continued, no term;
+     *   audit           "audit";
+     *   none            "none.technique" or "none.stop" with the cue's words and
+     *                   offsets; "none.no_evidence" (nothing named, stated or
+     *                   continued); "none.rejected" (annotators rejected every link). */
+    const char *term;    /* NULL when the rule has no words (owned by the AlignDoc or cues) */
+    int64_t start, end;  /* byte offsets into the report text; -1 when no term */
+    char rule[LINK_RULE_MAX];
+    int continues;       /* index into AlignDoc.sent of the sentence continued, -1 */
 } Link;
 
 typedef struct LinkSet {
@@ -132,6 +160,12 @@ typedef struct LinkSet {
 } LinkSet;
 
 /* The linker's cues (schemas/align_cues.tsv). */
+/* One estimate of schemas/align_confidence.tsv. */
+typedef struct LinkConf {
+    char *rule;          /* a link rule id, or "method:NAME" */
+    double precision;    /* smoothed: (agree + 1) / (links + 2) */
+} LinkConf;
+
 typedef struct LinkCues {
     char **stop_en, **stop_zh;   /* owned; English ones lower-case */
     int n_en, n_zh;
@@ -141,9 +175,18 @@ typedef struct LinkCues {
     int n_tech_en, n_tech_zh;
     char **cause_en, **cause_zh; /* cause cues; owned; English ones lower-case */
     int n_cause_en, n_cause_zh;
+    LinkConf *conf;              /* per-rule confidence estimates; owned */
+    int n_conf;
 } LinkCues;
 
+/* Loads align_cues.tsv and align_confidence.tsv. */
 int links_cues_load(LinkCues *c, FvErr *e);
+/* The confidence estimates from a text (columns rule, links, agree,
+ * precision); name is used in messages. Replaces c's estimates. */
+int links_conf_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e);
+/* The confidence of a link with this method and rule: the estimate of the
+ * rule, else of its method ("method:mention"), else link_confidence[m]. */
+double links_confidence(const LinkCues *c, LinkMethod m, const char *rule);
 /* From a text (tests); name is used in messages. */
 int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name, FvErr *e);
 void links_cues_free(LinkCues *c);

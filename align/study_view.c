@@ -18,7 +18,8 @@ int view_reader_open(ViewReader *r, Db *db, const Ontology *o, FvErr *e)
                     " LEFT JOIN masks m ON m.study_id = s.id WHERE s.id = ?",
         [Q_SENT] = "SELECT id, idx, section, text FROM sentences WHERE study_id = ?"
                    " ORDER BY idx, id",
-        [Q_LINKS] = "SELECT l.sentence_id, l.anatomy, l.method, l.confidence, l.source, l.accepted"
+        [Q_LINKS] = "SELECT l.sentence_id, l.anatomy, l.method, l.confidence, l.source, l.accepted,"
+                    " l.term, l.start, l.end, l.rule, l.continues"
                     " FROM links l JOIN sentences s ON s.id = l.sentence_id WHERE s.study_id = ?"
                     " ORDER BY s.idx, l.anatomy",
         [Q_STATUS] = "SELECT anatomy, status, source, findings_text, impression_text, text, diseases"
@@ -59,6 +60,8 @@ void view_free(StudyView *v)
     for (int i = 0; i < v->n_links; i++) {
         free(v->links[i].method);
         free(v->links[i].source);
+        free(v->links[i].term);
+        free(v->links[i].rule);
     }
     for (int i = 0; i < v->n_labels; i++)
         free(v->labels[i].source);
@@ -194,6 +197,17 @@ int view_load(ViewReader *r, int64_t study_id, StudyView *v, FvErr *e)
         l->confidence = sqlite3_column_double(st, 3);
         l->source = col(st, 4, &oom);
         l->accepted = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 5);
+        l->term = col(st, 6, &oom);
+        l->start = sqlite3_column_type(st, 7) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 7);
+        l->end = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8);
+        l->rule = col(st, 9, &oom);
+        l->continues = -1;
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+            int64_t cid = sqlite3_column_int64(st, 10);
+            for (int i = 0; i < v->n_sent && l->continues < 0; i++)
+                if (v->sent[i].id == cid)
+                    l->continues = i;
+        }
         if (a >= 0 && l->accepted != 0)
             v->sent[sent].n_links++;
     }
@@ -375,6 +389,40 @@ static void json_study_fields(JsonW *w, const StudyView *v)
     json_flags(w, v, -1);
 }
 
+/* Why a link exists: "why": {rule, term, start, end, continues (the idx of
+ * the sentence continued)}, null members when the row has none. */
+static void json_link_why(JsonW *w, const StudyView *v, const ViewLink *l)
+{
+    jw_key(w, "why");
+    jw_obj(w);
+    jw_key(w, "rule");
+    if (l->rule)
+        jw_str(w, l->rule);
+    else
+        jw_null(w);
+    jw_key(w, "term");
+    if (l->term)
+        jw_str(w, l->term);
+    else
+        jw_null(w);
+    jw_key(w, "start");
+    if (l->start >= 0)
+        jw_int(w, l->start);
+    else
+        jw_null(w);
+    jw_key(w, "end");
+    if (l->end >= 0)
+        jw_int(w, l->end);
+    else
+        jw_null(w);
+    jw_key(w, "continues");
+    if (l->continues >= 0)
+        jw_int(w, v->sent[l->continues].idx);
+    else
+        jw_null(w);
+    jw_obj_end(w);
+}
+
 /* The anatomy's own fields (without the study's). */
 static void json_anatomy_fields(JsonW *w, const StudyView *v, const Ontology *o,
                                 const AnatomyMetaTable *meta, int a)
@@ -423,6 +471,7 @@ static void json_anatomy_fields(JsonW *w, const StudyView *v, const Ontology *o,
             jw_null(w);
         else
             jw_bool(w, l->accepted);
+        json_link_why(w, v, l);
         jw_obj_end(w);
     }
     jw_arr_end(w);
@@ -452,6 +501,10 @@ void view_study_json(const StudyView *v, const Ontology *o, const AnatomyMetaTab
         jw_key(w, "section"); jw_str(w, v->sent[i].section);
         jw_key(w, "text"); jw_str(w, v->sent[i].text);
         jw_key(w, "linked"); jw_bool(w, v->sent[i].n_links > 0);
+        /* an unlinked sentence says why (its "links to none" record) */
+        for (int k = 0; k < v->n_links; k++)
+            if (v->links[k].sent == i && v->links[k].anatomy < 0)
+                json_link_why(w, v, &v->links[k]);
         jw_obj_end(w);
     }
     jw_arr_end(w);

@@ -32,6 +32,11 @@ typedef struct ViewLink {
     double confidence;
     char *source;                /* align or audit */
     int accepted;                /* 1, 0, or -1 when not audited */
+    /* why it exists (links.h, Link): NULL / -1 when the row has none */
+    char *term;                  /* the matched term or cue */
+    int64_t start, end;          /* its byte offsets into the report text */
+    char *rule;                  /* the rule or cue that fired */
+    int continues;               /* index into StudyView.sent of the sentence continued */
 } ViewLink;
 
 typedef struct ViewLabel {

@@ -4,7 +4,9 @@
  * with a code and a one-line message that says what failed, on which item
  * (file, member, row, offset) and why. Callers add context on the way up with
  * err_prefix(), so the final line reads "archive.tar.gz:study1/ct.nii: bad
- * header: dim[1] = -3 is negative". Only tools/ prints and exits. */
+ * header: dim[1] = -3 is negative". Only tools/ writes to stdout and exits;
+ * libraries return the error and may log on stderr through lib/log (warnings,
+ * progress, and run_error's one line per failed item of a long run). */
 #ifndef FVLM_ERROR_H
 #define FVLM_ERROR_H
 

@@ -1,8 +1,10 @@
 /* parse: radiology reports (Chinese and English) into sections, sentences,
  * anatomy mentions, findings with polarity, and study labels.
  *
- * The public interface of the parse stage, for `fvlm parse`, `fvlm
- * parse-text`, and the stages that reuse the parser (align, eval).
+ * The public interface of the parser, for `fvlm parse` (through
+ * parse_run.h, the corpus loop) and `fvlm parse-text`. The other stages read
+ * what parse stored (sentences, mentions, findings, labels) from the
+ * database; none of them calls the parser.
  *
  *   Parser *p;  parser_new(&p, &e);               // ontology + rule files, once
  *   ParseResult r = {0};

@@ -10,16 +10,22 @@
 #include "commands.h"
 #include "log.h"
 #include "parse.h"
+#include "report_text.h"
 
 static const char *help =
     "usage: fvlm parse-text [--lang zh|en|auto] [--compact] < report.txt\n\n"
-    "Parses one radiology report (Chinese or English, UTF-8) from standard input\n"
-    "and prints JSON: language, warnings, sections, sentences (byte offsets into\n"
-    "the input, original and normalised text), anatomy mentions, findings with\n"
+    "Parses one radiology report (Chinese or English) from standard input and\n"
+    "prints JSON: language, warnings, sections, sentences (byte offsets into the\n"
+    "text, original and normalised), anatomy mentions, findings with\n"
     "polarity (1 present, 0 absent, -1 uncertain) and the rule that decided each,\n"
     "and `labels`: {task id: 1|0|-1} aggregated over the report (present wins over\n"
     "uncertain, uncertain over absent; unmentioned tasks are left out).\n"
     "The rules are built in; FVLM_SCHEMAS=DIR reads them from DIR instead.\n\n"
+    "Encodings are read as `fvlm ingest` reads report files: UTF-8 (offsets are\n"
+    "into the input bytes), UTF-8 with a byte order mark, UTF-16 with one, and\n"
+    "GB18030/GBK/GB2312 when the text reads as Chinese (offsets are then into the\n"
+    "UTF-8 text, as the corpus stores it). Other bytes are parsed as UTF-8 with\n"
+    "the invalid sequences replaced, with a warning.\n\n"
     "options:\n"
     "  --lang L           zh, en or auto (default: auto, from the text)\n"
     "  --compact          one line of JSON instead of indented output\n"
@@ -88,9 +94,30 @@ int cmd_parse_text(int argc, char **argv)
         buf_free(&in);
         return cli_fail(&e);
     }
+    /* the text as ingest would store it; plain UTF-8 is parsed as given, so
+     * offsets stay byte offsets into the input */
+    Buf dec = {0};
+    const char *encoding = "utf-8", *text = in.data ? in.data : "";
+    size_t len = in.len;
+    FvErr de = {0};
+    if (report_decode((const unsigned char *)text, len, PARSE_TEXT_LIMIT, &dec, &encoding, &de) == 0) {
+        if (strcmp(encoding, "utf-8")) {
+            log_warn("stdin: read as %s; offsets are into its UTF-8 text", encoding);
+            text = dec.data ? dec.data : "";
+            len = dec.len;
+        }
+    } else if (de.code == FV_ENOMEM) {
+        buf_free(&in);
+        parser_free(&p);
+        return cli_fail(&de);
+    } else {
+        log_warn("stdin: %s; expected UTF-8 (with or without a byte order mark), UTF-16 with a "
+                 "byte order mark, or GB18030: parsed as UTF-8 with the invalid bytes replaced",
+                 de.msg);
+    }
     ParseResult r = {0};
     int rc = EXIT_OK;
-    if (parse_report(p, in.data ? in.data : "", in.len, lang, &r, &e)) {
+    if (parse_report(p, text, len, lang, &r, &e)) {
         rc = cli_fail(&e);
     } else {
         for (int i = 0; i < r.nwarn; i++)
@@ -103,5 +130,6 @@ int cmd_parse_text(int argc, char **argv)
     parse_result_free(&r);
     parser_free(&p);
     buf_free(&in);
+    buf_free(&dec);
     return rc;
 }

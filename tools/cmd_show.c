@@ -20,8 +20,10 @@ static const char *help =
     "of an accession, found by its keyed hash as `fvlm key` prints it): its volume,\n"
     "mask and crop box; then per anatomy that the corpus says anything about:\n"
     "status, region (voxels, ml, box in (z, y, x), whole), the linked sentences\n"
-    "with section, method and confidence, the labels of its tasks, diseases,\n"
-    "training text and flags; then the sentences that link to no anatomy.\n\n"
+    "with section, method and confidence and why each link exists (the rule,\n"
+    "the matched term and its byte offsets into the report, the sentence a\n"
+    "continuation continues), the labels of its tasks, diseases, training text\n"
+    "and flags; then the sentences that link to no anatomy, with the reason.\n\n"
     "options:\n"
     "  --db FILE          corpus database (default corpus.db)\n"
     "  --json             the same as one JSON object\n"
@@ -38,6 +40,24 @@ static const char *label_word(int v)
     case -1: return "uncertain";
     }
     return "unset";
+}
+
+/* "rule 'anatomy:lung', term 'lungs' at bytes 10-15" or "rule 'continuation'
+ * of sentence [3]" into out; 0 when the link records no explanation (a row
+ * written before links explained themselves). */
+static int link_why(const StudyView *v, const ViewLink *l, char *out, size_t n)
+{
+    if (!l->rule && !l->term)
+        return 0;
+    int k = snprintf(out, n, "rule %s", l->rule ? l->rule : "?");
+    if (k >= 0 && (size_t)k < n && l->term)
+        k += snprintf(out + k, n - (size_t)k, ", term '%s'", l->term);
+    if (k >= 0 && (size_t)k < n && l->start >= 0 && l->end >= 0)
+        k += snprintf(out + k, n - (size_t)k, " at bytes %lld-%lld of the report",
+                      (long long)l->start, (long long)l->end);
+    if (k >= 0 && (size_t)k < n && l->continues >= 0)
+        snprintf(out + k, n - (size_t)k, ", continues sentence [%d]", v->sent[l->continues].idx);
+    return 1;
 }
 
 static void print_region(const char *indent, const Region *r)
@@ -86,9 +106,12 @@ static void print_text(const StudyView *v, const Ontology *o)
             if (l->anatomy != a)
                 continue;
             const ViewSentence *s = &v->sent[l->sent];
+            char why[256];
             printf("  %-11s [%d] %s  (%s %.2f%s%s)\n", s->section, s->idx, s->text, l->method,
                    l->confidence, !strcmp(l->source, "audit") ? ", by annotator" : "",
                    l->accepted == 1 ? ", accepted" : l->accepted == 0 ? ", REJECTED" : "");
+            if (link_why(v, l, why, sizeof why))
+                printf("  %-11s     why: %s\n", "", why);
         }
         /* Labels: the ones that say something, then how many say absent. */
         int nl = 0, n_absent = 0;
@@ -125,6 +148,11 @@ static void print_text(const StudyView *v, const Ontology *o)
         if (!unl++)
             printf("\nsentences linked to no anatomy:\n");
         printf("  %-11s [%d] %s\n", v->sent[i].section, v->sent[i].idx, v->sent[i].text);
+        char why[256];
+        for (int k = 0; k < v->n_links; k++)
+            if (v->links[k].sent == i && v->links[k].anatomy < 0 &&
+                link_why(v, &v->links[k], why, sizeof why))
+                printf("  %-11s     why: %s\n", "", why);
     }
 }
 

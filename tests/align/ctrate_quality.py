@@ -177,6 +177,9 @@ def main():
     ap.add_argument("--classes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "ctrate_disagreements.tsv"),
                     help="classes of disagreements ('none' to skip)")
+    ap.add_argument("--confidence-out",
+                    help="write each link rule's precision against the reference to this TSV"
+                         " (schemas/align_confidence.tsv: align's link confidence)")
     ap.add_argument("--max-unexplained", type=int, default=-1,
                     help="fail when more disagreements over fVLM's anatomies than this are ours"
                          " or unclassified (a new error of ours shows up here)")
@@ -226,10 +229,13 @@ def main():
             " JOIN studies st ON st.id = s.study_id WHERE s.section IN ('findings', 'impression')"
             " ORDER BY s.study_id, s.idx")]
         linked = {}
-        for sid, anat, method in con.execute(
-                "SELECT sentence_id, anatomy, method FROM links WHERE anatomy <> ''"
-                " AND (accepted IS NULL OR accepted <> 0) ORDER BY rowid"):
-            linked.setdefault(sid, {})[anat] = method
+        rules = {}  # sentence id -> [(anatomy or '', method, rule)]
+        for sid, anat, method, rule in con.execute(
+                "SELECT sentence_id, anatomy, method, rule FROM links"
+                " WHERE (accepted IS NULL OR accepted <> 0) ORDER BY rowid"):
+            rules.setdefault(sid, []).append((anat, method, rule))
+            if anat:
+                linked.setdefault(sid, {})[anat] = method
         statuses = {(unkey.get(k, k), a_): st for k, a_, st in con.execute(
             "SELECT s.study_key, a.anatomy, a.status FROM anatomy_status a"
             " JOIN studies s ON s.id = a.study_id")}
@@ -342,6 +348,9 @@ def main():
             print("\n== %s: disagreements" % an)
             for kind, key, section, text in examples[an][:a.examples]:
                 print("  [%s] %s %s: %s" % (kind, key, section, text))
+    if a.confidence_out:
+        write_confidence(a.confidence_out, sents, rules, linked, ref, set(anatomies),
+                         load_classes(a.classes) if a.classes != "none" else [])
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump({"per_anatomy": figures, "macro_f1_fvlm4": macro4,
@@ -358,6 +367,55 @@ def main():
             print("FAILED: %d disagreements are ours or unclassified (at most %d); run with"
                   " --examples 1000 to see them" % (unexplained, a.max_unexplained))
             sys.exit(1)
+
+
+def write_confidence(path, sents, rules, linked, ref, anatomies, classes):
+    """Per link rule (and per method, "method:NAME"): how many links to an
+    anatomy the reference names the reference agrees with, and how many once
+    its known errors are corrected (a disagreement over fVLM's anatomies that
+    a class of kind reference or measurement takes counts as agreement: "no
+    pleural effusion" is about the lung whatever the reference says). A
+    "links to none" record agrees when no reference text of the section
+    holds the sentence. Rules with fewer than 10 judged links get no row of
+    their own (align then uses their method's)."""
+    counts = {}
+    for sid, key, idx, section, text in sents:
+        all_links = " ".join("%s:%s" % (x, m) for x, m in linked.get(sid, {}).items())
+        for anat, method, rule in rules.get(sid, []):
+            if anat:
+                if anat not in anatomies:
+                    continue  # the reference never names it: nothing to judge by
+                r = ref.get((key, section, anat))
+                agree = r is not None and contained(text, r)
+                fixed = agree
+                if not agree and anat in FVLM4:
+                    c_ = classify(classes, anat, "ours", text, all_links,
+                                  len(r[1]) if r is not None else 0)
+                    fixed = c_ is not None and c_["kind"] in ("reference", "measurement")
+            else:
+                agree = fixed = not any(contained(text, ref[(key, section, an)]) for an in anatomies
+                                        if (key, section, an) in ref)
+            for k in (rule or method, "method:" + method):
+                c = counts.setdefault(k, [0, 0, 0])
+                c[0] += 1
+                c[1] += agree
+                c[2] += fixed
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# Confidence of align's links, per rule: how often the CT-RATE development\n"
+                "# reference (a language model's per-anatomy split of the reports) agrees with a link\n"
+                "# of that rule (agree_raw), and how often once the reference's known errors are\n"
+                "# corrected (agree: tests/align/ctrate_disagreements.tsv, classes of kind reference\n"
+                "# or measurement). align uses (agree + 1) / (links + 2) of the rule's row, else its\n"
+                "# method's (method:NAME), else links.c's prior. Rules with under 10 judged links\n"
+                "# have no row. Regenerate after changing the parser or the linker:\n"
+                "#   /usr/bin/python3 tests/align/ctrate_quality.py --bin build/tools/fvlm --ingest \\\n"
+                "#       --confidence-out schemas/align_confidence.tsv\n"
+                "rule\tlinks\tagree_raw\tagree\tprecision\n")
+        for k in sorted(counts):
+            n, raw, ok = counts[k]
+            if n >= 10 or k.startswith("method:"):
+                f.write("%s\t%d\t%d\t%d\t%.3f\n" % (k, n, raw, ok, ok / n))
+    print("link confidence per rule written to %s (%d rules)" % (path, len(counts)))
 
 
 def print_classes(rules, disagreements, figures, examples):

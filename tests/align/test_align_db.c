@@ -190,6 +190,18 @@ static void test_align_writes_links_statuses_regions_flags_samples(void)
               "trachea:mention");
     CHECK_STR(sql_str(db, "SELECT group_concat(anatomy || ':' || method) FROM links WHERE sentence_id = 18"),
               "trachea:continuation");
+    /* every link says why: the mention's term, offsets and rule; the
+     * sentence a continuation continues */
+    CHECK_STR(sql_str(db, "SELECT term || ' ' || start || '-' || end || ' ' || rule || ' '"
+                          " || ifnull(continues, 'null') FROM links WHERE sentence_id = 17"),
+              "trachea 177-184 t null");
+    CHECK_STR(sql_str(db, "SELECT rule || ' ' || continues || ' ' || ifnull(term, 'null')"
+                          " FROM links WHERE sentence_id = 18"),
+              "continuation.weak 17 null");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM links WHERE rule IS NULL"), 0);
+    CHECK(sql_int(db, "SELECT count(DISTINCT confidence) FROM links WHERE method = 'mention'") >= 1 &&
+              sql_int(db, "SELECT count(*) FROM links WHERE confidence < 0 OR confidence > 1") == 0,
+          "link confidences outside [0, 1]");
     CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),
               "abnormal");
     CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'lung'"),

@@ -414,6 +414,93 @@ static void test_a_technique_remark_without_a_finding_links_to_none(void)
           "a call for laboratory correlation is not a stop cue");
 }
 
+static void test_links_explain_themselves_term_offsets_rule_and_continued_sentence(void)
+{
+    Doc x;
+    doc_init(&x, 0);
+    /* "Findings: The heart is enlarged. It measures 14 cm. Evaluation is suboptimal."
+     * as a report: sentences at bytes 10, 34 and 52 */
+    int s0 = sent(&x, SECTION_FINDINGS, "The heart is enlarged.");
+    x.s[s0].start = 10;
+    x.m[x.d.n_men++] = (DocMention){s0, A("heart"), -1, 0, "heart", 14, 19, "anatomy:heart"};
+    int s1 = sent(&x, SECTION_FINDINGS, "It measures 14 cm.");
+    x.s[s1].start = 34;
+    int s2 = sent(&x, SECTION_FINDINGS, "No pleural effusion.");
+    x.s[s2].start = 53;
+    int t = T("pleural_effusion");
+    x.f[x.d.n_find++] = (DocFinding){s2, t, O->find[t].anatomy, 0, "pleural effusion", 56, 72};
+    int s3 = sent(&x, SECTION_FINDINGS, "Evaluation is suboptimal.");
+    x.s[s3].start = 74;
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    int seen = 0;
+    for (int i = 0; i < ls.n; i++) {
+        const Link *l = &ls.v[i];
+        if (l->sent == s0) {
+            CHECK_STR(l->rule, "anatomy:heart");
+            CHECK_STR(l->term ? l->term : "(null)", "heart");
+            CHECK(l->start == 14 && l->end == 19 && l->continues == -1,
+                  "mention link offsets %lld-%lld, continues %d", (long long)l->start,
+                  (long long)l->end, l->continues);
+        } else if (l->sent == s1) {
+            CHECK_STR(l->rule, "continuation");
+            CHECK(l->term == NULL && l->start == -1, "a continuation has no term of its own");
+            CHECK(l->continues == s0, "the continuation continues sentence %d, not %d", l->continues,
+                  s0);
+        } else if (l->sent == s2) {
+            CHECK_STR(l->rule, "finding:pleural_effusion");
+            CHECK(l->start == 56 && l->end == 72, "finding link offsets %lld-%lld",
+                  (long long)l->start, (long long)l->end);
+        } else if (l->sent == s3) {
+            CHECK(l->anatomy < 0, "a remark on the examination links to an anatomy");
+            CHECK_STR(l->rule, "none.stop");
+            CHECK_STR(l->term ? l->term : "(null)", "suboptimal");
+            CHECK(l->start == 74 + 14 && l->end == 74 + 24, "cue offsets %lld-%lld",
+                  (long long)l->start, (long long)l->end);
+        }
+        seen++;
+    }
+    CHECK(seen == 4, "%d links for 4 sentences", seen);
+    links_free(&ls);
+}
+
+static void test_confidence_is_the_rules_estimate_else_its_methods_else_the_prior(void)
+{
+    LinkCues c = {0};
+    FvErr e = {0};
+    const char *tsv = "rule\tlinks\tagree\n"
+                      "anatomy:heart\t98\t49\n"
+                      "method:mention\t8\t8\n";
+    CHECK_OK(links_conf_parse(&c, tsv, strlen(tsv), "conf.tsv", &e), &e);
+    CHECK(c.n_conf == 2, "%d estimates", c.n_conf);
+    double h = links_confidence(&c, LINK_MENTION, "anatomy:heart");
+    CHECK(h > 0.499 && h < 0.501, "anatomy:heart: %.4f, expected (49 + 1) / (98 + 2)", h);
+    double m = links_confidence(&c, LINK_MENTION, "anatomy:lung");
+    CHECK(m > 0.899 && m < 0.901, "a rule without a row takes its method's: %.4f, expected 0.9", m);
+    CHECK(links_confidence(&c, LINK_FINDING, "finding:x") == link_confidence[LINK_FINDING],
+          "a method without a row takes the prior");
+    CHECK(links_confidence(&c, LINK_AUDIT, "audit") == 1.0, "an annotator's link is not certain");
+    const char *bad[] = {"rule\tlinks\n", "rule\tlinks\tagree\nx\t3\t4\n",
+                         "rule\tlinks\tagree\nx\t0\t0\n", "rule\tlinks\tagree\nx\tten\t1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FvErr e2 = {0};
+        CHECK(links_conf_parse(&c, bad[i], strlen(bad[i]), "conf.tsv", &e2) != 0 &&
+                  strstr(e2.msg, "conf.tsv"),
+              "bad confidence table %zu accepted or message lacks the file: %s", i, e2.msg);
+    }
+    /* the shipped table: every method that links has an estimate */
+    for (int m2 = LINK_MENTION; m2 <= LINK_CONTINUATION; m2++) {
+        char key[64];
+        snprintf(key, sizeof key, "method:%s", link_method_name((LinkMethod)m2));
+        int found = 0;
+        for (int i = 0; i < CUES.n_conf; i++)
+            found |= !strcmp(CUES.conf[i].rule, key);
+        CHECK(found, "schemas/align_confidence.tsv has no row %s", key);
+    }
+    links_cues_free(&c);
+}
+
 static void test_cue_table_rejects_bad_rows(void)
 {
     static const struct { const char *text, *want; } bad[] = {
@@ -723,6 +810,8 @@ int main(void)
     RUN(test_cause_cue_marks_the_mentions_after_it_in_its_clause);
     RUN(test_a_technique_remark_without_a_finding_links_to_none);
     RUN(test_cue_table_rejects_bad_rows);
+    RUN(test_links_explain_themselves_term_offsets_rule_and_continued_sentence);
+    RUN(test_confidence_is_the_rules_estimate_else_its_methods_else_the_prior);
     RUN(test_status_follows_impression_rule_with_template_for_normal);
     RUN(test_chinese_texts_join_without_spaces_and_use_chinese_template);
     RUN(test_human_absent_label_cancels_impression_finding);

@@ -40,6 +40,20 @@ for s in d["sentences"]:
 PY
 fi
 
+# GB18030 and UTF-8 with a byte order mark are read as ingest reads them
+if command -v iconv > /dev/null 2>&1; then
+    iconv -f UTF-8 -t GB18030 < "$tmp/zh.txt" > "$tmp/zh.gb"
+    "$bin" parse-text < "$tmp/zh.gb" > "$tmp/gb.json" 2> "$tmp/err" || fail "GB18030 report: exit $?"
+    grep -q "read as gb18030" "$tmp/err" || fail "GB18030 report: no note of the encoding on stderr"
+    grep -q "invalid UTF-8" "$tmp/err" && fail "GB18030 report: read as invalid UTF-8"
+    json_check "$tmp/gb.json" 'd["labels"]["lung_nodule"] == 1 and d["labels"]["pleural_effusion"] == 0 and d["warnings"] == []' \
+        || fail "GB18030 report: unexpected JSON $(head -c 400 "$tmp/gb.json")"
+fi
+{ printf '\357\273\277'; cat "$tmp/zh.txt"; } | "$bin" parse-text > "$tmp/bom.json" 2> "$tmp/err" \
+    || fail "UTF-8 report with a BOM: exit $?"
+json_check "$tmp/bom.json" 'd["labels"]["lung_nodule"] == 1 and d["sentences"][0]["text"].startswith("双肺")' \
+    || fail "UTF-8 report with a BOM: unexpected JSON $(head -c 400 "$tmp/bom.json")"
+
 : | "$bin" parse-text > "$tmp/empty.json" 2> "$tmp/err" || fail "empty input: exit $?"
 grep -q "empty report" "$tmp/err" || fail "empty input: no warning on stderr"
 json_check "$tmp/empty.json" 'd["labels"] == {} and d["sentences"] == []' || fail "empty input JSON"
@@ -47,6 +61,7 @@ json_check "$tmp/empty.json" 'd["labels"] == {} and d["sentences"] == []' || fai
 printf 'No pleural \377\376 effusion.\000 Emphysema.' | "$bin" parse-text > "$tmp/bad.json" 2> "$tmp/err" \
     || fail "invalid UTF-8: exit $?"
 grep -q "invalid UTF-8" "$tmp/err" || fail "invalid UTF-8: no warning"
+grep -q "expected UTF-8" "$tmp/err" || fail "invalid UTF-8: the warning does not say which encodings are read"
 json_check "$tmp/bad.json" 'd["labels"].get("emphysema") == 1' || fail "invalid UTF-8: labels"
 
 "$py" -c 'import sys; sys.stdout.write("A 5 mm nodule in the right lung. " * 330000)' 2>/dev/null > "$tmp/big.txt" \
