@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "ontology.h"
+#include "pipeline.h"
 #include "run.h"
 #include "sha256.h"
 
@@ -194,6 +195,17 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         get_i(c, "train.log_every", 1, 1 << 30, &s->log_every, e))
         return -1;
     o->warmup = warm;
+    int64_t v;
+    if (config_int(c, "train.loaders", 1, &v, e))
+        return -1;
+    if (v < 0 || v > 64)
+        return err_set(e, FV_EUSAGE, "config train.loaders = %lld: out of 0..64", (long long)v);
+    s->loaders = (int)v;
+    if (config_int(c, "train.prefetch", 2, &v, e))
+        return -1;
+    if (v < 1 || v > 64)
+        return err_set(e, FV_EUSAGE, "config train.prefetch = %lld: out of 1..64", (long long)v);
+    s->prefetch = (int)v;
     return 0;
 }
 
@@ -332,18 +344,19 @@ typedef struct Trainer {
     TrainSet set;
     Tokenizer tok;
     Net net;
-    BatchBuf bb;
+    Pipe *pipe;
     Metrics *metrics;
     int *train_idx, *valid_idx; /* studies of each split that can give a loss term */
     int n_train, n_valid;
-    int *order;                /* (n_train) this epoch's order of train_idx */
+    int *order;                /* (n_train) the epoch's order of train_idx, as of the last
+                                * step taken */
     char **ck_anat;            /* the checkpoint's anatomies (n_ck_anat) */
     int n_ck_anat;
     const char **anat_ids;     /* (set.n_anat) the model's anatomies, for checkpoints */
     Buf ini, cfg_json;
     char sig[65];              /* trainset_signature */
     CkptMeta meta;
-    Rng drng;                  /* data order and augmentation */
+    Rng drng;                  /* data order and augmentation, as of the last step taken */
     int64_t step, spe, total;  /* steps done, per epoch, in all */
     double epoch_loss;         /* sum over the epoch's steps so far */
     int epoch_n;
@@ -444,8 +457,7 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     if (s->net.loss == LOSS_GLOBAL && s->net.n_anat == 0)
         s->net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
     NetCap cap = trainset_capacity(c, s->batch);
-    if (net_alloc(&t->net, &s->net, &cap, 1, e) ||
-        batch_alloc(&t->bb, c, &s->net, s->batch, e))
+    if (net_alloc(&t->net, &s->net, &cap, 1, e))
         return -1;
     /* steps: ceil(n / batch) per epoch; a last batch of one study is dropped
      * (it cannot be contrasted) */
@@ -507,64 +519,91 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     res->steps = t->total;
     res->run_id = t->run.id;
     t->meta = (CkptMeta){a->preset, t->ini.data, t->sig, t->threads, a->deterministic};
-    return 0;
+    PipeCfg pc = {.set = c, .data = &s->data, .net = &s->net, .batch = s->batch,
+                  .valid_idx = t->valid_idx, .n_train = t->n_train, .n_valid = t->n_valid,
+                  .spe = t->spe, .total = t->total, .loaders = s->loaders,
+                  .prefetch = s->prefetch, .rank = 0, .ranks = 1};
+    return pipe_start(&t->pipe, &pc, &t->drng, t->order, t->step, e);
 }
 
-/* One training step on the next batch of this epoch's order: forward,
- * backward, clipping, AdamW; its metrics. */
+/* The next job of the pipeline, which must be of this kind. */
+static PipeJob *next_job(Trainer *t, int kind, FvErr *e)
+{
+    PipeJob *j = pipe_next(t->pipe);
+    if (!j || j->kind != kind || (kind == PIPE_TRAIN && j->step != t->step)) {
+        err_set(e, FV_EINTERNAL, "input pipeline: expected the %s batch of step %lld",
+                kind == PIPE_TRAIN ? "training" : "validation", (long long)t->step);
+        return NULL;
+    }
+    return j;
+}
+
+/* One training step on the pipeline's next batch: forward, backward,
+ * clipping, AdamW; its metrics. */
 static int trainer_step(Trainer *t, FvErr *e)
 {
     TrainSettings *s = &t->s;
-    int64_t epoch = t->step / t->spe, pos = t->step % t->spe;
-    if (pos == 0)
-        rng_shuffle_int(&t->drng, t->order, (size_t)t->n_train);
-    int first = (int)(pos * s->batch);
-    int nb = t->n_train - first < s->batch ? t->n_train - first : s->batch;
     double t0 = now_seconds();
-    batch_build(&t->bb, &t->set, &s->data, t->order + first, nb, 1, &t->drng);
+    PipeJob *j = next_job(t, PIPE_TRAIN, e);
+    if (!j)
+        return -1;
+    const NetBatch *b = &j->bb->nb;
+    int64_t epoch = j->epoch;
     memset(t->net.grads, 0, t->net.n_floats * sizeof(float));
-    float loss = net_step(&t->net, &t->bb.nb, 1);
+    float loss = net_step(&t->net, b, 1);
     double norm = optim_clip(&t->net, &s->opt);
     double lr = optim_lr(&s->opt, t->step);
-    if (t->bb.nb.ng) {
+    if (b->ng) {
         optim_adamw(&t->net, &s->opt, lr, t->step + 1);
         optim_clamp_temperature(&t->net);
     }
+    /* the state a checkpoint after this step saves */
+    t->drng = j->rng;
+    memcpy(t->order, j->order, (size_t)t->n_train * sizeof *t->order);
+    int nb = j->n, pairs = j->bb->n_pairs;
+    double wait = j->wait;
+    pipe_release(t->pipe, j);
     double dt = now_seconds() - t0;
     int64_t step = ++t->step;
     t->saved = 0;
     t->epoch_loss += loss;
     t->epoch_n++;
     t->res->loss = loss;
-    int pairs = t->bb.n_pairs;
+    t->res->wait_s += wait;
     Metrics *m = t->metrics;
     int64_t run = t->run.id;
     if (metric_add(m, t->db, run, step, epoch, "loss", loss, e) ||
         metric_add(m, t->db, run, step, epoch, "lr", lr, e) ||
         metric_add(m, t->db, run, step, epoch, "grad_norm", norm, e) ||
         metric_add(m, t->db, run, step, epoch, "samples_per_s", dt > 0 ? pairs / dt : 0, e) ||
-        metric_add(m, t->db, run, step, epoch, "studies_per_s", dt > 0 ? nb / dt : 0, e))
+        metric_add(m, t->db, run, step, epoch, "studies_per_s", dt > 0 ? nb / dt : 0, e) ||
+        metric_add(m, t->db, run, step, epoch, "data_wait_s", wait, e))
         return -1;
     if (step % s->log_every == 0 || step == t->total)
         log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
-                 "%.0f samples/s", (long long)step, (long long)t->total, (long long)epoch + 1,
-                 loss, lr, norm, t->net.w.temp[0], dt > 0 ? pairs / dt : 0.0);
+                 "%.0f samples/s  waited %.3f s for data", (long long)step,
+                 (long long)t->total, (long long)epoch + 1, loss, lr, norm, t->net.w.temp[0],
+                 dt > 0 ? pairs / dt : 0.0, wait);
     return 0;
 }
 
 /* The mean loss over the validation studies in batches of train.batch,
- * without augmentation: a val_loss metric of the epoch just ended. */
+ * without augmentation (the pipeline's validation jobs of the epoch): a
+ * val_loss metric of the epoch just ended. */
 static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
 {
     double sum = 0.0;
     int batches = 0;
-    for (int i = 0; i < t->n_valid; i += t->s.batch) {
-        int m = t->n_valid - i < t->s.batch ? t->n_valid - i : t->s.batch;
-        batch_build(&t->bb, &t->set, &t->s.data, t->valid_idx + i, m, 0, &t->drng);
-        if (!t->bb.nb.ng)
-            continue;
-        sum += net_step(&t->net, &t->bb.nb, 0);
-        batches++;
+    for (int last = t->n_valid == 0; !last;) {
+        PipeJob *j = next_job(t, PIPE_VALID, e);
+        if (!j)
+            return -1;
+        last = j->last_valid;
+        if (j->bb->nb.ng) {
+            sum += net_step(&t->net, &j->bb->nb, 0);
+            batches++;
+        }
+        pipe_release(t->pipe, j);
     }
     double vl = batches ? sum / batches : NAN;
     if (!isnan(vl)) {
@@ -665,7 +704,7 @@ static void trainer_finish(Trainer *t, int rc)
     free(t->ck_anat);
     buf_free(&t->ini);
     buf_free(&t->cfg_json);
-    batch_free(&t->bb);
+    pipe_free(&t->pipe);
     net_free(&t->net);
     tok_free(&t->tok);
     trainset_free(&t->set);
