@@ -123,7 +123,7 @@ typedef struct Flag {
     char detail[256];
 } Flag;
 
-typedef struct Study {
+typedef struct AlignStudy {
     int64_t id;
     char split[16];
     int64_t report_id;    /* 0: no report */
@@ -139,7 +139,7 @@ typedef struct Study {
     unsigned char *covered;
     AnatText *text;       /* n_anat */
     LinkSet links;
-} Study;
+} AlignStudy;
 
 /* Makes room for one more element in a growable array. */
 static int grow(void *pp, int *cap, int n, size_t size, FvErr *e)
@@ -149,7 +149,7 @@ static int grow(void *pp, int *cap, int n, size_t size, FvErr *e)
                : 0;
 }
 
-static void study_clear(Study *s, int n_anat)
+static void study_clear(AlignStudy *s, int n_anat)
 {
     for (int i = 0; i < s->doc.n_sent; i++)
         free((char *)s->doc.sent[i].text);
@@ -178,7 +178,7 @@ static void study_clear(Study *s, int n_anat)
         memset(s->text, 0, (size_t)n_anat * sizeof *s->text);
 }
 
-static void study_free(Study *s, int n_anat)
+static void study_free(AlignStudy *s, int n_anat)
 {
     study_clear(s, n_anat);
     free(s->doc.sent);
@@ -193,10 +193,10 @@ static void study_free(Study *s, int n_anat)
     free(s->text);
 }
 
-static int study_flag(Study *s, int anatomy, const char *kind, FvErr *e, const char *fmt, ...)
+static int study_flag(AlignStudy *s, int anatomy, const char *kind, FvErr *e, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-static int study_flag(Study *s, int anatomy, const char *kind, FvErr *e, const char *fmt, ...)
+static int study_flag(AlignStudy *s, int anatomy, const char *kind, FvErr *e, const char *fmt, ...)
 {
     if (grow(&s->flags, &s->cap_flags, s->n_flags, sizeof *s->flags, e))
         return -1;
@@ -211,7 +211,7 @@ static int study_flag(Study *s, int anatomy, const char *kind, FvErr *e, const c
 }
 
 /* Index of a sentence id in the study's sentences, -1 when not there. */
-static int sent_index(const Study *s, int64_t id)
+static int sent_index(const AlignStudy *s, int64_t id)
 {
     for (int i = 0; i < s->doc.n_sent; i++)
         if (s->doc.sent[i].id == id)
@@ -318,8 +318,8 @@ static void ctx_free(Ctx *x)
 }
 
 /* Records a bad row of the input: an errors row, and a flag for auditors. */
-static int bad_input(Ctx *x, Study *s, const char *source, const char *member, const char *reason,
-                     FvErr *e)
+static int bad_input(Ctx *x, AlignStudy *s, const char *source, const char *member,
+                     const char *reason, FvErr *e)
 {
     if (run_error(x->run, source, member, reason, e))
         return -1;
@@ -328,7 +328,7 @@ static int bad_input(Ctx *x, Study *s, const char *source, const char *member, c
 
 /* Reads the study's report side: language, sentences, mentions, findings,
  * labels, annotators' link decisions and statuses. */
-static int study_load_text(Ctx *x, Study *s, FvErr *e)
+static int study_load_text(Ctx *x, AlignStudy *s, FvErr *e)
 {
     const Ontology *o = x->o;
     Db *db = x->db;
@@ -507,7 +507,7 @@ static int shard_name_ok(const char *name)
 
 /* Reads the study's mask and computes its regions. A mask that cannot be
  * used is recorded (run_error + flag) and the study goes on without one. */
-static int study_load_mask(Ctx *x, Study *s, FvErr *e)
+static int study_load_mask(Ctx *x, AlignStudy *s, FvErr *e)
 {
     Db *db = x->db;
     int rc;
@@ -585,7 +585,7 @@ static int study_load_mask(Ctx *x, Study *s, FvErr *e)
     return 0;
 }
 
-static const AuditStatus *audit_of(const Study *s, int anatomy)
+static const AuditStatus *audit_of(const AlignStudy *s, int anatomy)
 {
     for (int i = 0; i < s->n_audit; i++)
         if (s->audit[i].anatomy == anatomy)
@@ -595,7 +595,7 @@ static const AuditStatus *audit_of(const Study *s, int anatomy)
 
 /* The status, texts and diseases that count for anatomy a: the annotator's
  * row when there is one, else align's. *text_out is the training text. */
-static AnatStatus effective_status(const Study *s, int a, const char **text_out,
+static AnatStatus effective_status(const AlignStudy *s, int a, const char **text_out,
                                    const char **diseases_out)
 {
     const AuditStatus *au = audit_of(s, a);
@@ -610,7 +610,7 @@ static AnatStatus effective_status(const Study *s, int a, const char **text_out,
     return au->status;
 }
 
-static int study_flags(Ctx *x, Study *s, FvErr *e)
+static int study_flags(Ctx *x, AlignStudy *s, FvErr *e)
 {
     const Ontology *o = x->o;
     const unsigned char *has_task = x->has_task;
@@ -654,7 +654,7 @@ static int study_flags(Ctx *x, Study *s, FvErr *e)
     return 0;
 }
 
-static int study_write(Ctx *x, Study *s, FvErr *e)
+static int study_write(Ctx *x, AlignStudy *s, FvErr *e)
 {
     const Ontology *o = x->o;
     Db *db = x->db;
@@ -766,7 +766,7 @@ static int study_write(Ctx *x, Study *s, FvErr *e)
 }
 
 /* Aligns one study in one transaction. Returns -1 on a database failure. */
-static int study_align(Ctx *x, Study *s, FvErr *e)
+static int study_align(Ctx *x, AlignStudy *s, FvErr *e)
 {
     const Ontology *o = x->o;
     if (db_begin(x->db, e))
@@ -808,7 +808,7 @@ int align_run(Db *db, Run *run, const Ontology *o, const AnatomyMetaTable *meta,
     db_tensor_dir(db, x.tensor_dir, sizeof x.tensor_dir);
     int64_t *ids = NULL;
     int n_ids = 0, cap_ids = 0, rc = 0;
-    Study s = {0};
+    AlignStudy s = {0};
     s.reg = calloc((size_t)o->n_anat + 1, sizeof *s.reg);
     s.covered = calloc((size_t)o->n_anat + 1, 1);
     s.text = calloc((size_t)o->n_anat + 1, sizeof *s.text);

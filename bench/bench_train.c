@@ -210,15 +210,15 @@ int main(int argc, char **argv)
                       .all_train = 1};
     Ontology *onto;
     Db *db;
-    Corpus c;
+    TrainSet c;
     Tokenizer tok;
     const char **texts;
     int nt;
     if (fixture_corpus(db_path, &fo, &e) || onto_load(&onto, &e) ||
         db_open(&db, db_path, DB_MUST_EXIST, &e) ||
-        corpus_load(&c, db, onto, s.net.loss, 1, NULL, 0, -1, NULL, &e) ||
-        corpus_train_texts(&c, &texts, &nt) || tok_build(&tok, texts, nt, &s.tok, &e) ||
-        corpus_tokenize(&c, &tok, s.net.t_max_len, &e)) {
+        trainset_load(&c, db, onto, s.net.loss, 1, NULL, 0, -1, NULL, &e) ||
+        trainset_train_texts(&c, &texts, &nt) || tok_build(&tok, texts, nt, &s.tok, &e) ||
+        trainset_tokenize(&c, &tok, s.net.t_max_len, &e)) {
         fprintf(stderr, "bench_train: %s\n", e.msg);
         return 1;
     }
@@ -226,7 +226,7 @@ int main(int argc, char **argv)
     s.net.vocab = tok.n;
     s.net.n_anat = c.n_anat;
     int B = s.batch < c.n_st ? s.batch : c.n_st;
-    NetCap cap = corpus_capacity(&c, B);
+    NetCap cap = trainset_capacity(&c, B);
     Net net;
     BatchBuf bb;
     if (net_alloc(&net, &s.net, &cap, 1, &e) || batch_alloc(&bb, &c, &s.net, B, &e)) {
@@ -336,7 +336,7 @@ keep:
     batch_free(&bb);
     net_free(&net);
     tok_free(&tok);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
     onto_free(&onto);
     config_free(&cfg);

@@ -298,7 +298,7 @@ static void ds(char *out, size_t n, double v)
 /* One study                                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct Study {
+typedef struct SynthStudy {
     int64_t index;
     const Plan *plan;
     Body body;
@@ -318,10 +318,10 @@ typedef struct Study {
     int64_t epoch_day;
     char study_uid[64], series_uid[64], frame_uid[64];
     char rel_path[512];
-} Study;
+} SynthStudy;
 
 /* Personal data of a patient (its own stream: the same in every scan). */
-static void patient_identity(Ctx *c, Study *s, Rng *pr, int lang)
+static void patient_identity(Ctx *c, SynthStudy *s, Rng *pr, int lang)
 {
     const char *nm = phrase_pick(c->ph, "name", NULL, lang, 0, pr);
     const char *bar = nm ? strchr(nm, '|') : NULL;
@@ -424,7 +424,7 @@ static void compute_cover(const Ontology *o, const Body *b, double zlo, double z
 }
 
 /* Scan range, phase and grid for the study's layout and size. */
-static void choose_scan(Ctx *c, Study *s, Rng *r)
+static void choose_scan(Ctx *c, SynthStudy *s, Rng *r)
 {
     const SynthOptions *opt = c->opt;
     const Body *b = &s->body;
@@ -532,8 +532,9 @@ static void choose_scan(Ctx *c, Study *s, Rng *r)
 /* Hospital layout                                                            */
 /* ------------------------------------------------------------------------ */
 
-static void dicom_common(const Study *s, DcmData *d, const char *image_type, const char *sop_uid,
-                         const char *series_uid, int series_no, int instance, const char *series_desc)
+static void dicom_common(const SynthStudy *s, DcmData *d, const char *image_type,
+                         const char *sop_uid, const char *series_uid, int series_no, int instance,
+                         const char *series_desc)
 {
     dcmw_str(d, 0x0008, 0x0005, "CS", "ISO_IR 192");
     dcmw_str(d, 0x0008, 0x0008, "CS", image_type);
@@ -561,7 +562,7 @@ static void dicom_common(const Study *s, DcmData *d, const char *image_type, con
 }
 
 /* The DICOM series (and maybe a scout) as archive members. */
-static int hospital_dicom(Ctx *c, Study *s, Rng *r, Buf *files, ArchMember *m, int *nm,
+static int hospital_dicom(Ctx *c, SynthStudy *s, Rng *r, Buf *files, ArchMember *m, int *nm,
                           int maxm, JsonW *w, FvErr *e)
 {
     const Grid *g = &s->grid;
@@ -753,9 +754,9 @@ static int hospital_dicom(Ctx *c, Study *s, Rng *r, Buf *files, ArchMember *m, i
 
 /* One NIfTI volume with axis flips (applied here unless `flipped` says the
  * data are already in the written order) and a header kind. */
-static int nifti_volume(const Study *s, const void *data, int flipped, int datatype, int flip[3],
-                        int header, double slope, double inter, const char *ext, size_t ext_len,
-                        int level, Buf *gz, double A[4][4], FvErr *e)
+static int nifti_volume(const SynthStudy *s, const void *data, int flipped, int datatype,
+                        int flip[3], int header, double slope, double inter, const char *ext,
+                        size_t ext_len, int level, Buf *gz, double A[4][4], FvErr *e)
 {
     const Grid *g = &s->grid;
     size_t esz = datatype == NIFTI_UINT8 ? 1 : 2;
@@ -814,7 +815,7 @@ static int label_xml(Ctx *c, Buf *x)
     return x->failed ? -1 : 0;
 }
 
-static int hospital_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
+static int hospital_study(Ctx *c, SynthStudy *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
 {
     const Grid *g = &s->grid;
     enum { MAXM = 1024 };
@@ -1000,7 +1001,7 @@ out:
 /* CT-RATE layout                                                             */
 /* ------------------------------------------------------------------------ */
 
-static int ctrate_study(Ctx *c, Study *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
+static int ctrate_study(Ctx *c, SynthStudy *s, Rng *r, StudyOut *so, JsonW *w, FvErr *e)
 {
     const Grid *g = &s->grid;
     const char *split = s->plan->test ? "valid" : "train";
@@ -1130,7 +1131,7 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
 {
     const SynthOptions *opt = c->opt;
     const Ontology *o = c->o;
-    Study *s = calloc(1, sizeof *s);
+    SynthStudy *s = calloc(1, sizeof *s);
     LesionSet *ls = calloc(1, sizeof *ls);
     Buf truth = {0}, lab = {0};
     int rc = -1;

@@ -14,10 +14,10 @@ enum { MAX_DIM = 4096 };
 
 /* ------------------------------------------------------------------- texts */
 
-static const char *text_key(const void *ctx, int i) { return ((const Corpus *)ctx)->text[i]; }
+static const char *text_key(const void *ctx, int i) { return ((const TrainSet *)ctx)->text[i]; }
 
 /* Index of text s in c->text, adding it when absent; -1 when out of memory. */
-static int text_intern(Corpus *c, const char *s)
+static int text_intern(TrainSet *c, const char *s)
 {
     int i = stridx_find(&c->text_ix, s, text_key, c);
     if (i >= 0)
@@ -36,10 +36,10 @@ static int text_intern(Corpus *c, const char *s)
 
 static const char *shard_key(const void *ctx, int i)
 {
-    return ((const Corpus *)ctx)->shard[i]->path;
+    return ((const TrainSet *)ctx)->shard[i]->path;
 }
 
-static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
+static int shard_open(TrainSet *c, const char *name, StFile **out, FvErr *e)
 {
     /* a file name under the tensor folder, nothing that climbs out of it */
     size_t len = strlen(name);
@@ -63,8 +63,8 @@ static int shard_open(Corpus *c, const char *name, StFile **out, FvErr *e)
     return 0;
 }
 
-static int shard_tensor(Corpus *c, const char *shard, const char *tensor, StDType dt,
-                        const Study *s, const void **data, FvErr *e)
+static int shard_tensor(TrainSet *c, const char *shard, const char *tensor, StDType dt,
+                        const TrainStudy *s, const void **data, FvErr *e)
 {
     StFile *f;
     if (shard_open(c, shard, &f, e))
@@ -82,7 +82,7 @@ static int shard_tensor(Corpus *c, const char *shard, const char *tensor, StDTyp
 
 /* ------------------------------------------------------------------ loading */
 
-void corpus_free(Corpus *c)
+void trainset_free(TrainSet *c)
 {
     for (int i = 0; i < c->n_text; i++)
         free(c->text[i]);
@@ -113,7 +113,7 @@ static int parse_split(const char *s)
     return SPLIT_TRAIN;
 }
 
-static int study_index(const Corpus *c, int64_t id)
+static int study_index(const TrainSet *c, int64_t id)
 {
     int lo = 0, hi = c->n_st - 1;
     while (lo <= hi) {
@@ -138,7 +138,7 @@ static int bad_item(Run *run, const char *source, const char *member, const char
     return 0;
 }
 
-static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
+static int load_studies(TrainSet *c, Db *db, int64_t only, Run *run, FvErr *e)
 {
     sqlite3_stmt *st;
     /* two statements, not one with "?1 < 0 OR s.id = ?1": SQLite would
@@ -160,7 +160,7 @@ static int load_studies(Corpus *c, Db *db, int64_t only, Run *run, FvErr *e)
             sqlite3_finalize(st);
             return err_set(e, FV_ENOMEM, "corpus: out of memory");
         }
-        Study *s = &c->st[c->n_st];
+        TrainStudy *s = &c->st[c->n_st];
         memset(s, 0, sizeof *s);
         s->id = sqlite3_column_int64(st, 0);
         s->split = parse_split((const char *)sqlite3_column_text(st, 1));
@@ -286,8 +286,8 @@ static int parse_diseases(const Ontology *o, const char *json, uint64_t *bits, i
     return rc;
 }
 
-static int load_samples(Corpus *c, Db *db, int scan_whole, RawSample **out, int *nout, Run *run,
-                        FvErr *e)
+static int load_samples(TrainSet *c, Db *db, int scan_whole, RawSample **out, int *nout,
+                        Run *run, FvErr *e)
 {
     *out = NULL;
     *nout = 0;
@@ -415,7 +415,7 @@ static int maskable(const Ontology *o, int a)
     return 0;
 }
 
-static int choose_anatomies(Corpus *c, const RawSample *raw, int n, char **ids, int nids,
+static int choose_anatomies(TrainSet *c, const RawSample *raw, int n, char **ids, int nids,
                             FvErr *e)
 {
     const Ontology *o = c->onto;
@@ -468,7 +468,7 @@ static int choose_anatomies(Corpus *c, const RawSample *raw, int n, char **ids, 
 
 /* TotalSegmentator id -> model anatomies (an id can serve several: heart is
  * also part of the mediastinum's region). */
-static int build_label_map(Corpus *c, FvErr *e)
+static int build_label_map(TrainSet *c, FvErr *e)
 {
     const Ontology *o = c->onto;
     c->lab_off = calloc(ONTO_MAX_TS_ID + 2, sizeof *c->lab_off);
@@ -503,7 +503,7 @@ static int build_label_map(Corpus *c, FvErr *e)
     return 0;
 }
 
-static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
+static int load_regions(TrainSet *c, Db *db, int64_t only, FvErr *e)
 {
     size_t nb = (size_t)c->n_st * (size_t)(c->n_anat ? c->n_anat : 1) * 6;
     c->boxes = malloc((nb ? nb : 1) * sizeof *c->boxes);
@@ -535,7 +535,7 @@ static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
         int a = an ? onto_anatomy(c->onto, an) : -1;
         if (si < 0 || a < 0 || model_of[a] < 0)
             continue;
-        const Study *s = &c->st[si];
+        const TrainStudy *s = &c->st[si];
         int dims[3] = {s->nz, s->ny, s->nx}, bx[6], ok = 1;
         for (int k = 0; k < 6; k++)
             bx[k] = (int)sqlite3_column_int64(st, 2 + k);
@@ -551,8 +551,8 @@ static int load_regions(Corpus *c, Db *db, int64_t only, FvErr *e)
     return rc < 0 ? -1 : 0;
 }
 
-int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
-                char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e)
+int trainset_load(TrainSet *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
+                  char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e)
 {
     memset(c, 0, sizeof *c);
     c->onto = onto;
@@ -588,8 +588,8 @@ int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan
     for (int m = 0; m < c->n_anat; m++)
         model_of[c->anat_onto[m]] = m;
     for (int i = 0; i < nraw; i++) {
-        c->sm[i] = (Sample){raw[i].study, model_of[raw[i].onto], raw[i].abnormal, raw[i].whole,
-                            raw[i].text};
+        c->sm[i] = (TrainSample){raw[i].study, model_of[raw[i].onto], raw[i].abnormal,
+                                 raw[i].whole, raw[i].text};
     }
     free(model_of);
     c->n_sm = nraw;
@@ -607,11 +607,11 @@ int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan
     return 0;
 fail:
     free(raw);
-    corpus_free(c);
+    trainset_free(c);
     return -1;
 }
 
-int corpus_split_validation(Corpus *c, double fraction, uint64_t seed)
+int trainset_split_validation(TrainSet *c, double fraction, uint64_t seed)
 {
     int nvalid = 0;
     for (int i = 0; i < c->n_st; i++)
@@ -632,7 +632,7 @@ int corpus_split_validation(Corpus *c, double fraction, uint64_t seed)
     return nvalid;
 }
 
-int corpus_train_texts(const Corpus *c, const char ***texts, int *n)
+int trainset_train_texts(const TrainSet *c, const char ***texts, int *n)
 {
     const char **t = malloc((size_t)(c->n_text ? c->n_text : 1) * sizeof *t);
     unsigned char *seen = calloc((size_t)(c->n_text ? c->n_text : 1), 1);
@@ -643,7 +643,7 @@ int corpus_train_texts(const Corpus *c, const char ***texts, int *n)
     }
     int k = 0;
     for (int i = 0; i < c->n_st; i++) {
-        const Study *s = &c->st[i];
+        const TrainStudy *s = &c->st[i];
         if (s->split != SPLIT_TRAIN)
             continue;
         if (c->mode == LOSS_GLOBAL) {
@@ -665,7 +665,7 @@ int corpus_train_texts(const Corpus *c, const char ***texts, int *n)
     return 0;
 }
 
-int corpus_tokenize(Corpus *c, const Tokenizer *t, int max_len, FvErr *e)
+int trainset_tokenize(TrainSet *c, const Tokenizer *t, int max_len, FvErr *e)
 {
     free(c->tok_off);
     free(c->tok_ids);
@@ -678,7 +678,7 @@ int corpus_tokenize(Corpus *c, const Tokenizer *t, int max_len, FvErr *e)
         c->tok_off[i + 1] = c->tok_off[i] + tok_encode(t, c->text[i], c->tok_ids + c->tok_off[i],
                                                        max_len);
     for (int i = 0; i < c->n_st; i++) {
-        Study *s = &c->st[i];
+        TrainStudy *s = &c->st[i];
         s->tokens = 0;
         if (c->mode == LOSS_GLOBAL) {
             if (s->report >= 0)
@@ -692,7 +692,7 @@ int corpus_tokenize(Corpus *c, const Tokenizer *t, int max_len, FvErr *e)
     return 0;
 }
 
-void corpus_signature(const Corpus *c, char hex[65])
+void trainset_signature(const TrainSet *c, char hex[65])
 {
     Sha256 h;
     sha256_init(&h);
@@ -701,13 +701,13 @@ void corpus_signature(const Corpus *c, char hex[65])
         sha256_update(&h, id, strlen(id) + 1);
     }
     for (int i = 0; i < c->n_st; i++) {
-        const Study *s = &c->st[i];
+        const TrainStudy *s = &c->st[i];
         int64_t rec[3] = {s->id, s->split, s->ns};
         sha256_update(&h, rec, sizeof rec);
         if (s->report >= 0)
             sha256_update(&h, c->text[s->report], strlen(c->text[s->report]) + 1);
         for (int j = s->s0; j < s->s0 + s->ns; j++) {
-            const Sample *x = &c->sm[j];
+            const TrainSample *x = &c->sm[j];
             int32_t r[3] = {x->anat, x->abnormal, x->whole};
             sha256_update(&h, r, sizeof r);
             sha256_update(&h, c->text[x->text], strlen(c->text[x->text]) + 1);
@@ -722,7 +722,7 @@ void corpus_signature(const Corpus *c, char hex[65])
 
 /* ---------------------------------------------------------- preprocessing */
 
-void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out)
+void data_crop(const TrainStudy *s, const DataCfg *d, Rng *r, int train, Crop *out)
 {
     const double sp[3] = {s->sz, s->sy, s->sx};
     for (int k = 0; k < 3; k++) {
@@ -755,10 +755,10 @@ static double src_coord(const Crop *c, int axis, int i, int n)
 
 enum { MAX_IN = 4096 };
 
-void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
-                 float *tokbias, uint8_t *inside)
+void data_render(const TrainSet *c, int study, const DataCfg *d, const Crop *crop, float *img,
+                  float *tokbias, uint8_t *inside)
 {
-    const Study *s = &c->st[study];
+    const TrainStudy *s = &c->st[study];
     int Z = d->in_z, Y = d->in_y, X = d->in_x;
     int ty = Y / d->py, tx = X / d->px, T = (Z / d->pz) * ty * tx;
     /* Per-axis tables: the two neighbours of each output voxel (clamped
@@ -877,7 +877,7 @@ static int hu_bin(const uint8_t *lut, int hu)
     return lut[v < 0 ? 0 : v >= HIST_LUT_N ? HIST_LUT_N - 1 : v];
 }
 
-static int label_is(const Corpus *c, int id, int a)
+static int label_is(const TrainSet *c, int id, int a)
 {
     for (int q = c->lab_off[id]; q < c->lab_off[id + 1]; q++)
         if (c->lab_anat[q] == a)
@@ -885,9 +885,9 @@ static int label_is(const Corpus *c, int id, int a)
     return 0;
 }
 
-void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *hist)
+void data_hist(const TrainSet *c, int study, const DataCfg *d, const Crop *crop, float *hist)
 {
-    const Study *s = &c->st[study];
+    const TrainStudy *s = &c->st[study];
     int n[3] = {d->in_z, d->in_y, d->in_x}, dims[3] = {s->nz, s->ny, s->nx};
     const double sp[3] = {s->sz, s->sy, s->sx};
     int nn[3][MAX_IN];
@@ -970,7 +970,7 @@ void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, f
 
 /* ------------------------------------------------------------------ batches */
 
-NetCap corpus_capacity(const Corpus *c, int b)
+NetCap trainset_capacity(const TrainSet *c, int b)
 {
     NetCap cap = {.studies = b, .dis_words = c->dis_words};
     int per = 1;
@@ -1019,10 +1019,10 @@ void batch_free(BatchBuf *bb)
     memset(bb, 0, sizeof *bb);
 }
 
-int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvErr *e)
+int batch_alloc(BatchBuf *bb, const TrainSet *c, const NetCfg *cfg, int cap_b, FvErr *e)
 {
     memset(bb, 0, sizeof *bb);
-    NetCap cap = corpus_capacity(c, cap_b);
+    NetCap cap = trainset_capacity(c, cap_b);
     size_t B = (size_t)cap_b, A = (size_t)(c->n_anat ? c->n_anat : 1), T = (size_t)netcfg_tokens(cfg);
     size_t R = (size_t)cap.rows, vox = (size_t)cfg->in_c * cfg->in_z * cfg->in_y * cfg->in_x;
     bb->cap_b = cap_b;
@@ -1061,8 +1061,8 @@ int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvE
     return 0;
 }
 
-void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx, int n,
-                 int train, Rng *r)
+void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
+                  int train, Rng *r)
 {
     int A = c->n_anat, T = (d->in_z / d->pz) * (d->in_y / d->py) * (d->in_x / d->px);
     size_t vox = (size_t)d->n_win * d->in_z * d->in_y * d->in_x;
@@ -1096,9 +1096,9 @@ void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx
         for (int a = 0; a < A; a++)
             bb->anat_n[a] = bb->anat_abn[a] = 0;
         for (int i = 0; i < n; i++) {
-            const Study *s = &c->st[idx[i]];
+            const TrainStudy *s = &c->st[idx[i]];
             for (int j = s->s0; j < s->s0 + s->ns; j++) {
-                const Sample *x = &c->sm[j];
+                const TrainSample *x = &c->sm[j];
                 if (x->anat < 0 || !x->whole || !bb->inside[(size_t)i * A + x->anat])
                     continue;
                 const float *tb = bb->tokbias + ((size_t)i * A + x->anat) * T;

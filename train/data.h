@@ -1,6 +1,6 @@
 /* data: the training data of the corpus database, and its preprocessing.
  *
- * corpus_load reads what align and ingest produced (schemas/corpus.sql):
+ * trainset_load reads what align and ingest produced (schemas/corpus.sql):
  * studies with a volume, a mask and a `_union` region; their `samples` rows
  * (fine modes) or report text (global mode); the region box of every
  * anatomy. Each study's CT (int16 HU) and mask (uint8 TotalSegmentator ids)
@@ -50,19 +50,19 @@ typedef struct DataCfg {
     int coverage;              /* pooling bias log(share of the token's voxels in the
                                 * anatomy); 0: the binary mask (fVLM) */
     int text_max_len;          /* tokens, [CLS] and [SEP] included */
-    int scan_whole;            /* data.whole = scan: see corpus_load */
+    int scan_whole;            /* data.whole = scan: see trainset_load */
 } DataCfg;
 
-typedef struct Sample {
-    int study;                 /* index into Corpus.st */
+typedef struct TrainSample {
+    int study;                 /* index into TrainSet.st */
     int anat;                  /* model anatomy, -1 when the model has none for it */
     uint8_t abnormal;
     uint8_t whole;             /* may train: always under the crop rule; under the scan rule
                                 * when align found the anatomy whole in the scan */
-    int text;                  /* index into Corpus.text */
-} Sample;
+    int text;                  /* index into TrainSet.text */
+} TrainSample;
 
-typedef struct Study {
+typedef struct TrainStudy {
     int64_t id;
     int split;                 /* SPLIT_* (train studies held out for validation: SPLIT_VALID) */
     int nz, ny, nx;            /* corpus grid, voxels */
@@ -70,17 +70,17 @@ typedef struct Study {
     const int16_t *ct;         /* (nz, ny, nx) HU, inside a mapped shard */
     const uint8_t *mask;       /* (nz, ny, nx) TotalSegmentator ids */
     int box[6];                /* union box z0, z1, y0, y1, x0, x1 (half-open) */
-    int s0, ns;                /* its samples: Corpus.sm[s0 .. s0 + ns) */
+    int s0, ns;                /* its samples: TrainSet.sm[s0 .. s0 + ns) */
     int report;                /* report text (global mode), -1 */
     int tokens;                /* text tokens of its samples (or report), for capacity */
-} Study;
+} TrainStudy;
 
-typedef struct Corpus {
+typedef struct TrainSet {
     const Ontology *onto;
     LossMode mode;
-    Study *st;
+    TrainStudy *st;
     int n_st;
-    Sample *sm;
+    TrainSample *sm;
     int n_sm;
     uint64_t *dis;             /* (n_sm, dis_words) disease sets */
     int dis_words;
@@ -94,14 +94,14 @@ typedef struct Corpus {
     int n_text;
     int cap_text;
     StrIndex text_ix;
-    int *tok_off, *tok_ids;    /* tokens of each text, after corpus_tokenize */
+    int *tok_off, *tok_ids;    /* tokens of each text, after trainset_tokenize */
     /* mapped shards */
     StFile **shard;
     int n_shard, cap_shard;
     StrIndex shard_ix;         /* by path */
     char tensor_dir[4096];
     int64_t n_skipped;         /* studies left out by checks */
-} Corpus;
+} TrainSet;
 
 /* Loads the corpus for training. scan_whole (config data.whole = scan): a
  * sample trains only when align found its anatomy whole in the scan (not
@@ -112,20 +112,20 @@ typedef struct Corpus {
  * modes: and an abnormal one). study_id >= 0 loads that study alone (no
  * samples; for inference). Bad studies are recorded through run (may be
  * NULL: logged only). */
-int corpus_load(Corpus *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
-                char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e);
-void corpus_free(Corpus *c);
+int trainset_load(TrainSet *c, Db *db, const Ontology *onto, LossMode mode, int scan_whole,
+                  char **anat_ids, int n_anat, int64_t study_id, Run *run, FvErr *e);
+void trainset_free(TrainSet *c);
 
 /* Marks a seeded fraction of the training studies as validation when the
  * corpus has no `valid` study. Returns the number of validation studies. */
-int corpus_split_validation(Corpus *c, double fraction, uint64_t seed);
+int trainset_split_validation(TrainSet *c, double fraction, uint64_t seed);
 /* Texts of training studies, for building the vocabulary (pointers into c). */
-int corpus_train_texts(const Corpus *c, const char ***texts, int *n);
+int trainset_train_texts(const TrainSet *c, const char ***texts, int *n);
 /* Tokenizes every text. */
-int corpus_tokenize(Corpus *c, const Tokenizer *t, int max_len, FvErr *e);
+int trainset_tokenize(TrainSet *c, const Tokenizer *t, int max_len, FvErr *e);
 /* Order-independent hash of the training data (study ids, samples, texts),
  * stored in checkpoints to notice a changed corpus on resume. */
-void corpus_signature(const Corpus *c, char hex[65]);
+void trainset_signature(const TrainSet *c, char hex[65]);
 
 /* The crop of one study: box (z0, z1, y0, y1, x0, x1) in voxels, real
  * valued, and flips. */
@@ -135,19 +135,19 @@ typedef struct Crop {
 } Crop;
 
 /* train: random scale, shift and flips from r; otherwise the plain crop. */
-void data_crop(const Study *s, const DataCfg *d, Rng *r, int train, Crop *out);
+void data_crop(const TrainStudy *s, const DataCfg *d, Rng *r, int train, Crop *out);
 /* Renders the crop: img (n_win, Z, Y, X) in [0, 1]; tokbias (n_anat, T): for
  * tokens holding the anatomy, 0 (binary) or the log of the share of the
  * token's voxels that are the anatomy's (coverage), -INFINITY for the
  * others; inside (n_anat): 1 when the anatomy's region box lies whole inside
  * the crop. */
-void data_render(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *img,
-                 float *tokbias, uint8_t *inside);
+void data_render(const TrainSet *c, int study, const DataCfg *d, const Crop *crop, float *img,
+                  float *tokbias, uint8_t *inside);
 /* The density summaries of the crop (model.anat_hist), on the input grid
  * with nearest-neighbour sampling of CT and mask: hist (n_anat + 1,
  * NET_HIST_DIM), each anatomy's (net.h), then the whole crop's (its volume:
  * the voxels above -500 HU). */
-void data_hist(const Corpus *c, int study, const DataCfg *d, const Crop *crop, float *hist);
+void data_hist(const TrainSet *c, int study, const DataCfg *d, const Crop *crop, float *hist);
 
 /* ---- batches ---- */
 
@@ -172,12 +172,12 @@ typedef struct BatchBuf {
 } BatchBuf;
 
 /* Capacity the network needs for batches of up to b studies of c. */
-NetCap corpus_capacity(const Corpus *c, int b);
-int batch_alloc(BatchBuf *bb, const Corpus *c, const NetCfg *cfg, int cap_b, FvErr *e);
+NetCap trainset_capacity(const TrainSet *c, int b);
+int batch_alloc(BatchBuf *bb, const TrainSet *c, const NetCfg *cfg, int cap_b, FvErr *e);
 void batch_free(BatchBuf *bb);
 /* Builds the batch of studies idx[0..n): crops (drawn from r in study order
  * when train), renders, and lists rows, groups and texts. Allocates nothing. */
-void batch_build(BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx, int n,
-                 int train, Rng *r);
+void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
+                  int train, Rng *r);
 
 #endif

@@ -146,9 +146,9 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
     int D = nc->embed, T = netcfg_tokens(nc);
     memset(out, 0, (size_t)m->onto->n_anat * D * sizeof *out);
     memset(valid, 0, (size_t)m->onto->n_anat);
-    Corpus c;
-    if (corpus_load(&c, db, m->onto, nc->loss, m->data.scan_whole, m->anat_ids, m->n_ids,
-                    study_id, NULL, e))
+    TrainSet c;
+    if (trainset_load(&c, db, m->onto, nc->loss, m->data.scan_whole, m->anat_ids, m->n_ids,
+                      study_id, NULL, e))
         return -1;
     Crop crop;
     data_crop(&c.st[0], &m->data, NULL, 0, &crop);
@@ -168,7 +168,7 @@ int model_encode_study(FvlmModel *m, Db *db, int64_t study_id, float *out, unsig
             nr++;
         }
     }
-    corpus_free(&c);
+    trainset_free(&c);
     if (!nr)
         return 0;
     NetBatch b = {.nb = 1, .img = m->img, .tokbias = m->tokbias, .hist = m->hist,

@@ -288,11 +288,11 @@ static int metric_add(Metrics *m, Db *db, int64_t run_id, int64_t step, int64_t 
 
 /* Studies of a split that can give a loss term: fine modes, a whole
  * sample of a model anatomy; global, a report. */
-static int list_split(const Corpus *c, int split, int *out)
+static int list_split(const TrainSet *c, int split, int *out)
 {
     int n = 0;
     for (int i = 0; i < c->n_st; i++) {
-        const Study *s = &c->st[i];
+        const TrainStudy *s = &c->st[i];
         if (s->split != split)
             continue;
         int ok = c->mode == LOSS_GLOBAL ? s->report >= 0 : 0;
@@ -305,7 +305,7 @@ static int list_split(const Corpus *c, int split, int *out)
 }
 
 /* Mean loss over the studies idx[0..n) in batches of b, without augmentation. */
-static double validate(Net *net, BatchBuf *bb, const Corpus *c, const DataCfg *d, const int *idx,
+static double validate(Net *net, BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx,
                        int n, int b, Rng *unused)
 {
     double sum = 0.0;
@@ -364,7 +364,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     Ontology *onto = NULL;
     Db *db = NULL;
     StFile *ck = NULL;
-    Corpus corpus = {0};
+    TrainSet corpus = {0};
     Tokenizer tok = {0};
     Net net = {0};
     BatchBuf bb = {0};
@@ -389,10 +389,10 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
             goto out;
     }
     log_info("loading the corpus %s", a->db_path);
-    if (corpus_load(&corpus, db, onto, s.net.loss, s.data.scan_whole, ck_anat, n_ck_anat, -1, &run,
-                    e))
+    if (trainset_load(&corpus, db, onto, s.net.loss, s.data.scan_whole, ck_anat, n_ck_anat, -1, &run,
+                      e))
         goto out;
-    corpus_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
+    trainset_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
     train_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *train_idx);
     valid_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *valid_idx);
     order = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *order);
@@ -405,7 +405,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     int n_valid = list_split(&corpus, SPLIT_VALID, valid_idx);
     int no_region = 0;
     for (int i = 0; i < corpus.n_sm; i++) {
-        const Sample *x = &corpus.sm[i];
+        const TrainSample *x = &corpus.sm[i];
         no_region += x->anat >= 0 && x->whole &&
                      corpus.boxes[((size_t)x->study * corpus.n_anat + x->anat) * 6] < 0;
     }
@@ -428,7 +428,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
             goto out;
     } else {
         int nt;
-        if (corpus_train_texts(&corpus, &texts, &nt)) {
+        if (trainset_train_texts(&corpus, &texts, &nt)) {
             err_set(e, FV_ENOMEM, "out of memory");
             goto out;
         }
@@ -437,13 +437,13 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
         free(texts);
         texts = NULL;
     }
-    if (corpus_tokenize(&corpus, &tok, s.net.t_max_len, e))
+    if (trainset_tokenize(&corpus, &tok, s.net.t_max_len, e))
         goto out;
     s.net.vocab = tok.n;
     s.net.n_anat = corpus.n_anat;
     if (s.net.loss == LOSS_GLOBAL && s.net.n_anat == 0)
         s.net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
-    NetCap cap = corpus_capacity(&corpus, s.batch);
+    NetCap cap = trainset_capacity(&corpus, s.batch);
     if (net_alloc(&net, &s.net, &cap, 1, e) || batch_alloc(&bb, &corpus, &s.net, s.batch, e))
         goto out;
     /* steps: ceil(n / batch) per epoch; a last batch of one study is dropped
@@ -456,7 +456,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     if (s.opt.warmup >= total)
         s.opt.warmup = total / 10;
     char sig[65];
-    corpus_signature(&corpus, sig);
+    trainset_signature(&corpus, sig);
     if (train_settings_ini(&s, &ini)) {
         err_set(e, FV_ENOMEM, "out of memory");
         goto out;
@@ -648,7 +648,7 @@ out:
     batch_free(&bb);
     net_free(&net);
     tok_free(&tok);
-    corpus_free(&corpus);
+    trainset_free(&corpus);
     st_close(&ck);
     db_close(&db);
     onto_free(&onto);

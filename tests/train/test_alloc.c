@@ -73,19 +73,19 @@ static void test_training_steps_allocate_nothing(void)
     FixtureOpts o = {.n_studies = 24, .seed = 2, .p_abnormal = 0.5, .chinese = 1, .all_train = 1};
     Ontology *onto;
     Db *db;
-    Corpus c;
+    TrainSet c;
     CHECK_OK(fixture_corpus(db_path, &o, &e), &e);
     CHECK_OK(onto_load(&onto, &e), &e);
     CHECK_OK(db_open(&db, db_path, DB_MUST_EXIST, &e), &e);
-    CHECK_OK(corpus_load(&c, db, onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(trainset_load(&c, db, onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
     const char **texts;
     int nt;
     Tokenizer t;
     TokConfig tc = {512, 2, 4};
-    CHECK(corpus_train_texts(&c, &texts, &nt) == 0, "out of memory");
+    CHECK(trainset_train_texts(&c, &texts, &nt) == 0, "out of memory");
     CHECK_OK(tok_build(&t, texts, nt, &tc, &e), &e);
     free(texts);
-    CHECK_OK(corpus_tokenize(&c, &t, 32, &e), &e);
+    CHECK_OK(trainset_tokenize(&c, &t, 32, &e), &e);
     NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_c = 1, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
                  .py = 8, .px = 8, .width = 16, .depth = 2, .heads = 2, .mlp = 32, .keep = {1, 2},
                  .n_keep = 2, .pool_heads = 2, .embed = 16, .t_width = 16, .t_depth = 1,
@@ -96,7 +96,7 @@ static void test_training_steps_allocate_nothing(void)
                  .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
     OptCfg oc = {.lr = 1e-3, .lr_min = 1e-5, .warmup = 2, .total = 10, .beta1 = 0.9,
                  .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01, .clip = 1.0};
-    NetCap cap = corpus_capacity(&c, 8);
+    NetCap cap = trainset_capacity(&c, 8);
     Net n;
     BatchBuf bb;
     CHECK_OK(net_alloc(&n, &nc, &cap, 1, &e), &e);
@@ -129,7 +129,7 @@ static void test_training_steps_allocate_nothing(void)
     batch_free(&bb);
     net_free(&n);
     tok_free(&t);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
     onto_free(&onto);
     test_remove_db(db_path);

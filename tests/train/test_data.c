@@ -26,7 +26,7 @@ static DataCfg tiny_data(void)
                      .aug_scale = 0.1, .aug_shift = 0.05, .coverage = 1, .text_max_len = 32};
 }
 
-static int model_anat(const Corpus *c, const char *id)
+static int model_anat(const TrainSet *c, const char *id)
 {
     for (int m = 0; m < c->n_anat; m++)
         if (strcmp(g_onto->anat[c->anat_onto[m]].id, id) == 0)
@@ -34,15 +34,15 @@ static int model_anat(const Corpus *c, const char *id)
     return -1;
 }
 
-static void test_corpus_load_skips_and_records_bad_studies(void)
+static void test_trainset_load_skips_and_records_bad_studies(void)
 {
     FvErr e = {0};
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     Run run;
     CHECK_OK(run_begin(&run, db, "train", 0, NULL, NULL, 1, &e), &e);
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN, 1, NULL, 0, -1, &run, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE_FN, 1, NULL, 0, -1, &run, &e), &e);
     CHECK_EQ_INT(c.n_st, 20);
     CHECK_EQ_INT(c.n_skipped, 2);
     CHECK_EQ_INT(c.n_sm, 20 * 5);
@@ -74,22 +74,22 @@ static void test_corpus_load_skips_and_records_bad_studies(void)
         for (int w = 0; w < c.dis_words; w++)
             with_dis += c.sm[i].abnormal && c.dis[(size_t)i * c.dis_words + w] != 0;
     CHECK(with_dis > 0, "no abnormal sample has a disease set");
-    corpus_free(&c);
+    trainset_free(&c);
     /* global mode: every anatomy with a whole sample, abnormal or not */
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_GLOBAL, 1, NULL, 0, -1, NULL, &e), &e);
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_GLOBAL, 1, NULL, 0, -1, NULL, &e), &e);
     CHECK_EQ_INT(c.n_anat, 5);
     int reports = 0;
     for (int i = 0; i < c.n_st; i++)
         reports += c.st[i].report >= 0;
     CHECK_EQ_INT(reports, 20);
-    corpus_free(&c);
+    trainset_free(&c);
     run_finish(&run, "ok", NULL, &e);
     db_close(&db);
 }
 
 static void test_crop_margins_are_millimetres_scaled_to_the_spacing(void)
 {
-    Study s = {.sz = 3.0, .sy = 1.5, .sx = 2.0, .box = {10, 20, 5, 30, 7, 9}};
+    TrainStudy s = {.sz = 3.0, .sy = 1.5, .sx = 2.0, .box = {10, 20, 5, 30, 7, 9}};
     DataCfg d = tiny_data();
     Crop c;
     data_crop(&s, &d, NULL, 0, &c);
@@ -116,8 +116,8 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     FvErr e = {0};
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     DataCfg d = tiny_data();
     int Z = 16, Y = 32, X = 32, T = 64, A = c.n_anat;
     float *a = malloc(sizeof(float) * Z * Y * X), *b = malloc(sizeof(float) * Z * Y * X);
@@ -183,7 +183,7 @@ static void test_render_windows_hu_and_flips_image_and_tokens_together(void)
     CHECK(!ib[lung], "a lung cut by the crop counts as whole");
     CHECK(ib[heart], "the heart inside the crop is not whole");
     free(a); free(b); free(ta); free(tb);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
 }
 
@@ -192,16 +192,16 @@ static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
     FvErr e = {0};
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE_FN_DISEASE, 1, NULL, 0, -1, NULL, &e), &e);
     Tokenizer t;
     const char **texts;
     int nt;
-    CHECK(corpus_train_texts(&c, &texts, &nt) == 0, "out of memory");
+    CHECK(trainset_train_texts(&c, &texts, &nt) == 0, "out of memory");
     TokConfig tc = {512, 2, 4};
     CHECK_OK(tok_build(&t, texts, nt, &tc, &e), &e);
     free(texts);
-    CHECK_OK(corpus_tokenize(&c, &t, 32, &e), &e);
+    CHECK_OK(trainset_tokenize(&c, &t, 32, &e), &e);
     NetCfg nc = {.loss = LOSS_FINE_FN_DISEASE, .in_c = 1, .in_z = 16, .in_y = 32, .in_x = 32, .pz = 4,
                  .py = 8, .px = 8, .width = 8, .depth = 1, .heads = 1, .mlp = 8, .keep = {1},
                  .n_keep = 1, .pool_heads = 1, .embed = 8, .t_width = 8, .t_depth = 1,
@@ -239,11 +239,11 @@ static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
     for (int s = 0; s < b->nt; s++)
         CHECK(b->tids[b->toff[s]] == TOK_CLS && b->tids[b->toff[s + 1] - 1] == TOK_SEP,
               "text %d is not [CLS] ... [SEP]", s);
-    NetCap cap = corpus_capacity(&c, 12);
+    NetCap cap = trainset_capacity(&c, 12);
     CHECK(b->toff[b->nt] <= cap.text_tokens, "batch tokens above the capacity bound");
     batch_free(&bb);
     tok_free(&t);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
 }
 
@@ -252,20 +252,20 @@ static void test_signature_changes_with_the_training_data(void)
     FvErr e = {0};
     Db *db;
     CHECK_OK(db_open(&db, g_db, 0, &e), &e);
-    Corpus c;
+    TrainSet c;
     char h1[65], h2[65], h3[65];
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
-    corpus_signature(&c, h1);
-    corpus_free(&c);
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
-    corpus_signature(&c, h2);
-    corpus_free(&c);
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    trainset_signature(&c, h1);
+    trainset_free(&c);
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    trainset_signature(&c, h2);
+    trainset_free(&c);
     CHECK_STR(h1, h2);
     CHECK_OK(db_run(db, &e, "UPDATE samples SET text = text || ' ' WHERE study_id = 1003 AND "
                     "anatomy = 'lung'", ""), &e);
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
-    corpus_signature(&c, h3);
-    corpus_free(&c);
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    trainset_signature(&c, h3);
+    trainset_free(&c);
     CHECK(strcmp(h1, h3) != 0, "a changed text leaves the signature unchanged");
     db_close(&db);
 }
@@ -276,15 +276,15 @@ static void test_one_study_loads_for_inference_and_a_missing_one_is_an_error(voi
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     char *ids[] = {"lung", "heart"};
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1005, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1005, NULL, &e), &e);
     CHECK_EQ_INT(c.n_st, 1);
     CHECK_EQ_INT(c.n_anat, 2);
     CHECK(c.boxes[0] >= 0 && c.boxes[6] >= 0, "regions of the study not loaded");
-    corpus_free(&c);
-    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1020, NULL, &e) == -1 &&
+    trainset_free(&c);
+    CHECK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 1020, NULL, &e) == -1 &&
               strstr(e.msg, "study 1020"), "a broken study loads for inference: %s", e.msg);
-    CHECK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 99, NULL, &e) == -1 &&
+    CHECK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, ids, 2, 99, NULL, &e) == -1 &&
               e.code == FV_ENOTFOUND, "a missing study is not 'not found': %s", e.msg);
     db_close(&db);
 }
@@ -296,8 +296,8 @@ static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
     /* mediastinum: region_of heart, aorta, esophagus, trachea (anatomy.tsv) */
     char *ids[] = {"heart", "aorta", "esophagus", "trachea", "mediastinum"};
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, ids, 5, 1004, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, ids, 5, 1004, NULL, &e), &e);
     DataCfg d = tiny_data();
     d.coverage = 0;
     float img[16 * 32 * 32], tb[5 * 64];
@@ -319,7 +319,7 @@ static void test_an_anatomy_without_a_mask_takes_its_region_of_anatomies(void)
     }
     CHECK(n > 0 && bad == 0, "mediastinum tokens differ from the union of its parts in %d of 64 "
           "(the parts hold %d)", bad, n);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
 }
 
@@ -329,8 +329,8 @@ static void test_render_makes_one_channel_per_hu_window(void)
     FvErr e = {0};
     Db *db;
     CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     DataCfg one = tiny_data(), two = tiny_data();
     two.n_win = 2;
     two.hu_lo[1] = -150;
@@ -362,7 +362,7 @@ static void test_render_makes_one_channel_per_hu_window(void)
     CHECK(soft > 100, "only %d voxels inside the soft-tissue window", soft);
     CHECK(!memcmp(ta, tb, sizeof(float) * A * 64), "the token mask depends on the windows");
     free(a); free(b); free(ta); free(tb);
-    corpus_free(&c);
+    trainset_free(&c);
     db_close(&db);
 }
 
@@ -376,13 +376,13 @@ static void test_crop_rule_lets_anatomies_cut_by_the_scan_border_train(void)
     /* the lung of one training study touches the scan's border */
     CHECK_OK(db_run(db, &e, "UPDATE samples SET whole = 0 WHERE study_id = 1003 AND anatomy = "
                     "'lung'", ""), &e);
-    Corpus c;
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 1, NULL, 0, -1, NULL, &e), &e);
     int scan_cut = 0, scan_anat = c.n_anat;
     for (int i = 0; i < c.n_sm; i++)
         scan_cut += !c.sm[i].whole;
-    corpus_free(&c);
-    CHECK_OK(corpus_load(&c, db, g_onto, LOSS_FINE, 0, NULL, 0, -1, NULL, &e), &e);
+    trainset_free(&c);
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_FINE, 0, NULL, 0, -1, NULL, &e), &e);
     int crop_cut = 0;
     for (int i = 0; i < c.n_sm; i++)
         crop_cut += !c.sm[i].whole;
@@ -390,7 +390,7 @@ static void test_crop_rule_lets_anatomies_cut_by_the_scan_border_train(void)
     CHECK_EQ_INT(crop_cut, 0);
     CHECK(c.n_anat >= scan_anat, "the crop rule has %d model anatomies, the scan rule %d",
           c.n_anat, scan_anat);
-    corpus_free(&c);
+    trainset_free(&c);
     CHECK_OK(db_run(db, &e, "UPDATE samples SET whole = 1 WHERE study_id = 1003 AND anatomy = "
                     "'lung'", ""), &e);
     db_close(&db);
@@ -416,11 +416,12 @@ static void test_density_summary_counts_hu_bins_and_volume(void)
     static int lab_off[257], lab_anat[2] = {0, 1};
     for (int id = 0; id <= 256; id++)
         lab_off[id] = id <= 1 ? 0 : id == 2 ? 1 : 2;
-    Study st = {.nz = NZ, .ny = NY, .nx = NX, .sz = 2.0, .sy = 1.0, .sx = 1.0, .ct = ct, .mask = mask};
+    TrainStudy st = {.nz = NZ, .ny = NY, .nx = NX, .sz = 2.0, .sy = 1.0, .sx = 1.0, .ct = ct,
+                     .mask = mask};
     /* region boxes: anatomy 0's is one voxel wider than the mask in y and x
      * and spans z; anatomy 1 has none */
     static int boxes[12] = {0, NZ, 1, 7, 1, 7, -1, -1, -1, -1, -1, -1};
-    Corpus c = {.st = &st, .n_st = 1, .n_anat = 2, .lab_off = lab_off, .lab_anat = lab_anat,
+    TrainSet c = {.st = &st, .n_st = 1, .n_anat = 2, .lab_off = lab_off, .lab_anat = lab_anat,
                 .boxes = boxes};
     DataCfg d = tiny_data();
     d.in_z = NZ;
@@ -466,7 +467,7 @@ int main(void)
         fprintf(stderr, "fixture: %s\n", e.msg);
         return 1;
     }
-    RUN(test_corpus_load_skips_and_records_bad_studies);
+    RUN(test_trainset_load_skips_and_records_bad_studies);
     RUN(test_crop_margins_are_millimetres_scaled_to_the_spacing);
     RUN(test_render_windows_hu_and_flips_image_and_tokens_together);
     RUN(test_batches_group_rows_by_anatomy_with_an_abnormal_each);
