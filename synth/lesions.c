@@ -1661,6 +1661,9 @@ void lesions_paint(LesionSet *ls, const Body *b, Scene *s, Rng *r)
         PendingFx *fx = &ls->fx[order[oi]];
         const LesionSpec *sp = fx->spec;
         int f = sp->finding, got = -1;
+        size_t nvox = (size_t)s->nx * s->ny * s->nz;
+        if (ls->og && ls->snap)
+            memcpy(ls->snap, s->hu, nvox * sizeof *s->hu);
         switch (sp->effect) {
         case FX_SPHERE: case FX_BLOB: got = fx_sphere(ls, fx, b, s, r); break;
         case FX_PATCHES: case FX_MOSAIC: case FX_LOBAR: got = fx_patches(ls, fx, s, r); break;
@@ -1680,6 +1683,8 @@ void lesions_paint(LesionSet *ls, const Body *b, Scene *s, Rng *r)
         }
         if (got > 0)
             ls->status[f] = 1;
+        if (got > 0 && ls->og && ls->snap)
+            ls->changed[f] += oracle_changed(ls->og, s, ls->snap, s->hu);
     }
     scene_stats(s);
 }

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "ontology.h"
+#include "oracle.h"
 #include "phantom.h"
 #include "rng.h"
 
@@ -86,6 +87,12 @@ typedef struct LesionSet {
     Lesion les[LS_MAX_LES];
     int nles;
     signed char status[256];/* per finding: -1 not drawn, 0 could not be shown, 1 shown */
+    /* the benchmark's oracle (oracle.h), when og is set: lesions_paint
+     * copies the HU into snap (the scene's size) before each painted change
+     * and adds the input-grid points it moved to changed[finding] */
+    const OracleGrid *og;
+    int16_t *snap;
+    int64_t changed[256];
 } LesionSet;
 
 void lesions_init(LesionSet *ls, const LesionTable *t, const Ontology *o, const TissueTable *tt,

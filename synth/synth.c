@@ -48,6 +48,7 @@ static const char *const CTRATE_LABELS[18] = {
 /* Streams of the seed besides study i's stream i. */
 #define PLAN_STREAM 0x504C414E00000000ull
 #define PATIENT_STREAM 0x5041544900000000ull
+#define ORACLE_STREAM 0x4f52434c00000000ull /* texture of the oracle's scratch renders */
 
 void synth_options_default(SynthOptions *o)
 {
@@ -58,6 +59,9 @@ void synth_options_default(SynthOptions *o)
     o->size = SYNTH_SMALL;
     o->test_fraction = 0.2;
     o->noise_rate = 0.03;
+    o->oracle_input[0] = 32;
+    o->oracle_input[1] = 64;
+    o->oracle_input[2] = 64;
     o->threads = 1;
 }
 
@@ -134,7 +138,7 @@ static double round_to(double v, double q) { return floor(v / q + 0.5) * q; }
 typedef struct Ctx Ctx;
 
 typedef struct StudyOut {
-    char *truth, *labels, *rep_row, *lab_row, *meta_row;
+    char *truth, *labels, *oracle, *rep_row, *lab_row, *meta_row;
     int64_t files, bytes, lesions, present, reported;
     int ctrate, test;
 } StudyOut;
@@ -1127,13 +1131,83 @@ out:
 /* The study pipeline                                                         */
 /* ------------------------------------------------------------------------ */
 
+/* The oracle's bodies: the Body before and after each task that changed
+ * its shape (oracle.h), rendered after painting. */
+enum { ORACLE_MAX_SHAPED = 24 };
+typedef struct OracleShapes {
+    int n, task[ORACLE_MAX_SHAPED];
+    Body *before[ORACLE_MAX_SHAPED], *after[ORACLE_MAX_SHAPED];
+} OracleShapes;
+
+static void oracle_shapes_free(OracleShapes *os)
+{
+    for (int k = 0; k < os->n; k++) {
+        free(os->before[k]);
+        free(os->after[k]);
+    }
+    os->n = 0;
+}
+
+static int oracle_keep(OracleShapes *os, int task, const Body *before, const Body *after, FvErr *e)
+{
+    if (os->n == ORACLE_MAX_SHAPED)
+        return err_set(e, FV_ELIMIT, "synth: more than %d shape-changing tasks in one study",
+                       ORACLE_MAX_SHAPED);
+    Body *b = malloc(sizeof *b), *a = malloc(sizeof *a);
+    if (!b || !a) {
+        free(b);
+        free(a);
+        return err_set(e, FV_ENOMEM, "synth: out of memory");
+    }
+    *b = *before;
+    *a = *after;
+    os->task[os->n] = task;
+    os->before[os->n] = b;
+    os->after[os->n] = a;
+    os->n++;
+    return 0;
+}
+
+/* truth/oracle.csv's row: per task, the share of the anatomy's input-grid
+ * points that the task's changes moved (0 when the task is not shown). */
+static int oracle_row(const Ctx *c, const SynthStudy *s, const LesionSet *ls, const OracleGrid *g,
+                      Buf *row)
+{
+    const Ontology *o = c->o;
+    buf_puts(row, s->study_id);
+    for (int t = 0; t < o->n_find; t++) {
+        double share = 0;
+        if (lesions_shown(ls, t) && ls->changed[t] > 0) {
+            const Anatomy *an = &o->anat[o->find[t].anatomy];
+            unsigned char want[256] = {0};
+            for (int k = 0; k < an->n_ts; k++)
+                if (an->ts_ids[k] > 0 && an->ts_ids[k] < 256)
+                    want[an->ts_ids[k]] = 1;
+            for (int r = 0; r < an->n_region_of; r++) {
+                const Anatomy *ra = &o->anat[an->region_of[r]];
+                for (int k = 0; k < ra->n_ts; k++)
+                    if (ra->ts_ids[k] > 0 && ra->ts_ids[k] < 256)
+                        want[ra->ts_ids[k]] = 1;
+            }
+            int64_t pts = oracle_points(g, &s->scene, want);
+            share = pts > 0 ? (double)ls->changed[t] / (double)pts : 1.0;
+        }
+        buf_printf(row, ",%.4g", share);
+    }
+    buf_putc(row, '\n');
+    return row->failed ? -1 : 0;
+}
+
 static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
 {
     const SynthOptions *opt = c->opt;
     const Ontology *o = c->o;
     SynthStudy *s = calloc(1, sizeof *s);
     LesionSet *ls = calloc(1, sizeof *ls);
-    Buf truth = {0}, lab = {0};
+    Buf truth = {0}, lab = {0}, orow = {0};
+    OracleShapes osh = {0};
+    OracleGrid *og = NULL;
+    Body *pre = NULL;
     int rc = -1;
     if (!s || !ls) {
         free(s);
@@ -1197,14 +1271,41 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
         s->cover[ln] = fmax(s->cover[ht], s->cover[tr]);
     /* diseases, in task order, each with the task's prevalence */
     lesions_init(ls, c->lt, o, &c->tt, s->enhanced, zlo, zhi);
+    pre = malloc(sizeof *pre);
+    og = malloc(sizeof *og);
+    ls->snap = malloc((size_t)s->scene.nx * s->scene.ny * s->scene.nz * sizeof *ls->snap);
+    if (!pre || !og || !ls->snap) {
+        err_set(e, FV_ENOMEM, "synth: out of memory");
+        goto out;
+    }
     for (int t = 0; t < o->n_find; t++) {
         double p = fmax(o->find[t].prevalence, opt->min_prevalence);
         int draw = rng_bernoulli(&r, p);
-        if (draw && s->cover[o->find[t].anatomy] >= 0.4)
-            lesions_add(ls, t, &s->body, &r);
+        if (draw && s->cover[o->find[t].anatomy] >= 0.4) {
+            *pre = s->body;
+            if (lesions_add(ls, t, &s->body, &r) && ls->status[t] == 1 &&
+                oracle_keep(&osh, t, pre, &s->body, e))
+                goto out;
+        }
     }
     phantom_render(&s->body, &s->scene, &r);
+    /* the model-input grid of the oracle, from the labels as rendered: the
+     * small preset's crop margin (15, 20, 20 mm) and HU window */
+    static const double margin[3] = {15, 20, 20};
+    scene_stats(&s->scene);
+    if (!oracle_grid_init(og, &s->scene, opt->oracle_input, margin, -1150, 350))
+        ls->og = og;
     lesions_paint(ls, &s->body, &s->scene, &r);
+    if (ls->og) {
+        Rng tex;
+        rng_seed(&tex, opt->seed, ORACLE_STREAM + (uint64_t)i);
+        for (int k = 0; k < osh.n; k++) {
+            int64_t moved;
+            if (oracle_shape(og, &s->scene, osh.before[k], osh.after[k], &tex, &moved, e))
+                goto out;
+            ls->changed[osh.task[k]] += moved;
+        }
+    }
     double sd = (opt->size == SYNTH_FULL ? 18 : 10) + 14 * (s->body.sx - 0.86) + rng_range(&r, 0, 6);
     phantom_noise(&s->scene, sd, &r); /* labels are final: lesions_paint left the stats current */
 
@@ -1396,12 +1497,21 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
         so->reported += s->rep.reported[t] == 1;
     }
     buf_putc(&lab, '\n');
-    if (truth.failed || lab.failed) {
+    if (ls->og)
+        oracle_row(c, s, ls, og, &orow);
+    else { /* no labelled voxel: nothing for an oracle to see */
+        buf_puts(&orow, s->study_id);
+        for (int t = 0; t < o->n_find; t++)
+            buf_puts(&orow, ",0");
+        buf_putc(&orow, '\n');
+    }
+    if (truth.failed || lab.failed || orow.failed) {
         err_set(e, FV_ENOMEM, "synth: out of memory");
         goto out;
     }
     so->truth = buf_steal(&truth);
     so->labels = buf_steal(&lab);
+    so->oracle = buf_steal(&orow);
     so->lesions = ls->nles;
     so->ctrate = s->plan->ctrate;
     so->test = s->plan->test;
@@ -1411,6 +1521,12 @@ out:
         err_prefix(e, "study %lld", (long long)i);
     buf_free(&truth);
     buf_free(&lab);
+    buf_free(&orow);
+    oracle_shapes_free(&osh);
+    free(pre);
+    free(og);
+    if (ls)
+        free(ls->snap);
     report_free(&s->rep);
     scene_free(&s->scene);
     free(s);
@@ -1573,12 +1689,13 @@ int synth_run(const SynthOptions *opt, SynthStats *st, FvErr *e)
     }
     /* truth and CT-RATE tables, in study order */
     {
-        Buf tl = {0}, tj = {0}, cr = {0}, cl = {0}, cm = {0};
+        Buf tl = {0}, tj = {0}, to = {0}, cr = {0}, cl = {0}, cm = {0};
         StudyOut tot = {0};
         buf_puts(&tl, "study_id");
         for (int t = 0; t < c->o->n_find; t++)
             buf_printf(&tl, ",%s", c->o->find[t].id);
         buf_putc(&tl, '\n');
+        buf_puts(&to, tl.data ? tl.data : "");
         buf_puts(&cr, "VolumeName,ClinicalInformation_EN,Technique_EN,Findings_EN,Impressions_EN\n");
         buf_puts(&cl, "VolumeName");
         for (int k = 0; k < 18; k++) {
@@ -1593,6 +1710,7 @@ int synth_run(const SynthOptions *opt, SynthStats *st, FvErr *e)
             StudyOut *so = &c->res[i];
             buf_puts(&tl, so->labels);
             buf_puts(&tj, so->truth);
+            buf_puts(&to, so->oracle);
             if (so->ctrate) {
                 buf_puts(&cr, so->rep_row);
                 buf_puts(&cl, so->lab_row);
@@ -1607,17 +1725,19 @@ int synth_run(const SynthOptions *opt, SynthStats *st, FvErr *e)
             tot.files += so->files;
             tot.bytes += so->bytes;
         }
-        int bad = tl.failed || tj.failed || cr.failed || cl.failed || cm.failed;
+        int bad = tl.failed || tj.failed || to.failed || cr.failed || cl.failed || cm.failed;
         if (bad)
             err_set(e, FV_ENOMEM, "synth: out of memory");
         else if (write_file(c, &tot, "truth/labels.csv", tl.data, tl.len, e) ||
                  write_file(c, &tot, "truth/studies.jsonl", tj.data, tj.len, e) ||
+                 write_file(c, &tot, "truth/oracle.csv", to.data, to.len, e) ||
                  (st->ctrate && (write_file(c, &tot, "ctrate/reports.csv", cr.data, cr.len, e) ||
                                  write_file(c, &tot, "ctrate/labels.csv", cl.data, cl.len, e) ||
                                  write_file(c, &tot, "ctrate/metadata.csv", cm.data, cm.len, e))))
             bad = 1;
         buf_free(&tl);
         buf_free(&tj);
+        buf_free(&to);
         buf_free(&cr);
         buf_free(&cl);
         buf_free(&cm);
@@ -1633,6 +1753,7 @@ out:
         for (int64_t i = 0; i < opt->studies; i++) {
             free(c->res[i].truth);
             free(c->res[i].labels);
+            free(c->res[i].oracle);
             free(c->res[i].rep_row);
             free(c->res[i].lab_row);
             free(c->res[i].meta_row);

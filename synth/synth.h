@@ -6,7 +6,8 @@
  *                                          seg/<class>.nii.gz, report.txt
  *   ctrate/{train,valid}/<split>_<pid>/<split>_<pid>_<scan>/<...>_1.nii.gz,
  *   ctrate/masks/<same tree>, ctrate/reports.csv, labels.csv, metadata.csv
- *   truth/labels.csv, truth/studies.jsonl
+ *   truth/labels.csv, truth/studies.jsonl, truth/oracle.csv (oracle.h: per study and
+ *   task, the share of the anatomy's model-input grid points the change moves)
  *
  * Determinism: the same options give byte-identical files. Study i draws
  * from RNG stream i of the seed (its patient's body from a stream of its
@@ -42,6 +43,8 @@ typedef struct SynthOptions {
     double test_fraction;   /* fraction of patients in the test split */
     double min_prevalence;  /* every task's prevalence raised to at least this */
     double noise_rate;      /* fraction of present findings missed or hedged (0.03) */
+    int oracle_input[3];    /* z, y, x: the model input the truth's oracle.csv is measured at
+                             * (oracle.h; default the small preset's 32, 64, 64) */
     int threads;            /* >= 1 */
     int force;              /* replace an existing corpus in out/ */
 } SynthOptions;

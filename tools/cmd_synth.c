@@ -9,12 +9,14 @@
 #include "cli.h"
 #include "commands.h"
 #include "json.h"
+#include "oracle.h"
 #include "synth.h"
 
 static const char *help =
     "usage: fvlm synth --out DIR --studies N --seed S [--layout hospital|ctrate|both]\n"
     "                  [--lang zh|en|mix] [--size tiny|small] [--test-fraction F]\n"
-    "                  [--min-prevalence P] [--threads T] [--force] [--json]\n\n"
+    "                  [--min-prevalence P] [--oracle-input Z,Y,X] [--threads T] [--force]\n"
+    "                  [--json]\n\n"
     "Writes N synthetic CT studies under DIR, as hospitals and public datasets export them:\n"
     "  hospital/<train|test>/<accession>.tar.gz|.zip  a DICOM series (dicom/IM0001.dcm ...),\n"
     "      the TotalSegmentator mask (seg.nii.gz, or seg/<class>.nii.gz) and report.txt\n"
@@ -24,6 +26,9 @@ static const char *help =
     "  truth/studies.jsonl  per study: ids, split, language, path, labels_image, labels_reported,\n"
     "      anatomy_status, covered and whole anatomies, lesions (centre in RAS mm, size, HU),\n"
     "      geometry as written\n"
+    "  truth/oracle.csv     study_id + per task the share of its anatomy's points on the model's\n"
+    "      input grid (crop + resample as fvlm train) that the change moves by >= 20 HU: the\n"
+    "      score of an oracle that knows where to look (0 when absent or too small to see)\n"
     "Each study is a phantom patient (lungs with five lobes, heart, aorta, airway, abdominal\n"
     "organs, spine, ribs ...) with diseases drawn from the prevalences of findings.tsv, each\n"
     "a visible change in its anatomy, and a report that describes them. The same options give\n"
@@ -40,6 +45,8 @@ static const char *help =
     "  --test-fraction F    fraction of patients in the test split (default 0.2)\n"
     "  --min-prevalence P   raise every task's prevalence to at least P (default 0)\n"
     "  --noise-rate R       fraction of present findings the report misses or hedges (0.03)\n"
+    "  --oracle-input Z,Y,X the model input oracle.csv is measured at (default 32,64,64,\n"
+    "                       the small preset's)\n"
     "  --threads T          studies generated in parallel (default 1)\n"
     "  --force              remove hospital/, ctrate/ and truth/ from DIR first\n"
     "  --json               print the summary as JSON on stdout\n"
@@ -48,7 +55,8 @@ static const char *help =
 
 enum {
     OPT_OUT = OPT_FIRST_PRIVATE, OPT_STUDIES, OPT_LAYOUT, OPT_LANG, OPT_SIZE, OPT_TESTFRAC,
-    OPT_MINPREV, OPT_THREADS, OPT_FORCE, OPT_NOISE
+    OPT_MINPREV, OPT_THREADS, OPT_FORCE, OPT_NOISE,
+    OPT_ORACLE
 };
 
 static int parse_frac(const char *s, double *out)
@@ -73,6 +81,7 @@ int cmd_synth(int argc, char **argv)
         {"test-fraction", required_argument, 0, OPT_TESTFRAC},
         {"min-prevalence", required_argument, 0, OPT_MINPREV},
         {"noise-rate", required_argument, 0, OPT_NOISE},
+        {"oracle-input", required_argument, 0, OPT_ORACLE},
         {"threads", required_argument, 0, OPT_THREADS},
         {"force", no_argument, 0, OPT_FORCE},
         {"json", no_argument, 0, OPT_JSON},
@@ -142,6 +151,16 @@ int cmd_synth(int argc, char **argv)
             if (parse_frac(optarg, &o.noise_rate) || o.noise_rate > 0.5)
                 return cli_usage("synth", "--noise-rate expects a number in [0, 0.5], got '%s'", optarg);
             break;
+        case OPT_ORACLE: {
+            int zyx[3], used = 0;
+            if (sscanf(optarg, "%d,%d,%d%n", &zyx[0], &zyx[1], &zyx[2], &used) != 3 ||
+                optarg[used] || zyx[0] < 1 || zyx[1] < 1 || zyx[2] < 1 ||
+                zyx[0] > ORACLE_MAX_N || zyx[1] > ORACLE_MAX_N || zyx[2] > ORACLE_MAX_N)
+                return cli_usage("synth", "--oracle-input expects Z,Y,X voxels, each 1..%d, got '%s'",
+                                 ORACLE_MAX_N, optarg);
+            memcpy(o.oracle_input, zyx, sizeof zyx);
+            break;
+        }
         case OPT_THREADS:
             if (cli_parse_i64(optarg, 1, 64, &v))
                 return cli_usage("synth", "--threads expects 1..64, got '%s'", optarg);
