@@ -236,6 +236,9 @@ int deid_text_paths(const char *key, const char *text, Buf *out, FvErr *e)
         buf_puts(out, "");
     if (out->failed)
         return err_set(e, FV_ENOMEM, "de-identification of a message: out of memory");
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * The corpus's key fingerprint (T-trust).
  * ------------------------------------------------------------------------ */

@@ -89,6 +89,8 @@ int run_corpus_fingerprint(Db *db, char hex[65], FvErr *e)
     sha256_final(&c, d);
     sha256_to_hex(d, hex);
     return 0;
+}
+
 /* One argument as recorded: a path (an existing file, anything with a '/',
  * or a positional argument) de-identified by deid_path; options and their
  * plain values as given. */

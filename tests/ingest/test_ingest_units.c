@@ -24,6 +24,7 @@
 #include "report_text.h"
 #include "run.h"
 #include "series.h"
+#include "sha256.h"
 #include "test.h"
 #include "testdb.h"
 #include "walk.h"
@@ -824,41 +825,6 @@ static void test_sweep_removes_temporary_and_unreferenced_shards_only(void)
     vol_free(&v);
     db_close(&db);
     CHECK(test_sh("rm -rf '%s'", root) == 0, "cleanup");
-}
-
-/* The digest of the dispatched (hardware when available) path equals the
- * portable compression on the same padded message. */
-static void test_sha256_fast_path_matches_the_portable_reference(void)
-{
-    static unsigned char msg[1 << 16];
-    for (size_t i = 0; i < sizeof msg; i++)
-        msg[i] = (unsigned char)(i * 2654435761u >> 13);
-    size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 127, 128, 1000, 4096, 65000};
-    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
-        size_t n = lens[k];
-        Sha256 c;
-        unsigned char fast[32];
-        sha256_init(&c);
-        sha256_update(&c, msg, n / 3);
-        sha256_update(&c, msg + n / 3, n - n / 3);
-        sha256_final(&c, fast);
-        static unsigned char pad[(1 << 16) + 128];
-        memcpy(pad, msg, n);
-        size_t m = n;
-        pad[m++] = 0x80;
-        while (m % 64 != 56)
-            pad[m++] = 0;
-        for (int i = 0; i < 8; i++)
-            pad[m++] = (unsigned char)((uint64_t)n * 8 >> (56 - 8 * i));
-        uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-        sha256_blocks_ref(h, pad, m / 64);
-        unsigned char ref[32];
-        for (int i = 0; i < 8; i++)
-            for (int j = 0; j < 4; j++)
-                ref[4 * i + j] = (unsigned char)(h[i] >> (24 - 8 * j));
-        CHECK(memcmp(fast, ref, 32) == 0, "digest of %zu bytes differs from the reference", n);
-    }
 }
 
 /* ------------------------------------------------------------ path de-id */
