@@ -241,15 +241,18 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
         if (known)
             g->cnt->known++;
         else
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "metadata", "ignored",
-                          0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "metadata",
+                                  "a table other than metadata.csv and reports.csv (eval reads "
+                                  "truth tables itself)",
+                                  0);
         return;
     case NK_ARCHIVE:
         if (!known) {
             log_warn("%s:%s: an archive inside an archive is not read: extract it or give it "
                      "as an input",
                      m->source, m->member);
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "other", "ignored", 0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "other",
+                                  "an archive inside an archive", 0);
         } else {
             g->cnt->known++;
         }
@@ -258,7 +261,8 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
         if (known)
             g->cnt->known++;
         else
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "other", "ignored", 0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "other",
+                                  "not a CT volume, mask, report or table fvlm reads", 0);
         return;
     }
     if (known && hk != H_DICOM && hk != H_HDR && hk != H_IMG) {

@@ -97,6 +97,7 @@ typedef struct SrcRec {
     const char *path, *member, *kind, *status;
     const char *sha;
     int64_t size;
+    const char *why;     /* status ignored: the reason logged (NULL: the commit's) */
 } SrcRec;
 
 /* ---------------------------------------------------------------- ingest_rows.c */
@@ -115,6 +116,9 @@ int ingest_deid_fault(const char *in, size_t n);
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study);
+/* An ignored member: its source row, and one info line naming it and why. */
+void ingest_record_ignored(Ingest *g, const char *path, const char *member, const char *sha,
+                           int64_t size, const char *kind, const char *why, int64_t study);
 /* The split named by a folder of path ("" when none). */
 void ingest_split_from_path(const char *path, char split[8]);
 /* The study row for a reference (create: made when absent, inside the
@@ -128,8 +132,9 @@ void ingest_describe(const char *source, const char *member, char *out, size_t n
 /* Ends the transaction the caller began for one item: writes its members'
  * source rows and commits, or rolls back when rc or a step failed. */
 int ingest_sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const char *status,
-                          int64_t study, int64_t *ignored, FvErr *e);
+                          const char *why, int64_t study, int64_t *ignored, FvErr *e);
 void ingest_held_record(Ingest *g, Held *h, const char *kind, const char *status, int64_t study);
+void ingest_held_ignore(Ingest *g, Held *h, const char *kind, const char *why);
 void ingest_held_fail(Ingest *g, Held *h, const char *kind, const FvErr *e);
 /* The study of an item of this unit that names none of its own. */
 int ingest_unit_study(Ingest *g, UnitState *us, const char *item, StudyRef *ref, FvErr *e);

@@ -103,11 +103,10 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
         if (found) {
             vol_free(v);
             int same = strcmp(vi.sha, sha) == 0;
-            if (!same)
-                log_warn("%s: the study already has a volume (%s): this one is ignored", source,
-                         vi.source);
             if (corpus_begin(&g->corpus, e) ||
-                ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored", sid, &g->cnt->ignored,
+                ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored",
+                                      "the study already has another CT volume", sid,
+                                      &g->cnt->ignored,
                                e))
                 return -1;
             *study_out = sid;
@@ -158,7 +157,7 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     int64_t vid;
     if (rc == 0)
         rc = corpus_volume_put(&g->corpus, &row, &vid, e);
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, sid, &g->cnt->ignored, e);
+    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, NULL, sid, &g->cnt->ignored, e);
     if (rc == 0) {
         g->cnt->volumes++;
         *study_out = sid;

@@ -212,7 +212,8 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         if (all_loc) {
             log_warn("%s:%s: only scout/localizer images: no volume", us->u->path, where);
             for (int k = 0; k < np; k++)
-                ingest_held_record(g, &us->h[pick[k]->member], "dicom", "ignored", 0);
+                ingest_held_ignore(g, &us->h[pick[k]->member], "dicom",
+                                   "a series of scout/localizer images only");
             free(ser);
             free(sst);
             buf_free(&notes);
@@ -239,16 +240,22 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         for (int k = 0; srcs && k < np; k++) {
             int mi = pick[k]->member;
             int used = 0, seen = 0;
+            const char *why = "another series of the study was chosen";
             for (int q = 0; q < ns; q++)
-                if (ser[q]->member == mi && sst[q] == SLICE_USED)
-                    used = 1;
+                if (ser[q]->member == mi) {
+                    used |= sst[q] == SLICE_USED;
+                    why = sst[q] == SLICE_SCOUT       ? "a scout/localizer image"
+                          : sst[q] == SLICE_DUPLICATE ? "a duplicate of another slice"
+                          : sst[q] == SLICE_NOGEO     ? "an image without position"
+                                                      : why;
+                }
             for (int q = 0; q < nsrc && !seen; q++)
                 seen = srcs[q].sha == us->h[mi].sha;
             if (seen)
                 continue;
             Held *h = &us->h[mi];
             srcs[nsrc++] = (SrcRec){h->source, h->member, "dicom", used ? "ok" : "ignored",
-                                    h->sha, h->size};
+                                    h->sha, h->size, used ? NULL : why};
         }
         char sha[65];
         sha256_to_hex(so.sha, sha);

@@ -390,6 +390,36 @@ static void test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored
     CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 2, "the volume is not retried");
 }
 
+/* Every ignored member is named on the log with its reason (one info line
+ * each), counted in the run's counts and kept in `sources`. */
+static void test_ignored_members_are_named_with_their_reason_and_counted(void)
+{
+    char dir[512], db[512], err[600];
+    snprintf(dir, sizeof dir, "%s/ignored", tmp);
+    CHECK(test_sh("mkdir -p '%s/study1' && cp -r '%s/hospital/study1/.' '%s/study1/' && "
+                  "printf 'x' > '%s/study1/notes.docx' && printf 'a,b\\n1,2\\n' > "
+                  "'%s/labels.csv'",
+                  dir, fx, dir, dir, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/ignored.db", tmp);
+    snprintf(err, sizeof err, "%s/ignored.err", tmp);
+    CHECK(test_sh("FVLM_DEID_KEY=%s '%s' ingest --db '%s' '%s' 2>'%s'", test_key, bin, db, dir,
+                  err) == 0,
+          "ingest");
+    const char *lines[] = {"study1/notes.docx: ignored: not a CT volume",
+                           "ignored/labels.csv: ignored: a table other than",
+                           "study1/dicom/IM0007.dcm: ignored: a duplicate of another slice",
+                           "study1/dicom/IM0008.dcm: ignored: a scout/localizer image"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        CHECK(count_lines_with(err, lines[i]) == 1, "no log line '%s'", lines[i]);
+    int64_t n = sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'");
+    CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
+          "the run's counts do not hold the ignored members");
+    CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
+          count_lines_with(err, ": ignored: "), (long long)n);
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -735,6 +765,7 @@ int main(void)
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
     RUN(test_no_archive_or_folder_name_reaches_the_database_file);
     RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
+    RUN(test_ignored_members_are_named_with_their_reason_and_counted);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
