@@ -305,7 +305,7 @@ static void finish_unit(Ingest *g, UnitState *us)
         }
     }
     for (int i = 0; i < us->nh; i++)
-        us->n_volumes += us->h[i].kind == H_VOLUME;
+        us->n_volumes += us->h[i].kind == H_VOLUME && ingest_nifti_maybe_ct(&us->h[i]);
     /* .hdr/.img pairs: by stem. */
     for (int i = 0; i < us->nh; i++) {
         Held *h = &us->h[i];
@@ -365,9 +365,13 @@ static void finish_unit(Ingest *g, UnitState *us)
     for (int i = 0; i < us->nh; i++)
         if (us->h[i].kind == H_VOLUME && !us->h[i].done)
             ingest_process_nifti(g, us, &us->h[i], NULL);
-    for (int i = 0; i < us->nh; i++)
-        if (us->h[i].kind == H_MASK && !us->h[i].done)
-            ingest_process_nifti(g, us, &us->h[i], NULL);
+    /* Named as masks: those whose header may hold a CT first (a CT in a
+     * seg/ folder is read as a CT, by content), so the masks find it. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < us->nh; i++)
+            if (us->h[i].kind == H_MASK && !us->h[i].done &&
+                ingest_nifti_maybe_ct(&us->h[i]) == (pass == 0))
+                ingest_process_nifti(g, us, &us->h[i], NULL);
     ingest_process_class_masks(g, us);
     for (int i = 0; i < us->nh; i++) {
         Held *h = &us->h[i];

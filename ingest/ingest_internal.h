@@ -81,7 +81,8 @@ typedef struct UnitState {
     int nphi;
     char dicom_study[68], dicom_patient[68];
     int n_dicom_studies;
-    int n_volumes;       /* NIfTI CT volumes of this unit (not self-identifying) */
+    int n_volumes;       /* NIfTI CT volumes of this unit (not self-identifying; by name,
+                          * without those whose header says uint8 labels) */
 } UnitState;
 
 /* Where an item's study comes from. */
@@ -177,7 +178,11 @@ int ingest_ctrate_reports_table(Ingest *g, const char *source, const char *membe
 
 /* ---------------------------------------------------------------- unit_*.c */
 
-/* A NIfTI volume or mask (img: the .img of a .hdr/.img pair, or NULL). */
+/* 0 when a NIfTI member's header says uint8 labels (unscaled), else 1
+ * (it may be a CT: its values decide). */
+int ingest_nifti_maybe_ct(const Held *h);
+/* A NIfTI volume or mask (img: the .img of a .hdr/.img pair, or NULL): mask
+ * or CT by content (label table, value range), the name breaking ties. */
 void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img);
 /* Per-class masks (seg/<class>.nii.gz): all the unit's parts merged. */
 void ingest_process_class_masks(Ingest *g, UnitState *us);

@@ -420,6 +420,33 @@ static void test_ignored_members_are_named_with_their_reason_and_counted(void)
           count_lines_with(err, ": ignored: "), (long long)n);
 }
 
+/* Mask or CT by content, names only breaking ties: a CT in a totalseg/
+ * folder is a CT volume, a label volume in a ct/ folder is a mask. */
+static void test_mask_or_ct_is_decided_by_content_not_folder_name(void)
+{
+    char dir[512], db[512], args[600];
+    snprintf(dir, sizeof dir, "%s/bycontent", tmp);
+    CHECK(test_sh("mkdir -p '%s/study_x/totalseg' '%s/study_y/ct' && "
+                  "cp '%s/same/nifti_ras/ct.nii.gz' '%s/study_x/totalseg/ct.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_x/seg.nii.gz' && "
+                  "cp '%s/same/nifti_lps/ct.nii.gz' '%s/study_y/image.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_y/ct/volume2.nii.gz'",
+                  dir, dir, fx, dir, fx, dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/bycontent.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "%lld errors",
+          (long long)sql_file_int(db, "SELECT count(*) FROM errors"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "the CT in totalseg/ is no volume");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks m JOIN volumes v ON v.id = m.volume_id") == 2,
+          "the mask in ct/ is not attached as a mask");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sources WHERE kind = 'mask' AND path LIKE '%s'",
+             dp("%/study_y/ct/volume2.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "the mask in ct/ is not recorded as a mask");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -766,6 +793,7 @@ int main(void)
     RUN(test_no_archive_or_folder_name_reaches_the_database_file);
     RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
     RUN(test_ignored_members_are_named_with_their_reason_and_counted);
+    RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
