@@ -504,7 +504,11 @@ static void collect_dicom(Insp *s, const char *name, const unsigned char *p, siz
         sl->localizer = im.localizer;
         sl->instance = im.instance;
         sl->series_number = im.series_number;
-        dcm_frame_geo(&f, &im, k, &sl->geo);
+        if (dcm_frame_geo(&f, &im, k, &sl->geo, &e)) {
+            free(sl->pix);
+            item_error(s->w, "dicom", name, &e);
+            break;
+        }
         sl->rows = im.rows;
         sl->cols = im.cols;
         s->nsl++;

@@ -128,7 +128,14 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
             s->localizer = im->localizer;
             s->instance = im->instance;
             s->series_number = im->series_number;
-            dcm_frame_geo(&h->dcm, im, k, &s->geo);
+            if (dcm_frame_geo(&h->dcm, im, k, &s->geo, &e)) {
+                char msg[sizeof e.msg];
+                snprintf(msg, sizeof msg, "%s", e.msg);
+                if (im->frames > 1)
+                    err_set(&e, e.code, "frame %d: %s", k + 1, msg);
+                free(s->pix);
+                break;
+            }
             s->rows = im->rows;
             s->cols = im->cols;
             memcpy(s->sha, h->sha_raw, 32);

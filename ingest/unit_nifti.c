@@ -126,6 +126,8 @@ void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
     }
     if (hdr.ext_note[0])
         buf_printf(&notes, "%s; ", hdr.ext_note);
+    if (hdr.code_note[0])
+        buf_printf(&notes, "%s; ", hdr.code_note);
     char dtype[40], desc[4400];
     nifti_dtype_desc(&hdr, dtype, sizeof dtype);
     ingest_describe(h->source, h->member, desc, sizeof desc);

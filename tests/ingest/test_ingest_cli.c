@@ -447,6 +447,50 @@ static void test_mask_or_ct_is_decided_by_content_not_folder_name(void)
     CHECK(sql_file_int(db, sql) == 1, "the mask in ct/ is not recorded as a mask");
 }
 
+/* A copy of a NIfTI fixture with scl_slope and scl_inter set (float32 at
+ * bytes 112 and 116, little-endian like the fixture). */
+static int nifti_with_scaling(const char *src, const char *dst, float slope, float inter)
+{
+    size_t n;
+    char *b = read_all(src, &n);
+    if (!b || n < 348) {
+        free(b);
+        return -1;
+    }
+    memcpy(b + 112, &slope, 4);
+    memcpy(b + 116, &inter, 4);
+    FILE *f = fopen(dst, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f)
+        ok &= fclose(f) == 0;
+    free(b);
+    return ok ? 0 : -1;
+}
+
+/* Scaling that overflows, or leaves no value in the HU clip range, is an
+ * error naming why: never a constant volume stored without a word. */
+static void test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume(void)
+{
+    char dir[512], src[1200], a[700], b[700], db[600], args[1600];
+    snprintf(dir, sizeof dir, "%s/scaling", tmp);
+    CHECK(test_sh("mkdir -p '%s/overflow' '%s/offset'", dir, dir) == 0, "mkdir");
+    snprintf(src, sizeof src, "%s/nifti/dtype_int16.nii", fx);
+    snprintf(a, sizeof a, "%s/overflow/ct.nii", dir);
+    snprintf(b, sizeof b, "%s/offset/ct.nii", dir);
+    CHECK(nifti_with_scaling(src, a, 1e38f, 0) == 0 && nifti_with_scaling(src, b, 1, 1e5f) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/scaling.db", tmp);
+    snprintf(args, sizeof args, "'%s' '%s'", a, b);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "a volume was stored");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE '%scl_slope = 1e+38%'") ==
+              1,
+          "the overflow is not one error naming scl_slope");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE "
+                           "'%outside ingest.hu_clip%one constant%'") == 1,
+          "the offset volume is not one error saying it would be constant");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -794,6 +838,7 @@ int main(void)
     RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
     RUN(test_ignored_members_are_named_with_their_reason_and_counted);
     RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
+    RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);

@@ -344,14 +344,17 @@ static void dw_us(DW *w, int g, int el, int v)
 
 /* A 4x3 CT slice, signed 16-bit, stored 12 bits, with an undefined-length
  * sequence before the pixels. */
-static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored,
-                         const int16_t *px)
+static size_t make_dicom_with(DW *w, int big, int implicit, double z, int bits_stored,
+                              const int16_t *px, const char *slope, const char *inter,
+                              const char *thickness)
 {
     memset(w, 0, sizeof *w);
     w->big = big;
     w->implicit = implicit;
     dw_str(w, 0x0008, 0x0060, "CS", "CT");
     dw_str(w, 0x0010, 0x0010, "PN", "DOE^JANE");
+    if (thickness)
+        dw_str(w, 0x0018, 0x0050, "DS", thickness);
     dw_str(w, 0x0020, 0x000D, "UI", "1.2.3.4");
     dw_str(w, 0x0020, 0x000E, "UI", "1.2.3.4.5");
     char ipp[64];
@@ -377,13 +380,19 @@ static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored
     dw_us(w, 0x0028, 0x0100, 16);
     dw_us(w, 0x0028, 0x0101, bits_stored);
     dw_us(w, 0x0028, 0x0103, 1);
-    dw_str(w, 0x0028, 0x1052, "DS", "-1024");
-    dw_str(w, 0x0028, 0x1053, "DS", "1");
+    dw_str(w, 0x0028, 0x1052, "DS", inter);
+    dw_str(w, 0x0028, 0x1053, "DS", slope);
     unsigned char pix[24];
     for (int i = 0; i < 12; i++)
         put16(pix + 2 * i, (uint16_t)px[i], big);
     dw_elem(w, 0x7FE0, 0x0010, "OW", pix, 24);
     return w->n;
+}
+
+static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored,
+                         const int16_t *px)
+{
+    return make_dicom_with(w, big, implicit, z, bits_stored, px, "1", "-1024", NULL);
 }
 
 static void test_dicom_reads_explicit_implicit_and_big_endian_raw_datasets(void)
@@ -954,6 +963,82 @@ static void test_mask_content_verdict_tells_labels_from_hu(void)
     vol_free(&v);
 }
 
+/* Numeric DICOM attributes are strict: a whole finite decimal number in
+ * range, one value where one is expected; the error names the attribute
+ * and the value. */
+static void test_dicom_numbers_are_strict_and_errors_name_the_tag(void)
+{
+    int16_t px[12] = {0};
+    static DW w;
+    struct {
+        const char *slope, *inter, *thick, *want; /* want NULL: accepted */
+    } cases[] = {
+        {"1", "-1024", "1.25", NULL},
+        {" 2.5E0 ", "+1e2", "0", NULL},
+        {"na", "-1024", NULL, "RescaleSlope (0028,1053) = 'na': not a decimal number"},
+        {"0\\0\\0", "-1024", NULL, "RescaleSlope (0028,1053) = '0\\0\\0': 3 value(s) where 1"},
+        {"0", "-1024", NULL, "RescaleSlope (0028,1053) = 0"},
+        {"1", "1e308", NULL, "RescaleIntercept (0028,1052) = 1e+308 is outside"},
+        {"1", "inf", NULL, "RescaleIntercept (0028,1052) = 'inf': not a decimal number"},
+        {"1", "-1024", "1.2.840.10008", "SliceThickness (0018,0050) = '1.2.840.10008': not a"},
+        {"1", "0x10", NULL, "RescaleIntercept (0028,1052) = '0x10'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, cases[i].slope, cases[i].inter,
+                                   cases[i].thick);
+        FvErr e = {0};
+        DcmFile f;
+        DcmImage im;
+        CHECK_OK(dcm_parse(&f, w.b, n, 1 << 20, &e), &e);
+        int rc = dcm_image_info(&f, &im, &e);
+        if (!cases[i].want)
+            CHECK(rc == 0, "case %zu refused: %s", i, e.msg);
+        else
+            CHECK(rc == -1 && strstr(e.msg, cases[i].want), "case %zu: '%s', expected '%s'", i,
+                  rc ? e.msg : "(accepted)", cases[i].want);
+        dcm_free(&f);
+    }
+    /* the accepted values are read as written */
+    size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, " 2.5E0 ", "+1e2", "0");
+    FvErr e = {0};
+    DcmFile f;
+    DcmImage im;
+    CHECK_OK(dcm_parse(&f, w.b, n, 1 << 20, &e), &e);
+    CHECK_OK(dcm_image_info(&f, &im, &e), &e);
+    CHECK_NEAR(im.geo.slope, 2.5, 0);
+    CHECK_NEAR(im.geo.inter, 100, 0);
+    dcm_free(&f);
+}
+
+/* A NIfTI scaling that overflows float32 is an error naming it; invalid
+ * sform/qform codes are read as 0, as nibabel does. */
+static void test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero(void)
+{
+    static unsigned char b[4096];
+    FvErr e = {0};
+    NiftiHeader h;
+    Vol v;
+    size_t n = make_nifti(b, 0, 4, 3, 2, 4, 16, 1, 1);
+    putf(b + 112, 1e38f, 0);
+    putf(b + 116, 0, 0);
+    CHECK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e) == -1 &&
+              strstr(e.msg, "scl_slope = 1e+38") && strstr(e.msg, "beyond float32"),
+          "scl_slope 1e38: '%s'", e.code ? e.msg : "(accepted)");
+    err_clear(&e);
+    /* sform_code 7 (invalid): ignored, the qform is used */
+    n = make_nifti(b, 0, 4, 3, 2, 4, 16, 1, 7);
+    CHECK_OK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e), &e);
+    CHECK(h.sform_code == 0 && !strcmp(h.affine_from, "qform") && strstr(h.code_note, "0..4"),
+          "sform_code 7 read as %d (affine from %s)", h.sform_code, h.affine_from);
+    vol_free(&v);
+    /* both invalid: pixdim */
+    n = make_nifti(b, 0, 4, 3, 2, 4, 16, -3, 99);
+    CHECK_OK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e), &e);
+    CHECK(h.qform_code == 0 && h.sform_code == 0 && !strcmp(h.affine_from, "pixdim"),
+          "codes -3/99 read as %d/%d", h.qform_code, h.sform_code);
+    vol_free(&v);
+}
+
 int main(void)
 {
     RUN(test_sha256_fast_path_matches_the_portable_reference);
@@ -974,5 +1059,7 @@ int main(void)
     RUN(test_sweep_removes_temporary_and_unreferenced_shards_only);
     RUN(test_deid_path_hashes_every_name_that_is_not_generic);
     RUN(test_mask_content_verdict_tells_labels_from_hu);
+    RUN(test_dicom_numbers_are_strict_and_errors_name_the_tag);
+    RUN(test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero);
     return test_finish();
 }
