@@ -571,7 +571,12 @@ static void finish_dicom(Insp *s)
         jw_int(s->w, n);
         if (s->n_dicom == 1 && s->first_bytes)
             put_dicom_attrs(s->w, &s->first_dcm, &s->first_im);
-        if (series_assemble(ser, n, s->o->max_voxels, &so, st, &notes, &e)) {
+        const char *scout_why;
+        if (series_is_scout(ser, n, &scout_why)) {
+            /* what ingest decides for this series (series_is_scout) */
+            jw_key(s->w, "skipped");
+            jw_str(s->w, scout_why);
+        } else if (series_assemble(ser, n, s->o->max_voxels, &so, st, &notes, &e)) {
             jw_key(s->w, "error");
             jw_str(s->w, e.msg);
         } else {

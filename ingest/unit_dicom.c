@@ -205,19 +205,19 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         }
         char series_uid[68];
         snprintf(series_uid, sizeof series_uid, "%s", uid);
-        int series_number = 0, all_loc = 1;
+        int series_number = 0;
         for (int k = 0; k < np; k++)
             if (!strcmp(pick[k]->series_uid, series_uid)) {
                 ser[ns++] = pick[k];
                 series_number = pick[k]->series_number;
-                all_loc &= pick[k]->localizer;
             }
+        const char *scout_why;
         snprintf(where, sizeof where, "%s (series %d, %d images)", dir, series_number, ns);
         char desc[5200];
         snprintf(desc, sizeof desc, "%s:%s (series %d, %d images)", us->u->path, dir,
                  series_number, ns);
-        if (all_loc) {
-            log_warn("%s:%s: only scout/localizer images: no volume", us->u->path, where);
+        if (series_is_scout(ser, ns, &scout_why)) {
+            log_warn("%s:%s: %s", us->u->path, where, scout_why);
             for (int k = 0; k < np; k++)
                 ingest_held_ignore(g, &us->h[pick[k]->member], "dicom",
                                    "a series of scout/localizer images only");

@@ -491,6 +491,31 @@ static void test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume(void)
           "the offset volume is not one error saying it would be constant");
 }
 
+/* inspect and ingest say the same of a series of localizer images: both
+ * skip it (series_is_scout). */
+static void test_inspect_and_ingest_agree_on_a_localizer_series(void)
+{
+    char dir[512], db[600], out[600], args[600];
+    snprintf(dir, sizeof dir, "%s/localizer/study", tmp);
+    CHECK(test_sh("mkdir -p '%s' && cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0001.dcm' && "
+                  "cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0002.dcm'",
+                  dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(out, sizeof out, "%s/localizer.json", tmp);
+    CHECK(test_sh("'%s' inspect '%s' > '%s'", bin, dir, out) == 0, "inspect");
+    char *t = read_all(out, NULL);
+    CHECK(t && strstr(t, "\"skipped\": \"only scout/localizer images") &&
+              !strstr(t, "\"slices_used\""),
+          "inspect does not say the series is skipped: %s", t ? t : "");
+    free(t);
+    snprintf(db, sizeof db, "%s/localizer.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "ingest stored the localizers");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'") == 2,
+          "ingest did not skip both localizers");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -839,6 +864,7 @@ int main(void)
     RUN(test_ignored_members_are_named_with_their_reason_and_counted);
     RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
     RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
+    RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);

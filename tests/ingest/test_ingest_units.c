@@ -1039,6 +1039,30 @@ static void test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero
     vol_free(&v);
 }
 
+/* One decision for ingest and inspect: a series of scouts only. */
+static void test_series_of_scouts_only_is_one_decision(void)
+{
+    Slice a = make_slice(0, 1, 0, 2, 2, 1), b = make_slice(5, 2, 0, 2, 2, 1),
+          c = make_slice(10, 3, 0, 2, 2, 0), d = make_slice(15, 4, 0, 2, 2, 0);
+    const char *why;
+    Slice *two_loc[2] = {&a, &b};
+    CHECK(series_is_scout(two_loc, 2, &why) == 1 && strstr(why, "LOCALIZER"),
+          "two LOCALIZER slices are not scouts");
+    Slice *mixed[3] = {&a, &c, &d};
+    CHECK(series_is_scout(mixed, 3, &why) == 0, "a CT series with one scout is called scouts");
+    /* an AP and a lateral image, not marked: no two share an orientation */
+    c.geo.iop[4] = 0, c.geo.iop[5] = 1; /* coronal-like */
+    d.geo.iop[0] = 0, d.geo.iop[1] = 1; /* sagittal-like */
+    d.geo.iop[3] = 0, d.geo.iop[4] = 0, d.geo.iop[5] = 1;
+    Slice *ortho[2] = {&c, &d};
+    CHECK(series_is_scout(ortho, 2, &why) == 1 && strstr(why, "orientation"),
+          "two orthogonal single images are not scouts");
+    slice_free(&a);
+    slice_free(&b);
+    slice_free(&c);
+    slice_free(&d);
+}
+
 int main(void)
 {
     RUN(test_sha256_fast_path_matches_the_portable_reference);
@@ -1059,6 +1083,7 @@ int main(void)
     RUN(test_sweep_removes_temporary_and_unreferenced_shards_only);
     RUN(test_deid_path_hashes_every_name_that_is_not_generic);
     RUN(test_mask_content_verdict_tells_labels_from_hu);
+    RUN(test_series_of_scouts_only_is_one_decision);
     RUN(test_dicom_numbers_are_strict_and_errors_name_the_tag);
     RUN(test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero);
     return test_finish();
