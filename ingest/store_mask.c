@@ -129,11 +129,18 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     vol_free(&out);
     if (rc == 0)
         rc = corpus_begin(&g->corpus, e);
+    /* Another ingest may have stored the study's mask since the check
+     * above: looked at again inside the serialised transaction. */
+    char now[65] = "";
     if (rc == 0)
+        rc = corpus_mask_sha(&g->corpus, sid, now, e);
+    if (rc == 0 && !now[0])
         rc = corpus_mask_put(&g->corpus, sid, vi.id, sha, source, shard, labels.data, resampled,
                              e);
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, NULL, sid, NULL, e);
-    if (rc == 0) {
+    rc = ingest_sources_commit(g, rc, srcs, nsrc, now[0] && strcmp(now, sha) ? "ignored" : NULL,
+                               "the study already has another mask", sid,
+                               now[0] ? &g->cnt->ignored : NULL, e);
+    if (rc == 0 && !now[0]) {
         g->cnt->masks++;
         if (notes->len)
             log_info("%s: %s", source, notes->data);

@@ -182,11 +182,23 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     if (rc == 0)
         rc = ingest_study_get(g, ref, 1, &sid, e);
     row.study_id = sid;
-    int64_t vid;
+    /* Another ingest on this corpus may have stored the study's volume
+     * since the check above: looked at again inside the (immediate, so
+     * serialised) transaction, and then this one is known or ignored. */
+    VolumeInfo now;
+    int raced = 0;
     if (rc == 0)
+        rc = corpus_volume_of(&g->corpus, sid, &now, &raced, e);
+    int64_t vid;
+    if (rc == 0 && !raced)
         rc = corpus_volume_put(&g->corpus, &row, &vid, e);
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, NULL, sid, &g->cnt->ignored, e);
-    if (rc == 0) {
+    rc = ingest_sources_commit(g, rc, srcs, nsrc,
+                               raced && strcmp(now.sha, sha) ? "ignored" : NULL,
+                               "the study already has another CT volume", sid, &g->cnt->ignored,
+                               e);
+    if (rc == 0 && raced) {
+        *study_out = sid;
+    } else if (rc == 0) {
         g->cnt->volumes++;
         *study_out = sid;
         if (nb.len)

@@ -516,6 +516,83 @@ static void test_inspect_and_ingest_agree_on_a_localizer_series(void)
           "ingest did not skip both localizers");
 }
 
+/* The corpus as a set of facts, independent of row ids and of which run
+ * wrote what: sorted rows, studies named by their keys. */
+static void dump_facts(const char *db, Buf *out)
+{
+    sql_file_rows(db,
+                  "SELECT s.path, s.member, s.sha256, s.size, s.kind, s.status, t.study_key "
+                  "FROM sources s LEFT JOIN studies t ON t.id = s.study_id ORDER BY 1, 2, 3, 5",
+                  out);
+    sql_file_rows(db, "SELECT study_key, patient_key, dataset, split FROM studies ORDER BY 1", out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, v.sha256, v.source, v.src_dims, v.src_affine, v.shard, "
+                  "v.hu_min, v.hu_max, v.notes FROM volumes v JOIN studies t ON t.id = "
+                  "v.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, m.sha256, m.source, m.shard, m.labels, m.resampled FROM "
+                  "masks m JOIN studies t ON t.id = m.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, r.sha256, r.source, r.format, r.language, r.text, r.n_phi "
+                  "FROM reports r JOIN studies t ON t.id = r.study_id ORDER BY 1",
+                  out);
+}
+
+/* Two `fvlm ingest` on one corpus at once lose nothing: on disjoint and on
+ * overlapping inputs the corpus holds the same facts as one run over all
+ * of them (three tries each, to give races a chance). */
+static void test_two_ingests_at_once_give_the_corpus_of_one_run(void)
+{
+    char ref[512], all[8000], a[8000], b[8000];
+    snprintf(ref, sizeof ref, "%s/par_ref.db", tmp);
+    /* (no study comes from two sources: which of two volumes of one study
+     * is kept is the order's choice, in one run as in two) */
+    snprintf(all, sizeof all, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass' "
+                              "'%s/same/nifti_ras' '%s/nifti'",
+             fx, fx, fx, fx, fx, fx);
+    CHECK(ingest(ref, all, NULL) == 0, "reference run");
+    Buf want = {0};
+    dump_facts(ref, &want);
+    for (int overlap = 0; overlap < 2; overlap++) {
+        if (overlap) {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass'", fx, fx,
+                     fx, fx);
+            snprintf(b, sizeof b, "'%s/ctrate' '%s/perclass' '%s/same/nifti_ras' "
+                                  "'%s/nifti' '%s/hospital'",
+                     fx, fx, fx, fx, fx);
+        } else {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate'", fx, fx, fx);
+            snprintf(b, sizeof b, "'%s/perclass' '%s/same/nifti_ras' '%s/nifti'", fx, fx, fx);
+        }
+        for (int k = 0; k < 3; k++) {
+            char db[600];
+            snprintf(db, sizeof db, "%s/par_%d_%d.db", tmp, overlap, k);
+            int rc = test_sh("(FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' %s 2>/dev/null; "
+                             "echo $? > '%s.a') & (FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' "
+                             "%s 2>/dev/null; echo $? > '%s.b') & wait",
+                             test_key, bin, db, a, db, test_key, bin, db, b, db);
+            char fa[700], fb[700];
+            snprintf(fa, sizeof fa, "%s.a", db);
+            snprintf(fb, sizeof fb, "%s.b", db);
+            char *ra = read_all(fa, NULL), *rb = read_all(fb, NULL);
+            CHECK(rc == 0 && ra && rb && atoi(ra) == 0 && atoi(rb) == 0,
+                  "overlap %d try %d: exits %s %s", overlap, k, ra ? ra : "?", rb ? rb : "?");
+            free(ra);
+            free(rb);
+            Buf got = {0};
+            dump_facts(db, &got);
+            CHECK(got.data && want.data && !strcmp(got.data, want.data),
+                  "overlap %d try %d: the corpus differs from one run's", overlap, k);
+            if (got.data && want.data && strcmp(got.data, want.data))
+                fprintf(stderr, "got:\n%s\nwant:\n%s\n", got.data, want.data);
+            buf_free(&got);
+        }
+    }
+    buf_free(&want);
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -865,6 +942,7 @@ int main(void)
     RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
     RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
     RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
+    RUN(test_two_ingests_at_once_give_the_corpus_of_one_run);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
