@@ -593,6 +593,25 @@ static void test_two_ingests_at_once_give_the_corpus_of_one_run(void)
     buf_free(&want);
 }
 
+/* Multi-frame DICOM (fixtures/multiframe, made by make_multiframe.py):
+ * Enhanced CT is a volume of all its frames (per-frame positions, shared
+ * or per-frame rescale); RT Dose is one error saying it is not a CT
+ * volume. Never one frame kept silently. */
+static void test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error(void)
+{
+    char db[512], args[1200];
+    snprintf(db, sizeof db, "%s/multiframe.db", tmp);
+    snprintf(args, sizeof args, "'%s/multiframe'", fx);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE src_dims = '[8,6,5]'") == 2,
+          "the enhanced CTs are not volumes of 5 frames");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "%lld volumes",
+          (long long)sql_file_int(db, "SELECT count(*) FROM volumes"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE 'not a CT volume "
+                           "(modality RTDOSE, SOP class 1.2.840.10008.5.1.4.1.1.481.2%'") == 1,
+          "RT Dose is not one error naming its modality and SOP class");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -943,6 +962,7 @@ int main(void)
     RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
     RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
     RUN(test_two_ingests_at_once_give_the_corpus_of_one_run);
+    RUN(test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
