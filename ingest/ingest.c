@@ -241,15 +241,18 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
         if (known)
             g->cnt->known++;
         else
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "metadata", "ignored",
-                          0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "metadata",
+                                  "a table other than metadata.csv and reports.csv (eval reads "
+                                  "truth tables itself)",
+                                  0);
         return;
     case NK_ARCHIVE:
         if (!known) {
             log_warn("%s:%s: an archive inside an archive is not read: extract it or give it "
                      "as an input",
                      m->source, m->member);
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "other", "ignored", 0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "other",
+                                  "an archive inside an archive", 0);
         } else {
             g->cnt->known++;
         }
@@ -258,7 +261,8 @@ static void handle_member(Ingest *g, UnitState *us, Member *m, const char *sha,
         if (known)
             g->cnt->known++;
         else
-            ingest_record_source(g, m->source, m->member, sha, (int64_t)m->len, "other", "ignored", 0);
+            ingest_record_ignored(g, m->source, m->member, sha, (int64_t)m->len, "other",
+                                  "not a CT volume, mask, report or table fvlm reads", 0);
         return;
     }
     if (known && hk != H_DICOM && hk != H_HDR && hk != H_IMG) {
@@ -301,7 +305,7 @@ static void finish_unit(Ingest *g, UnitState *us)
         }
     }
     for (int i = 0; i < us->nh; i++)
-        us->n_volumes += us->h[i].kind == H_VOLUME;
+        us->n_volumes += us->h[i].kind == H_VOLUME && ingest_nifti_maybe_ct(&us->h[i]);
     /* .hdr/.img pairs: by stem. */
     for (int i = 0; i < us->nh; i++) {
         Held *h = &us->h[i];
@@ -361,9 +365,13 @@ static void finish_unit(Ingest *g, UnitState *us)
     for (int i = 0; i < us->nh; i++)
         if (us->h[i].kind == H_VOLUME && !us->h[i].done)
             ingest_process_nifti(g, us, &us->h[i], NULL);
-    for (int i = 0; i < us->nh; i++)
-        if (us->h[i].kind == H_MASK && !us->h[i].done)
-            ingest_process_nifti(g, us, &us->h[i], NULL);
+    /* Named as masks: those whose header may hold a CT first (a CT in a
+     * seg/ folder is read as a CT, by content), so the masks find it. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < us->nh; i++)
+            if (us->h[i].kind == H_MASK && !us->h[i].done &&
+                ingest_nifti_maybe_ct(&us->h[i]) == (pass == 0))
+                ingest_process_nifti(g, us, &us->h[i], NULL);
     ingest_process_class_masks(g, us);
     for (int i = 0; i < us->nh; i++) {
         Held *h = &us->h[i];

@@ -81,7 +81,8 @@ typedef struct UnitState {
     int nphi;
     char dicom_study[68], dicom_patient[68];
     int n_dicom_studies;
-    int n_volumes;       /* NIfTI CT volumes of this unit (not self-identifying) */
+    int n_volumes;       /* NIfTI CT volumes of this unit (not self-identifying; by name,
+                          * without those whose header says uint8 labels) */
 } UnitState;
 
 /* Where an item's study comes from. */
@@ -97,6 +98,7 @@ typedef struct SrcRec {
     const char *path, *member, *kind, *status;
     const char *sha;
     int64_t size;
+    const char *why;     /* status ignored: the reason logged (NULL: the commit's) */
 } SrcRec;
 
 /* ---------------------------------------------------------------- ingest_rows.c */
@@ -115,6 +117,9 @@ int ingest_deid_fault(const char *in, size_t n);
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study);
+/* An ignored member: its source row, and one info line naming it and why. */
+void ingest_record_ignored(Ingest *g, const char *path, const char *member, const char *sha,
+                           int64_t size, const char *kind, const char *why, int64_t study);
 /* The split named by a folder of path ("" when none). */
 void ingest_split_from_path(const char *path, char split[8]);
 /* The study row for a reference (create: made when absent, inside the
@@ -128,8 +133,9 @@ void ingest_describe(const char *source, const char *member, char *out, size_t n
 /* Ends the transaction the caller began for one item: writes its members'
  * source rows and commits, or rolls back when rc or a step failed. */
 int ingest_sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const char *status,
-                          int64_t study, int64_t *ignored, FvErr *e);
+                          const char *why, int64_t study, int64_t *ignored, FvErr *e);
 void ingest_held_record(Ingest *g, Held *h, const char *kind, const char *status, int64_t study);
+void ingest_held_ignore(Ingest *g, Held *h, const char *kind, const char *why);
 void ingest_held_fail(Ingest *g, Held *h, const char *kind, const FvErr *e);
 /* The study of an item of this unit that names none of its own. */
 int ingest_unit_study(Ingest *g, UnitState *us, const char *item, StudyRef *ref, FvErr *e);
@@ -172,7 +178,11 @@ int ingest_ctrate_reports_table(Ingest *g, const char *source, const char *membe
 
 /* ---------------------------------------------------------------- unit_*.c */
 
-/* A NIfTI volume or mask (img: the .img of a .hdr/.img pair, or NULL). */
+/* 0 when a NIfTI member's header says uint8 labels (unscaled), else 1
+ * (it may be a CT: its values decide). */
+int ingest_nifti_maybe_ct(const Held *h);
+/* A NIfTI volume or mask (img: the .img of a .hdr/.img pair, or NULL): mask
+ * or CT by content (label table, value range), the name breaking ties. */
 void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img);
 /* Per-class masks (seg/<class>.nii.gz): all the unit's parts merged. */
 void ingest_process_class_masks(Ingest *g, UnitState *us);

@@ -135,6 +135,23 @@ void ingest_fail_msg(Ingest *g, const char *source, const char *member, const ch
     ingest_fail(g, source, member, &e);
 }
 
+/* One info line per ignored member, with the reason (the terminal keeps
+ * the real name; `sources` keeps the row). */
+static void log_ignored(const char *path, const char *member, const char *why)
+{
+    if (member && *member)
+        log_info("%s:%s: ignored: %s", path, member, why);
+    else
+        log_info("%s: ignored: %s", path, why);
+}
+
+void ingest_record_ignored(Ingest *g, const char *path, const char *member, const char *sha,
+                           int64_t size, const char *kind, const char *why, int64_t study)
+{
+    log_ignored(path, member, why);
+    ingest_record_source(g, path, member, sha, size, kind, "ignored", study);
+}
+
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study)
@@ -256,7 +273,7 @@ void ingest_describe(const char *source, const char *member, char *out, size_t n
  * (the caller's work so far) or a step here failed, rolls back instead.
  * Returns 0 or -1. */
 int ingest_sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const char *status,
-                          int64_t study, int64_t *ignored, FvErr *e)
+                          const char *why, int64_t study, int64_t *ignored, FvErr *e)
 {
     for (int i = 0; rc == 0 && i < nsrc; i++) {
         const char *st = status ? status : srcs[i].status;
@@ -267,9 +284,15 @@ int ingest_sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const
     }
     if (rc == 0)
         rc = corpus_commit(&g->corpus, e);
-    if (rc)
+    if (rc) {
         corpus_rollback(&g->corpus);
-    return rc ? -1 : 0;
+        return -1;
+    }
+    for (int i = 0; i < nsrc; i++)
+        if (!strcmp(status ? status : srcs[i].status, "ignored"))
+            log_ignored(srcs[i].path, srcs[i].member,
+                        srcs[i].why ? srcs[i].why : why ? why : "not used");
+    return 0;
 }
 
 void ingest_held_record(Ingest *g, Held *h, const char *kind, const char *status, int64_t study)
@@ -277,6 +300,14 @@ void ingest_held_record(Ingest *g, Held *h, const char *kind, const char *status
     if (h->done)
         return;
     ingest_record_source(g, h->source, h->member, h->sha, h->size, kind, status, study);
+    h->done = 1;
+}
+
+void ingest_held_ignore(Ingest *g, Held *h, const char *kind, const char *why)
+{
+    if (h->done)
+        return;
+    ingest_record_ignored(g, h->source, h->member, h->sha, h->size, kind, why, 0);
     h->done = 1;
 }
 

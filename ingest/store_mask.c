@@ -77,11 +77,11 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     if (have[0]) {
         vol_free(m);
         int same = strcmp(have, sha) == 0;
-        if (!same)
-            log_warn("%s: the study already has a mask: this one is ignored", source);
         if (corpus_begin(&g->corpus, e))
             return -1;
-        return ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored", sid, &g->cnt->ignored, e);
+        return ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored",
+                                     "the study already has another mask", sid, &g->cnt->ignored,
+                                     e);
     }
     ingest_affine_to_float(m->affine);
     /* Geometry: a blank mask header of the CT's size takes the CT's
@@ -129,11 +129,18 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     vol_free(&out);
     if (rc == 0)
         rc = corpus_begin(&g->corpus, e);
+    /* Another ingest may have stored the study's mask since the check
+     * above: looked at again inside the serialised transaction. */
+    char now[65] = "";
     if (rc == 0)
+        rc = corpus_mask_sha(&g->corpus, sid, now, e);
+    if (rc == 0 && !now[0])
         rc = corpus_mask_put(&g->corpus, sid, vi.id, sha, source, shard, labels.data, resampled,
                              e);
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, sid, NULL, e);
-    if (rc == 0) {
+    rc = ingest_sources_commit(g, rc, srcs, nsrc, now[0] && strcmp(now, sha) ? "ignored" : NULL,
+                               "the study already has another mask", sid,
+                               now[0] ? &g->cnt->ignored : NULL, e);
+    if (rc == 0 && !now[0]) {
         g->cnt->masks++;
         if (notes->len)
             log_info("%s: %s", source, notes->data);

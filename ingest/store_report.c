@@ -44,7 +44,8 @@ int ingest_store_report(Ingest *g, const StudyRef *ref, const char *text, size_t
     const char *status = "ok";
     if (rc == 0 && have[0]) {
         if (strcmp(have, sha) != 0) {
-            log_warn("%s: the study already has a report: this one is ignored", source);
+            if (nsrc == 0) /* else sources_commit names each member */
+                log_info("%s: ignored: the study already has another report", source);
             status = "ignored";
             g->cnt->ignored++;
         }
@@ -52,7 +53,8 @@ int ingest_store_report(Ingest *g, const StudyRef *ref, const char *text, size_t
         rc = corpus_report_put(&g->corpus, sid, sha, source, format, lang, encoding, clean.data,
                                nphi, e);
     }
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, status, sid, NULL, e);
+    rc = ingest_sources_commit(g, rc, srcs, nsrc, status, "the study already has another report",
+                               sid, NULL, e);
     if (rc == 0 && !have[0]) {
         g->cnt->reports++;
         for (int k = 0; k < PHI_NKINDS; k++)

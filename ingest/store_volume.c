@@ -80,6 +80,22 @@ void ingest_affine_to_float(double a[4][4])
             a[r][c] = (double)(float)a[r][c];
 }
 
+/* Smallest and largest value of a volume. */
+static void vol_range(const Vol *v, double *lo, double *hi)
+{
+    size_t n = (size_t)vol_count(v);
+    double a = INFINITY, b = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        double x = v->type == VOL_I16   ? ((const int16_t *)v->data)[i]
+                   : v->type == VOL_F32 ? ((const float *)v->data)[i]
+                                        : ((const uint8_t *)v->data)[i];
+        a = x < a ? x : a;
+        b = x > b ? x : b;
+    }
+    *lo = n ? a : 0;
+    *hi = n ? b : 0;
+}
+
 /* Stores a CT volume (HU, source geometry) for a study: skips it when the
  * study already has this volume, ignores it when the study has another.
  * Consumes v. Returns the study id (0 when nothing was stored). */
@@ -103,16 +119,27 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
         if (found) {
             vol_free(v);
             int same = strcmp(vi.sha, sha) == 0;
-            if (!same)
-                log_warn("%s: the study already has a volume (%s): this one is ignored", source,
-                         vi.source);
             if (corpus_begin(&g->corpus, e) ||
-                ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored", sid, &g->cnt->ignored,
+                ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored",
+                                      "the study already has another CT volume", sid,
+                                      &g->cnt->ignored,
                                e))
                 return -1;
             *study_out = sid;
             return 0;
         }
+    }
+    /* The values must be HU: a volume entirely outside the clip range (a
+     * rescale of 1e5, an intercept gone wrong) would be stored as one
+     * constant, with no error and no note. */
+    double lo, hi;
+    vol_range(v, &lo, &hi);
+    if (hi < g->o->hu_lo || lo > g->o->hu_hi) {
+        vol_free(v);
+        return err_set(e, FV_EFORMAT,
+                       "voxel values %g..%g lie outside ingest.hu_clip %g..%g: the stored "
+                       "volume would be one constant (check the rescale slope and intercept)",
+                       lo, hi, g->o->hu_lo, g->o->hu_hi);
     }
     VolumeRow row;
     memset(&row, 0, sizeof row);
@@ -155,11 +182,23 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     if (rc == 0)
         rc = ingest_study_get(g, ref, 1, &sid, e);
     row.study_id = sid;
-    int64_t vid;
+    /* Another ingest on this corpus may have stored the study's volume
+     * since the check above: looked at again inside the (immediate, so
+     * serialised) transaction, and then this one is known or ignored. */
+    VolumeInfo now;
+    int raced = 0;
     if (rc == 0)
+        rc = corpus_volume_of(&g->corpus, sid, &now, &raced, e);
+    int64_t vid;
+    if (rc == 0 && !raced)
         rc = corpus_volume_put(&g->corpus, &row, &vid, e);
-    rc = ingest_sources_commit(g, rc, srcs, nsrc, NULL, sid, &g->cnt->ignored, e);
-    if (rc == 0) {
+    rc = ingest_sources_commit(g, rc, srcs, nsrc,
+                               raced && strcmp(now.sha, sha) ? "ignored" : NULL,
+                               "the study already has another CT volume", sid, &g->cnt->ignored,
+                               e);
+    if (rc == 0 && raced) {
+        *study_out = sid;
+    } else if (rc == 0) {
         g->cnt->volumes++;
         *study_out = sid;
         if (nb.len)

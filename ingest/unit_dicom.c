@@ -90,6 +90,10 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
             continue;
         FvErr e = {0};
         const DcmImage *im = &h->im;
+        if (dcm_frames_check(im, &e)) {
+            ingest_held_fail(g, h, "dicom", &e);
+            continue;
+        }
         if (!im->has_pixels) {
             err_set(&e, FV_EFORMAT, "DICOM image without pixel data (SOP class %s)",
                     im->sop_class[0] ? im->sop_class : "unknown");
@@ -128,7 +132,14 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
             s->localizer = im->localizer;
             s->instance = im->instance;
             s->series_number = im->series_number;
-            dcm_frame_geo(&h->dcm, im, k, &s->geo);
+            if (dcm_frame_geo(&h->dcm, im, k, &s->geo, &e)) {
+                char msg[sizeof e.msg];
+                snprintf(msg, sizeof msg, "%s", e.msg);
+                if (im->frames > 1)
+                    err_set(&e, e.code, "frame %d: %s", k + 1, msg);
+                free(s->pix);
+                break;
+            }
             s->rows = im->rows;
             s->cols = im->cols;
             memcpy(s->sha, h->sha_raw, 32);
@@ -198,21 +209,22 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         }
         char series_uid[68];
         snprintf(series_uid, sizeof series_uid, "%s", uid);
-        int series_number = 0, all_loc = 1;
+        int series_number = 0;
         for (int k = 0; k < np; k++)
             if (!strcmp(pick[k]->series_uid, series_uid)) {
                 ser[ns++] = pick[k];
                 series_number = pick[k]->series_number;
-                all_loc &= pick[k]->localizer;
             }
+        const char *scout_why;
         snprintf(where, sizeof where, "%s (series %d, %d images)", dir, series_number, ns);
         char desc[5200];
         snprintf(desc, sizeof desc, "%s:%s (series %d, %d images)", us->u->path, dir,
                  series_number, ns);
-        if (all_loc) {
-            log_warn("%s:%s: only scout/localizer images: no volume", us->u->path, where);
+        if (series_is_scout(ser, ns, &scout_why)) {
+            log_warn("%s:%s: %s", us->u->path, where, scout_why);
             for (int k = 0; k < np; k++)
-                ingest_held_record(g, &us->h[pick[k]->member], "dicom", "ignored", 0);
+                ingest_held_ignore(g, &us->h[pick[k]->member], "dicom",
+                                   "a series of scout/localizer images only");
             free(ser);
             free(sst);
             buf_free(&notes);
@@ -239,16 +251,22 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         for (int k = 0; srcs && k < np; k++) {
             int mi = pick[k]->member;
             int used = 0, seen = 0;
+            const char *why = "another series of the study was chosen";
             for (int q = 0; q < ns; q++)
-                if (ser[q]->member == mi && sst[q] == SLICE_USED)
-                    used = 1;
+                if (ser[q]->member == mi) {
+                    used |= sst[q] == SLICE_USED;
+                    why = sst[q] == SLICE_SCOUT       ? "a scout/localizer image"
+                          : sst[q] == SLICE_DUPLICATE ? "a duplicate of another slice"
+                          : sst[q] == SLICE_NOGEO     ? "an image without position"
+                                                      : why;
+                }
             for (int q = 0; q < nsrc && !seen; q++)
                 seen = srcs[q].sha == us->h[mi].sha;
             if (seen)
                 continue;
             Held *h = &us->h[mi];
             srcs[nsrc++] = (SrcRec){h->source, h->member, "dicom", used ? "ok" : "ignored",
-                                    h->sha, h->size};
+                                    h->sha, h->size, used ? NULL : why};
         }
         char sha[65];
         sha256_to_hex(so.sha, sha);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gz.h"
 #include "log.h"
 #include "mask.h"
 #include "sha256.h"
@@ -19,6 +20,33 @@ static void nifti_dtype_desc(const NiftiHeader *h, char *out, size_t n)
 static void process_mask_vol(Ingest *g, UnitState *us, Held *h, Vol *m, const NiftiHeader *hdr,
                              const unsigned char *hb, size_t hl, Held *img);
 
+/* The header of a NIfTI member (gzip or not) without reading its data: 0
+ * when it parses. */
+static int peek_header(const Held *h, NiftiHeader *hdr)
+{
+    unsigned char head[540];
+    const unsigned char *p = h->data;
+    size_t n = h->len;
+    FvErr e = {0};
+    if (!p)
+        return -1;
+    if (gz_is_gzip(p, n)) {
+        size_t got = 0;
+        if (gz_peek(p, n, head, sizeof head, &got, &e))
+            return -1;
+        p = head;
+        n = got;
+    }
+    return n >= 348 && nifti_header_parse(p, n, hdr, &e) == 0 ? 0 : -1;
+}
+
+int ingest_nifti_maybe_ct(const Held *h)
+{
+    NiftiHeader hdr;
+    return peek_header(h, &hdr) != 0 || hdr.datatype != 2 ||
+           (hdr.scaled && (hdr.scl_slope != 1 || hdr.scl_inter != 0));
+}
+
 void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
 {
     FvErr e = {0};
@@ -26,35 +54,55 @@ void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
     Vol v;
     unsigned char *hb = NULL;
     size_t hl = 0;
-    int as_mask = h->kind == H_MASK;
+    /* Mask or CT by content first, the name only breaking ties: a CT in a
+     * folder named seg/ or masks/ is a CT, a uint8 label volume in ct/ is a
+     * mask. Unscaled uint8 is read as labels directly (the common mask,
+     * no conversion); anything else as CT, then judged by its values. */
+    int name_mask = h->kind == H_MASK;
+    int as_mask = !ingest_nifti_maybe_ct(h);
     if (nifti_load(h->data, h->len, img ? img->data : NULL, img ? img->len : 0, as_mask,
                    g->o->max_voxels, &hdr, &v, &hb, &hl, &e)) {
-        /* A CT whose data will not fit uint8 is not a mask and vice versa;
-         * report the reader's reason. */
-        ingest_held_fail(g, h, as_mask ? "mask" : "nifti", &e);
+        ingest_held_fail(g, h, name_mask ? "mask" : "nifti", &e);
         if (img)
-            ingest_held_record(g, img, as_mask ? "mask" : "nifti", "failed", 0);
+            ingest_held_record(g, img, name_mask ? "mask" : "nifti", "failed", 0);
         return;
     }
-    /* A label table makes any NIfTI a mask: read it again as labels. */
     NiftiLabel *labels = NULL;
     int nl = nifti_label_table(&hdr, hb, hl, &labels, &e);
     free(labels);
-    if (!as_mask && nl > 0) {
+    err_clear(&e);
+    double lo, hi;
+    int verdict = nl > 0 ? 1 : mask_content_verdict(&v, &lo, &hi);
+    int want_mask = verdict < 0 ? name_mask : verdict;
+    if (nl > 0)
+        log_debug("%s: label table found: read as a mask", h->name);
+    else if (verdict >= 0 && want_mask != name_mask)
+        log_info("%s: read as a %s by its content (values %g..%g%s), whatever its name says",
+                 h->name, want_mask ? "mask" : "CT volume", lo, hi,
+                 v.type == VOL_F32 ? ", fractional" : "");
+    if (want_mask && !as_mask && mask_to_labels(&v, &e)) {
+        vol_free(&v);
+        free(hb);
+        ingest_held_fail(g, h, "mask", &e);
+        if (img)
+            ingest_held_record(g, img, "mask", "failed", 0);
+        return;
+    }
+    if (!want_mask && as_mask) {
+        /* a blank uint8 volume that its name calls a CT */
         vol_free(&v);
         free(hb);
         hb = NULL;
-        log_debug("%s: label table found: read as a mask", h->name);
-        h->kind = H_MASK;
-        as_mask = 1;
-        if (nifti_load(h->data, h->len, img ? img->data : NULL, img ? img->len : 0, 1,
+        if (nifti_load(h->data, h->len, img ? img->data : NULL, img ? img->len : 0, 0,
                        g->o->max_voxels, &hdr, &v, &hb, &hl, &e)) {
-            ingest_held_fail(g, h, "mask", &e);
+            ingest_held_fail(g, h, "nifti", &e);
             if (img)
-                ingest_held_record(g, img, "mask", "failed", 0);
+                ingest_held_record(g, img, "nifti", "failed", 0);
             return;
         }
     }
+    as_mask = want_mask;
+    h->kind = as_mask ? H_MASK : H_VOLUME;
     free(h->data);
     h->data = NULL;
     if (as_mask) {
@@ -78,6 +126,8 @@ void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
     }
     if (hdr.ext_note[0])
         buf_printf(&notes, "%s; ", hdr.ext_note);
+    if (hdr.code_note[0])
+        buf_printf(&notes, "%s; ", hdr.code_note);
     char dtype[40], desc[4400];
     nifti_dtype_desc(&hdr, dtype, sizeof dtype);
     ingest_describe(h->source, h->member, desc, sizeof desc);

@@ -65,7 +65,8 @@ void ingest_process_jsonl(Ingest *g, UnitState *us, Held *h)
         any = strstr(p, fields[i]) != NULL;
     if (!any) {
         json_free(&whole);
-        ingest_held_record(g, h, "other", "ignored", 0);
+        ingest_held_ignore(g, h, "other", "JSON without a report field (text, report, findings, "
+                                          "impression)");
         buf_free(&text);
         return;
     }
@@ -154,7 +155,7 @@ void ingest_process_jsonl(Ingest *g, UnitState *us, Held *h)
     }
     json_free(&whole);
     if (!stored && !bad) {
-        ingest_held_record(g, h, "other", "ignored", 0);
+        ingest_held_ignore(g, h, "other", "JSON without any report");
     } else {
         ingest_held_record(g, h, "report", bad && !stored ? "failed" : "ok", 0);
     }
@@ -172,8 +173,7 @@ void ingest_process_sr(Ingest *g, UnitState *us, Held *h)
     }
     if (!raw || !rl) {
         free(raw);
-        log_info("%s:%s: structured report without text: ignored", h->source, h->member);
-        ingest_held_record(g, h, "dicom", "ignored", 0);
+        ingest_held_ignore(g, h, "dicom", "a structured report without text");
         return;
     }
     Buf text = {0};

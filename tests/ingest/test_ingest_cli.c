@@ -390,6 +390,228 @@ static void test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored
     CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 2, "the volume is not retried");
 }
 
+/* Every ignored member is named on the log with its reason (one info line
+ * each), counted in the run's counts and kept in `sources`. */
+static void test_ignored_members_are_named_with_their_reason_and_counted(void)
+{
+    char dir[512], db[512], err[600];
+    snprintf(dir, sizeof dir, "%s/ignored", tmp);
+    CHECK(test_sh("mkdir -p '%s/study1' && cp -r '%s/hospital/study1/.' '%s/study1/' && "
+                  "printf 'x' > '%s/study1/notes.docx' && printf 'a,b\\n1,2\\n' > "
+                  "'%s/labels.csv'",
+                  dir, fx, dir, dir, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/ignored.db", tmp);
+    snprintf(err, sizeof err, "%s/ignored.err", tmp);
+    CHECK(test_sh("FVLM_DEID_KEY=%s '%s' ingest --db '%s' '%s' 2>'%s'", test_key, bin, db, dir,
+                  err) == 0,
+          "ingest");
+    const char *lines[] = {"study1/notes.docx: ignored: not a CT volume",
+                           "ignored/labels.csv: ignored: a table other than",
+                           "study1/dicom/IM0007.dcm: ignored: a duplicate of another slice",
+                           "study1/dicom/IM0008.dcm: ignored: a scout/localizer image"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        CHECK(count_lines_with(err, lines[i]) == 1, "no log line '%s'", lines[i]);
+    int64_t n = sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'");
+    CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
+          "the run's counts do not hold the ignored members");
+    CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
+          count_lines_with(err, ": ignored: "), (long long)n);
+}
+
+/* Mask or CT by content, names only breaking ties: a CT in a totalseg/
+ * folder is a CT volume, a label volume in a ct/ folder is a mask. */
+static void test_mask_or_ct_is_decided_by_content_not_folder_name(void)
+{
+    char dir[512], db[512], args[600];
+    snprintf(dir, sizeof dir, "%s/bycontent", tmp);
+    CHECK(test_sh("mkdir -p '%s/study_x/totalseg' '%s/study_y/ct' && "
+                  "cp '%s/same/nifti_ras/ct.nii.gz' '%s/study_x/totalseg/ct.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_x/seg.nii.gz' && "
+                  "cp '%s/same/nifti_lps/ct.nii.gz' '%s/study_y/image.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_y/ct/volume2.nii.gz'",
+                  dir, dir, fx, dir, fx, dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/bycontent.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "%lld errors",
+          (long long)sql_file_int(db, "SELECT count(*) FROM errors"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "the CT in totalseg/ is no volume");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks m JOIN volumes v ON v.id = m.volume_id") == 2,
+          "the mask in ct/ is not attached as a mask");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sources WHERE kind = 'mask' AND path LIKE '%s'",
+             dp("%/study_y/ct/volume2.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "the mask in ct/ is not recorded as a mask");
+}
+
+/* A copy of a NIfTI fixture with scl_slope and scl_inter set (float32 at
+ * bytes 112 and 116, little-endian like the fixture). */
+static int nifti_with_scaling(const char *src, const char *dst, float slope, float inter)
+{
+    size_t n;
+    char *b = read_all(src, &n);
+    if (!b || n < 348) {
+        free(b);
+        return -1;
+    }
+    memcpy(b + 112, &slope, 4);
+    memcpy(b + 116, &inter, 4);
+    FILE *f = fopen(dst, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f)
+        ok &= fclose(f) == 0;
+    free(b);
+    return ok ? 0 : -1;
+}
+
+/* Scaling that overflows, or leaves no value in the HU clip range, is an
+ * error naming why: never a constant volume stored without a word. */
+static void test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume(void)
+{
+    char dir[512], src[1200], a[700], b[700], db[600], args[1600];
+    snprintf(dir, sizeof dir, "%s/scaling", tmp);
+    CHECK(test_sh("mkdir -p '%s/overflow' '%s/offset'", dir, dir) == 0, "mkdir");
+    snprintf(src, sizeof src, "%s/nifti/dtype_int16.nii", fx);
+    snprintf(a, sizeof a, "%s/overflow/ct.nii", dir);
+    snprintf(b, sizeof b, "%s/offset/ct.nii", dir);
+    CHECK(nifti_with_scaling(src, a, 1e38f, 0) == 0 && nifti_with_scaling(src, b, 1, 1e5f) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/scaling.db", tmp);
+    snprintf(args, sizeof args, "'%s' '%s'", a, b);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "a volume was stored");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE '%scl_slope = 1e+38%'") ==
+              1,
+          "the overflow is not one error naming scl_slope");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE "
+                           "'%outside ingest.hu_clip%one constant%'") == 1,
+          "the offset volume is not one error saying it would be constant");
+}
+
+/* inspect and ingest say the same of a series of localizer images: both
+ * skip it (series_is_scout). */
+static void test_inspect_and_ingest_agree_on_a_localizer_series(void)
+{
+    char dir[512], db[600], out[600], args[600];
+    snprintf(dir, sizeof dir, "%s/localizer/study", tmp);
+    CHECK(test_sh("mkdir -p '%s' && cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0001.dcm' && "
+                  "cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0002.dcm'",
+                  dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(out, sizeof out, "%s/localizer.json", tmp);
+    CHECK(test_sh("'%s' inspect '%s' > '%s'", bin, dir, out) == 0, "inspect");
+    char *t = read_all(out, NULL);
+    CHECK(t && strstr(t, "\"skipped\": \"only scout/localizer images") &&
+              !strstr(t, "\"slices_used\""),
+          "inspect does not say the series is skipped: %s", t ? t : "");
+    free(t);
+    snprintf(db, sizeof db, "%s/localizer.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "ingest stored the localizers");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'") == 2,
+          "ingest did not skip both localizers");
+}
+
+/* The corpus as a set of facts, independent of row ids and of which run
+ * wrote what: sorted rows, studies named by their keys. */
+static void dump_facts(const char *db, Buf *out)
+{
+    sql_file_rows(db,
+                  "SELECT s.path, s.member, s.sha256, s.size, s.kind, s.status, t.study_key "
+                  "FROM sources s LEFT JOIN studies t ON t.id = s.study_id ORDER BY 1, 2, 3, 5",
+                  out);
+    sql_file_rows(db, "SELECT study_key, patient_key, dataset, split FROM studies ORDER BY 1", out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, v.sha256, v.source, v.src_dims, v.src_affine, v.shard, "
+                  "v.hu_min, v.hu_max, v.notes FROM volumes v JOIN studies t ON t.id = "
+                  "v.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, m.sha256, m.source, m.shard, m.labels, m.resampled FROM "
+                  "masks m JOIN studies t ON t.id = m.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, r.sha256, r.source, r.format, r.language, r.text, r.n_phi "
+                  "FROM reports r JOIN studies t ON t.id = r.study_id ORDER BY 1",
+                  out);
+}
+
+/* Two `fvlm ingest` on one corpus at once lose nothing: on disjoint and on
+ * overlapping inputs the corpus holds the same facts as one run over all
+ * of them (three tries each, to give races a chance). */
+static void test_two_ingests_at_once_give_the_corpus_of_one_run(void)
+{
+    char ref[512], all[8000], a[8000], b[8000];
+    snprintf(ref, sizeof ref, "%s/par_ref.db", tmp);
+    /* (no study comes from two sources: which of two volumes of one study
+     * is kept is the order's choice, in one run as in two) */
+    snprintf(all, sizeof all, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass' "
+                              "'%s/same/nifti_ras' '%s/nifti'",
+             fx, fx, fx, fx, fx, fx);
+    CHECK(ingest(ref, all, NULL) == 0, "reference run");
+    Buf want = {0};
+    dump_facts(ref, &want);
+    for (int overlap = 0; overlap < 2; overlap++) {
+        if (overlap) {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass'", fx, fx,
+                     fx, fx);
+            snprintf(b, sizeof b, "'%s/ctrate' '%s/perclass' '%s/same/nifti_ras' "
+                                  "'%s/nifti' '%s/hospital'",
+                     fx, fx, fx, fx, fx);
+        } else {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate'", fx, fx, fx);
+            snprintf(b, sizeof b, "'%s/perclass' '%s/same/nifti_ras' '%s/nifti'", fx, fx, fx);
+        }
+        for (int k = 0; k < 3; k++) {
+            char db[600];
+            snprintf(db, sizeof db, "%s/par_%d_%d.db", tmp, overlap, k);
+            int rc = test_sh("(FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' %s 2>/dev/null; "
+                             "echo $? > '%s.a') & (FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' "
+                             "%s 2>/dev/null; echo $? > '%s.b') & wait",
+                             test_key, bin, db, a, db, test_key, bin, db, b, db);
+            char fa[700], fb[700];
+            snprintf(fa, sizeof fa, "%s.a", db);
+            snprintf(fb, sizeof fb, "%s.b", db);
+            char *ra = read_all(fa, NULL), *rb = read_all(fb, NULL);
+            CHECK(rc == 0 && ra && rb && atoi(ra) == 0 && atoi(rb) == 0,
+                  "overlap %d try %d: exits %s %s", overlap, k, ra ? ra : "?", rb ? rb : "?");
+            free(ra);
+            free(rb);
+            Buf got = {0};
+            dump_facts(db, &got);
+            CHECK(got.data && want.data && !strcmp(got.data, want.data),
+                  "overlap %d try %d: the corpus differs from one run's", overlap, k);
+            if (got.data && want.data && strcmp(got.data, want.data))
+                fprintf(stderr, "got:\n%s\nwant:\n%s\n", got.data, want.data);
+            buf_free(&got);
+        }
+    }
+    buf_free(&want);
+}
+
+/* Multi-frame DICOM (fixtures/multiframe, made by make_multiframe.py):
+ * Enhanced CT is a volume of all its frames (per-frame positions, shared
+ * or per-frame rescale); RT Dose is one error saying it is not a CT
+ * volume. Never one frame kept silently. */
+static void test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error(void)
+{
+    char db[512], args[1200];
+    snprintf(db, sizeof db, "%s/multiframe.db", tmp);
+    snprintf(args, sizeof args, "'%s/multiframe'", fx);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE src_dims = '[8,6,5]'") == 2,
+          "the enhanced CTs are not volumes of 5 frames");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "%lld volumes",
+          (long long)sql_file_int(db, "SELECT count(*) FROM volumes"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE 'not a CT volume "
+                           "(modality RTDOSE, SOP class 1.2.840.10008.5.1.4.1.1.481.2%'") == 1,
+          "RT Dose is not one error naming its modality and SOP class");
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -735,6 +957,12 @@ int main(void)
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
     RUN(test_no_archive_or_folder_name_reaches_the_database_file);
     RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
+    RUN(test_ignored_members_are_named_with_their_reason_and_counted);
+    RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
+    RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
+    RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
+    RUN(test_two_ingests_at_once_give_the_corpus_of_one_run);
+    RUN(test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
