@@ -154,6 +154,19 @@ int cmd_parse(int argc, char **argv)
     int found;
     if (db_query_int(db, &e, &total, &found, sql, ""))
         goto out;
+    int ndistinct = 0;
+    for (int i = 0; i < nonly; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = only[j] == only[i];
+        ndistinct += !seen;
+    }
+    if (nonly && total < ndistinct) {
+        /* --report names a report that is not there: nothing to do is not done. */
+        err_set(&e, FV_ENOTFOUND, "%lld of the %d --report ids are not reports of %s",
+                (long long)(ndistinct - total), ndistinct, c.db);
+        goto out;
+    }
     snprintf(sql, sizeof sql,
              "SELECT id, study_id, language, text, parsed_run FROM reports"
              " WHERE id > ?%s ORDER BY id LIMIT ?", where);
