@@ -10,7 +10,8 @@
  * owned by the returned root (json_free releases all of it). Depth is
  * limited to 64 and the input must be one complete JSON value; errors name
  * the byte offset. Integers that fit int64 are kept exactly; a text with a
- * larger one is read with every number as a double. */
+ * larger one is read with every number as a double. Object members keep
+ * the order of the text; a repeated key keeps its last value. */
 #ifndef FVLM_JSON_H
 #define FVLM_JSON_H
 

@@ -91,6 +91,19 @@ int cmd_parse(int argc, char **argv)
     parse_run_counts_json(&pc, &counts);
     if (prc)
         goto out;
+    int ndistinct = 0;
+    for (int i = 0; i < nonly; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = only[j] == only[i];
+        ndistinct += !seen;
+    }
+    if (nonly && pc.reports < ndistinct) {
+        /* --report names a report that is not there: nothing to do is not done. */
+        err_set(&e, FV_ENOTFOUND, "%lld of the %d --report ids are not reports of %s",
+                (long long)(ndistinct - pc.reports), ndistinct, c.db);
+        goto out;
+    }
     /* Exit 0 only when parse did its job: an empty corpus or reports that
      * all failed are not a parsed corpus. */
     int64_t any_report = 0;

@@ -583,7 +583,8 @@ int trainset_load(TrainSet *c, Db *db, const Ontology *onto, LossMode mode, int 
     if (study_id < 0 && c->n_anat == 0 && mode != LOSS_GLOBAL) {
         err_set(e, FV_ENOTFOUND,
                 "no anatomy has both a whole and an abnormal training sample (table samples, "
-                "%d rows usable)", nraw);
+                "%d rows usable)%s", nraw,
+                nraw ? "" : ": run `fvlm parse` and `fvlm align` on the corpus first");
         goto fail;
     }
     c->sm = malloc((size_t)(nraw ? nraw : 1) * sizeof *c->sm);

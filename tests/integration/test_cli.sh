@@ -103,6 +103,8 @@ grep -q "run .fvlm parse --db $db. first" /tmp/fvlm-cli-err.$$ || fail "align be
 # and the section's keys.
 printf '[deid]\nkey = env:FVLM_DEID_KEY\n[train]\nlr = 0.001\n[align]\nstatus_rule = impression\n' \
     > "$tmp/all.ini"
+expect_rc 1 "parse --report of no report" "$bin" parse --db "$db" --report 999 --quiet
+grep -q "1 of the 1 --report ids are not reports" /tmp/fvlm-cli-err.$$ || fail "parse --report 999: $(err)"
 expect_rc 0 "parse with a shared config" "$bin" parse --db "$db" --config "$tmp/all.ini" --quiet
 expect_rc 0 "align with a shared config" "$bin" align --db "$db" --config "$tmp/all.ini"
 grep -q "unknown configuration" /tmp/fvlm-cli-err.$$ && fail "align warns about its own keys: $(err)"

@@ -72,6 +72,22 @@ static void test_json_parser_reads_what_the_writer_wrote(void)
     }
     CHECK(json_get(json_get(v, "o"), "t")->boolean == 1, "o.t");
     CHECK_EQ_INT(json_get_int(v, "big", 0), 9007199254740993LL);
+    CHECK(v->len == 3 && !strcmp(v->keys[0], "k") && !strcmp(v->keys[1], "o") &&
+              !strcmp(v->keys[2], "big"),
+          "object members are not in the order of the text");
+    json_free(&v);
+    /* \u0000 inside a string is kept (len counts it); an integer beyond
+     * int64 makes the text's numbers doubles; a repeated key keeps the last. */
+    const char *t2 = "{\"s\": \"a\\u0000b\", \"huge\": 123456789012345678901234, \"n\": 5,"
+                     " \"n\": 6}";
+    CHECK_OK(json_parse(t2, strlen(t2), &v, &e), &e);
+    if (!v)
+        return;
+    const JsonValue *s = json_get(v, "s");
+    CHECK(s && s->len == 3 && s->str[1] == '\0' && s->str[2] == 'b', "\\u0000 not kept");
+    const JsonValue *h = json_get(v, "huge");
+    CHECK(h && h->type == JSON_NUM && !h->is_int && h->num > 1.2e23, "huge integer");
+    CHECK_EQ_INT(json_get_int(v, "n", 0), 6);
     json_free(&v);
 }
 
