@@ -115,6 +115,10 @@ typedef struct Ingest {
     const Unit **deferred;     /* units to read again (each once) */
     int n_deferred, cap_deferred;
     int64_t masks_deferred;
+    /* The corpus cannot be written (a full disk, an I/O error, a database
+     * error): not a fault of the item at hand, so the run stops here with
+     * this error instead of failing every item after it and exiting 0. */
+    FvErr fatal;
 } Ingest;
 
 /* What a held member turned out to be. */
@@ -165,6 +169,12 @@ typedef struct StudyRef {
 /* Records one failure: an error line and an `errors` row. */
 static void fail(Ingest *g, const char *source, const char *member, const FvErr *err)
 {
+    if (g->fatal.code)
+        return;
+    if (err->code == FV_EDB || g->corpus.write_failed) {
+        g->fatal = *err;
+        return;
+    }
     /* The line on stderr names the real file (the operator has to find
      * it); the `errors` row stores de-identified names, as every table. */
     if (member && *member)
@@ -184,7 +194,7 @@ static void fail(Ingest *g, const char *source, const char *member, const FvErr 
                corpus_clean(&g->corpus, err->msg, rb, sizeof rb), now) ||
         db_run(g->run->db, &e2, "UPDATE runs SET n_errors = ? WHERE id = ?", "ii",
                g->run->n_errors, g->run->id))
-        log_error("%s", e2.msg);
+        g->fatal = e2;
 }
 
 /* The corpus's scrub: identifying values of the current unit's DICOM
@@ -225,11 +235,13 @@ static void record_source(Ingest *g, const char *path, const char *member, const
         g->cnt->ignored++;
     else if (!strcmp(status, "failed"))
         g->cnt->failed++;
+    if (g->fatal.code)
+        return;
     if (corpus_begin(&g->corpus, &e) ||
         corpus_source_put(&g->corpus, path, member, sha, size, kind, status, study, &e) ||
         corpus_commit(&g->corpus, &e)) {
         corpus_rollback(&g->corpus);
-        log_error("%s", e.msg);
+        g->fatal = e;
     }
 }
 
@@ -1973,7 +1985,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
     else
         reader_inflate_nifti(rd, g->o->max_voxels, NULL, NULL);
     int64_t base = 0;
-    for (int u = 0; u < units->n && !stop_requested; u++) {
+    for (int u = 0; u < units->n && !stop_requested && !g->fatal.code; u++) {
         UnitState us;
         memset(&us, 0, sizeof us);
         us.u = &units->u[u];
@@ -1981,7 +1993,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
         g->cnt->units++;
         int broken = 0, ended = 0;
         ReadItem it;
-        while (!ended && reader_next(rd, &it)) {
+        while (!ended && !g->fatal.code && reader_next(rd, &it)) {
             if (it.kind == RI_END) {
                 ended = 1;
             } else if (it.kind == RI_ERROR) {
@@ -2006,6 +2018,10 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
     }
     reader_close(&rd);
     db_close(&ro);
+    if (g->fatal.code) {
+        *e = g->fatal;
+        return -1;
+    }
     return 0;
 }
 

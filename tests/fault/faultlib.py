@@ -183,8 +183,12 @@ def diff(a, b):
 
 def integrity(db):
     con = sqlite3.connect(db)
-    r = con.execute("PRAGMA integrity_check").fetchall()
-    con.close()
+    try:
+        r = con.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.Error as exc:
+        r = [(str(exc),)]
+    finally:
+        con.close()
     return r == [("ok",)], r
 
 
