@@ -95,6 +95,12 @@ int features_encode(FeatureSet *fs, Db *db, const Ontology *o, EvalEncoder *enc,
                                   o->anat[a].id, nrm);
             }
         }
+        if (bad && ee.code == FV_EDAMAGED) {
+            /* a damaged tensor file stops the evaluation: skipping the study
+             * would score a different test set without saying so */
+            *e = ee;
+            goto out;
+        }
         if (bad) {
             char member[48];
             snprintf(member, sizeof member, "id %lld", (long long)ids[i]);

@@ -75,8 +75,10 @@ int eval_job_run(Db *db, const EvalJob *job, EvalResults *res, char *html_path, 
 out:
     if (rc && begun) {
         FvErr ignored = {0};
+        /* usually fails for the reason the caller prints (a full disk, an I/O
+         * error): one line says it; the next run marks this one interrupted */
         if (run_finish(&run, "failed", NULL, &ignored))
-            log_error("recording the failed run: %s", ignored.msg);
+            log_debug("recording the failed run: %s", ignored.msg);
     }
     if (rc)
         eval_results_free(res);

@@ -400,8 +400,8 @@ int corpus_write_shard(Corpus *c, const char *tensor, const Vol *v, char shard[6
         rc = st_writer_meta(&w, "spacing", spacing, e);
     if (rc == 0)
         rc = st_writer_meta(&w, "axes", "z,y,x (RAS: x to the right, y anterior, z superior)", e);
-    if (rc == 0)
-        rc = st_write(&w, path, e);
+    if (rc == 0 && (rc = st_write(&w, path, e)) != 0)
+        c->write_failed = 1;
     st_writer_free(&w);
     if (rc == 0)
         crash_point("shard");

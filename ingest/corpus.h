@@ -37,6 +37,7 @@ typedef struct Corpus {
     char tensor_dir[4096];
     CorpusScrub scrub;   /* NULL: stored as given */
     void *scrub_ctx;
+    int write_failed;    /* a tensor file could not be written (full disk, I/O error) */
 } Corpus;
 
 /* The de-identified form of a path-like string into out (reset first; in

@@ -1162,8 +1162,23 @@ static int decode_j2k(const DcmImage *im, const unsigned char *p, size_t n, void
     opj_set_info_handler(codec, opj_quiet_cb, NULL);
     opj_dparameters_t prm;
     opj_set_default_decoder_parameters(&prm);
-    if (!opj_setup_decoder(codec, &prm) || !opj_read_header(s, codec, &img) ||
-        !opj_decode(codec, s, img) || !opj_end_decompress(codec, s)) {
+    if (!opj_setup_decoder(codec, &prm) || !opj_read_header(s, codec, &img)) {
+        err_set(e, FV_EFORMAT, "JPEG 2000 frame cannot be decoded: %s",
+                msg[0] ? msg : "corrupt codestream");
+        goto done;
+    }
+    /* The codestream's size is checked against the header's before decoding:
+     * a few bytes can declare a 60000 x 60000 image, and openjpeg allocates
+     * and clears it all (found by tests/fuzz as a 10 s timeout). */
+    if (img->numcomps < 1 || img->comps[0].w != (OPJ_UINT32)im->cols ||
+        img->comps[0].h != (OPJ_UINT32)im->rows || img->x1 - img->x0 != (OPJ_UINT32)im->cols ||
+        img->y1 - img->y0 != (OPJ_UINT32)im->rows) {
+        err_set(e, FV_EFORMAT, "JPEG 2000 frame is %ux%u with %u components, header says %dx%d",
+                img->numcomps ? img->comps[0].w : 0, img->numcomps ? img->comps[0].h : 0,
+                img->numcomps, im->cols, im->rows);
+        goto done;
+    }
+    if (!opj_decode(codec, s, img) || !opj_end_decompress(codec, s)) {
         err_set(e, FV_EFORMAT, "JPEG 2000 frame cannot be decoded: %s",
                 msg[0] ? msg : "corrupt codestream");
         goto done;

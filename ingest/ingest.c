@@ -435,7 +435,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
     else
         reader_inflate_nifti(rd, g->o->max_voxels, NULL, NULL);
     int64_t base = 0;
-    for (int u = 0; u < units->n && !stop_requested; u++) {
+    for (int u = 0; u < units->n && !stop_requested && !g->fatal.code; u++) {
         UnitState us;
         memset(&us, 0, sizeof us);
         us.u = &units->u[u];
@@ -443,7 +443,7 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
         g->cnt->units++;
         int broken = 0, ended = 0;
         ReadItem it;
-        while (!ended && reader_next(rd, &it)) {
+        while (!ended && !g->fatal.code && reader_next(rd, &it)) {
             if (it.kind == RI_END) {
                 ended = 1;
             } else if (it.kind == RI_ERROR) {
@@ -468,6 +468,10 @@ static int process_units(Ingest *g, const UnitList *units, Progress *prog, FvErr
     }
     reader_close(&rd);
     db_close(&ro);
+    if (g->fatal.code) {
+        *e = g->fatal;
+        return -1;
+    }
     return 0;
 }
 

@@ -47,6 +47,10 @@ typedef struct Ingest {
     const Unit **deferred;     /* units to read again (each once) */
     int n_deferred, cap_deferred;
     int64_t masks_deferred;
+    /* The corpus cannot be written (a full disk, an I/O error, a database
+     * error): not a fault of the item at hand, so the run stops here with
+     * this error instead of failing every item after it and exiting 0. */
+    FvErr fatal;
 } Ingest;
 
 /* What a held member turned out to be. */

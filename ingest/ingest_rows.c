@@ -65,6 +65,12 @@ static int clean_reason(Ingest *g, const char *source, const char *member, const
 
 void ingest_fail(Ingest *g, const char *source, const char *member, const FvErr *err)
 {
+    if (g->fatal.code)
+        return;
+    if (err->code == FV_EDB || g->corpus.write_failed) {
+        g->fatal = *err;
+        return;
+    }
     /* The line on stderr names the real file (the operator has to find
      * it); the `errors` row stores de-identified names, as every table.
      * A name that cannot be de-identified is stored as a placeholder. */
@@ -100,7 +106,7 @@ void ingest_fail(Ingest *g, const char *source, const char *member, const FvErr 
                rb.data ? rb.data : "[reason withheld]", now) ||
         db_run(g->run->db, &e2, "UPDATE runs SET n_errors = ? WHERE id = ?", "ii",
                g->run->n_errors, g->run->id))
-        log_error("%s", e2.msg);
+        g->fatal = e2;
     buf_free(&sb);
     buf_free(&mb);
     buf_free(&rb);
@@ -161,11 +167,13 @@ void ingest_record_source(Ingest *g, const char *path, const char *member, const
         g->cnt->ignored++;
     else if (!strcmp(status, "failed"))
         g->cnt->failed++;
+    if (g->fatal.code)
+        return;
     if (corpus_begin(&g->corpus, &e) ||
         corpus_source_put(&g->corpus, path, member, sha, size, kind, status, study, &e) ||
         corpus_commit(&g->corpus, &e)) {
         corpus_rollback(&g->corpus);
-        log_error("%s", e.msg);
+        g->fatal = e;
     }
 }
 

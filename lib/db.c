@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "faultvfs.h"
 #include "log.h"
 #include "schemas.h"
 
@@ -130,6 +131,11 @@ int db_open(Db **out, const char *path, int flags, FvErr *e)
     if (!db || !(db->path = strdup(path))) {
         free(db);
         return err_set(e, FV_ENOMEM, "%s: out of memory", path);
+    }
+    if (faultvfs_install(e)) {
+        free(db->path);
+        free(db);
+        return -1;
     }
     int oflags = (flags & DB_READONLY) ? SQLITE_OPEN_READONLY
                  : (flags & DB_MUST_EXIST) ? SQLITE_OPEN_READWRITE

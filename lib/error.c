@@ -60,6 +60,7 @@ const char *err_code_name(int code)
     case FV_EDB: return "database";
     case FV_EUSAGE: return "usage";
     case FV_ENOTFOUND: return "not-found";
+    case FV_EDAMAGED: return "damaged";
     default: return "internal";
     }
 }

@@ -23,6 +23,8 @@ enum {
     FV_EUSAGE,       /* bad argument or configuration */
     FV_ENOTFOUND,    /* a named item does not exist */
     FV_EINTERNAL,    /* a broken invariant: a bug */
+    FV_EDAMAGED,     /* a stored file no longer matches its recorded hash (bit rot, a
+                      * bad disk): the run stops rather than use or skip it */
 };
 
 typedef struct FvErr {

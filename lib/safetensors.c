@@ -430,7 +430,7 @@ int st_verify(StFile *f, FvErr *e)
     char hex[65];
     sha256_hex((const char *)f->map + f->data_off, f->size - f->data_off, hex);
     if (strcmp(hex, want) != 0)
-        return err_set(e, FV_EFORMAT,
+        return err_set(e, FV_EDAMAGED,
                        "%s: damaged: the SHA-256 of its tensor bytes is %.16s..., the file "
                        "records %.16s... (re-create it: re-run the stage that wrote it)",
                        f->path, hex, want);

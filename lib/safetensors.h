@@ -76,7 +76,7 @@ typedef struct StFile {
 int st_open(StFile **out, const char *path, FvErr *e);
 /* Checks the data section against the recorded ST_META_SHA256 (the first
  * call reads every byte; later calls return at once). A mismatch is
- * FV_EFORMAT naming the file. A file written without a hash (before fvlm
+ * FV_EDAMAGED naming the file. A file written without a hash (before fvlm
  * recorded one) passes with f->verified = -1 and one warning per process. */
 int st_verify(StFile *f, FvErr *e);
 void st_close(StFile **f);

@@ -156,8 +156,16 @@ int cmd_ingest(int argc, char **argv)
     ingest_counts_json(&counts, &cj);
     const char *status = rc < 0 ? "failed" : rc > 0 ? "interrupted" : "ok";
     FvErr e2 = {0};
-    if (run_finish(&run, status, cj.data, &e2))
-        log_error("%s", e2.msg);
+    if (run_finish(&run, status, cj.data, &e2)) {
+        if (rc < 0) {
+            /* fails for the reason about to be printed (a full disk): one line says it */
+            log_debug("recording the failed run: %s", e2.msg);
+        } else {
+            /* the work is stored but the run is not: not a success */
+            e = e2;
+            rc = -1;
+        }
+    }
     int exit_code = EXIT_OK;
     if (rc < 0) {
         exit_code = cli_fail(&e);

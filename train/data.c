@@ -62,7 +62,7 @@ static int shard_open(TrainSet *c, const char *name, StFile **out, FvErr *e)
      * stops the run: skipping it would quietly train on fewer studies. */
     if (st_verify(c->shard[c->n_shard], e)) {
         st_close(&c->shard[c->n_shard]);
-        return -2;
+        return -1;
     }
     stridx_put(&c->shard_ix, c->n_shard, path);
     *out = c->shard[c->n_shard++];
@@ -73,9 +73,8 @@ static int shard_tensor(TrainSet *c, const char *shard, const char *tensor, StDT
                         const TrainStudy *s, const void **data, FvErr *e)
 {
     StFile *f;
-    int rc = shard_open(c, shard, &f, e);
-    if (rc)
-        return rc;
+    if (shard_open(c, shard, &f, e))
+        return -1;
     const StTensor *t;
     if (st_get_checked(f, tensor, dt, 3, &t, e))
         return -1;
@@ -210,13 +209,12 @@ static int load_studies(TrainSet *c, Db *db, int64_t only, Run *run, FvErr *e)
                 s->box[k] = (int)bx[k];
             FvErr te = {0};
             const void *ct = NULL, *mk = NULL;
-            int tr = 0;
             if (!vshard || !vname || !mshard || !mname)
                 snprintf(reason, sizeof reason, "volume or mask row without a shard or tensor");
-            else if ((tr = shard_tensor(c, vshard, vname, ST_I16, s, &ct, &te)) ||
-                     (tr = shard_tensor(c, mshard, mname, ST_U8, s, &mk, &te)))
+            else if (shard_tensor(c, vshard, vname, ST_I16, s, &ct, &te) ||
+                     shard_tensor(c, mshard, mname, ST_U8, s, &mk, &te))
                 snprintf(reason, sizeof reason, "%s", te.msg);
-            if (tr == -2) {
+            if (te.code == FV_EDAMAGED) {
                 sqlite3_finalize(st);
                 *e = te;
                 return -1;
