@@ -2,6 +2,7 @@
  * geometry, window and overlay rules). */
 #include "render.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <spng.h>
@@ -192,8 +193,7 @@ static int file_acquire(RenderCache *c, const char *path, Open **out, FvErr *e)
 {
     struct stat sb;
     if (stat(path, &sb))
-        return err_set(e, FV_EIO, "%s: cannot read the tensor file (%s)", path,
-                       "missing or unreadable");
+        return err_set(e, FV_EIO, "%s: cannot read the tensor file: %s", path, strerror(errno));
     if (!c)
         return file_open(path, &sb, out, e);
     pthread_mutex_lock(&c->mu);
@@ -780,8 +780,9 @@ int render_anatomy_centre(const RenderReq *req, int64_t centre[3], FvErr *e)
                     }
             }
         }
-        double dmin = ((double)d - 0.5) * sp[0];
-        if (!any || (dmin > 0 && dmin * dmin >= best))
+        /* the next slices lie at least d + 0.5 slices from the centroid */
+        double dmin = ((double)d + 0.5) * sp[0];
+        if (!any || dmin * dmin >= best)
             break;
     }
     src_release(req, &src);

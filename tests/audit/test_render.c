@@ -714,6 +714,60 @@ static void test_centre_is_an_anatomy_voxel_nearest_its_centroid(void)
           "an anatomy with no voxels and no box is not FV_ENOTFOUND (code %d)", e.code);
 }
 
+/* The pruned search finds a voxel as near the centroid as the nearest one
+ * of a brute-force search, on random sparse masks with 3 mm slices. */
+static void test_centre_matches_a_brute_force_search(void)
+{
+    enum { Z = 12, Y = 10, X = 9 };
+    static uint8_t m[Z * Y * X];
+    uint64_t seed = 88172645463325252ull;
+    int bad = 0;
+    for (int trial = 0; trial < 50; trial++) {
+        int n = 0;
+        for (int i = 0; i < Z * Y * X; i++) {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+            m[i] = (seed % 100) < (uint64_t)(1 + trial % 7) ? 5 : 0;
+            n += m[i] == 5;
+        }
+        if (!n)
+            continue;
+        RenderReq r;
+        render_req_init(&r);
+        r.mask = m;
+        r.dims[0] = Z; r.dims[1] = Y; r.dims[2] = X;
+        r.spacing[0] = 3; r.spacing[1] = 1; r.spacing[2] = 1;
+        r.labels[5] = 1;
+        double c[3] = {0, 0, 0};
+        for (int z = 0; z < Z; z++)
+            for (int y = 0; y < Y; y++)
+                for (int x = 0; x < X; x++)
+                    if (m[(z * Y + y) * X + x] == 5) {
+                        c[0] += z; c[1] += y; c[2] += x;
+                    }
+        for (int k = 0; k < 3; k++)
+            c[k] /= n;
+        double best = INFINITY;
+        for (int z = 0; z < Z; z++)
+            for (int y = 0; y < Y; y++)
+                for (int x = 0; x < X; x++)
+                    if (m[(z * Y + y) * X + x] == 5) {
+                        double dz = (z - c[0]) * 3, dy = y - c[1], dx = x - c[2];
+                        if (dz * dz + dy * dy + dx * dx < best)
+                            best = dz * dz + dy * dy + dx * dx;
+                    }
+        int64_t got[3];
+        FvErr e = {0};
+        if (render_anatomy_centre(&r, got, &e)) {
+            bad++;
+            continue;
+        }
+        double dz = (got[0] - c[0]) * 3, dy = got[1] - c[1], dx = got[2] - c[2];
+        if (m[(got[0] * Y + got[1]) * X + got[2]] != 5 || dz * dz + dy * dy + dx * dx > best + 1e-9)
+            bad++;
+    }
+    CHECK(bad == 0, "%d of 50 random masks: the centre is not a nearest anatomy voxel", bad);
+}
+
 /* ------------------------------------------------------------------ corpus */
 
 static void test_study_rows_give_the_request_and_bad_rows_are_refused(void)
@@ -823,6 +877,7 @@ int main(void)
     RUN(test_shard_files_render_like_memory_and_the_cache_reuses_them);
     RUN(test_threads_share_one_cache_safely);
     RUN(test_centre_is_an_anatomy_voxel_nearest_its_centroid);
+    RUN(test_centre_matches_a_brute_force_search);
     RUN(test_study_rows_give_the_request_and_bad_rows_are_refused);
     test_remove(g_dir);
     return test_finish();
