@@ -1064,7 +1064,7 @@ int server_open(AuditServer **out, const ServerOptions *opt, int listen, FvErr *
     if (rc || !listen)
         return rc;
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (opt->cert) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
             return err_set(e, FV_EUNSUPPORTED, "this libmicrohttpd has no TLS (GnuTLS)");
