@@ -715,7 +715,8 @@ static void test_centre_is_an_anatomy_voxel_nearest_its_centroid(void)
 }
 
 /* The pruned search finds a voxel as near the centroid as the nearest one
- * of a brute-force search, on random sparse masks with 3 mm slices. */
+ * of a brute-force search, on random sparse masks with 3 mm and 0.7 mm
+ * slices. */
 static void test_centre_matches_a_brute_force_search(void)
 {
     enum { Z = 12, Y = 10, X = 9 };
@@ -726,7 +727,7 @@ static void test_centre_matches_a_brute_force_search(void)
         int n = 0;
         for (int i = 0; i < Z * Y * X; i++) {
             seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
-            m[i] = (seed % 100) < (uint64_t)(1 + trial % 7) ? 5 : 0;
+            m[i] = (seed % 1000) < (uint64_t)(3 + trial % 20) ? 5 : 0;
             n += m[i] == 5;
         }
         if (!n)
@@ -735,7 +736,8 @@ static void test_centre_matches_a_brute_force_search(void)
         render_req_init(&r);
         r.mask = m;
         r.dims[0] = Z; r.dims[1] = Y; r.dims[2] = X;
-        r.spacing[0] = 3; r.spacing[1] = 1; r.spacing[2] = 1;
+        const double sz = trial & 1 ? 3 : 0.7;
+        r.spacing[0] = sz; r.spacing[1] = 1; r.spacing[2] = 1;
         r.labels[5] = 1;
         double c[3] = {0, 0, 0};
         for (int z = 0; z < Z; z++)
@@ -751,17 +753,18 @@ static void test_centre_matches_a_brute_force_search(void)
             for (int y = 0; y < Y; y++)
                 for (int x = 0; x < X; x++)
                     if (m[(z * Y + y) * X + x] == 5) {
-                        double dz = (z - c[0]) * 3, dy = y - c[1], dx = x - c[2];
+                        double dz = (z - c[0]) * sz, dy = y - c[1], dx = x - c[2];
                         if (dz * dz + dy * dy + dx * dx < best)
                             best = dz * dz + dy * dy + dx * dx;
                     }
-        int64_t got[3];
+        int64_t got[3] = {-1, -1, -1};
         FvErr e = {0};
-        if (render_anatomy_centre(&r, got, &e)) {
+        if (render_anatomy_centre(&r, got, &e) || got[0] < 0 || got[0] >= Z || got[1] < 0 ||
+            got[1] >= Y || got[2] < 0 || got[2] >= X) {
             bad++;
             continue;
         }
-        double dz = (got[0] - c[0]) * 3, dy = got[1] - c[1], dx = got[2] - c[2];
+        double dz = (got[0] - c[0]) * sz, dy = got[1] - c[1], dx = got[2] - c[2];
         if (m[(got[0] * Y + got[1]) * X + got[2]] != 5 || dz * dz + dy * dy + dx * dx > best + 1e-9)
             bad++;
     }
