@@ -137,11 +137,10 @@ static int run_case(RenderReq *req, int slices, Rng *rng, FvErr *e)
             goto fail;
         double t1 = now_ms();
         uint8_t *rgb;
-        int coloured;
-        if (render_slice_rgb(req, &rgb, &w, &h, &coloured, e))
+        if (render_slice_rgb(req, &rgb, &w, &h, NULL, e))
             goto fail;
         double t2 = now_ms();
-        int rc = render_png_encode(rgb, w, h, !coloured, &png2, e);
+        int rc = render_png_encode(rgb, w, h, &png2, e);
         double t3 = now_ms();
         free(rgb);
         if (rc)

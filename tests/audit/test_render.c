@@ -373,7 +373,32 @@ static uint8_t *png_decode(const Buf *png, int *w, int *h, int *colour_type, int
     return out;
 }
 
-static void test_png_decodes_back_to_the_rendered_rgb(void)
+/* Renders r, encodes it, decodes it with libspng and checks the PNG's form
+ * and that its pixels are the render's. */
+static void png_roundtrip(const RenderReq *r, int want_type, const char *what)
+{
+    int w = 0, h = 0;
+    uint8_t *rgb = render(r, &w, &h);
+    Buf png = {0};
+    FvErr e = {0};
+    CHECK_OK(render_slice_png(r, &png, &e), &e);
+    CHECK(png.len > 8 && !memcmp(png.data, "\x89PNG\r\n\x1a\n", 8), "%s: no PNG signature", what);
+    int dw = 0, dh = 0, ct = -1, bd = -1;
+    uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
+    CHECK(dec != NULL, "%s: libspng cannot decode the PNG", what);
+    if (dec && rgb) {
+        CHECK(ct == want_type && bd == 8, "%s: PNG is colour type %d depth %d, expected type %d "
+              "depth 8", what, ct, bd, want_type);
+        CHECK(dw == w && dh == h, "%s: PNG is %d x %d, the render %d x %d", what, dw, dh, w, h);
+        CHECK(dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
+              "%s: decoded pixels differ from the rendered ones", what);
+    }
+    free(dec);
+    free(rgb);
+    buf_free(&png);
+}
+
+static void test_png_decodes_back_to_the_rendered_rgb_in_its_smallest_form(void)
 {
     RenderReq r;
     req_base(&r);
@@ -383,49 +408,48 @@ static void test_png_decodes_back_to_the_rendered_rgb(void)
     r.overlay = RENDER_OVERLAY_FILL;
     r.has_box = 1;
     r.box = (RenderBox){.z0 = 0, .z1 = 4, .y0 = 0, .y1 = 5, .x0 = 1, .x1 = 5};
-    FvErr e = {0};
+    /* A few colours: indexed, in every plane */
+    static const char *const names[] = {"axial fill", "coronal fill", "sagittal fill"};
     for (int p = 0; p < 3; p++) {
         r.plane = (RenderPlane)p;
         r.index = 1;
-        int w, h;
-        uint8_t *rgb = render(&r, &w, &h);
-        Buf png = {0};
-        CHECK_OK(render_slice_png(&r, &png, &e), &e);
-        CHECK(png.len > 8 && !memcmp(png.data, "\x89PNG\r\n\x1a\n", 8), "%s: no PNG signature",
-              render_plane_name(r.plane));
-        int dw = 0, dh = 0, ct = -1, bd = -1;
-        uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
-        CHECK(dec != NULL, "%s: libspng cannot decode the PNG", render_plane_name(r.plane));
-        if (dec && rgb) {
-            CHECK(ct == SPNG_COLOR_TYPE_TRUECOLOR && bd == 8, "%s: PNG is colour type %d depth %d, "
-                  "expected RGB 8-bit", render_plane_name(r.plane), ct, bd);
-            CHECK(dw == w && dh == h, "%s: PNG is %d x %d, the render %d x %d",
-                  render_plane_name(r.plane), dw, dh, w, h);
-            CHECK(dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
-                  "%s: decoded pixels differ from the rendered ones", render_plane_name(r.plane));
-        }
-        free(dec);
-        free(rgb);
-        buf_free(&png);
+        png_roundtrip(&r, SPNG_COLOR_TYPE_INDEXED, names[p]);
     }
-    /* Nothing painted: a greyscale PNG of the same pixels */
+    /* Nothing painted: greyscale */
     r.overlay = RENDER_OVERLAY_NONE;
     r.plane = RENDER_CORONAL;
     int w, h, coloured = -1;
     uint8_t *rgb = NULL;
+    FvErr e = {0};
     CHECK_OK(render_slice_rgb(&r, &rgb, &w, &h, &coloured, &e), &e);
     CHECK(coloured == 0, "a slice without overlay says it is coloured (%d)", coloured);
-    Buf png = {0};
-    CHECK_OK(render_slice_png(&r, &png, &e), &e);
-    int dw = 0, dh = 0, ct = -1, bd = -1;
-    uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
-    CHECK(dec && ct == SPNG_COLOR_TYPE_GRAYSCALE && bd == 8,
-          "a slice without overlay is not an 8-bit greyscale PNG (colour type %d)", ct);
-    CHECK(dec && rgb && dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
-          "the greyscale PNG decodes to other pixels than the render");
-    free(dec);
     free(rgb);
-    buf_free(&png);
+    png_roundtrip(&r, SPNG_COLOR_TYPE_GRAYSCALE, "coronal, no overlay");
+
+    /* All 256 greys and an outline: 257 colours, RGB. HU -100..499 over a
+     * 20 x 30 slice, window 127.5/255: every grey from 0 to 255 appears. */
+    enum { SY = 20, SX = 30 };
+    static int16_t hu[SY * SX];
+    static uint8_t m[SY * SX];
+    for (int i = 0; i < SY * SX; i++) {
+        hu[i] = (int16_t)(i - 100);
+        /* the mask in rows 13..18 (HU >= 290: all grey 255), so its outline
+         * hides none of the other greys */
+        m[i] = (i / SX >= 13 && i / SX < 19 && i % SX >= 5 && i % SX < 25) ? 7 : 0;
+    }
+    RenderReq big;
+    render_req_init(&big);
+    big.hu = hu;
+    big.mask = m;
+    big.labels[7] = 1;
+    big.dims[0] = 1; big.dims[1] = SY; big.dims[2] = SX;
+    big.spacing[0] = big.spacing[1] = big.spacing[2] = 1;
+    big.wc = 127.5;
+    big.ww = 255;
+    big.overlay = RENDER_OVERLAY_OUTLINE;
+    png_roundtrip(&big, SPNG_COLOR_TYPE_TRUECOLOR, "257 colours");
+    big.overlay = RENDER_OVERLAY_NONE;
+    png_roundtrip(&big, SPNG_COLOR_TYPE_GRAYSCALE, "256 greys");
 }
 
 /* ------------------------------------------------------------------ hostile */
@@ -875,7 +899,7 @@ int main(void)
     RUN(test_outline_marks_the_mask_boundary_and_leaves_its_inside_grey);
     RUN(test_fill_blends_the_mask_colour_inside_only);
     RUN(test_region_box_is_drawn_only_on_slices_it_crosses);
-    RUN(test_png_decodes_back_to_the_rendered_rgb);
+    RUN(test_png_decodes_back_to_the_rendered_rgb_in_its_smallest_form);
     RUN(test_hostile_requests_are_errors_not_images);
     RUN(test_shard_files_render_like_memory_and_the_cache_reuses_them);
     RUN(test_threads_share_one_cache_safely);
