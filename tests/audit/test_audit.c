@@ -371,6 +371,10 @@ static void test_decisions_change_links_statuses_labels_and_training_texts(void)
     CHECK(!strstr(sql_str(db, "SELECT text FROM samples WHERE study_id = 1 AND anatomy = 'heart'"),
                   "no significant abnormalities"),
           "an abnormal heart still trains on the normal template");
+    /* The status row holds the text align built, as exports read it. */
+    char heart[2048];
+    snprintf(heart, sizeof heart, "%s", sql_str(db, "SELECT text FROM samples WHERE study_id = 1 AND anatomy = 'heart'"));
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"), heart);
 
     /* A label. */
     CHECK_EQ_INT(post(&l, "/api/decide", "{\"study_id\": 1, \"kind\": \"label\", \"task\": \"cardiomegaly\","
