@@ -2,7 +2,9 @@
 """`fvlm audit serve` against hostile and unlucky clients, over real sockets.
 
 - binding a non-loopback address without --public is refused (exit 2); with
-  --public and no TLS the server warns loudly;
+  --public and no TLS the server warns loudly; with --cert/--key it speaks
+  TLS and the session cookie is Secure (when the openssl command exists to
+  make a throwaway certificate);
 - a few thousand malformed or random HTTP requests (garbage bytes, broken
   request lines, huge headers, bad Content-Length, NUL and traversal in
   paths, bodies over the limit, slow and half-closed connections) never
@@ -134,6 +136,31 @@ def main():
     err = srv.stderr.read()
     check(srv.wait(10) == 0, "SIGINT did not stop the server cleanly")
     check("WITHOUT TLS" in err, "no loud warning for --public without TLS: %r" % err[-300:])
+
+    # TLS (GnuTLS through libmicrohttpd), with a throwaway self-signed key.
+    openssl = shutil.which("openssl")
+    if openssl:
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True)
+        srv, host, port = serve(a.bin, db, env, ["--cert", cert, "--key", key])
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=ctx)
+        c.request("POST", "/api/login", body=json.dumps({"name": "u1", "token": tokens["u1"]}))
+        r = c.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie") or ""
+        check(r.status == 200 and "Secure" in cookie and "HttpOnly" in cookie,
+              "TLS login: %d, cookie %r" % (r.status, cookie))
+        c.close()
+        srv.send_signal(signal.SIGTERM)
+        check(srv.wait(10) == 0, "SIGTERM did not stop the TLS server cleanly")
+    else:
+        print("note: no openssl command: TLS not checked")
 
     # Malformed HTTP.
     srv, host, port = serve(a.bin, db, env)
