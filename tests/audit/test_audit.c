@@ -665,6 +665,48 @@ static void test_a_recorded_but_unapplied_decision_is_applied_at_the_next_start(
     db_close(&db);
 }
 
+static void test_cli_users_queues_by_model_stats_and_export(void)
+{
+    const char *bin = getenv("FVLM_BIN");
+    char out[400];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    /* A user removed cannot log in; their decisions stay. */
+    CHECK_EQ_INT(test_sh("'%s' audit user remove bob --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(login("bob", tok_bob, "10.0.7.1", NULL), 401);
+    CHECK_EQ_INT(test_sh("'%s' audit user remove bob --db '%s' 2>/dev/null", bin, dbpath), 1);
+    CHECK_EQ_INT(test_sh("'%s' audit user add 'bad name' --db '%s' 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit user list --json --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(test_sh("/usr/bin/python3 -c \"import json,sys; u={x['name']: x for x in json.load(open(sys.argv[1]))};"
+                         " assert u['bob']['removed_at'] and u['bob']['decisions'] > 0 and not u['alice']['removed_at']\" '%s'",
+                         out), 0);
+    /* The model order: a tiny model's zero-shot scores against the labels. */
+    CHECK_EQ_INT(test_sh("'%s' train --quiet --db '%s' --preset tiny --steps 2 --out '%s/m.safetensors' >/dev/null 2>&1",
+                         bin, dbpath, dir), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order model --model '%s/m.safetensors' --assign lea > '%s'",
+                         bin, dbpath, dir, out), 0);
+    Db *db = db_ro();
+    CHECK(sql_int(db, "SELECT count(*) FROM audit_queue WHERE who = 'lea' AND ord = 'model'") >= 1,
+          "the model order queued nothing");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM audit_queue WHERE who = 'lea' AND NOT (score BETWEEN 0 AND 1)"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM (SELECT score, pos FROM audit_queue q WHERE who = 'lea' AND"
+                             " EXISTS (SELECT 1 FROM audit_queue p WHERE p.who = 'lea' AND p.pos < q.pos AND p.score < q.score))"), 0);
+    CHECK(sql_int(db, "SELECT json_extract(counts, '$.audited.studies') FROM runs WHERE stage = 'train'"
+                      " ORDER BY id DESC LIMIT 1") >= 1,
+          "the train run does not record the audited decisions it used");
+    db_close(&db);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order model --assign lea 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order sideways --assign lea 2>/dev/null", bin, dbpath), 2);
+    /* Stats and export. */
+    CHECK_EQ_INT(test_sh("'%s' audit stats --json --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(test_sh("/usr/bin/python3 -c \"import json,sys; s=json.load(open(sys.argv[1]));"
+                         " assert s['studies'] == 6 and len(s['per_day']) >= 2 and s['agreement']\" '%s'", out), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit stats --db '%s' | grep -q 'Cohen'", bin, dbpath), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit export --format csv --db '%s' | head -1 | grep -q '^id,who,role,at,study_id'",
+                         bin, dbpath), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit export --format xml --db '%s' 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit serve --db '%s' --bind 10.1.2.3 2>/dev/null", bin, dbpath), 2);
+}
+
 int main(void)
 {
     corpus_make();
@@ -686,6 +728,7 @@ int main(void)
     RUN(test_search_finds_a_study_by_id_key_prefix_and_original_id);
     RUN(test_queue_orders_and_next);
     RUN(test_a_recorded_but_unapplied_decision_is_applied_at_the_next_start);
+    RUN(test_cli_users_queues_by_model_stats_and_export);
     server_close(&srv);
     int rc = test_finish();
     if (rc == 0)
