@@ -520,22 +520,48 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
 
     AxisMap mu, mv;
     uint8_t *rgb = NULL, *in = NULL;
+    int16_t *slab = NULL;
+    uint8_t *mslab = NULL;
     int rc = -1;
     memset(&mu, 0, sizeof mu);
     memset(&mv, 0, sizeof mv);
-    if (axis_build(&mu, W, req->dims[u], req->spacing[u], p, stride[u]) ||
-        axis_build(&mv, H, req->dims[v], req->spacing[v], p, stride[v]) ||
+    /* The slice's voxels: axial and coronal rows are contiguous in x; a
+     * sagittal slice (one x) is gathered first into a (z, y) slab, one pass
+     * in memory order, instead of every pixel reading its own cache line. */
+    const int64_t base = req->index * stride[n];
+    const int16_t *hu = src.hu + base;
+    const uint8_t *mk = src.mask ? src.mask + base : NULL;
+    int64_t su = stride[u], sv = stride[v];
+    if (req->plane == RENDER_SAGITTAL) {
+        const int64_t nz = req->dims[0], ny = req->dims[1];
+        if (!(slab = malloc((size_t)(nz * ny) * sizeof *slab)) ||
+            (mk && want_mask && !(mslab = malloc((size_t)(nz * ny))))) {
+            err_set(e, FV_ENOMEM, "render: out of memory for a sagittal slab");
+            goto done;
+        }
+        for (int64_t z = 0; z < nz; z++)
+            for (int64_t y = 0; y < ny; y++)
+                slab[z * ny + y] = hu[z * stride[0] + y * stride[1]];
+        if (mslab)
+            for (int64_t z = 0; z < nz; z++)
+                for (int64_t y = 0; y < ny; y++)
+                    mslab[z * ny + y] = mk[z * stride[0] + y * stride[1]];
+        hu = slab;
+        mk = mslab;
+        su = 1;
+        sv = ny;
+    }
+    if (axis_build(&mu, W, req->dims[u], req->spacing[u], p, su) ||
+        axis_build(&mv, H, req->dims[v], req->spacing[v], p, sv) ||
         !(rgb = malloc((size_t)W * (size_t)H * 3)) ||
-        (src.mask && !(in = malloc((size_t)W * (size_t)H)))) {
+        (mk && !(in = malloc((size_t)W * (size_t)H)))) {
         err_set(e, FV_ENOMEM, "render: out of memory for a %d x %d image", W, H);
         goto done;
     }
 
     const double lo = req->wc - req->ww / 2, ww = req->ww;
-    const int64_t base = req->index * stride[n];
-    const int16_t *hu = src.hu;
     for (int r = 0; r < H; r++) {
-        const int16_t *row0 = hu + base + mv.i0[r], *row1 = hu + base + mv.i1[r];
+        const int16_t *row0 = hu + mv.i0[r], *row1 = hu + mv.i1[r];
         const float wv = mv.w[r];
         uint8_t *out = rgb + (size_t)r * (size_t)W * 3;
         if (mu.exact && wv == 0) {
@@ -559,10 +585,9 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         }
     }
 
-    if (want_mask && src.mask) {
-        const uint8_t *m = src.mask + base;
+    if (want_mask && mk) {
         for (int r = 0; r < H; r++) {
-            const uint8_t *mrow = m + mv.nn[r];
+            const uint8_t *mrow = mk + mv.nn[r];
             uint8_t *irow = in + (size_t)r * (size_t)W;
             for (int c = 0; c < W; c++)
                 irow[c] = req->labels[mrow[mu.nn[c]]];
@@ -596,7 +621,7 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         }
     }
 
-    if (req->overlay == RENDER_OVERLAY_OUTLINE && src.mask) {
+    if (req->overlay == RENDER_OVERLAY_OUTLINE && in) {
         for (int r = 0; r < H; r++)
             for (int c = 0; c < W; c++) {
                 size_t i = (size_t)r * W + c;
@@ -620,6 +645,8 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
 done:
     free(rgb);
     free(in);
+    free(slab);
+    free(mslab);
     axis_free(&mu);
     axis_free(&mv);
     src_release(req, &src);

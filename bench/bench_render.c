@@ -17,8 +17,10 @@
  * and the PNG size. A second table compares zlib levels and PNG filters on
  * one axial slice (why render.c uses level 1 and the Up filter).
  * Run it with nice on a shared machine:  nice build/bench/bench_render
- * Options: --slices K (default 100), --nz N (default 128), --db CORPUS.db
- * --study ID [--anatomy A] to measure a study of a real corpus instead. */
+ * Options: --slices K (default 100), --nz N (default 128), --window lung |
+ * mediastinum | bone (default lung), --cpu (CPU time instead of wall
+ * clock), --db CORPUS.db --study ID [--anatomy A] to measure a study of a
+ * real corpus instead. */
 #include <math.h>
 #include <spng.h>
 #include <stdint.h>
@@ -222,13 +224,15 @@ int main(int argc, char **argv)
 {
     int slices = 100;
     int64_t nz = 128;
-    const char *dbpath = NULL, *anatomy = "lung";
+    const char *dbpath = NULL, *anatomy = "lung", *window = "lung";
     int64_t study = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--slices") && i + 1 < argc)
             slices = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--nz") && i + 1 < argc)
             nz = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--window") && i + 1 < argc)
+            window = argv[++i];
         else if (!strcmp(argv[i], "--cpu"))
             g_clock = CLOCK_THREAD_CPUTIME_ID;
         else if (!strcmp(argv[i], "--db") && i + 1 < argc)
@@ -238,7 +242,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--anatomy") && i + 1 < argc)
             anatomy = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_render [--slices K] [--nz N] [--cpu] [--db CORPUS.db --study ID "
+            fprintf(stderr, "usage: bench_render [--slices K] [--nz N] [--cpu] [--window W] [--db CORPUS.db --study ID "
                             "[--anatomy A]]\n");
             return 2;
         }
@@ -327,9 +331,10 @@ int main(int argc, char **argv)
     }
     if (render_cache_new(&req.cache, 4, &e))
         return die("cache", &e);
-    req.wc = -600;
-    req.ww = 1500;
-    printf("%d random slices per row, lung window, through the shard files and a cache; ms\n", slices);
+    if (render_window_preset(window, &req.wc, &req.ww, &e))
+        return die("--window", &e);
+    printf("%d random slices per row, %s window, through the shard files and a cache; ms\n", slices,
+           window);
     printf("%-9s %-8s %11s %15s   %15s   %15s   %6s\n", "plane", "overlay", "image", "total p50 p95",
            "pixels p50 p95", "encode p50 p95", "KB");
     Rng rng;
