@@ -261,6 +261,15 @@ def main():
         st3 = sql(db, "SELECT count(*) FROM anatomy_status WHERE study_id = ? AND source = 'audit'", (first,))[0][0]
         check(st3 == 0, "undo did not take the status back")
 
+        # Statistics (g): the page's tables, then back (Esc).
+        key("g")
+        wait.until(lambda d: d.find_element(By.ID, "statsPage").is_displayed())
+        check(len(drv.find_elements(By.CSS_SELECTOR, "#statsBody table")) >= 5, "the statistics page lacks tables")
+        check("decisions per annotator" in drv.find_element(By.ID, "statsBody").text.lower(),
+              "the statistics page lacks the per-annotator table")
+        key("Escape")
+        wait.until(lambda d: d.find_element(By.ID, "work").is_displayed())
+
         # Help lists the shortcuts; the queue moves on with Enter (done).
         key("?")
         check(J("return document.getElementById('helpDialog').open"), "? does not open the help")
