@@ -35,7 +35,9 @@
 // voxel u of n along an image axis is at fraction (n - u - 0.5) / n of it.
 // Slices: wheel or arrow keys step one slice (wheel down, ↓, ←: index - 1,
 // toward inferior, posterior, patient's left), PgUp / PgDn ten. The keys act
-// on the active pane: the last one the mouse was over or clicked.
+// on the active pane: the last one the mouse was over or clicked. Right-drag
+// sets the window (horizontal: width, vertical: centre); w and o cycle the
+// window presets and the overlays.
 
 const PLANES = [
   // plane, its normal axis, column axis, row axis (indices into z y x), edge letters
@@ -80,6 +82,7 @@ export class Viewer {
       ['wheel, ↑ / ↓, → / ←', 'next / previous slice in the pane under the mouse'],
       ['PgUp / PgDn', 'ten slices on / back'],
       ['click', 'move the other panes to the point clicked'],
+      ['right-drag', 'window: right / left widens / narrows, up / down raises / lowers the centre'],
       ['w', 'next window preset (lung, mediastinum, bone)'],
       ['o', 'next overlay (none, outline, fill)'],
     ];
@@ -174,6 +177,8 @@ export class Viewer {
     fig.addEventListener('mouseenter', () => this.setActive(k));
     frame.addEventListener('click', (ev) => this.click(pane, ev));
     frame.addEventListener('wheel', (ev) => this.wheel(pane, ev), { passive: false });
+    frame.addEventListener('contextmenu', (ev) => ev.preventDefault());
+    frame.addEventListener('mousedown', (ev) => this.dragStart(pane, ev));
     return pane;
   }
 
@@ -298,6 +303,27 @@ export class Viewer {
     this.cursor[u] = clamp(this.dims[u] - 1 - Math.floor(fx * this.dims[u]), 0, this.dims[u] - 1);
     this.cursor[v] = clamp(this.dims[v] - 1 - Math.floor(fy * this.dims[v]), 0, this.dims[v] - 1);
     this.drawAll();
+  }
+
+  // Right-drag sets the window as on a reading workstation: horizontal
+  // travel the width, vertical the centre (up: brighter, a lower centre),
+  // in steps that scale with the width the drag started from.
+  dragStart(pane, ev) {
+    if (ev.button !== 2 || !this.dims) return;
+    ev.preventDefault();
+    const start = { x: ev.clientX, y: ev.clientY, wc: this.wc, ww: this.ww };
+    const k = Math.max(1, start.ww / 200); // HU per pixel of travel
+    const move = (e) => {
+      const ww = Math.max(1, Math.round(start.ww + (e.clientX - start.x) * 2 * k));
+      const wc = Math.round(start.wc + (e.clientY - start.y) * k);
+      if (ww !== this.ww || wc !== this.wc) this.setWindow(wc, ww);
+    };
+    const up = () => {
+      window.removeEventListener('mousemove', move);
+      window.removeEventListener('mouseup', up);
+    };
+    window.addEventListener('mousemove', move);
+    window.addEventListener('mouseup', up);
   }
 
   key(ev) {

@@ -282,6 +282,19 @@ def run(drv, base, log):
     g = grey(hu(9, 19, 17), -100, 700)
     check(px == [g, g, g], "custom window: axial pixel is %s, expected grey %d" % (px, g))
 
+    # Right-drag: 50 px right widens by 2 x 50 x (700 / 200) HU, 20 px down
+    # raises the centre by 20 x 3.5 HU.
+    drv.execute_script("""const f = document.querySelector('.fv-coronal .fv-frame');
+        const r = f.getBoundingClientRect(), x = r.left + 20, y = r.top + 20;
+        f.dispatchEvent(new MouseEvent('mousedown', {button: 2, clientX: x, clientY: y, bubbles: true}));
+        window.dispatchEvent(new MouseEvent('mousemove', {button: 2, clientX: x + 50, clientY: y + 20, bubbles: true}));
+        window.dispatchEvent(new MouseEvent('mouseup', {button: 2, clientX: x + 50, clientY: y + 20, bubbles: true}));
+        window.dispatchEvent(new MouseEvent('mousemove', {button: 0, clientX: x + 90, clientY: y + 90, bubbles: true}));""")
+    st = drv.execute_script("return viewer.state()")
+    check(st["ww"] == 1050 and st["wc"] == -30, "right-drag gave window %s/%s, expected -30/1050" % (st["wc"], st["ww"]))
+    settle(drv, [9, 19, 17], "right-drag window")
+    check(log[-1].get("wc") == ["-30"] and log[-1].get("ww") == ["1050"], "right-drag sent %s" % log[-1])
+
     # The anatomy, filled: its voxels blend the mask colour, others stay grey.
     drv.execute_script("viewer.showAnatomy('lung'); viewer.setOverlay('fill'); viewer.setPreset('lung')")
     settle(drv, [9, 19, 17], "lung, fill")
