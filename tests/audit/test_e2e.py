@@ -103,9 +103,9 @@ def main():
     con.commit()
     con.close()
 
+    drv = None
     srv = subprocess.Popen([a.bin, "audit", "serve", "--db", db, "--port", "0"], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    drv = None
     try:
         line = srv.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)

@@ -48,9 +48,13 @@ def run(cmd, env):
     return p.stdout
 
 
+STARTED = []
+
+
 def serve(binary, db, env, extra=()):
     p = subprocess.Popen([binary, "audit", "serve", "--db", db, "--port", "0"] + list(extra), env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    STARTED.append(p)
     line = p.stdout.readline()
     m = re.search(r"https?://([0-9.]+):(\d+)/", line)
     if not m:
@@ -272,4 +276,12 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    finally:
+        # A server left running by a failed check is stopped, not orphaned.
+        for proc in STARTED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    sys.exit(code)
