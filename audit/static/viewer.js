@@ -49,6 +49,8 @@ const AXES = ['z', 'y', 'x'];
 const PRESETS = { lung: [-600, 1500], mediastinum: [40, 400], bone: [500, 2000] };
 const OVERLAYS = ['none', 'outline', 'fill'];
 const PAGE_STEP = 10;
+const PREFETCH = 2; // slices fetched ahead in the direction the user is stepping
+const CACHE_SLICES = 40; // decoded-ready slices kept per pane (object URLs)
 const WHEEL_PX = 50; // pixels of wheel travel per slice (touchpads send many small deltas)
 
 function make(tag, cls, text) {
@@ -173,7 +175,13 @@ export class Viewer {
     const cap = make('figcaption', 'fv-caption');
     fig.append(frame, cap);
     grid.appendChild(fig);
-    const pane = { p, k, fig, frame, img, ch, cv, cap, shown: null, want: null, busy: false, url: null, wheel: 0 };
+    const pane = {
+      p, k, fig, frame, img, ch, cv, cap, shown: null, want: null, busy: false, wheel: 0,
+      cache: new Map(), // request URL -> object URL, oldest first
+      inflight: new Map(), // request URL -> promise of its object URL
+      dir: 0, // -1, 0 or +1: the direction of the last step, for prefetching
+      prefetching: false,
+    };
     fig.addEventListener('mouseenter', () => this.setActive(k));
     frame.addEventListener('click', (ev) => this.click(pane, ev));
     frame.addEventListener('wheel', (ev) => this.wheel(pane, ev), { passive: false });
@@ -184,7 +192,7 @@ export class Viewer {
 
   unmount() {
     document.removeEventListener('keydown', this.onKey);
-    for (const pane of this.panes) if (pane.url) URL.revokeObjectURL(pane.url);
+    for (const pane of this.panes) this.cacheClear(pane);
     this.panes = [];
     if (this.root) {
       this.root.textContent = '';
@@ -216,7 +224,12 @@ export class Viewer {
       this.spacing = spacing.slice();
       this.cursor = this.dims.map((n) => Math.floor(n / 2));
     }
-    for (const pane of this.panes) { pane.shown = null; pane.want = null; }
+    for (const pane of this.panes) {
+      pane.shown = null;
+      pane.want = null;
+      pane.dir = 0;
+      this.cacheClear(pane);
+    }
     this.syncToolbar();
     this.drawAll();
   }
@@ -232,6 +245,7 @@ export class Viewer {
     const v = Array.isArray(c) ? c : [c.z, c.y, c.x];
     if (!v.every((x) => Number.isFinite(Number(x)))) return;
     this.cursor = v.map((x, i) => clamp(Math.round(Number(x)), 0, this.dims[i] - 1));
+    for (const pane of this.panes) pane.dir = 0;
     this.drawAll();
   }
 
@@ -274,6 +288,7 @@ export class Viewer {
     if (!this.dims) return;
     const n = PLANES[k].n;
     this.cursor[n] = clamp(this.cursor[n] + delta, 0, this.dims[n] - 1);
+    if (this.panes[k]) this.panes[k].dir = Math.sign(delta);
     this.drawAll();
   }
 
@@ -302,6 +317,7 @@ export class Viewer {
     // fraction f of an axis of n voxels shows voxel n - 1 - floor(f * n)
     this.cursor[u] = clamp(this.dims[u] - 1 - Math.floor(fx * this.dims[u]), 0, this.dims[u] - 1);
     this.cursor[v] = clamp(this.dims[v] - 1 - Math.floor(fy * this.dims[v]), 0, this.dims[v] - 1);
+    for (const q of this.panes) q.dir = 0;
     this.drawAll();
   }
 
@@ -395,33 +411,72 @@ export class Viewer {
     this.fetchSlice(pane);
   }
 
+  // ------------------------------------------------------------ fetching
+
+  cacheClear(pane) {
+    for (const url of pane.cache.values()) URL.revokeObjectURL(url);
+    pane.cache.clear();
+  }
+
+  cachePut(pane, key, url) {
+    pane.cache.set(key, url);
+    while (pane.cache.size > CACHE_SLICES) {
+      // the oldest; revoking a URL does not blank an image already decoded from it
+      const [k0, u0] = pane.cache.entries().next().value;
+      pane.cache.delete(k0);
+      URL.revokeObjectURL(u0);
+    }
+  }
+
+  // The slice at url as an object URL: from the pane's cache, or fetched and
+  // cached. A server error becomes an Error carrying the server's message.
+  async sliceObjectUrl(pane, url) {
+    const hit = pane.cache.get(url);
+    if (hit) {
+      pane.cache.delete(url); // most recently used goes last
+      pane.cache.set(url, hit);
+      return hit;
+    }
+    let pending = pane.inflight.get(url); // a prefetch of this very slice
+    if (!pending) {
+      pending = (async () => {
+        const r = await fetch(url, { credentials: 'same-origin' });
+        if (!r.ok) {
+          let msg = r.status + ' ' + r.statusText;
+          try { const j = await r.json(); if (j && j.error) msg = j.error; } catch (e) { /* not JSON */ }
+          throw new Error(msg);
+        }
+        const obj = URL.createObjectURL(await r.blob());
+        this.cachePut(pane, url, obj);
+        return obj;
+      })();
+      pane.inflight.set(url, pending);
+      pending.then(() => pane.inflight.delete(url), () => pane.inflight.delete(url));
+    }
+    return pending;
+  }
+
   // One request per pane at a time: while one is out, later wishes replace
   // each other and only the last is asked for (a fast wheel costs no more
-  // requests than the server can answer).
+  // requests than the server can answer). A slice already fetched (stepped
+  // back to, or prefetched) is shown without a request.
   async fetchSlice(pane) {
     if (pane.busy || !pane.want || (pane.shown && pane.shown.url === pane.want.url)) return;
     const want = pane.want;
     pane.busy = true;
     pane.fig.classList.add('fv-loading');
+    let ok = false;
     try {
-      const r = await fetch(want.url, { credentials: 'same-origin' });
-      if (!r.ok) {
-        let msg = r.status + ' ' + r.statusText;
-        try { const j = await r.json(); if (j && j.error) msg = j.error; } catch (e) { /* not JSON */ }
-        throw new Error(msg);
-      }
-      const blob = await r.blob();
-      const url = URL.createObjectURL(blob);
-      await new Promise((ok, fail) => {
-        pane.img.onload = ok;
+      const url = await this.sliceObjectUrl(pane, want.url);
+      await new Promise((done, fail) => {
+        pane.img.onload = done;
         pane.img.onerror = () => fail(new Error('the slice image cannot be decoded'));
         pane.img.src = url;
       });
-      if (pane.url) URL.revokeObjectURL(pane.url);
-      pane.url = url;
       pane.shown = want;
       pane.img.dataset.index = String(want.index);
       pane.fig.classList.remove('fv-failed');
+      ok = true;
       if (this.root) this.root.dispatchEvent(new CustomEvent('fv-slice', { detail: { plane: pane.p.name, index: want.index, url: want.url } }));
     } catch (e) {
       pane.shown = want; // do not retry the same request in a loop
@@ -433,5 +488,26 @@ export class Viewer {
       pane.fig.classList.remove('fv-loading');
     }
     if (pane.want && pane.want !== want) this.fetchSlice(pane);
+    else if (ok) this.prefetch(pane);
+  }
+
+  // After a step, the next PREFETCH slices the same way, one at a time and
+  // only while the pane has nothing of its own to fetch.
+  async prefetch(pane) {
+    if (pane.prefetching || !pane.dir || !this.dims) return;
+    pane.prefetching = true;
+    try {
+      const n = pane.p.n;
+      for (let d = 1; d <= PREFETCH; d++) {
+        const index = this.cursor[n] + pane.dir * d;
+        if (index < 0 || index >= this.dims[n] || pane.busy) break;
+        const url = this.sliceUrl(pane.p, index);
+        if (!pane.cache.has(url)) await this.sliceObjectUrl(pane, url);
+      }
+    } catch (e) {
+      /* a prefetch that fails is retried, with its message, when shown */
+    } finally {
+      pane.prefetching = false;
+    }
   }
 }

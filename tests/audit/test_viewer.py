@@ -261,7 +261,31 @@ def run(drv, base, log):
         for (let i = 0; i < 50; i++) f.dispatchEvent(new WheelEvent('wheel', {deltaY: -50, deltaMode: 0, bubbles: true, cancelable: true}));""")
     settle(drv, [10, 12, NX - 1], "50 wheel steps up on sagittal (clamped at x = 63)")
     sag = [q for q in log[n0:] if q.get("plane") == ["sagittal"]]
+    # (at most 3 for the steps; x = 63 is the last slice, so nothing to prefetch)
     check(1 <= len(sag) <= 3, "50 quick wheel steps made %d sagittal requests, expected 1 to 3" % len(sag))
+
+    # A step prefetches the next two slices that way; stepping on shows them
+    # with no new request for them, and back to a slice seen costs none. The
+    # coronal pane has shown y = 12 only so far.
+    def coronal_requests(i):
+        return sum(1 for q in log if q.get("plane") == ["coronal"] and q.get("i") == [str(i)])
+    before = {i: coronal_requests(i) for i in range(8, 13)}
+    check(before[11] == before[10] == before[9] == 0, "coronal slices 9..11 were asked for already")
+    drv.execute_script("document.querySelector('.fv-coronal').dispatchEvent(new MouseEvent('mouseenter'))")
+    ActionChains(drv).send_keys(Keys.ARROW_DOWN).perform()
+    settle(drv, [10, 11, NX - 1], "ArrowDown on coronal")
+    end = time.time() + 5
+    while time.time() < end and not (coronal_requests(10) and coronal_requests(9)):
+        time.sleep(0.05)
+    check(coronal_requests(10) == 1 and coronal_requests(9) == 1 and coronal_requests(8) == 0,
+          "ArrowDown to 11 did not prefetch 10 and 9 once each (requests for 10, 9, 8: %d, %d, %d)"
+          % (coronal_requests(10), coronal_requests(9), coronal_requests(8)))
+    ActionChains(drv).send_keys(Keys.ARROW_DOWN).perform()
+    settle(drv, [10, 10, NX - 1], "ArrowDown to a prefetched slice")
+    check(coronal_requests(10) == 1, "a prefetched slice was fetched again")
+    ActionChains(drv).send_keys(Keys.ARROW_UP).perform()
+    settle(drv, [10, 11, NX - 1], "ArrowUp back to a slice seen")
+    check(coronal_requests(11) == 1, "a slice seen was fetched again (%d requests)" % coronal_requests(11))
 
     # Presets, custom window and overlay reach the request.
     drv.execute_script("viewer.jumpTo({z: 9, y: 19, x: 17})")
