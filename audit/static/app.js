@@ -319,6 +319,18 @@ function renderDetail() {
     r3.appendChild(el('div', 'note', 'no training sample for this anatomy (unmentioned, no region, or not a trained anatomy)'));
   }
   box.appendChild(r3);
+  // Disagreements between annotators on this study.
+  if (p.conflicts && p.conflicts.length) {
+    const rc = el('div', 'row');
+    rc.appendChild(el('span', 'label', 'annotators disagree' + (S.me.role === 'lead' ? ' (your decision settles it)' : '')));
+    const ul = el('ul', 'note');
+    for (const c of p.conflicts) {
+      ul.appendChild(el('li', null, c.kind + ' ' + JSON.stringify(c.key) + ': ' + c.votes +
+        (c.settled ? ' (settled by a lead)' : '')));
+    }
+    rc.appendChild(ul);
+    box.appendChild(rc);
+  }
   // Decisions on this study.
   const mine = p.mine.filter((d) => !d.undoes && d.kind !== 'undo');
   if (p.decisions.length || mine.length) {

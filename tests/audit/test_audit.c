@@ -506,6 +506,11 @@ static void test_a_leads_decision_resolves_a_conflict(void)
     CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 5 AND anatomy = 'kidney'"),
               "unmentioned");
     db_close(&db);
+    Buf pg = {0};
+    CHECK_EQ_INT(get(&a, "/api/study/5", NULL, &pg), 200);
+    CHECK(strstr(pg.data, "\"conflicts\":[{\"kind\":\"status\"") && strstr(pg.data, "\"settled\":1"),
+          "the page does not show the settled conflict: %.300s", strstr(pg.data, "\"conflicts\"") ? strstr(pg.data, "\"conflicts\"") : "");
+    buf_free(&pg);
     /* Agreement sees the item two annotators decided (alice, bob) or more. */
     Buf s = {0};
     CHECK_EQ_INT(get(&a, "/api/stats", NULL, &s), 200);
