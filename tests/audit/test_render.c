@@ -519,6 +519,85 @@ static void test_hostile_requests_are_errors_not_images(void)
     CHECK(render_overlay_parse("fill", &o, &e) == 0 && o == RENDER_OVERLAY_FILL, "fill is not parsed");
 }
 
+/* Random requests on random small volumes (odd spacings, boxes partly or
+ * wholly outside, any window, indices around the edges): each either
+ * renders an image of render_slice_size's size that decodes back, or fails
+ * with FV_EUSAGE; the centre is a voxel of the volume or FV_ENOTFOUND.
+ * ASan runs of the unit suite check the memory side. */
+static void test_random_requests_render_or_fail_cleanly(void)
+{
+    static int16_t hu[9 * 9 * 9];
+    static uint8_t m[9 * 9 * 9];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    int bad = 0, rendered = 0;
+    for (int trial = 0; trial < 1500; trial++) {
+        RenderReq r;
+        render_req_init(&r);
+        for (int k = 0; k < 3; k++) {
+            r.dims[k] = 1 + (int64_t)(NEXT() % 9);
+            static const double sp[] = {0.3, 0.7, 1, 1.5, 3, 5, 12.5};
+            r.spacing[k] = sp[NEXT() % 7];
+        }
+        for (int i = 0; i < 9 * 9 * 9; i++) {
+            hu[i] = (int16_t)(NEXT() % 4000) - 2000;
+            m[i] = (uint8_t)(NEXT() % 4);
+        }
+        r.hu = hu;
+        r.mask = NEXT() % 4 ? m : NULL;
+        r.labels[NEXT() % 4] = 1;
+        r.plane = (RenderPlane)(NEXT() % 4);      /* 3: invalid */
+        r.overlay = (RenderOverlay)(NEXT() % 4);  /* 3: invalid */
+        r.index = (int64_t)(NEXT() % 13) - 2;
+        static const double wcs[] = {-600, 40, 500, 0, -1e6, 99999.5};
+        static const double wws[] = {1500, 400, 2000, 1, 0.5, 2e5};
+        r.wc = wcs[NEXT() % 6];
+        r.ww = wws[NEXT() % 6];
+        r.has_box = (int)(NEXT() % 2);
+        int64_t *f[6] = {&r.box.z0, &r.box.z1, &r.box.y0, &r.box.y1, &r.box.x0, &r.box.x1};
+        for (int k = 0; k < 6; k++)
+            *f[k] = (int64_t)(NEXT() % 15) - 3;
+        uint8_t *rgb = NULL;
+        int w = 0, h = 0;
+        FvErr e = {0};
+        if (render_slice_rgb(&r, &rgb, &w, &h, NULL, &e)) {
+            if (e.code != FV_EUSAGE || rgb) {
+                if (bad++ < 3)
+                    fprintf(stderr, "trial %d: error %s: %s\n", trial, err_code_name(e.code), e.msg);
+            }
+        } else {
+            rendered++;
+            int sw = 0, sh = 0;
+            Buf png = {0};
+            int dw = 0, dh = 0, ct, bd;
+            uint8_t *dec = NULL;
+            if (render_slice_size(&r, &sw, &sh, &e) || sw != w || sh != h ||
+                render_png_encode(rgb, w, h, &png, &e) ||
+                !(dec = png_decode(&png, &dw, &dh, &ct, &bd)) || dw != w || dh != h ||
+                memcmp(dec, rgb, (size_t)w * h * 3)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "trial %d: %d x %d image does not round-trip (%s)\n", trial,
+                            w, h, e.msg);
+            }
+            free(dec);
+            buf_free(&png);
+            free(rgb);
+        }
+        int64_t c[3] = {-1, -1, -1};
+        if (render_anatomy_centre(&r, c, &e) == 0) {
+            if (c[0] < 0 || c[0] >= r.dims[0] || c[1] < 0 || c[1] >= r.dims[1] || c[2] < 0 ||
+                c[2] >= r.dims[2])
+                bad++;
+        } else if (e.code != FV_ENOTFOUND) {
+            bad++;
+        }
+    }
+#undef NEXT
+    CHECK(bad == 0, "%d of 1500 random requests misbehaved", bad);
+    CHECK(rendered > 120, "only %d of 1500 random requests rendered: the test lost its reach",
+          rendered);
+}
+
 /* ------------------------------------------------------------------ files */
 
 static char g_dir[256];
@@ -901,6 +980,7 @@ int main(void)
     RUN(test_region_box_is_drawn_only_on_slices_it_crosses);
     RUN(test_png_decodes_back_to_the_rendered_rgb_in_its_smallest_form);
     RUN(test_hostile_requests_are_errors_not_images);
+    RUN(test_random_requests_render_or_fail_cleanly);
     RUN(test_shard_files_render_like_memory_and_the_cache_reuses_them);
     RUN(test_threads_share_one_cache_safely);
     RUN(test_centre_is_an_anatomy_voxel_nearest_its_centroid);
