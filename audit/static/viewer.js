@@ -107,7 +107,8 @@ export class Viewer {
       const b = make('button', 'fv-btn', p);
       b.type = 'button';
       b.title = `${p}: centre ${PRESETS[p][0]}, width ${PRESETS[p][1]} HU`;
-      b.addEventListener('click', () => this.setPreset(p));
+      // blur: keys typed next (Enter, Space) are the page's shortcuts, not a second click
+      b.addEventListener('click', () => { this.setPreset(p); b.blur(); });
       this.presetButtons[p] = b;
       win.appendChild(b);
     }
@@ -132,7 +133,7 @@ export class Viewer {
     for (const o of OVERLAYS) {
       const b = make('button', 'fv-btn', o);
       b.type = 'button';
-      b.addEventListener('click', () => this.setOverlay(o));
+      b.addEventListener('click', () => { this.setOverlay(o); b.blur(); });
       this.overlayButtons[o] = b;
       ov.appendChild(b);
     }
