@@ -635,6 +635,60 @@ static void test_queue_orders_and_next(void)
     QueueSpec bad = {ORD_FLAGS, nobody, 1, 0, 1, 0, NULL, NULL, 0};
     CHECK(queue_build(db, &bad, &c, &e) == -1 && e.code == FV_ENOTFOUND, "an unknown user got a queue");
     db_close(&db);
+    /* bob reviews his first random-order study whole, rejecting one of its
+     * links: the precision estimate counts that study's links. */
+    db = db_ro();
+    int64_t rs = sql_int(db, "SELECT study_id FROM audit_queue WHERE who = 'bob' AND ord = 'random'"
+                             " ORDER BY pos LIMIT 1");
+    char q2[300];
+    snprintf(q2, sizeof q2, "SELECT l.sentence_id FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.anatomy = 'lung' AND l.accepted IS NULL"
+             " ORDER BY s.idx LIMIT 1", (long long)rs);
+    int64_t lung_sent = sql_int(db, q2);
+    snprintf(q2, sizeof q2, "SELECT count(*) FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.anatomy = 'lung'", (long long)rs);
+    int64_t n_lung = sql_int(db, q2);
+    db_close(&db);
+    Login lb;
+    CHECK_EQ_INT(login("bob", tok_bob, "10.0.6.2", &lb), 200);
+    char rb[200];
+    if (lung_sent > 0) {
+        snprintf(rb, sizeof rb, "{\"study_id\": %lld, \"kind\": \"link\", \"sentence_id\": %lld,"
+                 " \"anatomy\": \"lung\", \"value\": \"reject\", \"queue\": \"random\"}",
+                 (long long)rs, (long long)lung_sent);
+        CHECK_EQ_INT(post(&lb, "/api/decide", rb, NULL), 200);
+    }
+    snprintf(rb, sizeof rb, "{\"study_id\": %lld, \"kind\": \"done\", \"value\": \"1\", \"queue\": \"random\"}",
+             (long long)rs);
+    CHECK_EQ_INT(post(&lb, "/api/decide", rb, NULL), 200);
+    /* After the re-alignment (a rejected link passes nothing on to the
+     * sentences that continued it). */
+    db = db_ro();
+    snprintf(q2, sizeof q2, "SELECT count(*) FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.method <> 'audit' AND l.anatomy = 'lung'",
+             (long long)rs);
+    n_lung = sql_int(db, q2);
+    db_close(&db);
+    Buf sj = {0};
+    CHECK_EQ_INT(get(&lb, "/api/stats", NULL, &sj), 200);
+    JsonValue *sv = NULL;
+    CHECK(json_parse(sj.data, sj.len, &sv, &e) == 0, "stats are not JSON: %s", e.msg);
+    CHECK_EQ_INT(sv ? json_get_int(sv, "sample_studies", -1) : -1, 1);
+    const JsonValue *pa = sv ? json_get(sv, "link_precision_by_anatomy") : NULL;
+    int seen_lung = 0;
+    for (size_t i = 0; pa && i < pa->len; i++) {
+        const JsonValue *g = &pa->items[i];
+        double lo = json_get_num(g, "lo", -1), hi = json_get_num(g, "hi", -1), pr = json_get_num(g, "precision", -1);
+        CHECK(lo >= 0 && lo <= pr && pr <= hi && hi <= 1, "interval [%g, %g] around %g", lo, hi, pr);
+        if (!strcmp(json_get_str(g, "name", ""), "lung")) {
+            seen_lung = 1;
+            CHECK_EQ_INT(json_get_int(g, "n", -1), n_lung);
+            CHECK_EQ_INT(json_get_int(g, "correct", -1), n_lung - (lung_sent > 0));
+        }
+    }
+    CHECK(seen_lung || n_lung == 0, "no lung precision from the reviewed random study");
+    json_free(&sv);
+    buf_free(&sj);
     Login l;
     CHECK_EQ_INT(login("alice", tok_alice, "10.0.6.1", &l), 200);
     char body[128];
