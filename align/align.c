@@ -254,7 +254,7 @@ typedef struct Ctx {
     char shard_path[4096 + 1024 + 2];
     sqlite3_stmt *q_study, *q_sent, *q_men, *q_find, *q_lab, *q_ovr, *q_audit, *q_mask;
     sqlite3_stmt *d_links, *i_link, *d_status, *i_status, *d_regions, *i_region;
-    sqlite3_stmt *d_flags, *i_flag, *d_samples, *i_sample;
+    sqlite3_stmt *d_flags, *i_flag, *d_samples, *i_sample, *u_audit_text;
     AuditApply audit;         /* annotators' decisions, laid on each study first */
 } Ctx;
 
@@ -306,6 +306,11 @@ static int ctx_prepare(Ctx *x, FvErr *e)
         {&x->i_flag, "INSERT INTO flags (study_id, anatomy, kind, detail, run_id)"
                      " VALUES (?, ?, ?, ?, ?)"},
         {&x->d_samples, "DELETE FROM samples WHERE study_id = ?"},
+        /* An annotator's status row keeps the texts align built for it, so
+         * exports and `fvlm show` read them as they read align's rows. */
+        {&x->u_audit_text, "UPDATE anatomy_status SET findings_text = ?, impression_text = ?,"
+                           " text = ?, diseases = ? WHERE study_id = ? AND anatomy = ?"
+                           " AND source = 'audit'"},
         {&x->i_sample, "INSERT INTO samples (study_id, anatomy, split, status, text, diseases,"
                        " whole, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
     };
@@ -320,7 +325,8 @@ static void ctx_free(Ctx *x)
     sqlite3_stmt **all[] = {&x->q_study, &x->q_sent, &x->q_men, &x->q_find, &x->q_lab,
                             &x->q_ovr, &x->q_audit, &x->q_mask, &x->d_links, &x->i_link,
                             &x->d_status, &x->i_status, &x->d_regions, &x->i_region,
-                            &x->d_flags, &x->i_flag, &x->d_samples, &x->i_sample};
+                            &x->d_flags, &x->i_flag, &x->d_samples, &x->i_sample,
+                            &x->u_audit_text};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -643,6 +649,30 @@ static AnatStatus effective_status(const AlignStudy *s, int a, const char **text
     return au->status;
 }
 
+/* The training text of anatomy a whose annotator's status came without a
+ * text: the normal template for normal, its own impression then findings
+ * sentences for abnormal (into made). Returns text itself otherwise. */
+static const char *audit_text(const Ctx *x, const AlignStudy *s, int a, AnatStatus st,
+                              const char *text, Buf *made)
+{
+    const AuditStatus *au = audit_of(s, a);
+    if (text[0] || !au)
+        return text;
+    if (st == STATUS_NORMAL) {
+        onto_normal_text(x->o, a, s->doc.zh, made);
+    } else if (st == STATUS_ABNORMAL) {
+        const char *imp = au->impression_text[0] ? au->impression_text
+                          : s->text[a].impression_text.data ? s->text[a].impression_text.data : "";
+        const char *fin = au->findings_text[0] ? au->findings_text
+                          : s->text[a].findings_text.data ? s->text[a].findings_text.data : "";
+        buf_puts(made, imp);
+        if (made->len && fin[0] && !s->doc.zh)
+            buf_putc(made, ' ');
+        buf_puts(made, fin);
+    }
+    return made->data ? made->data : "";
+}
+
 static int study_flags(Ctx *x, AlignStudy *s, FvErr *e)
 {
     const Ontology *o = x->o;
@@ -724,6 +754,22 @@ static int study_write(Ctx *x, AlignStudy *s, FvErr *e)
             return -1;
         const char *text, *dis;
         AnatStatus st = effective_status(s, a, &text, &dis);
+        const AuditStatus *au = audit_of(s, a);
+        if (au && !au->text[0]) {
+            Buf made = {0};
+            const char *built = audit_text(x, s, a, st, text, &made);
+            int urc = made.failed ? err_set(e, FV_ENOMEM, "align: out of memory") : 0;
+            if (urc == 0 &&
+                (db_bindf(db, x->u_audit_text, e, "ssssis",
+                          t->findings_text.data ? t->findings_text.data : "",
+                          t->impression_text.data ? t->impression_text.data : "", built, dis, s->id,
+                          o->anat[a].id) ||
+                 db_step(db, x->u_audit_text, e) < 0))
+                urc = -1;
+            buf_free(&made);
+            if (urc)
+                return -1;
+        }
         c->normal += st == STATUS_NORMAL;
         c->abnormal += st == STATUS_ABNORMAL;
         c->unmentioned += st == STATUS_UNMENTIONED;
@@ -763,28 +809,13 @@ static int study_write(Ctx *x, AlignStudy *s, FvErr *e)
         if (!x->opt->sample_set[a] || s->reg[a].voxels == 0 || st == STATUS_UNMENTIONED ||
             s->excluded)
             continue;
+        /* An annotator set the status without writing a text: the
+         * template for normal, the anatomy's sentences for abnormal. */
         Buf made = {0};
-        if (!text[0]) {
-            /* An annotator set the status without writing a text: the
-             * template for normal, the anatomy's sentences for abnormal. */
-            const AuditStatus *au = audit_of(s, a);
-            if (st == STATUS_NORMAL) {
-                onto_normal_text(o, a, s->doc.zh, &made);
-            } else if (au) {
-                const char *imp = au->impression_text[0] ? au->impression_text
-                                  : s->text[a].impression_text.data ? s->text[a].impression_text.data : "";
-                const char *fin = au->findings_text[0] ? au->findings_text
-                                  : s->text[a].findings_text.data ? s->text[a].findings_text.data : "";
-                buf_puts(&made, imp);
-                if (made.len && fin[0] && !s->doc.zh)
-                    buf_putc(&made, ' ');
-                buf_puts(&made, fin);
-            }
-            if (made.failed) {
-                buf_free(&made);
-                return err_set(e, FV_ENOMEM, "align: out of memory");
-            }
-            text = made.data ? made.data : "";
+        text = audit_text(x, s, a, st, text, &made);
+        if (made.failed) {
+            buf_free(&made);
+            return err_set(e, FV_ENOMEM, "align: out of memory");
         }
         int rc = 0;
         if (text[0]) {

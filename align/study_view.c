@@ -452,6 +452,16 @@ static void json_anatomy_fields(JsonW *w, const StudyView *v, const Ontology *o,
         json_label_value(w, v->labels[i].value);
     }
     jw_obj_end(w);
+    /* Where each label came from: parsed, gold, or audit (an annotator). */
+    jw_key(w, "label_sources");
+    jw_obj(w);
+    for (int i = 0; i < v->n_labels; i++) {
+        if (o->find[v->labels[i].task].anatomy != a)
+            continue;
+        jw_key(w, o->find[v->labels[i].task].id);
+        jw_str(w, v->labels[i].source);
+    }
+    jw_obj_end(w);
     jw_key(w, "sentences");
     jw_arr(w);
     for (int i = 0; i < v->n_links; i++) {

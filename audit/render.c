@@ -2,6 +2,7 @@
  * geometry, window and overlay rules). */
 #include "render.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <spng.h>
@@ -192,8 +193,7 @@ static int file_acquire(RenderCache *c, const char *path, Open **out, FvErr *e)
 {
     struct stat sb;
     if (stat(path, &sb))
-        return err_set(e, FV_EIO, "%s: cannot read the tensor file (%s)", path,
-                       "missing or unreadable");
+        return err_set(e, FV_EIO, "%s: cannot read the tensor file: %s", path, strerror(errno));
     if (!c)
         return file_open(path, &sb, out, e);
     pthread_mutex_lock(&c->mu);
@@ -520,22 +520,48 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
 
     AxisMap mu, mv;
     uint8_t *rgb = NULL, *in = NULL;
+    int16_t *slab = NULL;
+    uint8_t *mslab = NULL;
     int rc = -1;
     memset(&mu, 0, sizeof mu);
     memset(&mv, 0, sizeof mv);
-    if (axis_build(&mu, W, req->dims[u], req->spacing[u], p, stride[u]) ||
-        axis_build(&mv, H, req->dims[v], req->spacing[v], p, stride[v]) ||
+    /* The slice's voxels: axial and coronal rows are contiguous in x; a
+     * sagittal slice (one x) is gathered first into a (z, y) slab, one pass
+     * in memory order, instead of every pixel reading its own cache line. */
+    const int64_t base = req->index * stride[n];
+    const int16_t *hu = src.hu + base;
+    const uint8_t *mk = src.mask ? src.mask + base : NULL;
+    int64_t su = stride[u], sv = stride[v];
+    if (req->plane == RENDER_SAGITTAL) {
+        const int64_t nz = req->dims[0], ny = req->dims[1];
+        if (!(slab = malloc((size_t)(nz * ny) * sizeof *slab)) ||
+            (mk && want_mask && !(mslab = malloc((size_t)(nz * ny))))) {
+            err_set(e, FV_ENOMEM, "render: out of memory for a sagittal slab");
+            goto done;
+        }
+        for (int64_t z = 0; z < nz; z++)
+            for (int64_t y = 0; y < ny; y++)
+                slab[z * ny + y] = hu[z * stride[0] + y * stride[1]];
+        if (mslab)
+            for (int64_t z = 0; z < nz; z++)
+                for (int64_t y = 0; y < ny; y++)
+                    mslab[z * ny + y] = mk[z * stride[0] + y * stride[1]];
+        hu = slab;
+        mk = mslab;
+        su = 1;
+        sv = ny;
+    }
+    if (axis_build(&mu, W, req->dims[u], req->spacing[u], p, su) ||
+        axis_build(&mv, H, req->dims[v], req->spacing[v], p, sv) ||
         !(rgb = malloc((size_t)W * (size_t)H * 3)) ||
-        (src.mask && !(in = malloc((size_t)W * (size_t)H)))) {
+        (mk && !(in = malloc((size_t)W * (size_t)H)))) {
         err_set(e, FV_ENOMEM, "render: out of memory for a %d x %d image", W, H);
         goto done;
     }
 
     const double lo = req->wc - req->ww / 2, ww = req->ww;
-    const int64_t base = req->index * stride[n];
-    const int16_t *hu = src.hu;
     for (int r = 0; r < H; r++) {
-        const int16_t *row0 = hu + base + mv.i0[r], *row1 = hu + base + mv.i1[r];
+        const int16_t *row0 = hu + mv.i0[r], *row1 = hu + mv.i1[r];
         const float wv = mv.w[r];
         uint8_t *out = rgb + (size_t)r * (size_t)W * 3;
         if (mu.exact && wv == 0) {
@@ -559,10 +585,9 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         }
     }
 
-    if (want_mask && src.mask) {
-        const uint8_t *m = src.mask + base;
+    if (want_mask && mk) {
         for (int r = 0; r < H; r++) {
-            const uint8_t *mrow = m + mv.nn[r];
+            const uint8_t *mrow = mk + mv.nn[r];
             uint8_t *irow = in + (size_t)r * (size_t)W;
             for (int c = 0; c < W; c++)
                 irow[c] = req->labels[mrow[mu.nn[c]]];
@@ -596,7 +621,7 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
         }
     }
 
-    if (req->overlay == RENDER_OVERLAY_OUTLINE && src.mask) {
+    if (req->overlay == RENDER_OVERLAY_OUTLINE && in) {
         for (int r = 0; r < H; r++)
             for (int c = 0; c < W; c++) {
                 size_t i = (size_t)r * W + c;
@@ -620,6 +645,8 @@ int render_slice_rgb(const RenderReq *req, uint8_t **rgb_out, int *width, int *h
 done:
     free(rgb);
     free(in);
+    free(slab);
+    free(mslab);
     axis_free(&mu);
     axis_free(&mv);
     src_release(req, &src);
@@ -634,48 +661,138 @@ static int png_write(spng_ctx *ctx, void *user, void *data, size_t len)
     return buf_append(user, data, len) ? SPNG_IO_ERROR : 0;
 }
 
-int render_png_encode(const uint8_t *rgb, int width, int height, int grey, Buf *png, FvErr *e)
+/* The exact form of an RGB image with the fewest bytes per pixel: its
+ * grey channel when every pixel is grey; palette indices when it holds at
+ * most 256 colours (a grey slice with an outline, usually); else nothing
+ * (RGB). Palette entries are the greys in ascending order, then the other
+ * colours, so an index grows with brightness the way a grey value does and
+ * the Sub filter works on it as on grey. Returns RENDER_PNG_GREY with px
+ * filled, RENDER_PNG_INDEXED with px and plte filled, RENDER_PNG_RGB, or -1
+ * when memory runs out. */
+enum { RENDER_PNG_RGB = 0, RENDER_PNG_GREY = 1, RENDER_PNG_INDEXED = 2 };
+
+static int png_form(const uint8_t *rgb, size_t npx, uint8_t **px_out, struct spng_plte *plte)
+{
+    enum { HASH = 1024 };       /* open addressing: at most 256 of 1024 slots used */
+    uint8_t grey_used[256] = {0};
+    uint32_t key[HASH];          /* 0: empty; else colour + 1 */
+    uint8_t slot_ix[HASH];
+    int ncol = 0, nother = 0;
+    memset(key, 0, sizeof key);
+    *px_out = NULL;
+    uint32_t last = UINT32_MAX;  /* the last non-grey colour seen (runs of one colour) */
+    for (size_t i = 0; i < npx; i++) {
+        const uint8_t *p = rgb + 3 * i;
+        if (p[0] == p[1] && p[1] == p[2]) {
+            if (!grey_used[p[0]]) {
+                grey_used[p[0]] = 1;
+                if (++ncol > 256)
+                    return RENDER_PNG_RGB;
+            }
+            continue;
+        }
+        uint32_t c = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+        if (c == last)
+            continue;
+        last = c;
+        uint32_t h = (c * 2654435761u) >> 22;
+        while (key[h] && key[h] != c + 1)
+            h = (h + 1) & (HASH - 1);
+        if (!key[h]) {
+            key[h] = c + 1;
+            nother++;
+            if (++ncol > 256)
+                return RENDER_PNG_RGB;
+        }
+    }
+    uint8_t *px = malloc(npx);
+    if (!px)
+        return -1;
+    if (!nother) {
+        for (size_t i = 0; i < npx; i++)
+            px[i] = rgb[3 * i];
+        *px_out = px;
+        return RENDER_PNG_GREY;
+    }
+    uint8_t grey_ix[256];
+    uint32_t n = 0;
+    for (int g = 0; g < 256; g++)
+        if (grey_used[g]) {
+            grey_ix[g] = (uint8_t)n;
+            plte->entries[n] = (struct spng_plte_entry){.red = (uint8_t)g, .green = (uint8_t)g,
+                                                        .blue = (uint8_t)g, .alpha = 255};
+            n++;
+        }
+    for (int h = 0; h < HASH; h++)
+        if (key[h]) {
+            uint32_t c = key[h] - 1;
+            slot_ix[h] = (uint8_t)n;
+            plte->entries[n] = (struct spng_plte_entry){.red = (uint8_t)(c >> 16),
+                                                        .green = (uint8_t)(c >> 8),
+                                                        .blue = (uint8_t)c, .alpha = 255};
+            n++;
+        }
+    plte->n_entries = n;
+    for (size_t i = 0; i < npx; i++) {
+        const uint8_t *p = rgb + 3 * i;
+        if (p[0] == p[1] && p[1] == p[2]) {
+            px[i] = grey_ix[p[0]];
+            continue;
+        }
+        uint32_t c = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+        uint32_t h = (c * 2654435761u) >> 22;
+        while (key[h] != c + 1)
+            h = (h + 1) & (HASH - 1);
+        px[i] = slot_ix[h];
+    }
+    *px_out = px;
+    return RENDER_PNG_INDEXED;
+}
+
+int render_png_encode(const uint8_t *rgb, int width, int height, Buf *png, FvErr *e)
 {
     buf_reset(png);
     if (width < 1 || height < 1 || width > RENDER_MAX_SIDE || height > RENDER_MAX_SIDE)
         return err_set(e, FV_EUSAGE, "png: image of %d x %d pixels is outside [1, %d]", width,
                        height, RENDER_MAX_SIDE);
     const size_t npx = (size_t)width * (size_t)height;
-    uint8_t *g = NULL;
-    if (grey) {
-        if (!(g = malloc(npx)))
-            return err_set(e, FV_ENOMEM, "png: out of memory");
-        for (size_t i = 0; i < npx; i++)
-            g[i] = rgb[3 * i];
-    }
+    uint8_t *px = NULL;
+    struct spng_plte plte;
+    int form = png_form(rgb, npx, &px, &plte);
+    if (form < 0)
+        return err_set(e, FV_ENOMEM, "png: out of memory");
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
     if (!ctx) {
-        free(g);
+        free(px);
         return err_set(e, FV_ENOMEM, "png: out of memory");
     }
+    static const uint8_t colour_type[] = {SPNG_COLOR_TYPE_TRUECOLOR, SPNG_COLOR_TYPE_GRAYSCALE,
+                                          SPNG_COLOR_TYPE_INDEXED};
     struct spng_ihdr ih = {
         .width = (uint32_t)width, .height = (uint32_t)height, .bit_depth = 8,
-        .color_type = grey ? SPNG_COLOR_TYPE_GRAYSCALE : SPNG_COLOR_TYPE_TRUECOLOR,
+        .color_type = colour_type[form],
     };
     int rc = spng_set_png_stream(ctx, png_write, png);
     if (!rc)
         rc = spng_set_ihdr(ctx, &ih);
+    if (!rc && form == RENDER_PNG_INDEXED)
+        rc = spng_set_plte(ctx, &plte);
     /* Level 1 with the Sub filter, the fastest setting that keeps the size
      * of adaptive filtering (bench_render's encoder table: adaptive costs
-     * twice the time for 1% less, level 6 six times for 14% less); a grey
-     * image with zlib's run-length strategy, both faster and smaller there
-     * (on RGB it loses half the compression). */
+     * twice the time for 1% less, level 6 six times for 14% less); one
+     * byte per pixel with zlib's run-length strategy, both faster and
+     * smaller there (on RGB it loses half the compression). */
     if (!rc)
         rc = spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, RENDER_PNG_LEVEL);
     if (!rc)
         rc = spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_SUB);
-    if (!rc && grey)
+    if (!rc && form != RENDER_PNG_RGB)
         rc = spng_set_option(ctx, SPNG_IMG_COMPRESSION_STRATEGY, Z_RLE);
     if (!rc)
-        rc = spng_encode_image(ctx, grey ? g : rgb, npx * (grey ? 1 : 3), SPNG_FMT_PNG,
+        rc = spng_encode_image(ctx, px ? px : rgb, npx * (px ? 1 : 3), SPNG_FMT_PNG,
                                SPNG_ENCODE_FINALIZE);
     spng_ctx_free(ctx);
-    free(g);
+    free(px);
     if (rc || png->failed) {
         buf_reset(png);
         return err_set(e, png->failed ? FV_ENOMEM : FV_EINTERNAL, "png: %s",
@@ -687,11 +804,11 @@ int render_png_encode(const uint8_t *rgb, int width, int height, int grey, Buf *
 int render_slice_png(const RenderReq *req, Buf *png, FvErr *e)
 {
     uint8_t *rgb;
-    int w, h, coloured;
+    int w, h;
     buf_reset(png);
-    if (render_slice_rgb(req, &rgb, &w, &h, &coloured, e))
+    if (render_slice_rgb(req, &rgb, &w, &h, NULL, e))
         return -1;
-    int rc = render_png_encode(rgb, w, h, !coloured, png, e);
+    int rc = render_png_encode(rgb, w, h, png, e);
     free(rgb);
     return rc;
 }
@@ -780,8 +897,9 @@ int render_anatomy_centre(const RenderReq *req, int64_t centre[3], FvErr *e)
                     }
             }
         }
-        double dmin = ((double)d - 0.5) * sp[0];
-        if (!any || (dmin > 0 && dmin * dmin >= best))
+        /* the next slices lie at least d + 0.5 slices from the centroid */
+        double dmin = ((double)d + 0.5) * sp[0];
+        if (!any || dmin * dmin >= best)
             break;
     }
     src_release(req, &src);

@@ -123,10 +123,7 @@ void render_anatomy_labels(const Ontology *o, int a, uint8_t labels[256]);
  * geometry and plane (width = columns, height = rows). */
 int render_slice_size(const RenderReq *req, int *width, int *height, FvErr *e);
 
-/* Renders the slice into png (cleared first): an 8-bit RGB PNG, or an 8-bit
- * greyscale one when no overlay pixel is painted on this slice (the same
- * image in a third of the bytes, encoded in half the time; browsers and
- * libspng's SPNG_FMT_RGB8 give the same RGB pixels). */
+/* Renders the slice into png (cleared first), as render_png_encode. */
 int render_slice_png(const RenderReq *req, Buf *png, FvErr *e);
 
 /* Same, as raw RGB (width * height * 3 bytes, row-major) into a buffer the
@@ -135,11 +132,14 @@ int render_slice_png(const RenderReq *req, Buf *png, FvErr *e);
 int render_slice_rgb(const RenderReq *req, uint8_t **rgb, int *width, int *height, int *coloured,
                      FvErr *e);
 
-/* Encodes an RGB image as PNG into png (cleared first), zlib level
- * RENDER_PNG_LEVEL and the Sub filter; grey: encode its red channel alone
- * as a greyscale PNG (for an image whose pixels are all grey), with zlib's
- * run-length strategy. */
-int render_png_encode(const uint8_t *rgb, int width, int height, int grey, Buf *png, FvErr *e);
+/* Encodes an RGB image as an 8-bit PNG into png (cleared first), zlib level
+ * RENDER_PNG_LEVEL and the Sub filter, in the exact form with the fewest
+ * bytes per pixel: greyscale when every pixel is grey (a slice without
+ * overlay), indexed when it holds at most 256 colours (a slice with an
+ * outline, mostly), RGB otherwise. One byte per pixel encodes in about
+ * half the time of three; browsers and libspng's SPNG_FMT_RGB8 decode all
+ * three forms to the same RGB pixels. */
+int render_png_encode(const uint8_t *rgb, int width, int height, Buf *png, FvErr *e);
 
 /* The voxel (z, y, x) to jump to for the anatomy: the anatomy's mask voxel
  * nearest to its centroid (so it lies inside the organ even when the

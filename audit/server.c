@@ -854,6 +854,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(cs = calloc(1, sizeof *cs)))
             return MHD_NO;
         *con_cls = cs;
+        /* A body announced above the limit is refused before it is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > MAX_BODY) {
+            static const char msg[] = "{\"error\":\"request body above 65536 bytes\"}";
+            struct MHD_Response *r = MHD_create_response_from_buffer(
+                sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+            if (!r)
+                return MHD_NO;
+            MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
+            MHD_add_response_header(r, "Connection", "close");
+            enum MHD_Result ret = MHD_queue_response(c, 413, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -1064,7 +1078,7 @@ int server_open(AuditServer **out, const ServerOptions *opt, int listen, FvErr *
     if (rc || !listen)
         return rc;
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     if (opt->cert) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
             return err_set(e, FV_EUNSUPPORTED, "this libmicrohttpd has no TLS (GnuTLS)");

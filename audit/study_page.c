@@ -134,6 +134,16 @@ int study_page_json(Db *db, const Ontology *o, int64_t id, const char *who, Buf 
         {"decisions", audit_current_sql, 0},
         {"mine", "SELECT id, kind, key, old, new, comment, at, undoes FROM audits"
                  " WHERE study_id = ? AND who = ? ORDER BY id DESC LIMIT 50", 1},
+        /* Items annotators disagree on (each one's newest decision); a
+         * lead's decision settles them. */
+        {"conflicts", "WITH live AS (SELECT a.* FROM audits a WHERE a.study_id = ?"
+                      " AND a.kind IN ('link', 'status', 'label', 'flag') AND NOT EXISTS"
+                      " (SELECT 1 FROM audits u WHERE u.undoes = a.id AND u.kind = 'undo')),"
+                      " per AS (SELECT kind, key, who, role, new, row_number() OVER (PARTITION BY"
+                      " kind, key, who ORDER BY id DESC) AS rn FROM live)"
+                      " SELECT kind, key, group_concat(who || ': ' || new, '; ') AS votes,"
+                      " max(role = 'lead') AS settled FROM per WHERE rn = 1 GROUP BY kind, key"
+                      " HAVING count(DISTINCT new) > 1", 0},
     };
     for (size_t i = 0; i < sizeof q / sizeof q[0] && rc == 0; i++)
         rc = rows(db, &w, q[i].name, q[i].sql, id, q[i].with_who ? who : NULL, e);

@@ -8,8 +8,9 @@
  *  regions[{anatomy, voxels, volume_ml, z0, z1, y0, y1, x0, x1, whole}],
  *  samples[{anatomy, status, text, diseases}], labels[{task, value, source,
  *  rule}], flags[{anatomy, kind, detail}], decisions[] (the current ones,
- *  everyone's: id, kind, key, new, who, role, comment, at), mine[] (the
- *  user's own rows on this study, newest first)}
+ *  everyone's: id, kind, key, new, who, role, comment, at, old), mine[] (the
+ *  user's own rows on this study, newest first), conflicts[{kind, key, votes,
+ *  settled}] (items annotators disagree on; settled: a lead decided)}
  * The link explanation columns (term, offsets, rule, continues) are null
  * when align did not fill them; the page then shows method and confidence.
  * `sample.text` is samples.text: exactly what `fvlm train` reads. */

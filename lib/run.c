@@ -196,7 +196,18 @@ int run_finish(Run *run, const char *status, const char *counts_json, FvErr *e)
         return 0;
     char now[32];
     db_now_iso(now, sizeof now);
+    /* A stage that learns from or scores against the corpus's labels and
+     * texts records how many of them annotators decided (fvlm audit): its
+     * figures rest on those where present. */
     return db_run(run->db, e,
-                  "UPDATE runs SET ended_at = ?, status = ?, counts = ?, n_errors = ? WHERE id = ?",
+                  "UPDATE runs SET ended_at = ?1, status = ?2, n_errors = ?4,"
+                  " counts = CASE WHEN stage IN ('train', 'eval', 'probe') AND json_valid(?3)"
+                  " AND json_type(?3) = 'object' THEN json_set(?3, '$.audited', json_object("
+                  "  'studies', (SELECT count(DISTINCT study_id) FROM audits"
+                  "   WHERE kind IN ('link', 'status', 'label', 'flag')),"
+                  "  'labels', (SELECT count(*) FROM labels WHERE source = 'audit'),"
+                  "  'statuses', (SELECT count(*) FROM anatomy_status WHERE source = 'audit'),"
+                  "  'links', (SELECT count(*) FROM links WHERE source = 'audit' OR accepted IS NOT NULL)))"
+                  " ELSE ?3 END WHERE id = ?5",
                   "sssii", now, status, counts_json, run->n_errors, run->id);
 }

@@ -139,6 +139,12 @@ int cmd_align(int argc, char **argv)
                "%lld flags\n",
                (long long)c.abnormal, (long long)c.normal, (long long)c.unmentioned,
                (long long)c.regions, (long long)c.samples, (long long)c.flags);
+        if (c.audited)
+            printf("annotators' decisions (fvlm audit) on %lld studies: %lld links, %lld statuses, "
+                   "%lld labels applied; %lld stale (their sentence changed); %lld studies kept out "
+                   "of the samples by a flag\n",
+                   (long long)c.audited, (long long)c.audit_links, (long long)c.audit_statuses,
+                   (long long)c.audit_labels, (long long)c.audit_stale, (long long)c.audit_excluded);
         if (c.no_report || c.unparsed || c.no_mask)
             printf("without report: %lld, report not parsed: %lld, without mask: %lld\n",
                    (long long)c.no_report, (long long)c.unparsed, (long long)c.no_mask);

@@ -95,14 +95,32 @@ int cmd_export(int argc, char **argv)
         cli_fail(&e);
         goto done;
     }
+    /* What annotators decided (fvlm audit) is in the export where present:
+     * say how much. */
+    int64_t au_status = 0, au_labels = 0;
+    int found = 0;
+    if (db_query_int(db, &e, &au_status, &found,
+                     "SELECT count(*) FROM anatomy_status a JOIN studies s ON s.id = a.study_id"
+                     " WHERE a.source = 'audit' AND (?1 IS NULL OR s.split = ?1)", "s", split) ||
+        db_query_int(db, &e, &au_labels, &found,
+                     "SELECT count(*) FROM labels l JOIN studies s ON s.id = l.study_id"
+                     " WHERE l.source = 'audit' AND (?1 IS NULL OR s.split = ?1)", "s", split)) {
+        cli_fail(&e);
+        goto done;
+    }
     if (cc.json)
-        printf("{\"format\": \"%s\", \"studies\": %lld, \"entries\": %lld, \"bytes\": %lld}\n", format,
-               (long long)c.studies, (long long)c.entries, (long long)c.bytes);
+        printf("{\"format\": \"%s\", \"studies\": %lld, \"entries\": %lld, \"bytes\": %lld,"
+               " \"audited\": {\"statuses\": %lld, \"labels\": %lld}}\n", format,
+               (long long)c.studies, (long long)c.entries, (long long)c.bytes, (long long)au_status,
+               (long long)au_labels);
     else
         printf("exported %lld studies, %lld %s, %lld bytes to %s (%s)\n", (long long)c.studies,
                (long long)c.entries, f == EXPORT_FVLM ? "anatomy texts" : "lines",
                (long long)c.bytes, out,
                f == EXPORT_FVLM ? "desc_info.json, conc_info.json" : "anatomies.jsonl");
+    if (!cc.json && (au_status || au_labels))
+        printf("annotators' decisions included: %lld anatomy statuses, %lld labels (source audit)\n",
+               (long long)au_status, (long long)au_labels);
     rc = EXIT_OK;
     if (c.studies == 0) {
         /* An empty export is a stage not run (or a filter that matched

@@ -319,6 +319,18 @@ function renderDetail() {
     r3.appendChild(el('div', 'note', 'no training sample for this anatomy (unmentioned, no region, or not a trained anatomy)'));
   }
   box.appendChild(r3);
+  // Disagreements between annotators on this study.
+  if (p.conflicts && p.conflicts.length) {
+    const rc = el('div', 'row');
+    rc.appendChild(el('span', 'label', 'annotators disagree' + (S.me.role === 'lead' ? ' (your decision settles it)' : '')));
+    const ul = el('ul', 'note');
+    for (const c of p.conflicts) {
+      ul.appendChild(el('li', null, c.kind + ' ' + JSON.stringify(c.key) + ': ' + c.votes +
+        (c.settled ? ' (settled by a lead)' : '')));
+    }
+    rc.appendChild(ul);
+    box.appendChild(rc);
+  }
   // Decisions on this study.
   const mine = p.mine.filter((d) => !d.undoes && d.kind !== 'undo');
   if (p.decisions.length || mine.length) {
@@ -403,6 +415,7 @@ function queueOrder() {
 async function decide(d, what) {
   if (S.busy) return;
   S.busy = true;
+  window.__fvlmBusy = true;  // tests wait for the page to settle
   try {
     await api('/api/decide', Object.assign({ study_id: S.studyId, queue: queueOrder() }, d));
     await reloadStudy();
@@ -411,6 +424,7 @@ async function decide(d, what) {
     toast(e.message, true);
   } finally {
     S.busy = false;
+    window.__fvlmBusy = false;
   }
 }
 
@@ -592,13 +606,13 @@ const KEYS = [
   ['g', 'statistics', () => showStats()],
   ['?', 'this list', () => $('helpDialog').showModal()],
   ['Esc', 'close a dialog or the statistics', () => closeStats()],
-  ['wheel, ← → ↑ ↓, PgUp / PgDn', 'slices in the viewer (see the viewer)'],
 ];
 
 function fillHelp() {
   const t = $('helpTable');
   t.textContent = '';
-  for (const [k, what] of KEYS) {
+  const viewerKeys = S.viewer && S.viewer.constructor.KEYS ? S.viewer.constructor.KEYS : [];
+  for (const [k, what] of KEYS.concat(viewerKeys.map(([vk, vw]) => [vk, 'viewer: ' + vw]))) {
     const tr = el('tr');
     const td = el('td');
     td.appendChild(el('kbd', null, k));
@@ -652,6 +666,7 @@ async function mountViewer() {
     const mod = await import('/static/viewer.js');
     S.viewer = new mod.Viewer();
     S.viewer.mount($('viewer'));
+    window.__fvlmViewer = S.viewer;  // tests read its state
   } catch (e) {
     $('viewerNote').textContent = 'The CT viewer could not be loaded: ' + e.message;
   }
@@ -665,8 +680,8 @@ async function start() {
   if (!S.me.accession_search) $('searchBox').placeholder = 'study id or key  ( / )';
   S.onto = await api('/api/ontology');
   S.onto.anatomies.forEach((a, i) => S.anatIndex.set(a.id, i));
-  fillHelp();
   await mountViewer();
+  fillHelp();
   await loadQueue();
   const m = /#study=(\d+)/.exec(location.hash);
   if (m) { await openStudy(Number(m[1])); return; }

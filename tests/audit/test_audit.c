@@ -371,6 +371,10 @@ static void test_decisions_change_links_statuses_labels_and_training_texts(void)
     CHECK(!strstr(sql_str(db, "SELECT text FROM samples WHERE study_id = 1 AND anatomy = 'heart'"),
                   "no significant abnormalities"),
           "an abnormal heart still trains on the normal template");
+    /* The status row holds the text align built, as exports read it. */
+    char heart[2048];
+    snprintf(heart, sizeof heart, "%s", sql_str(db, "SELECT text FROM samples WHERE study_id = 1 AND anatomy = 'heart'"));
+    CHECK_STR(sql_str(db, "SELECT text FROM anatomy_status WHERE study_id = 1 AND anatomy = 'heart'"), heart);
 
     /* A label. */
     CHECK_EQ_INT(post(&l, "/api/decide", "{\"study_id\": 1, \"kind\": \"label\", \"task\": \"cardiomegaly\","
@@ -502,6 +506,11 @@ static void test_a_leads_decision_resolves_a_conflict(void)
     CHECK_STR(sql_str(db, "SELECT status FROM anatomy_status WHERE study_id = 5 AND anatomy = 'kidney'"),
               "unmentioned");
     db_close(&db);
+    Buf pg = {0};
+    CHECK_EQ_INT(get(&a, "/api/study/5", NULL, &pg), 200);
+    CHECK(strstr(pg.data, "\"conflicts\":[{\"kind\":\"status\"") && strstr(pg.data, "\"settled\":1"),
+          "the page does not show the settled conflict: %.300s", strstr(pg.data, "\"conflicts\"") ? strstr(pg.data, "\"conflicts\"") : "");
+    buf_free(&pg);
     /* Agreement sees the item two annotators decided (alice, bob) or more. */
     Buf s = {0};
     CHECK_EQ_INT(get(&a, "/api/stats", NULL, &s), 200);
@@ -626,6 +635,60 @@ static void test_queue_orders_and_next(void)
     QueueSpec bad = {ORD_FLAGS, nobody, 1, 0, 1, 0, NULL, NULL, 0};
     CHECK(queue_build(db, &bad, &c, &e) == -1 && e.code == FV_ENOTFOUND, "an unknown user got a queue");
     db_close(&db);
+    /* bob reviews his first random-order study whole, rejecting one of its
+     * links: the precision estimate counts that study's links. */
+    db = db_ro();
+    int64_t rs = sql_int(db, "SELECT study_id FROM audit_queue WHERE who = 'bob' AND ord = 'random'"
+                             " ORDER BY pos LIMIT 1");
+    char q2[300];
+    snprintf(q2, sizeof q2, "SELECT l.sentence_id FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.anatomy = 'lung' AND l.accepted IS NULL"
+             " ORDER BY s.idx LIMIT 1", (long long)rs);
+    int64_t lung_sent = sql_int(db, q2);
+    snprintf(q2, sizeof q2, "SELECT count(*) FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.anatomy = 'lung'", (long long)rs);
+    int64_t n_lung = sql_int(db, q2);
+    db_close(&db);
+    Login lb;
+    CHECK_EQ_INT(login("bob", tok_bob, "10.0.6.2", &lb), 200);
+    char rb[200];
+    if (lung_sent > 0) {
+        snprintf(rb, sizeof rb, "{\"study_id\": %lld, \"kind\": \"link\", \"sentence_id\": %lld,"
+                 " \"anatomy\": \"lung\", \"value\": \"reject\", \"queue\": \"random\"}",
+                 (long long)rs, (long long)lung_sent);
+        CHECK_EQ_INT(post(&lb, "/api/decide", rb, NULL), 200);
+    }
+    snprintf(rb, sizeof rb, "{\"study_id\": %lld, \"kind\": \"done\", \"value\": \"1\", \"queue\": \"random\"}",
+             (long long)rs);
+    CHECK_EQ_INT(post(&lb, "/api/decide", rb, NULL), 200);
+    /* After the re-alignment (a rejected link passes nothing on to the
+     * sentences that continued it). */
+    db = db_ro();
+    snprintf(q2, sizeof q2, "SELECT count(*) FROM links l JOIN sentences s ON s.id = l.sentence_id"
+             " WHERE s.study_id = %lld AND l.source = 'align' AND l.method <> 'audit' AND l.anatomy = 'lung'",
+             (long long)rs);
+    n_lung = sql_int(db, q2);
+    db_close(&db);
+    Buf sj = {0};
+    CHECK_EQ_INT(get(&lb, "/api/stats", NULL, &sj), 200);
+    JsonValue *sv = NULL;
+    CHECK(json_parse(sj.data, sj.len, &sv, &e) == 0, "stats are not JSON: %s", e.msg);
+    CHECK_EQ_INT(sv ? json_get_int(sv, "sample_studies", -1) : -1, 1);
+    const JsonValue *pa = sv ? json_get(sv, "link_precision_by_anatomy") : NULL;
+    int seen_lung = 0;
+    for (size_t i = 0; pa && i < pa->len; i++) {
+        const JsonValue *g = &pa->items[i];
+        double lo = json_get_num(g, "lo", -1), hi = json_get_num(g, "hi", -1), pr = json_get_num(g, "precision", -1);
+        CHECK(lo >= 0 && lo <= pr && pr <= hi && hi <= 1, "interval [%g, %g] around %g", lo, hi, pr);
+        if (!strcmp(json_get_str(g, "name", ""), "lung")) {
+            seen_lung = 1;
+            CHECK_EQ_INT(json_get_int(g, "n", -1), n_lung);
+            CHECK_EQ_INT(json_get_int(g, "correct", -1), n_lung - (lung_sent > 0));
+        }
+    }
+    CHECK(seen_lung || n_lung == 0, "no lung precision from the reviewed random study");
+    json_free(&sv);
+    buf_free(&sj);
     Login l;
     CHECK_EQ_INT(login("alice", tok_alice, "10.0.6.1", &l), 200);
     char body[128];
@@ -661,6 +724,48 @@ static void test_a_recorded_but_unapplied_decision_is_applied_at_the_next_start(
     db_close(&db);
 }
 
+static void test_cli_users_queues_by_model_stats_and_export(void)
+{
+    const char *bin = getenv("FVLM_BIN");
+    char out[400];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    /* A user removed cannot log in; their decisions stay. */
+    CHECK_EQ_INT(test_sh("'%s' audit user remove bob --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(login("bob", tok_bob, "10.0.7.1", NULL), 401);
+    CHECK_EQ_INT(test_sh("'%s' audit user remove bob --db '%s' 2>/dev/null", bin, dbpath), 1);
+    CHECK_EQ_INT(test_sh("'%s' audit user add 'bad name' --db '%s' 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit user list --json --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(test_sh("/usr/bin/python3 -c \"import json,sys; u={x['name']: x for x in json.load(open(sys.argv[1]))};"
+                         " assert u['bob']['removed_at'] and u['bob']['decisions'] > 0 and not u['alice']['removed_at']\" '%s'",
+                         out), 0);
+    /* The model order: a tiny model's zero-shot scores against the labels. */
+    CHECK_EQ_INT(test_sh("'%s' train --quiet --db '%s' --preset tiny --steps 2 --out '%s/m.safetensors' >/dev/null 2>&1",
+                         bin, dbpath, dir), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order model --model '%s/m.safetensors' --assign lea > '%s'",
+                         bin, dbpath, dir, out), 0);
+    Db *db = db_ro();
+    CHECK(sql_int(db, "SELECT count(*) FROM audit_queue WHERE who = 'lea' AND ord = 'model'") >= 1,
+          "the model order queued nothing");
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM audit_queue WHERE who = 'lea' AND NOT (score BETWEEN 0 AND 1)"), 0);
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM (SELECT score, pos FROM audit_queue q WHERE who = 'lea' AND"
+                             " EXISTS (SELECT 1 FROM audit_queue p WHERE p.who = 'lea' AND p.pos < q.pos AND p.score < q.score))"), 0);
+    CHECK(sql_int(db, "SELECT json_extract(counts, '$.audited.studies') FROM runs WHERE stage = 'train'"
+                      " ORDER BY id DESC LIMIT 1") >= 1,
+          "the train run does not record the audited decisions it used");
+    db_close(&db);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order model --assign lea 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit queue --db '%s' --order sideways --assign lea 2>/dev/null", bin, dbpath), 2);
+    /* Stats and export. */
+    CHECK_EQ_INT(test_sh("'%s' audit stats --json --db '%s' > '%s'", bin, dbpath, out), 0);
+    CHECK_EQ_INT(test_sh("/usr/bin/python3 -c \"import json,sys; s=json.load(open(sys.argv[1]));"
+                         " assert s['studies'] == 6 and len(s['per_day']) >= 2 and s['agreement']\" '%s'", out), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit stats --db '%s' | grep -q 'Cohen'", bin, dbpath), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit export --format csv --db '%s' | head -1 | grep -q '^id,who,role,at,study_id'",
+                         bin, dbpath), 0);
+    CHECK_EQ_INT(test_sh("'%s' audit export --format xml --db '%s' 2>/dev/null", bin, dbpath), 2);
+    CHECK_EQ_INT(test_sh("'%s' audit serve --db '%s' --bind 10.1.2.3 2>/dev/null", bin, dbpath), 2);
+}
+
 int main(void)
 {
     corpus_make();
@@ -682,6 +787,7 @@ int main(void)
     RUN(test_search_finds_a_study_by_id_key_prefix_and_original_id);
     RUN(test_queue_orders_and_next);
     RUN(test_a_recorded_but_unapplied_decision_is_applied_at_the_next_start);
+    RUN(test_cli_users_queues_by_model_stats_and_export);
     server_close(&srv);
     int rc = test_finish();
     if (rc == 0)

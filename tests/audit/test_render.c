@@ -373,7 +373,32 @@ static uint8_t *png_decode(const Buf *png, int *w, int *h, int *colour_type, int
     return out;
 }
 
-static void test_png_decodes_back_to_the_rendered_rgb(void)
+/* Renders r, encodes it, decodes it with libspng and checks the PNG's form
+ * and that its pixels are the render's. */
+static void png_roundtrip(const RenderReq *r, int want_type, const char *what)
+{
+    int w = 0, h = 0;
+    uint8_t *rgb = render(r, &w, &h);
+    Buf png = {0};
+    FvErr e = {0};
+    CHECK_OK(render_slice_png(r, &png, &e), &e);
+    CHECK(png.len > 8 && !memcmp(png.data, "\x89PNG\r\n\x1a\n", 8), "%s: no PNG signature", what);
+    int dw = 0, dh = 0, ct = -1, bd = -1;
+    uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
+    CHECK(dec != NULL, "%s: libspng cannot decode the PNG", what);
+    if (dec && rgb) {
+        CHECK(ct == want_type && bd == 8, "%s: PNG is colour type %d depth %d, expected type %d "
+              "depth 8", what, ct, bd, want_type);
+        CHECK(dw == w && dh == h, "%s: PNG is %d x %d, the render %d x %d", what, dw, dh, w, h);
+        CHECK(dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
+              "%s: decoded pixels differ from the rendered ones", what);
+    }
+    free(dec);
+    free(rgb);
+    buf_free(&png);
+}
+
+static void test_png_decodes_back_to_the_rendered_rgb_in_its_smallest_form(void)
 {
     RenderReq r;
     req_base(&r);
@@ -383,49 +408,48 @@ static void test_png_decodes_back_to_the_rendered_rgb(void)
     r.overlay = RENDER_OVERLAY_FILL;
     r.has_box = 1;
     r.box = (RenderBox){.z0 = 0, .z1 = 4, .y0 = 0, .y1 = 5, .x0 = 1, .x1 = 5};
-    FvErr e = {0};
+    /* A few colours: indexed, in every plane */
+    static const char *const names[] = {"axial fill", "coronal fill", "sagittal fill"};
     for (int p = 0; p < 3; p++) {
         r.plane = (RenderPlane)p;
         r.index = 1;
-        int w, h;
-        uint8_t *rgb = render(&r, &w, &h);
-        Buf png = {0};
-        CHECK_OK(render_slice_png(&r, &png, &e), &e);
-        CHECK(png.len > 8 && !memcmp(png.data, "\x89PNG\r\n\x1a\n", 8), "%s: no PNG signature",
-              render_plane_name(r.plane));
-        int dw = 0, dh = 0, ct = -1, bd = -1;
-        uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
-        CHECK(dec != NULL, "%s: libspng cannot decode the PNG", render_plane_name(r.plane));
-        if (dec && rgb) {
-            CHECK(ct == SPNG_COLOR_TYPE_TRUECOLOR && bd == 8, "%s: PNG is colour type %d depth %d, "
-                  "expected RGB 8-bit", render_plane_name(r.plane), ct, bd);
-            CHECK(dw == w && dh == h, "%s: PNG is %d x %d, the render %d x %d",
-                  render_plane_name(r.plane), dw, dh, w, h);
-            CHECK(dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
-                  "%s: decoded pixels differ from the rendered ones", render_plane_name(r.plane));
-        }
-        free(dec);
-        free(rgb);
-        buf_free(&png);
+        png_roundtrip(&r, SPNG_COLOR_TYPE_INDEXED, names[p]);
     }
-    /* Nothing painted: a greyscale PNG of the same pixels */
+    /* Nothing painted: greyscale */
     r.overlay = RENDER_OVERLAY_NONE;
     r.plane = RENDER_CORONAL;
     int w, h, coloured = -1;
     uint8_t *rgb = NULL;
+    FvErr e = {0};
     CHECK_OK(render_slice_rgb(&r, &rgb, &w, &h, &coloured, &e), &e);
     CHECK(coloured == 0, "a slice without overlay says it is coloured (%d)", coloured);
-    Buf png = {0};
-    CHECK_OK(render_slice_png(&r, &png, &e), &e);
-    int dw = 0, dh = 0, ct = -1, bd = -1;
-    uint8_t *dec = png_decode(&png, &dw, &dh, &ct, &bd);
-    CHECK(dec && ct == SPNG_COLOR_TYPE_GRAYSCALE && bd == 8,
-          "a slice without overlay is not an 8-bit greyscale PNG (colour type %d)", ct);
-    CHECK(dec && rgb && dw == w && dh == h && !memcmp(dec, rgb, (size_t)w * h * 3),
-          "the greyscale PNG decodes to other pixels than the render");
-    free(dec);
     free(rgb);
-    buf_free(&png);
+    png_roundtrip(&r, SPNG_COLOR_TYPE_GRAYSCALE, "coronal, no overlay");
+
+    /* All 256 greys and an outline: 257 colours, RGB. HU -100..499 over a
+     * 20 x 30 slice, window 127.5/255: every grey from 0 to 255 appears. */
+    enum { SY = 20, SX = 30 };
+    static int16_t hu[SY * SX];
+    static uint8_t m[SY * SX];
+    for (int i = 0; i < SY * SX; i++) {
+        hu[i] = (int16_t)(i - 100);
+        /* the mask in rows 13..18 (HU >= 290: all grey 255), so its outline
+         * hides none of the other greys */
+        m[i] = (i / SX >= 13 && i / SX < 19 && i % SX >= 5 && i % SX < 25) ? 7 : 0;
+    }
+    RenderReq big;
+    render_req_init(&big);
+    big.hu = hu;
+    big.mask = m;
+    big.labels[7] = 1;
+    big.dims[0] = 1; big.dims[1] = SY; big.dims[2] = SX;
+    big.spacing[0] = big.spacing[1] = big.spacing[2] = 1;
+    big.wc = 127.5;
+    big.ww = 255;
+    big.overlay = RENDER_OVERLAY_OUTLINE;
+    png_roundtrip(&big, SPNG_COLOR_TYPE_TRUECOLOR, "257 colours");
+    big.overlay = RENDER_OVERLAY_NONE;
+    png_roundtrip(&big, SPNG_COLOR_TYPE_GRAYSCALE, "256 greys");
 }
 
 /* ------------------------------------------------------------------ hostile */
@@ -493,6 +517,85 @@ static void test_hostile_requests_are_errors_not_images(void)
     CHECK(render_overlay_parse("<script>", &o, &e) == -1 && e.code == FV_EUSAGE,
           "overlay '<script>' is not refused");
     CHECK(render_overlay_parse("fill", &o, &e) == 0 && o == RENDER_OVERLAY_FILL, "fill is not parsed");
+}
+
+/* Random requests on random small volumes (odd spacings, boxes partly or
+ * wholly outside, any window, indices around the edges): each either
+ * renders an image of render_slice_size's size that decodes back, or fails
+ * with FV_EUSAGE; the centre is a voxel of the volume or FV_ENOTFOUND.
+ * ASan runs of the unit suite check the memory side. */
+static void test_random_requests_render_or_fail_cleanly(void)
+{
+    static int16_t hu[9 * 9 * 9];
+    static uint8_t m[9 * 9 * 9];
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+#define NEXT() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    int bad = 0, rendered = 0;
+    for (int trial = 0; trial < 1500; trial++) {
+        RenderReq r;
+        render_req_init(&r);
+        for (int k = 0; k < 3; k++) {
+            r.dims[k] = 1 + (int64_t)(NEXT() % 9);
+            static const double sp[] = {0.3, 0.7, 1, 1.5, 3, 5, 12.5};
+            r.spacing[k] = sp[NEXT() % 7];
+        }
+        for (int i = 0; i < 9 * 9 * 9; i++) {
+            hu[i] = (int16_t)(NEXT() % 4000) - 2000;
+            m[i] = (uint8_t)(NEXT() % 4);
+        }
+        r.hu = hu;
+        r.mask = NEXT() % 4 ? m : NULL;
+        r.labels[NEXT() % 4] = 1;
+        r.plane = (RenderPlane)(NEXT() % 4);      /* 3: invalid */
+        r.overlay = (RenderOverlay)(NEXT() % 4);  /* 3: invalid */
+        r.index = (int64_t)(NEXT() % 13) - 2;
+        static const double wcs[] = {-600, 40, 500, 0, -1e6, 99999.5};
+        static const double wws[] = {1500, 400, 2000, 1, 0.5, 2e5};
+        r.wc = wcs[NEXT() % 6];
+        r.ww = wws[NEXT() % 6];
+        r.has_box = (int)(NEXT() % 2);
+        int64_t *f[6] = {&r.box.z0, &r.box.z1, &r.box.y0, &r.box.y1, &r.box.x0, &r.box.x1};
+        for (int k = 0; k < 6; k++)
+            *f[k] = (int64_t)(NEXT() % 15) - 3;
+        uint8_t *rgb = NULL;
+        int w = 0, h = 0;
+        FvErr e = {0};
+        if (render_slice_rgb(&r, &rgb, &w, &h, NULL, &e)) {
+            if (e.code != FV_EUSAGE || rgb) {
+                if (bad++ < 3)
+                    fprintf(stderr, "trial %d: error %s: %s\n", trial, err_code_name(e.code), e.msg);
+            }
+        } else {
+            rendered++;
+            int sw = 0, sh = 0;
+            Buf png = {0};
+            int dw = 0, dh = 0, ct, bd;
+            uint8_t *dec = NULL;
+            if (render_slice_size(&r, &sw, &sh, &e) || sw != w || sh != h ||
+                render_png_encode(rgb, w, h, &png, &e) ||
+                !(dec = png_decode(&png, &dw, &dh, &ct, &bd)) || dw != w || dh != h ||
+                memcmp(dec, rgb, (size_t)w * h * 3)) {
+                if (bad++ < 3)
+                    fprintf(stderr, "trial %d: %d x %d image does not round-trip (%s)\n", trial,
+                            w, h, e.msg);
+            }
+            free(dec);
+            buf_free(&png);
+            free(rgb);
+        }
+        int64_t c[3] = {-1, -1, -1};
+        if (render_anatomy_centre(&r, c, &e) == 0) {
+            if (c[0] < 0 || c[0] >= r.dims[0] || c[1] < 0 || c[1] >= r.dims[1] || c[2] < 0 ||
+                c[2] >= r.dims[2])
+                bad++;
+        } else if (e.code != FV_ENOTFOUND) {
+            bad++;
+        }
+    }
+#undef NEXT
+    CHECK(bad == 0, "%d of 1500 random requests misbehaved", bad);
+    CHECK(rendered > 120, "only %d of 1500 random requests rendered: the test lost its reach",
+          rendered);
 }
 
 /* ------------------------------------------------------------------ files */
@@ -714,6 +817,63 @@ static void test_centre_is_an_anatomy_voxel_nearest_its_centroid(void)
           "an anatomy with no voxels and no box is not FV_ENOTFOUND (code %d)", e.code);
 }
 
+/* The pruned search finds a voxel as near the centroid as the nearest one
+ * of a brute-force search, on random sparse masks with 3 mm and 0.7 mm
+ * slices. */
+static void test_centre_matches_a_brute_force_search(void)
+{
+    enum { Z = 12, Y = 10, X = 9 };
+    static uint8_t m[Z * Y * X];
+    uint64_t seed = 88172645463325252ull;
+    int bad = 0;
+    for (int trial = 0; trial < 50; trial++) {
+        int n = 0;
+        for (int i = 0; i < Z * Y * X; i++) {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+            m[i] = (seed % 1000) < (uint64_t)(3 + trial % 20) ? 5 : 0;
+            n += m[i] == 5;
+        }
+        if (!n)
+            continue;
+        RenderReq r;
+        render_req_init(&r);
+        r.mask = m;
+        r.dims[0] = Z; r.dims[1] = Y; r.dims[2] = X;
+        const double sz = trial & 1 ? 3 : 0.7;
+        r.spacing[0] = sz; r.spacing[1] = 1; r.spacing[2] = 1;
+        r.labels[5] = 1;
+        double c[3] = {0, 0, 0};
+        for (int z = 0; z < Z; z++)
+            for (int y = 0; y < Y; y++)
+                for (int x = 0; x < X; x++)
+                    if (m[(z * Y + y) * X + x] == 5) {
+                        c[0] += z; c[1] += y; c[2] += x;
+                    }
+        for (int k = 0; k < 3; k++)
+            c[k] /= n;
+        double best = INFINITY;
+        for (int z = 0; z < Z; z++)
+            for (int y = 0; y < Y; y++)
+                for (int x = 0; x < X; x++)
+                    if (m[(z * Y + y) * X + x] == 5) {
+                        double dz = (z - c[0]) * sz, dy = y - c[1], dx = x - c[2];
+                        if (dz * dz + dy * dy + dx * dx < best)
+                            best = dz * dz + dy * dy + dx * dx;
+                    }
+        int64_t got[3] = {-1, -1, -1};
+        FvErr e = {0};
+        if (render_anatomy_centre(&r, got, &e) || got[0] < 0 || got[0] >= Z || got[1] < 0 ||
+            got[1] >= Y || got[2] < 0 || got[2] >= X) {
+            bad++;
+            continue;
+        }
+        double dz = (got[0] - c[0]) * sz, dy = got[1] - c[1], dx = got[2] - c[2];
+        if (m[(got[0] * Y + got[1]) * X + got[2]] != 5 || dz * dz + dy * dy + dx * dx > best + 1e-9)
+            bad++;
+    }
+    CHECK(bad == 0, "%d of 50 random masks: the centre is not a nearest anatomy voxel", bad);
+}
+
 /* ------------------------------------------------------------------ corpus */
 
 static void test_study_rows_give_the_request_and_bad_rows_are_refused(void)
@@ -818,11 +978,13 @@ int main(void)
     RUN(test_outline_marks_the_mask_boundary_and_leaves_its_inside_grey);
     RUN(test_fill_blends_the_mask_colour_inside_only);
     RUN(test_region_box_is_drawn_only_on_slices_it_crosses);
-    RUN(test_png_decodes_back_to_the_rendered_rgb);
+    RUN(test_png_decodes_back_to_the_rendered_rgb_in_its_smallest_form);
     RUN(test_hostile_requests_are_errors_not_images);
+    RUN(test_random_requests_render_or_fail_cleanly);
     RUN(test_shard_files_render_like_memory_and_the_cache_reuses_them);
     RUN(test_threads_share_one_cache_safely);
     RUN(test_centre_is_an_anatomy_voxel_nearest_its_centroid);
+    RUN(test_centre_matches_a_brute_force_search);
     RUN(test_study_rows_give_the_request_and_bad_rows_are_refused);
     test_remove(g_dir);
     return test_finish();
