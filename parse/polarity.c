@@ -80,13 +80,18 @@ static int kind_of(const Lexicon *lex, const ParseTok *t) { return lex->e[t->ent
 
 static int is_polarity_trigger(int kind)
 {
-    return kind == LK_NEG || kind == LK_UNC || kind == LK_UNC_NEG || kind == LK_PSEUDO;
+    return kind == LK_NEG || kind == LK_UNC || kind == LK_UNC_NEG || kind == LK_PSEUDO ||
+           kind == LK_CONCLUDE;
 }
 
+/* a conclusion ranks with a pseudo-negation: anything stronger in scope wins */
 static int trig_rank(int kind)
 {
-    return kind == LK_UNC_NEG ? 4 : kind == LK_NEG ? 3 : kind == LK_UNC ? 2 : kind == LK_PSEUDO ? 1 : 0;
+    return kind == LK_UNC_NEG ? 4 : kind == LK_NEG ? 3 : kind == LK_UNC ? 2
+         : kind == LK_PSEUDO || kind == LK_CONCLUDE ? 1 : 0;
 }
+
+static int is_present_trigger(int kind) { return kind == LK_PSEUDO || kind == LK_CONCLUDE; }
 
 /* Polarity of the finding token at index f (in [t0, t1)), and the rule.
  *
@@ -133,6 +138,23 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         }
         if (!same)
             break;
+    }
+    /* A negation or uncertainty right before a conclusion governs it and what
+     * it lists: "no finding compatible with effusion, pneumothorax or
+     * pneumonia", "未见符合...". */
+    if (pre && kind_of(lex, pre) == LK_CONCLUDE) {
+        int pseg = scope_index(sc->seg, sc->nseg, pre->start);
+        for (size_t k = (size_t)(pre - r->tok); k-- > t0;) {
+            const ParseTok *t = &r->tok[k];
+            if (scope_index(sc->seg, sc->nseg, t->start) != pseg ||
+                scope_index(sc->clause, sc->nclause, t->start) != cl)
+                break;
+            int kk = t->layer == LEX_LAYER_TRIG ? kind_of(lex, t) : -1;
+            if ((kk == LK_NEG || kk == LK_UNC || kk == LK_UNC_NEG) && (lex->e[t->entry].dir & DIR_PRE)) {
+                pre = t;
+                break;
+            }
+        }
     }
     int anat_between = 0;
     for (size_t k = f + 1; k < t1; k++) {
@@ -190,8 +212,8 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         *rule = lex->e[normal->entry].rule;
         return PARSE_ABSENT;
     }
-    if (kpre == LK_PSEUDO || kpost == LK_PSEUDO) {
-        *rule = lex->e[(kpre == LK_PSEUDO ? pre : post)->entry].rule;
+    if (is_present_trigger(kpre) || is_present_trigger(kpost)) {
+        *rule = lex->e[(is_present_trigger(kpre) ? pre : post)->entry].rule;
         return PARSE_PRESENT;
     }
     *rule = RULE_PRESENT;
@@ -253,8 +275,11 @@ static int generic_step(GenericWalk *w, size_t k)
         return 0;
     /* a negation or uncertainty does not separate: "胸腔及心包未见积液" */
     if (x->kind == LK_GROUP || x->kind == LK_AFFIRM || x->kind == LK_COORD || x->kind == LK_CMP ||
-        x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG)
+        x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG || x->kind == LK_CONCLUDE)
         return 1;
+    /* a structure outside the ontology is what the word is about ("胆总管结石") */
+    if (x->kind == LK_OTHER)
+        return 0;
     if (x->kind != LK_ANATOMY)
         /* a finding or an abnormality word overlapping the word itself is no separator */
         return (t->layer == LEX_LAYER_FIND || x->kind == LK_ABNORMAL) && t->start < w->ft->end &&
@@ -343,7 +368,8 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         if (kind == LK_ANATOMY || kind == LK_GROUP) {
             if (ks > last)
                 last = ks;
-        } else if (kind != LK_AFFIRM && kind != LK_COORD && kind != LK_CMP && ks > seg) {
+        } else if (kind != LK_AFFIRM && kind != LK_COORD && kind != LK_CMP && kind != LK_CONCLUDE &&
+                   ks > seg) {
             /* a segment with its own finding or trigger ends the list */
             if (ks <= last)
                 last = ks - 1;
@@ -460,6 +486,12 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
                     ment[cnt++] = k;
+            } else if (kind == LK_OTHER) {
+                /* "胆囊不大，胆总管未见扩张": the statement is the duct's, a
+                 * structure we do not model; it says nothing of the organ before */
+                if (cnt == 0)
+                    return 0;
+                break;
             } else if (kind == LK_TASK || kind == LK_GENERIC || is_polarity_trigger(kind)) {
                 break;
             }
@@ -500,7 +532,8 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
                     ment[cnt++] = k;
-            } else if (kind == LK_TASK || kind == LK_GENERIC || is_polarity_trigger(kind)) {
+            } else if (kind == LK_TASK || kind == LK_GENERIC || kind == LK_OTHER ||
+                       is_polarity_trigger(kind)) {
                 break;
             }
         }
@@ -661,6 +694,9 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
                 for (int j = 0; j < lex->anat_ntasks[an]; j++) {
                     int task = lex->anat_tasks[an][j];
                     if (r->stamp[task] == si || r->stamp[task] == -2 - si)
+                        continue;
+                    /* "心影不大" is about size: not calcification, not effusion */
+                    if (kind == LK_NORMAL && !lex_covers(lex, &lex->e[nt->entry], task))
                         continue;
                     r->stamp[task] = -2 - si;   /* one normal finding per task and sentence */
                     if (add_finding(r, si, task, PARSE_ABSENT, a, b, lex->e[nt->entry].rule, 1, e))

@@ -194,13 +194,13 @@ static void test_bad_rule_file_names_file_and_line(void)
 {
     Lexicon *lex = NULL;
     FvErr e = {0};
-    const char *trig = "id\tlang\tkind\tdir\tterm\nneg.x\ten\tneg\tpre\tno\nbad.x\ten\tnegate\tpre\tnope\n";
-    int rc = lex_parse(&lex, P->onto, NULL, NULL, trig, NULL, NULL, &e);
+    const char *trig = "id\tlang\tkind\tdir\tterm\tcovers\nneg.x\ten\tneg\tpre\tno\t*\nbad.x\ten\tnegate\tpre\tnope\t*\n";
+    int rc = lex_parse(&lex, P->onto, NULL, NULL, NULL, trig, NULL, NULL, &e);
     CHECK(rc == -1, "a bad trigger kind was accepted");
     CHECK(strstr(e.msg, "parse_triggers.tsv:3") && strstr(e.msg, "negate"),
           "message '%s' does not name the file, line and kind", e.msg);
     const char *terms = "kind\ttarget\tlang\tterm\nfinding\tno_such_task\ten\tfoo\n";
-    rc = lex_parse(&lex, P->onto, terms, NULL, NULL, NULL, NULL, &e);
+    rc = lex_parse(&lex, P->onto, terms, NULL, NULL, NULL, NULL, NULL, &e);
     CHECK(rc == -1 && strstr(e.msg, "parse_terms.tsv:2") && strstr(e.msg, "no_such_task"),
           "unknown task: '%s'", e.msg);
 }
