@@ -104,7 +104,7 @@ static int is_present_trigger(int kind) { return kind == LK_PSEUDO || kind == LK
  * affirmative verb or a normal statement comes first. A normal statement right
  * after the finding ("lymph nodes are not enlarged") makes it absent. */
 static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
-                           size_t t1, size_t f, const char **rule)
+                           size_t t1, size_t f, int zh, const char **rule)
 {
     const ParseTok *ft = &r->tok[f];
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
@@ -191,6 +191,30 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
             if (!later)
                 post = t;
             break;
+        }
+    }
+    /* Chinese: a clause that is only a change over time ("已愈合", "较前消失")
+     * or an exclusion ("待排"), after a comma, is about the clause before it:
+     * "多发肋骨陈旧性骨折，已愈合". A recommendation ("建议随访") is not. */
+    if (zh && !post && !normal) {
+        size_t k = f + 1;
+        while (k < t1 && scope_index(sc->clause, sc->nclause, r->tok[k].start) == cl)
+            k++;
+        int ncl = k < t1 ? scope_index(sc->clause, sc->nclause, r->tok[k].start) : -1;
+        if (ncl == cl + 1 && r->norm.s[sc->clause[cl]] == ',') {
+            const ParseTok *only = NULL;
+            int other = 0;
+            for (; k < t1 && scope_index(sc->clause, sc->nclause, r->tok[k].start) == ncl; k++) {
+                const ParseTok *t = &r->tok[k];
+                int kk = t->layer == LEX_LAYER_TRIG ? kind_of(lex, t) : -1;
+                if ((kk == LK_NEG || kk == LK_UNC_NEG || kk == LK_PSEUDO) &&
+                    (lex->e[t->entry].dir & DIR_POST) && !only)
+                    only = t;
+                else if (kk != LK_CMP)
+                    other = 1;
+            }
+            if (only && !other)
+                post = only;
         }
     }
     if (normal == ft)
@@ -644,7 +668,7 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         if (nt == 0)
             continue;
         const char *rule;
-        int pol = decide_polarity(lex, r, sc, t0, t1, k, &rule);
+        int pol = decide_polarity(lex, r, sc, t0, t1, k, st.zh, &rule);
         if (rule == RULE_PRESENT && prev != SIZE_MAX && coordinated(lex, r, sc, t0, t1, prev, k)) {
             pol = prev_pol;
             rule = prev_rule;
