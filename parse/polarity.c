@@ -104,7 +104,7 @@ static int is_present_trigger(int kind) { return kind == LK_PSEUDO || kind == LK
  * affirmative verb or a normal statement comes first. A normal statement right
  * after the finding ("lymph nodes are not enlarged") makes it absent. */
 static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
-                           size_t t1, size_t f, int zh, const char **rule)
+                           size_t t1, size_t f, const ParseSentence *st, const char **rule)
 {
     const ParseTok *ft = &r->tok[f];
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
@@ -196,7 +196,7 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
     /* Chinese: a clause that is only a change over time ("已愈合", "较前消失")
      * or an exclusion ("待排"), after a comma, is about the clause before it:
      * "多发肋骨陈旧性骨折，已愈合". A recommendation ("建议随访") is not. */
-    if (zh && !post && !normal) {
+    if (st->zh && !post && !normal) {
         size_t k = f + 1;
         while (k < t1 && scope_index(sc->clause, sc->nclause, r->tok[k].start) == cl)
             k++;
@@ -213,6 +213,10 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
                 else if (kk != LK_CMP)
                     other = 1;
             }
+            /* the trigger ends its clause: "不除外间皮瘤" names what it hedges */
+            size_t end = ncl < sc->nclause ? sc->clause[ncl] : st->nend;
+            for (size_t i = only ? only->end : end; i < end && !other; i++)
+                other = is_word((unsigned char)r->norm.s[i]) || (unsigned char)r->norm.s[i] >= 0x80;
             if (only && !other)
                 post = only;
         }
@@ -273,6 +277,7 @@ typedef struct GenericWalk {
     int max, nt, found, named;
     int part;          /* the first part word met ("parenchyma"), or -1: used when nothing
                         * more specific is named in the clause */
+    int other;         /* the walk stopped at a structure outside the ontology ("胆总管扩张") */
 } GenericWalk;
 
 /* 1 when token k lies inside a finding token other than ft. Tokens are
@@ -302,8 +307,10 @@ static int generic_step(GenericWalk *w, size_t k)
         x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG || x->kind == LK_CONCLUDE)
         return 1;
     /* a structure outside the ontology is what the word is about ("胆总管结石") */
-    if (x->kind == LK_OTHER)
+    if (x->kind == LK_OTHER) {
+        w->other = 1;
         return 0;
+    }
     if (x->kind != LK_ANATOMY)
         /* a finding or an abnormality word overlapping the word itself is no separator */
         return (t->layer == LEX_LAYER_FIND || x->kind == LK_ABNORMAL) && t->start < w->ft->end &&
@@ -400,7 +407,7 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
             break;
         }
     }
-    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1};
+    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1, 0};
     /* walk out from the word both ways; a finding or a trigger (other than an
      * affirmative verb) between the word and an anatomy separates them:
      * "plaques in the aorta with a normal heart size" */
@@ -409,8 +416,9 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     for (size_t k = f; k > t0 && generic_step(&w, k - 1); k--)
         ;
     int nt = w.nt, found = w.found, named = w.named;
-    /* an anatomy named next to the word where it means nothing: nothing */
-    if (found || named)
+    /* an anatomy named next to the word where it means nothing: nothing; a
+     * structure we do not model named next to it: its finding, not ours */
+    if (found || named || w.other)
         return nt;
     /* A comparison with no anatomy in its segment, after a finding, is about
      * that finding: "肝内见囊肿，较前增大" (the cyst grew, not the liver),
@@ -468,6 +476,22 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     return nt;
 }
 
+/* 1 when token k lies inside a normal statement token (a trigger). Tokens
+ * are sorted by start, then layer: one starting where k starts comes after it. */
+static int inside_normal(const Lexicon *lex, const ParseResult *r, size_t t0, size_t t1, size_t k)
+{
+    const ParseTok *t = &r->tok[k];
+    for (size_t j = k + 1; j < t1 && r->tok[j].start == t->start; j++)
+        if (r->tok[j].layer == LEX_LAYER_TRIG && kind_of(lex, &r->tok[j]) == LK_NORMAL &&
+            r->tok[j].end >= t->end)
+            return 1;
+    for (size_t j = k; j-- > t0 && r->tok[j].start + 64 > t->start;)
+        if (r->tok[j].layer == LEX_LAYER_TRIG && kind_of(lex, &r->tok[j]) == LK_NORMAL &&
+            r->tok[j].end >= t->end)
+            return 1;
+    return 0;
+}
+
 /* Anatomies a normal statement at token n speaks of: the anatomy mentions
  * next to it in its clause, up to the nearest finding or polarity trigger.
  * In Chinese the subject of a sentence carries over its commas ("双肺透亮度可，
@@ -507,6 +531,10 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
                 in = kc;
             }
             int kind = kind_of(lex, t);
+            /* a finding word inside an earlier normal statement ("胆囊未见增大，
+             * 壁不厚") is part of that statement, not a finding between */
+            if ((kind == LK_TASK || kind == LK_GENERIC) && inside_normal(lex, r, t0, t1, k))
+                continue;
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
                     ment[cnt++] = k;
@@ -668,7 +696,7 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         if (nt == 0)
             continue;
         const char *rule;
-        int pol = decide_polarity(lex, r, sc, t0, t1, k, st.zh, &rule);
+        int pol = decide_polarity(lex, r, sc, t0, t1, k, &st, &rule);
         if (rule == RULE_PRESENT && prev != SIZE_MAX && coordinated(lex, r, sc, t0, t1, prev, k)) {
             pol = prev_pol;
             rule = prev_rule;
