@@ -808,13 +808,14 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
     for (int piece = 0; piece <= nb && ncut < 64; piece++) {
         size_t a = piece == 0 ? st.nstart : sc->seg[piece - 1];
         size_t b = piece == nb ? st.nend : sc->seg[piece];
-        int set[64], nset = 0;
+        int set[64], nset = 0, nfound = 0;
         for (int pass = 0; pass < 2; pass++) {
             int from = pass ? f0 : m0, to = pass ? r->nfind : r->nment;
             for (int i = from; i < to; i++) {
                 size_t pos = pass ? r->find[i].nstart : r->ment[i].nstart;
                 if (pos < a || pos >= b)
                     continue;
+                nfound += pass;
                 int an = item_anatomy(p, r, pass, i);
                 if (an < 0)
                     continue;
@@ -831,7 +832,10 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
         for (int i = 0; i < nset; i++)
             for (int k = 0; k < ncur; k++)
                 overlap |= set[i] == cur[k];
-        if (ncur > 0 && !overlap && piece > 0) {
+        /* a piece that states no finding of its own says where the finding
+         * before it lies or reaches ("A mass is observed in the right hilar
+         * region, surrounding the left main bronchus"): no cut */
+        if (ncur > 0 && !overlap && piece > 0 && nfound > 0) {
             /* cut after a punctuation mark; a terminator word ("which",
              * "but") starts the next piece */
             unsigned char bc = (unsigned char)r->norm.s[a];
