@@ -420,7 +420,8 @@ static int study_load_text(Ctx *x, AlignStudy *s, FvErr *e)
         if (at >= 0 && links_cues_lead_in(&x->cues, text, (size_t)at))
             continue;
         int weak = links_cues_generic(&x->cues, (const char *)sqlite3_column_text(x->q_men, 3)) ||
-                   (at > 0 && links_cues_cause(&x->cues, text, (size_t)at));
+                   (at > 0 && (links_cues_cause(&x->cues, text, (size_t)at) ||
+                               links_cues_landmark(&x->cues, text, (size_t)at)));
         DocMention dm = {sent, anatomy, group, weak, dup_col(x->q_men, 3),
                          sqlite3_column_int64(x->q_men, 5), sqlite3_column_int64(x->q_men, 6),
                          dup_col(x->q_men, 7)};

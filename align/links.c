@@ -91,6 +91,10 @@ void links_cues_free(LinkCues *c)
     cue_list_free(c->tech_zh, c->n_tech_zh);
     cue_list_free(c->cause_en, c->n_cause_en);
     cue_list_free(c->cause_zh, c->n_cause_zh);
+    cue_list_free(c->land_en, c->n_land_en);
+    cue_list_free(c->land_zh, c->n_land_zh);
+    cue_list_free(c->dev_en, c->n_dev_en);
+    cue_list_free(c->dev_zh, c->n_dev_zh);
     for (int i = 0; i < c->n_conf; i++)
         free(c->conf[i].rule);
     free(c->conf);
@@ -132,9 +136,10 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
         const char *kind = r.fields[c_kind], *lang = r.fields[c_lang], *term = r.fields[c_term];
         int en = !strcmp(lang, "en");
         if (strcmp(kind, "stop") && strcmp(kind, "generic") && strcmp(kind, "technique") &&
-            strcmp(kind, "cause"))
+            strcmp(kind, "cause") && strcmp(kind, "landmark") && strcmp(kind, "device"))
             rc = err_set(e, FV_EFORMAT,
-                         "%s:%d: unknown kind '%s' (expected stop, generic, technique or cause)",
+                         "%s:%d: unknown kind '%s' (expected stop, generic, technique, cause, "
+                         "landmark or device)",
                          name, r.line, kind);
         else if (!term[0])
             rc = err_set(e, FV_EFORMAT, "%s:%d: empty term", name, r.line);
@@ -146,6 +151,12 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
         else if (!strcmp(kind, "technique"))
             rc = en ? cue_add(&c->tech_en, &c->n_tech_en, term, 1, e)
                     : cue_add(&c->tech_zh, &c->n_tech_zh, term, 0, e);
+        else if (!strcmp(kind, "device"))
+            rc = en ? cue_add(&c->dev_en, &c->n_dev_en, term, 1, e)
+                    : cue_add(&c->dev_zh, &c->n_dev_zh, term, 0, e);
+        else if (!strcmp(kind, "landmark"))
+            rc = en ? cue_add(&c->land_en, &c->n_land_en, term, 1, e)
+                    : cue_add(&c->land_zh, &c->n_land_zh, term, 0, e);
         else if (!strcmp(kind, "cause"))
             rc = en ? cue_add(&c->cause_en, &c->n_cause_en, term, 1, e)
                     : cue_add(&c->cause_zh, &c->n_cause_zh, term, 0, e);
@@ -373,6 +384,39 @@ int links_cues_cause(const LinkCues *c, const char *s, size_t at)
     return 1;
 }
 
+int links_cues_landmark(const LinkCues *c, const char *s, size_t at)
+{
+    if (!c || at > strlen(s))
+        return 0;
+    size_t from = 0, len = 0;
+    const char *hit, *last = NULL;
+    while ((hit = cue_find(c->land_en, c->n_land_en, c->land_zh, c->n_land_zh, s + from,
+                           at - from, &len)) != NULL) {
+        last = hit;
+        from = (size_t)(hit - s) + len;
+    }
+    if (!last)
+        return 0;
+    /* at most three words ("the right main") and no punctuation between */
+    int words = 0, in_word = 0;
+    for (const char *p = last + len; p < s + at; p++) {
+        if (*p == ',' || *p == ';' || *p == ':' || *p == '.' || !strncmp(p, "，", 3) ||
+            !strncmp(p, "；", 3))
+            return 0;
+        int w = !isspace((unsigned char)*p);
+        words += w && !in_word;
+        in_word = w;
+    }
+    return words <= 3;
+}
+
+int links_cues_device(const LinkCues *c, const char *term)
+{
+    size_t len;
+    return c && term &&
+           cue_find(c->dev_en, c->n_dev_en, c->dev_zh, c->n_dev_zh, term, strlen(term), &len) != NULL;
+}
+
 int links_cues_generic(const LinkCues *c, const char *term)
 {
     if (!c || !term)
@@ -496,17 +540,30 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
         for (int g = 0; g < ng; g++)
             group_hit[g] = -1;
         int n_groups = 0;
-        /* Weak mentions (generic terms, causes) count only when nothing else
-         * is named. */
+        /* A sentence whose only findings are of the whole body (medical
+         * material: "the port chamber is observed in the right hemithorax",
+         * "a catheter extending to the right atrium") names anatomies as the
+         * place of the device: they are weak. */
+        int n_body = 0, n_other = 0;
+        for (int k = 0; k < d->n_find; k++)
+            if (d->find[k].sent == s && d->find[k].anatomy >= 0 && d->find[k].anatomy < na) {
+                if (is_whole_region(&o->anat[d->find[k].anatomy]))
+                    n_body += links_cues_device(cues, d->find[k].term);
+                else
+                    n_other++;
+            }
+        int device = n_body > 0 && n_other == 0;
+        /* Weak mentions (generic terms, causes, landmarks, a device's place)
+         * count only when nothing else is named. */
         int named = 0, weak = 0;
         for (int k = 0; k < d->n_men && !named; k++)
-            named = d->men[k].sent == s && (d->men[k].anatomy >= 0 ? !d->men[k].generic
-                                                                   : d->men[k].group >= 0);
+            named = d->men[k].sent == s && !device &&
+                    (d->men[k].anatomy >= 0 ? !d->men[k].generic : d->men[k].group >= 0);
         for (int k = 0; k < d->n_men && !weak; k++)
-            weak = d->men[k].sent == s && d->men[k].anatomy >= 0 && d->men[k].generic;
+            weak = d->men[k].sent == s && d->men[k].anatomy >= 0 && (d->men[k].generic || device);
         for (int k = 0; k < d->n_men; k++) {
             const DocMention *m = &d->men[k];
-            if (m->sent != s || (m->generic && named))
+            if (m->sent != s || ((m->generic || device) && (named || device)))
                 continue;
             if (m->anatomy >= 0 && m->anatomy < na) {
                 if (cand[m->anatomy] != LINK_MENTION)

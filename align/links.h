@@ -23,8 +23,10 @@
  * sentence names nothing more specific. A weak mention links only when the
  * sentence names no other anatomy: one by a generic term ("parenchyma",
  * "lobe": cues of kind generic; "the parenchyma of the liver" is the
- * liver's), or one after a cause cue ("secondary to cardiac pathology": the
- * heart is the cause, the lung is described); and a sentence whose only
+ * liver's), one after a cause cue ("secondary to cardiac pathology": the
+ * heart is the cause, the lung is described), or one named as a landmark
+ * ("adjacent to the aortic arch", "at the level of the carina": where the
+ * finding lies, not what it is about); and a sentence whose only
  * evidence is weak mentions continues the sentence before it when it can
  * ("It may be compatible with parenchymal calcification." after a liver
  * sentence is the liver's). A sentence holding a technique cue ("in the lung
@@ -175,6 +177,10 @@ typedef struct LinkCues {
     int n_tech_en, n_tech_zh;
     char **cause_en, **cause_zh; /* cause cues; owned; English ones lower-case */
     int n_cause_en, n_cause_zh;
+    char **land_en, **land_zh;   /* landmark cues; owned; English ones lower-case */
+    int n_land_en, n_land_zh;
+    char **dev_en, **dev_zh;     /* device cues; owned; English ones lower-case */
+    int n_dev_en, n_dev_zh;
     LinkConf *conf;              /* per-rule confidence estimates; owned */
     int n_conf;
 } LinkCues;
@@ -206,6 +212,18 @@ int links_cues_lead_in(const LinkCues *c, const char *sentence, size_t at);
  * offset `at` of the sentence, in the same clause (no , ; : between): a
  * mention starting at `at` then names a cause, not what is described. */
 int links_cues_cause(const LinkCues *c, const char *sentence, size_t at);
+/* 1 when a landmark cue ("at the level of", "adjacent to", "水平") ends at
+ * most three words before byte offset `at` of the sentence, with no
+ * punctuation between: a mention starting at `at` says where the finding
+ * lies, not what the sentence describes ("a nodule adjacent to the aortic
+ * arch" is the lung's). */
+int links_cues_landmark(const LinkCues *c, const char *sentence, size_t at);
+/* 1 when a finding's term holds a device cue: a device that passes through
+ * or lies in a region (port, catheter, pacemaker lead, 导管), whose sentence
+ * names anatomies as its place ("the port chamber is observed in the right
+ * hemithorax"); a stent, graft or suture lies in the organ it treats and is
+ * no cue. */
+int links_cues_device(const LinkCues *c, const char *term);
 /* 1 when a mention's term (as matched, any case, surrounding spaces
  * ignored) is a generic cue. */
 int links_cues_generic(const LinkCues *c, const char *term);

@@ -274,6 +274,11 @@ static int load_terms(Lexicon *l, const char *text, FvErr *e)
             t.part = !strcmp(kind, "part");
             t.target = onto_anatomy(l->onto, target);
             snprintf(rule, sizeof rule, "anatomy:%s", target);
+        } else if (!strcmp(kind, "other")) {
+            t.layer = LEX_LAYER_ANAT;
+            t.kind = LK_OTHER;
+            t.target = 0;
+            snprintf(rule, sizeof rule, "other:%s", target);
         } else if (!strcmp(kind, "group")) {
             t.layer = LEX_LAYER_ANAT;
             t.kind = LK_GROUP;
@@ -310,7 +315,7 @@ static int load_terms(Lexicon *l, const char *text, FvErr *e)
             snprintf(rule, sizeof rule, "generic:%s", target);
         } else {
             err_set(e, FV_EFORMAT,
-                    "%s:%d: kind '%s' is not anatomy, part, group, finding or generic", name,
+                    "%s:%d: kind '%s' is not anatomy, part, other, group, finding or generic", name,
                     r.line, kind);
             goto out;
         }
@@ -376,9 +381,9 @@ static int trigger_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
     static const struct { const char *name; int kind; } kinds[] = {
         {"neg", LK_NEG}, {"unc", LK_UNC}, {"unc_neg", LK_UNC_NEG}, {"pseudo", LK_PSEUDO},
         {"normal", LK_NORMAL}, {"term", LK_TERM}, {"affirm", LK_AFFIRM}, {"coord", LK_COORD}, {"cmp", LK_CMP},
-        {"abnormal", LK_ABNORMAL},
+        {"abnormal", LK_ABNORMAL}, {"conclude", LK_CONCLUDE},
     };
-    LexEntry t = {.layer = LEX_LAYER_TRIG, .target = -1};
+    LexEntry t = {.layer = LEX_LAYER_TRIG, .target = -1, .aspect = -1};
     int kind = -1;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
         if (!strcmp(r->fields[c[1]], kinds[k].name))
@@ -397,9 +402,62 @@ static int trigger_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
     else
         return err_set(e, FV_EFORMAT, "%s:%d: dir '%s' is not pre, post, both or -", r->name,
                        r->line, d);
+    const char *covers = r->fields[c[4]];
+    if (strcmp(covers, "*")) {
+        for (int k = 0; k < l->n_aspect && t.aspect < 0; k++)
+            if (!strcmp(l->aspect[k], covers))
+                t.aspect = (int8_t)k;
+        if (t.aspect < 0)
+            return err_set(e, FV_EFORMAT, "%s:%d: covers '%s' is neither '*' nor an aspect of "
+                                          "parse_aspects.tsv", r->name, r->line, covers);
+        if (t.kind != LK_NORMAL)
+            return err_set(e, FV_EFORMAT, "%s:%d: only a normal statement covers an aspect",
+                           r->name, r->line);
+    }
     if (lex_add(l, r->fields[c[3]], &t, r->fields[c[0]], 1, e) < 0)
         return err_prefix(e, "%s:%d", r->name, r->line);
     return 0;
+}
+
+/* parse_aspects.tsv: aspect, task. */
+static int aspect_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
+{
+    const char *name = r->fields[c[0]], *task_id = r->fields[c[1]];
+    /* '-': an aspect that covers no task ("纵隔居中": position) */
+    int task = strcmp(task_id, "-") ? onto_finding(l->onto, task_id) : -1;
+    if (task < 0 && strcmp(task_id, "-"))
+        return err_set(e, FV_EFORMAT, "%s:%d: unknown task '%s'", r->name, r->line, task_id);
+    int k = -1;
+    for (int i = 0; i < l->n_aspect && k < 0; i++)
+        if (!strcmp(l->aspect[i], name))
+            k = i;
+    int nf = l->onto->n_find;
+    if (k < 0) {
+        if (l->n_aspect >= 100)
+            return err_set(e, FV_ELIMIT, "%s:%d: more than 100 aspects", r->name, r->line);
+        char **a = realloc(l->aspect, (size_t)(l->n_aspect + 1) * sizeof *a);
+        if (!a)
+            return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+        l->aspect = a;
+        uint8_t *at = realloc(l->aspect_task, (size_t)(l->n_aspect + 1) * (size_t)(nf ? nf : 1));
+        if (!at)
+            return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+        l->aspect_task = at;
+        memset(at + (size_t)l->n_aspect * (size_t)nf, 0, (size_t)nf);
+        if (!(a[l->n_aspect] = strdup(name)))
+            return err_set(e, FV_ENOMEM, "lexicon: out of memory");
+        k = l->n_aspect++;
+    }
+    if (task >= 0)
+        l->aspect_task[(size_t)k * (size_t)nf + (size_t)task] = 1;
+    return 0;
+}
+
+int lex_covers(const Lexicon *l, const LexEntry *x, int t)
+{
+    if (x->aspect < 0 || x->aspect >= l->n_aspect)
+        return 1;
+    return l->aspect_task[(size_t)x->aspect * (size_t)l->onto->n_find + (size_t)t];
 }
 
 /* parse_sections.tsv: section, heading. */
@@ -452,13 +510,15 @@ static int abbrev_row(Lexicon *l, const TsvReader *r, const int *c, FvErr *e)
 }
 
 static int load_tables(Lexicon *l, const char *terms_tsv, const char *generic_tsv,
-                       const char *triggers_tsv, const char *sections_tsv, const char *abbrev_tsv,
-                       FvErr *e)
+                       const char *aspects_tsv, const char *triggers_tsv, const char *sections_tsv,
+                       const char *abbrev_tsv, FvErr *e)
 {
-    static const char *const triggers[] = {"id", "kind", "dir", "term", NULL};
+    static const char *const aspects[] = {"aspect", "task", NULL};
+    static const char *const triggers[] = {"id", "kind", "dir", "term", "covers", NULL};
     static const char *const sections[] = {"section", "heading", NULL};
     static const char *const abbrev[] = {"abbrev", NULL};
     if (load_terms(l, terms_tsv, e) || load_generic(l, generic_tsv, e) ||
+        load_table(l, aspects_tsv, "parse_aspects.tsv", aspects, aspect_row, e) ||
         load_table(l, triggers_tsv, "parse_triggers.tsv", triggers, trigger_row, e) ||
         load_table(l, sections_tsv, "parse_sections.tsv", sections, section_row, e) ||
         load_table(l, abbrev_tsv, "parse_abbrev.tsv", abbrev, abbrev_row, e))
@@ -531,6 +591,10 @@ void lex_free(Lexicon **pl)
     for (int i = 0; i < l->n_abbrev; i++)
         free(l->abbrev[i]);
     free(l->abbrev);
+    for (int i = 0; i < l->n_aspect; i++)
+        free(l->aspect[i]);
+    free(l->aspect);
+    free(l->aspect_task);
     if (l->anat_tasks)
         for (int a = 0; a < l->onto->n_anat; a++)
             free(l->anat_tasks[a]);
@@ -545,8 +609,8 @@ void lex_free(Lexicon **pl)
 }
 
 int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const char *generic_tsv,
-              const char *triggers_tsv, const char *sections_tsv, const char *abbrev_tsv,
-              FvErr *e)
+              const char *aspects_tsv, const char *triggers_tsv, const char *sections_tsv,
+              const char *abbrev_tsv, FvErr *e)
 {
     *out = NULL;
     Lexicon *l = calloc(1, sizeof *l);
@@ -560,7 +624,8 @@ int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const cha
     l->hash = h;
     l->body = onto_anatomy(o, "body");
     if (hash_grow(h, l) || add_ontology(l, e) ||
-        load_tables(l, terms_tsv, generic_tsv, triggers_tsv, sections_tsv, abbrev_tsv, e) ||
+        load_tables(l, terms_tsv, generic_tsv, aspects_tsv, triggers_tsv, sections_tsv, abbrev_tsv,
+                    e) ||
         build_anat_tasks(l, e))
         goto fail;
     const char **pats = malloc((size_t)(l->n ? l->n : 1) * sizeof *pats);
@@ -647,16 +712,16 @@ static int load_one(const char *name, char **text, FvErr *e)
 
 int lex_load(Lexicon **out, const Ontology *o, FvErr *e)
 {
-    static const char *names[5] = {"parse_terms.tsv", "parse_generic.tsv", "parse_triggers.tsv",
-                                   "parse_sections.tsv", "parse_abbrev.tsv"};
-    char *t[5] = {0};
+    static const char *names[6] = {"parse_terms.tsv",    "parse_generic.tsv",  "parse_aspects.tsv",
+                                   "parse_triggers.tsv", "parse_sections.tsv", "parse_abbrev.tsv"};
+    char *t[6] = {0};
     int rc = -1;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (load_one(names[i], &t[i], e))
             goto out;
-    rc = lex_parse(out, o, t[0], t[1], t[2], t[3], t[4], e);
+    rc = lex_parse(out, o, t[0], t[1], t[2], t[3], t[4], t[5], e);
 out:
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         free(t[i]);
     return rc;
 }

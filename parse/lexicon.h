@@ -49,6 +49,12 @@ typedef enum LexKind {
     LK_CMP,       /* a comparison with an earlier study ("compared with", "较前") */
     LK_COORD,     /* coordinating word ("and", "及", "、"): a finding joined to the one
                      before it by nothing else shares its polarity */
+    LK_CONCLUDE,  /* a diagnostic conclusion ("consistent with", "考虑", "符合", "提示",
+                     "可能性大"): the finding it names is present, unless a negation or
+                     an uncertainty in scope says otherwise (parse/README.md) */
+    LK_OTHER,     /* a structure outside the ontology whose name holds an anatomy's
+                     ("胆总管" holds "胆"): matched so the shorter name is not, and it
+                     is the subject of what follows, not the anatomy before it */
 } LexKind;
 
 enum { DIR_PRE = 1, DIR_POST = 2, DIR_BOTH = 3 };
@@ -63,6 +69,7 @@ typedef struct LexEntry {
                             * ("parenchyma", "lobe"); its anatomy only when no other is named */
     int8_t ntasks;
     int16_t tasks[LEX_MAX_TASKS];
+    int8_t aspect;         /* LK_NORMAL: the aspect it covers (parse_aspects.tsv), -1 all tasks */
     int32_t target;
     char *rule;            /* rule id shown in findings/mentions ("neg.en.no", "anatomy:lung") */
 } LexEntry;
@@ -92,6 +99,12 @@ typedef struct Lexicon {
     int n_head;
     char **abbrev;              /* sorted, normalised, without the final '.' */
     int n_abbrev;
+    /* aspects of normal statements (parse_aspects.tsv): a statement of size
+     * ("心影不大", "normal heart size") covers the size tasks only.
+     * aspect_task[k * n_find + t] = 1 when aspect k covers task t. */
+    char **aspect;
+    int n_aspect;
+    uint8_t *aspect_task;
     /* per anatomy: the tasks of it (for normal statements) */
     int **anat_tasks;
     int *anat_ntasks;
@@ -104,8 +117,10 @@ typedef struct Lexicon {
 int lex_load(Lexicon **out, const Ontology *o, FvErr *e);
 /* Same, from texts (tests); NULL texts count as empty files. */
 int lex_parse(Lexicon **out, const Ontology *o, const char *terms_tsv, const char *generic_tsv,
-              const char *triggers_tsv, const char *sections_tsv, const char *abbrev_tsv,
-              FvErr *e);
+              const char *aspects_tsv, const char *triggers_tsv, const char *sections_tsv,
+              const char *abbrev_tsv, FvErr *e);
+/* 1 when normal statement entry x covers task t. */
+int lex_covers(const Lexicon *l, const LexEntry *x, int t);
 void lex_free(Lexicon **l);
 
 /* 1 when word (normalised, without the final '.') is a known abbreviation. */

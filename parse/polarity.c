@@ -80,13 +80,18 @@ static int kind_of(const Lexicon *lex, const ParseTok *t) { return lex->e[t->ent
 
 static int is_polarity_trigger(int kind)
 {
-    return kind == LK_NEG || kind == LK_UNC || kind == LK_UNC_NEG || kind == LK_PSEUDO;
+    return kind == LK_NEG || kind == LK_UNC || kind == LK_UNC_NEG || kind == LK_PSEUDO ||
+           kind == LK_CONCLUDE;
 }
 
+/* a conclusion ranks with a pseudo-negation: anything stronger in scope wins */
 static int trig_rank(int kind)
 {
-    return kind == LK_UNC_NEG ? 4 : kind == LK_NEG ? 3 : kind == LK_UNC ? 2 : kind == LK_PSEUDO ? 1 : 0;
+    return kind == LK_UNC_NEG ? 4 : kind == LK_NEG ? 3 : kind == LK_UNC ? 2
+         : kind == LK_PSEUDO || kind == LK_CONCLUDE ? 1 : 0;
 }
+
+static int is_present_trigger(int kind) { return kind == LK_PSEUDO || kind == LK_CONCLUDE; }
 
 /* Polarity of the finding token at index f (in [t0, t1)), and the rule.
  *
@@ -99,7 +104,7 @@ static int trig_rank(int kind)
  * affirmative verb or a normal statement comes first. A normal statement right
  * after the finding ("lymph nodes are not enlarged") makes it absent. */
 static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope *sc, size_t t0,
-                           size_t t1, size_t f, const char **rule)
+                           size_t t1, size_t f, const ParseSentence *st, const char **rule)
 {
     const ParseTok *ft = &r->tok[f];
     int cl = scope_index(sc->clause, sc->nclause, ft->start);
@@ -133,6 +138,23 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         }
         if (!same)
             break;
+    }
+    /* A negation or uncertainty right before a conclusion governs it and what
+     * it lists: "no finding compatible with effusion, pneumothorax or
+     * pneumonia", "未见符合...". */
+    if (pre && kind_of(lex, pre) == LK_CONCLUDE) {
+        int pseg = scope_index(sc->seg, sc->nseg, pre->start);
+        for (size_t k = (size_t)(pre - r->tok); k-- > t0;) {
+            const ParseTok *t = &r->tok[k];
+            if (scope_index(sc->seg, sc->nseg, t->start) != pseg ||
+                scope_index(sc->clause, sc->nclause, t->start) != cl)
+                break;
+            int kk = t->layer == LEX_LAYER_TRIG ? kind_of(lex, t) : -1;
+            if ((kk == LK_NEG || kk == LK_UNC || kk == LK_UNC_NEG) && (lex->e[t->entry].dir & DIR_PRE)) {
+                pre = t;
+                break;
+            }
+        }
     }
     int anat_between = 0;
     for (size_t k = f + 1; k < t1; k++) {
@@ -171,6 +193,34 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
             break;
         }
     }
+    /* Chinese: a clause that is only a change over time ("已愈合", "较前消失")
+     * or an exclusion ("待排"), after a comma, is about the clause before it:
+     * "多发肋骨陈旧性骨折，已愈合". A recommendation ("建议随访") is not. */
+    if (st->zh && !post && !normal) {
+        size_t k = f + 1;
+        while (k < t1 && scope_index(sc->clause, sc->nclause, r->tok[k].start) == cl)
+            k++;
+        int ncl = k < t1 ? scope_index(sc->clause, sc->nclause, r->tok[k].start) : -1;
+        if (ncl == cl + 1 && r->norm.s[sc->clause[cl]] == ',') {
+            const ParseTok *only = NULL;
+            int other = 0;
+            for (; k < t1 && scope_index(sc->clause, sc->nclause, r->tok[k].start) == ncl; k++) {
+                const ParseTok *t = &r->tok[k];
+                int kk = t->layer == LEX_LAYER_TRIG ? kind_of(lex, t) : -1;
+                if ((kk == LK_NEG || kk == LK_UNC_NEG || kk == LK_PSEUDO) &&
+                    (lex->e[t->entry].dir & DIR_POST) && !only)
+                    only = t;
+                else if (kk != LK_CMP)
+                    other = 1;
+            }
+            /* the trigger ends its clause: "不除外间皮瘤" names what it hedges */
+            size_t end = ncl < sc->nclause ? sc->clause[ncl] : st->nend;
+            for (size_t i = only ? only->end : end; i < end && !other; i++)
+                other = is_word((unsigned char)r->norm.s[i]) || (unsigned char)r->norm.s[i] >= 0x80;
+            if (only && !other)
+                post = only;
+        }
+    }
     if (normal == ft)
         normal = NULL;
     int kpre = pre ? kind_of(lex, pre) : -1, kpost = post ? kind_of(lex, post) : -1;
@@ -190,8 +240,8 @@ static int decide_polarity(const Lexicon *lex, const ParseResult *r, const Scope
         *rule = lex->e[normal->entry].rule;
         return PARSE_ABSENT;
     }
-    if (kpre == LK_PSEUDO || kpost == LK_PSEUDO) {
-        *rule = lex->e[(kpre == LK_PSEUDO ? pre : post)->entry].rule;
+    if (is_present_trigger(kpre) || is_present_trigger(kpost)) {
+        *rule = lex->e[(is_present_trigger(kpre) ? pre : post)->entry].rule;
         return PARSE_PRESENT;
     }
     *rule = RULE_PRESENT;
@@ -227,6 +277,7 @@ typedef struct GenericWalk {
     int max, nt, found, named;
     int part;          /* the first part word met ("parenchyma"), or -1: used when nothing
                         * more specific is named in the clause */
+    int other;         /* the walk stopped at a structure outside the ontology ("胆总管扩张") */
 } GenericWalk;
 
 /* 1 when token k lies inside a finding token other than ft. Tokens are
@@ -253,8 +304,13 @@ static int generic_step(GenericWalk *w, size_t k)
         return 0;
     /* a negation or uncertainty does not separate: "胸腔及心包未见积液" */
     if (x->kind == LK_GROUP || x->kind == LK_AFFIRM || x->kind == LK_COORD || x->kind == LK_CMP ||
-        x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG)
+        x->kind == LK_NEG || x->kind == LK_UNC || x->kind == LK_UNC_NEG || x->kind == LK_CONCLUDE)
         return 1;
+    /* a structure outside the ontology is what the word is about ("胆总管结石") */
+    if (x->kind == LK_OTHER) {
+        w->other = 1;
+        return 0;
+    }
     if (x->kind != LK_ANATOMY)
         /* a finding or an abnormality word overlapping the word itself is no separator */
         return (t->layer == LEX_LAYER_FIND || x->kind == LK_ABNORMAL) && t->start < w->ft->end &&
@@ -343,14 +399,15 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
         if (kind == LK_ANATOMY || kind == LK_GROUP) {
             if (ks > last)
                 last = ks;
-        } else if (kind != LK_AFFIRM && kind != LK_COORD && kind != LK_CMP && ks > seg) {
+        } else if (kind != LK_AFFIRM && kind != LK_COORD && kind != LK_CMP && kind != LK_CONCLUDE &&
+                   ks > seg) {
             /* a segment with its own finding or trigger ends the list */
             if (ks <= last)
                 last = ks - 1;
             break;
         }
     }
-    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1};
+    GenericWalk w = {lex, r, sc, ft, t0, t1, g, seg, last, tasks, max, 0, 0, 0, -1, 0};
     /* walk out from the word both ways; a finding or a trigger (other than an
      * affirmative verb) between the word and an anatomy separates them:
      * "plaques in the aorta with a normal heart size" */
@@ -359,8 +416,9 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     for (size_t k = f; k > t0 && generic_step(&w, k - 1); k--)
         ;
     int nt = w.nt, found = w.found, named = w.named;
-    /* an anatomy named next to the word where it means nothing: nothing */
-    if (found || named)
+    /* an anatomy named next to the word where it means nothing: nothing; a
+     * structure we do not model named next to it: its finding, not ours */
+    if (found || named || w.other)
         return nt;
     /* A comparison with no anatomy in its segment, after a finding, is about
      * that finding: "肝内见囊肿，较前增大" (the cyst grew, not the liver),
@@ -418,6 +476,22 @@ static int resolve_generic(const Lexicon *lex, const ParseResult *r, const Scope
     return nt;
 }
 
+/* 1 when token k lies inside a normal statement token (a trigger). Tokens
+ * are sorted by start, then layer: one starting where k starts comes after it. */
+static int inside_normal(const Lexicon *lex, const ParseResult *r, size_t t0, size_t t1, size_t k)
+{
+    const ParseTok *t = &r->tok[k];
+    for (size_t j = k + 1; j < t1 && r->tok[j].start == t->start; j++)
+        if (r->tok[j].layer == LEX_LAYER_TRIG && kind_of(lex, &r->tok[j]) == LK_NORMAL &&
+            r->tok[j].end >= t->end)
+            return 1;
+    for (size_t j = k; j-- > t0 && r->tok[j].start + 64 > t->start;)
+        if (r->tok[j].layer == LEX_LAYER_TRIG && kind_of(lex, &r->tok[j]) == LK_NORMAL &&
+            r->tok[j].end >= t->end)
+            return 1;
+    return 0;
+}
+
 /* Anatomies a normal statement at token n speaks of: the anatomy mentions
  * next to it in its clause, up to the nearest finding or polarity trigger.
  * In Chinese the subject of a sentence carries over its commas ("双肺透亮度可，
@@ -457,9 +531,19 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
                 in = kc;
             }
             int kind = kind_of(lex, t);
+            /* a finding word inside an earlier normal statement ("胆囊未见增大，
+             * 壁不厚") is part of that statement, not a finding between */
+            if ((kind == LK_TASK || kind == LK_GENERIC) && inside_normal(lex, r, t0, t1, k))
+                continue;
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
                     ment[cnt++] = k;
+            } else if (kind == LK_OTHER) {
+                /* "胆囊不大，胆总管未见扩张": the statement is the duct's, a
+                 * structure we do not model; it says nothing of the organ before */
+                if (cnt == 0)
+                    return 0;
+                break;
             } else if (kind == LK_TASK || kind == LK_GENERIC || is_polarity_trigger(kind)) {
                 break;
             }
@@ -500,7 +584,8 @@ static int normal_targets(const Lexicon *lex, const ParseResult *r, const Scope 
             if (kind == LK_ANATOMY || kind == LK_GROUP) {
                 if (cnt < max)
                     ment[cnt++] = k;
-            } else if (kind == LK_TASK || kind == LK_GENERIC || is_polarity_trigger(kind)) {
+            } else if (kind == LK_TASK || kind == LK_GENERIC || kind == LK_OTHER ||
+                       is_polarity_trigger(kind)) {
                 break;
             }
         }
@@ -611,7 +696,7 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
         if (nt == 0)
             continue;
         const char *rule;
-        int pol = decide_polarity(lex, r, sc, t0, t1, k, &rule);
+        int pol = decide_polarity(lex, r, sc, t0, t1, k, &st, &rule);
         if (rule == RULE_PRESENT && prev != SIZE_MAX && coordinated(lex, r, sc, t0, t1, prev, k)) {
             pol = prev_pol;
             rule = prev_rule;
@@ -661,6 +746,9 @@ int pol_analyse_sentence(const Parser *p, ParseResult *r, int si, size_t t0, siz
                 for (int j = 0; j < lex->anat_ntasks[an]; j++) {
                     int task = lex->anat_tasks[an][j];
                     if (r->stamp[task] == si || r->stamp[task] == -2 - si)
+                        continue;
+                    /* "心影不大" is about size: not calcification, not effusion */
+                    if (kind == LK_NORMAL && !lex_covers(lex, &lex->e[nt->entry], task))
                         continue;
                     r->stamp[task] = -2 - si;   /* one normal finding per task and sentence */
                     if (add_finding(r, si, task, PARSE_ABSENT, a, b, lex->e[nt->entry].rule, 1, e))
@@ -720,13 +808,14 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
     for (int piece = 0; piece <= nb && ncut < 64; piece++) {
         size_t a = piece == 0 ? st.nstart : sc->seg[piece - 1];
         size_t b = piece == nb ? st.nend : sc->seg[piece];
-        int set[64], nset = 0;
+        int set[64], nset = 0, nfound = 0;
         for (int pass = 0; pass < 2; pass++) {
             int from = pass ? f0 : m0, to = pass ? r->nfind : r->nment;
             for (int i = from; i < to; i++) {
                 size_t pos = pass ? r->find[i].nstart : r->ment[i].nstart;
                 if (pos < a || pos >= b)
                     continue;
+                nfound += pass;
                 int an = item_anatomy(p, r, pass, i);
                 if (an < 0)
                     continue;
@@ -743,7 +832,10 @@ int pol_split_long(const Parser *p, ParseResult *r, int si, int m0, int f0, cons
         for (int i = 0; i < nset; i++)
             for (int k = 0; k < ncur; k++)
                 overlap |= set[i] == cur[k];
-        if (ncur > 0 && !overlap && piece > 0) {
+        /* a piece that states no finding of its own says where the finding
+         * before it lies or reaches ("A mass is observed in the right hilar
+         * region, surrounding the left main bronchus"): no cut */
+        if (ncur > 0 && !overlap && piece > 0 && nfound > 0) {
             /* cut after a punctuation mark; a terminator word ("which",
              * "but") starts the next piece */
             unsigned char bc = (unsigned char)r->norm.s[a];

@@ -107,11 +107,65 @@ int sent_has_content(const char *s, size_t a, size_t b)
     return 0;
 }
 
+/* Bytes of a list number at s[a, b) followed by its blank space: "1." "2、"
+ * "3)" "(4)" "①" (normalised to "1"), "一、"; 0 when there is none. A
+ * decimal ("1.5 cm") or a count ("2 nodules") is no list number. */
+static size_t list_marker(const ParseResult *r, size_t a, size_t b)
+{
+    const char *s = r->norm.s;
+    size_t k = a;
+    if (k < b && s[k] == '(') {
+        size_t d = ++k;
+        while (k < b && is_digit((unsigned char)s[k]) && k - d < 2)
+            k++;
+        if (k == d || k >= b || s[k] != ')')
+            return 0;
+        k++;
+    } else if (k < b && is_digit((unsigned char)s[k])) {
+        size_t d = k;
+        while (k < b && is_digit((unsigned char)s[k]) && k - d < 2)
+            k++;
+        if (k < b && is_digit((unsigned char)s[k]))
+            return 0;
+        /* a circled number of the original ("①") was normalised to digits */
+        size_t oa, ob;
+        norm_orig_span(&r->norm, d, k, &oa, &ob);
+        const unsigned char *o = (const unsigned char *)r->norm.orig;
+        int circled = ob - oa == 3 && o[oa] == 0xE2 && o[oa + 1] == 0x91 && o[oa + 2] >= 0xA0 &&
+                      o[oa + 2] <= 0xB3;
+        if (circled) {
+            /* done */
+        } else if (k < b && (s[k] == '.' || s[k] == ')') &&
+                   !(k + 1 < b && is_digit((unsigned char)s[k + 1]))) {
+            k++;
+        } else if (is_zh_enum(s, k, b)) {
+            k += 3;
+        } else {
+            return 0;
+        }
+    } else {
+        /* 一、 ... 十、: a Chinese numeral and the enumeration comma */
+        static const char *const zh_num[] = {"一", "二", "三", "四", "五", "六", "七", "八", "九", "十"};
+        size_t j = k;
+        for (size_t z = 0; z < sizeof zh_num / sizeof zh_num[0] && j == k; z++)
+            if (k + 3 <= b && !memcmp(s + k, zh_num[z], 3))
+                j = k + 3;
+        if (j == k || !is_zh_enum(s, j, b))
+            return 0;
+        k = j + 3;
+    }
+    while (k < b && is_space((unsigned char)s[k]))
+        k++;
+    return k - a;
+}
+
 int sent_add(ParseResult *r, int sec, size_t a, size_t b, FvErr *e)
 {
     const char *s = r->norm.s;
     while (a < b && is_space((unsigned char)s[a]))
         a++;
+    /* list numbers are not part of the sentence (nor of a training text) */
+    a += list_marker(r, a, b);
     while (b > a && is_space((unsigned char)s[b - 1]))
         b--;
     if (!sent_has_content(s, a, b))

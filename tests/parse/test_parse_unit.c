@@ -128,7 +128,7 @@ static void test_automaton_matches_naive_search(void)
     }
 }
 
-static void test_sentence_offsets_point_at_original_text(void)
+static void test_sentence_offsets_point_at_original_text_without_list_numbers(void)
 {
     ParseResult r = {0};
     FvErr e = {0};
@@ -136,7 +136,7 @@ static void test_sentence_offsets_point_at_original_text(void)
                      "Impression: 1. Nodule. 2. No effusion.";
     CHECK_OK(parse_report(P, in, strlen(in), PARSE_LANG_EN, &r, &e), &e);
     const char *want[] = {"A 1.5 cm nodule (approx. 2 mm wall) in the RUL.", "No effusion!",
-                          "1. Nodule.", "2. No effusion."};
+                          "Nodule.", "No effusion."};   /* list numbers are not sentence text */
     int sec[] = {SEC_FINDINGS, SEC_FINDINGS, SEC_IMPRESSION, SEC_IMPRESSION};
     CHECK_EQ_INT(r.nsent, 4);
     for (int i = 0; i < r.nsent && i < 4; i++) {
@@ -160,7 +160,8 @@ static void test_chinese_sentences_split_at_stops_and_numbers(void)
     FvErr e = {0};
     const char *in = "影像所见：双肺纹理清晰；右肺上叶见结节。\n诊断：1、右肺结节 2、肺气肿（1）胸腔积液";
     CHECK_OK(parse_report(P, in, strlen(in), PARSE_LANG_ZH, &r, &e), &e);
-    const char *want[] = {"双肺纹理清晰；", "右肺上叶见结节。", "1、右肺结节", "2、肺气肿", "（1）胸腔积液"};
+    /* list numbers are split at and left out of the sentence */
+    const char *want[] = {"双肺纹理清晰；", "右肺上叶见结节。", "右肺结节", "肺气肿", "胸腔积液"};
     CHECK_EQ_INT(r.nsent, 5);
     for (int i = 0; i < r.nsent && i < 5; i++) {
         const ParseSentence *s = &r.sent[i];
@@ -194,13 +195,13 @@ static void test_bad_rule_file_names_file_and_line(void)
 {
     Lexicon *lex = NULL;
     FvErr e = {0};
-    const char *trig = "id\tlang\tkind\tdir\tterm\nneg.x\ten\tneg\tpre\tno\nbad.x\ten\tnegate\tpre\tnope\n";
-    int rc = lex_parse(&lex, P->onto, NULL, NULL, trig, NULL, NULL, &e);
+    const char *trig = "id\tlang\tkind\tdir\tterm\tcovers\nneg.x\ten\tneg\tpre\tno\t*\nbad.x\ten\tnegate\tpre\tnope\t*\n";
+    int rc = lex_parse(&lex, P->onto, NULL, NULL, NULL, trig, NULL, NULL, &e);
     CHECK(rc == -1, "a bad trigger kind was accepted");
     CHECK(strstr(e.msg, "parse_triggers.tsv:3") && strstr(e.msg, "negate"),
           "message '%s' does not name the file, line and kind", e.msg);
     const char *terms = "kind\ttarget\tlang\tterm\nfinding\tno_such_task\ten\tfoo\n";
-    rc = lex_parse(&lex, P->onto, terms, NULL, NULL, NULL, NULL, &e);
+    rc = lex_parse(&lex, P->onto, terms, NULL, NULL, NULL, NULL, NULL, &e);
     CHECK(rc == -1 && strstr(e.msg, "parse_terms.tsv:2") && strstr(e.msg, "no_such_task"),
           "unknown task: '%s'", e.msg);
 }
@@ -432,6 +433,66 @@ static void test_every_anatomy_and_group_has_normal_statements(void)
     parse_result_free(&r);
 }
 
+/* Longest match everywhere: for every pair of terms of the anatomy layer
+ * (anatomies, groups, structures outside the ontology) or of the finding
+ * layer where one holds the other ("肾上腺" holds "肾", "胆总管" holds "胆",
+ * "pulmonary artery" holds "pulmonary"), the longer term alone is read as
+ * itself: its anatomy (or nothing, for an outside structure), never the
+ * shorter one's. Enumerates every such pair of the lexicon. */
+static void test_a_term_holding_another_is_read_as_itself(void)
+{
+    const Lexicon *lex = P->lex;
+    ParseResult r = {0};
+    FvErr e = {0};
+    char text[512], name[128];
+    int pairs = 0, bad = 0;
+    for (int i = 0; i < lex->n; i++) {
+        const LexEntry *a = &lex->e[i];
+        if (a->layer != LEX_LAYER_ANAT && a->layer != LEX_LAYER_FIND)
+            continue;
+        int holds = 0;
+        for (int j = 0; j < lex->n && !holds; j++) {
+            const LexEntry *b = &lex->e[j];
+            holds = j != i && b->layer == a->layer && b->len < a->len && strstr(a->term, b->term) &&
+                    (b->kind != a->kind || b->target != a->target || b->kind == LK_TASK);
+        }
+        if (!holds)
+            continue;
+        pairs++;
+        int zh = (unsigned char)a->term[0] >= 0x80;
+        snprintf(text, sizeof text, zh ? "%s。" : "%s.", a->term);
+        if (parse_report(P, text, strlen(text), zh ? PARSE_LANG_ZH : PARSE_LANG_EN, &r, &e)) {
+            CHECK(0, "%s: %s", text, e.msg);
+            continue;
+        }
+        int ok = 1;
+        if (a->layer == LEX_LAYER_ANAT) {
+            /* exactly one mention, spanning the whole term, of the term's target */
+            int want = a->kind == LK_OTHER ? 0 : 1;
+            ok = r.nment == want;
+            if (ok && want) {
+                const ParseMention *m = &r.ment[0];
+                ok = m->nend - m->nstart == a->len &&
+                     (a->kind == LK_ANATOMY ? m->anatomy == a->target : m->group == a->target);
+            }
+        } else {
+            /* no finding comes from a shorter term inside it */
+            for (int k = 0; k < r.nfind && ok; k++)
+                ok = r.find[k].nend - r.find[k].nstart == a->len || r.find[k].normal;
+        }
+        if (!ok && bad++ < 15) {
+            fprintf(stderr, "  '%s' (%s): %d mention(s)", a->term, a->rule, r.nment);
+            for (int k = 0; k < r.nment; k++)
+                fprintf(stderr, " %s", parse_mention_name(P, &r.ment[k], name, sizeof name));
+            fprintf(stderr, "\n");
+        }
+    }
+    fprintf(stderr, "longest match: %d terms that hold another term checked\n", pairs);
+    CHECK(pairs > 100, "only %d terms hold another: the enumeration is broken", pairs);
+    CHECK(bad == 0, "%d of %d terms holding another term are not read as themselves", bad, pairs);
+    parse_result_free(&r);
+}
+
 static void test_language_detection(void)
 {
     const char *zh = "双肺纹理清晰，未见异常。CT";
@@ -452,7 +513,7 @@ int main(void)
     RUN(test_normalise_maps_every_span_back_to_the_original);
     RUN(test_normalise_replaces_invalid_utf8_and_drops_nul);
     RUN(test_automaton_matches_naive_search);
-    RUN(test_sentence_offsets_point_at_original_text);
+    RUN(test_sentence_offsets_point_at_original_text_without_list_numbers);
     RUN(test_chinese_sentences_split_at_stops_and_numbers);
     RUN(test_labels_aggregate_present_over_uncertain_over_absent);
     RUN(test_bad_rule_file_names_file_and_line);
@@ -464,6 +525,7 @@ int main(void)
     RUN(test_language_detection);
     RUN(test_every_ontology_term_is_its_task);
     RUN(test_every_anatomy_and_group_has_normal_statements);
+    RUN(test_a_term_holding_another_is_read_as_itself);
     parser_free(&P);
     return test_finish();
 }
