@@ -570,6 +570,7 @@ static int trainer_step(Trainer *t, FvErr *e)
     t->epoch_n++;
     t->res->loss = loss;
     t->res->wait_s += wait;
+    t->res->studies += nb;
     Metrics *m = t->metrics;
     int64_t run = t->run.id;
     if (metric_add(m, t->db, run, step, epoch, "loss", loss, e) ||
@@ -592,7 +593,7 @@ static int trainer_step(Trainer *t, FvErr *e)
  * val_loss metric of the epoch just ended. */
 static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
 {
-    double sum = 0.0;
+    double t0 = now_seconds(), sum = 0.0;
     int batches = 0;
     for (int last = t->n_valid == 0; !last;) {
         PipeJob *j = next_job(t, PIPE_VALID, e);
@@ -618,6 +619,7 @@ static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
         t->res->loss = t->epoch_loss / t->epoch_n;
     t->epoch_loss = 0.0;
     t->epoch_n = 0;
+    t->res->valid_s += now_seconds() - t0;
     return 0;
 }
 
@@ -625,12 +627,14 @@ static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
  * gathered so far. */
 static int trainer_checkpoint(Trainer *t, FvErr *e)
 {
+    double t0 = now_seconds();
     CkptState st = {t->step, t->step / t->spe, &t->drng, t->order, t->n_train};
     if (ckpt_save(t->a->out_path, &t->net, &t->tok, t->anat_ids, t->set.n_anat, &st, &t->meta,
                   e) ||
         metrics_flush(t->metrics, t->db, t->run.id, e))
         return -1;
     t->saved = 1;
+    t->res->ckpt_s += now_seconds() - t0;
     return 0;
 }
 
@@ -721,6 +725,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     int rc = -1, stopped = 0;
     if (trainer_setup(&t, cfg, e))
         goto out;
+    double t_loop = now_seconds();
     Progress prog;
     progress_start(&prog, "train", t.total, "steps");
     progress_set(&prog, t.step);
@@ -728,6 +733,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
         if (trainer_epoch(&t, &prog, &stopped, e))
             goto out;
     progress_end(&prog);
+    res->loop_s = now_seconds() - t_loop;
     res->stopped = stopped;
     /* a resumed run that had nothing left to do still leaves a model */
     if ((!t.saved && trainer_checkpoint(&t, e)) || metrics_flush(t.metrics, t.db, t.run.id, e) ||

@@ -64,7 +64,10 @@ typedef struct TrainResult {
     int64_t step, steps;
     double loss, val_loss;     /* last step's loss (mean of the last epoch), last validation */
     double seconds;
+    double loop_s;             /* of which in the epochs: steps, validation, checkpoints */
     double wait_s;             /* of which the steps waited for their batches */
+    double valid_s, ckpt_s;    /* of which validation, checkpoints */
+    int64_t studies;           /* training studies the steps of this process took */
     int stopped;               /* stopped by *stop before the end */
     int n_train, n_valid, n_anat, vocab;
     size_t params;
