@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "loss.h"
 #include "ops.h"
 
@@ -35,7 +36,10 @@ struct DpStep {
     float *img, *txt;          /* (R, D) group order */
     float *dimg, *dtxt;        /* (R, D) group order */
     float *tgt, *scratch;      /* (B, B), contrast_scratch_size(B) */
+    double loss_s;             /* seconds in the global batch's loss, every step */
 };
+
+double dp_loss_seconds(const DpStep *dp) { return dp->loss_s; }
 
 void dp_free(DpStep **pp)
 {
@@ -285,6 +289,7 @@ int dp_step(DpStep *p, Net *n, const PipeJob *j, int backward, float *loss_out, 
             memset(p->gdis + (size_t)k * p->words, 0, (size_t)p->words * sizeof(uint64_t));
     }
     /* the loss of each group, as net_step computes it */
+    double t0 = now_seconds();
     float tau = n->w.temp[0], dtau = 0.0f;
     double loss = 0.0;
     for (int g = 0; g < ng; g++) {
@@ -299,6 +304,7 @@ int dp_step(DpStep *p, Net *n, const PipeJob *j, int backward, float *loss_out, 
     }
     *loss_out = (float)loss;
     *ng_out = ng;
+    p->loss_s += now_seconds() - t0;
     if (!backward)
         return 0;
     /* 4. this rank's rows backward; the sums start tower by tower */

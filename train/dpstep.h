@@ -42,5 +42,8 @@ void dp_free(DpStep **dp);
  * *pairs: its image-text pairs. */
 int dp_step(DpStep *dp, Net *n, const PipeJob *j, int backward, float *loss, int *ng, int *pairs,
             FvErr *e);
+/* Seconds spent in the global batch's loss (on every rank the same work:
+ * it grows with the square of the global batch), over all steps so far. */
+double dp_loss_seconds(const DpStep *dp);
 
 #endif
