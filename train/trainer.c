@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,19 @@ typedef struct Trainer {
     double epoch_loss;         /* sum over the epoch's steps so far */
     int epoch_n;
     int saved;                 /* a checkpoint holds the current step */
+    /* the checkpoint being written on a thread of its own (rank 0) */
+    struct {
+        pthread_t th;
+        int running;
+        float *mem;            /* (3, n_floats) parameters, AdamW m, v at its step */
+        int *order;            /* (n_train) */
+        Rng rng;
+        Net snap;              /* views of mem, the table and config of net */
+        CkptState st;
+        int rc;
+        FvErr err;
+        double seconds;
+    } ck_async;
 } Trainer;
 
 /* Opens the corpus and the run record, builds the vocabulary and the
@@ -666,8 +680,37 @@ static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
     return 0;
 }
 
-/* Writes the checkpoint of the current step (atomically) and the metrics
- * gathered so far. */
+/* The checkpoint is written by a thread of its own from a copy of the state
+ * (parameters, AdamW moments, data RNG and order: a memcpy), so the steps go
+ * on while it is serialised and synced; the file appears by rename, whole,
+ * as before. One write at a time: the next checkpoint, and the end of the
+ * run, wait for it and fail with its error. */
+static void *ckpt_thread(void *arg)
+{
+    Trainer *t = arg;
+    double t0 = now_seconds();
+    t->ck_async.rc = ckpt_save(t->a->out_path, &t->ck_async.snap, &t->tok, t->anat_ids,
+                               t->set.n_anat, &t->ck_async.st, &t->meta, &t->ck_async.err);
+    t->ck_async.seconds = now_seconds() - t0;
+    return NULL;
+}
+
+/* Waits for the checkpoint being written; its error, if it failed. */
+static int ckpt_wait(Trainer *t, FvErr *e)
+{
+    if (!t->ck_async.running)
+        return 0;
+    pthread_join(t->ck_async.th, NULL);
+    t->ck_async.running = 0;
+    if (t->ck_async.rc) {
+        *e = t->ck_async.err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts writing the checkpoint of the current step (atomically) and
+ * records the metrics gathered so far. */
 static int trainer_checkpoint(Trainer *t, FvErr *e)
 {
     double t0 = now_seconds();
@@ -676,10 +719,31 @@ static int trainer_checkpoint(Trainer *t, FvErr *e)
         t->saved = 1;
         return 0;
     }
-    CkptState st = {t->step, t->step / t->spe, &t->drng, t->order, t->n_train};
-    if (ckpt_save(t->a->out_path, &t->net, &t->tok, t->anat_ids, t->set.n_anat, &st, &t->meta,
-                  e) ||
-        metrics_flush(t->metrics, t->db, t->run.id, e))
+    if (ckpt_wait(t, e))
+        return -1;
+    size_t nf = t->net.n_floats;
+    if (!t->ck_async.mem) {
+        t->ck_async.mem = malloc(3 * nf * sizeof(float));
+        t->ck_async.order = malloc((size_t)t->n_train * sizeof(int));
+        if (!t->ck_async.mem || !t->ck_async.order)
+            return err_set(e, FV_ENOMEM, "checkpoint: out of memory");
+    }
+    float *m = t->ck_async.mem;
+    memcpy(m, t->net.params, nf * sizeof(float));
+    memcpy(m + nf, t->net.adam_m, nf * sizeof(float));
+    memcpy(m + 2 * nf, t->net.adam_v, nf * sizeof(float));
+    memcpy(t->ck_async.order, t->order, (size_t)t->n_train * sizeof(int));
+    t->ck_async.rng = t->drng;
+    t->ck_async.snap = t->net;
+    t->ck_async.snap.params = m;
+    t->ck_async.snap.adam_m = m + nf;
+    t->ck_async.snap.adam_v = m + 2 * nf;
+    t->ck_async.st = (CkptState){t->step, t->step / t->spe, &t->ck_async.rng, t->ck_async.order,
+                                 t->n_train};
+    if (pthread_create(&t->ck_async.th, NULL, ckpt_thread, t) != 0)
+        return err_set(e, FV_EIO, "checkpoint: cannot start its writer thread");
+    t->ck_async.running = 1;
+    if (metrics_flush(t->metrics, t->db, t->run.id, e))
         return -1;
     t->saved = 1;
     t->res->ckpt_s += now_seconds() - t0;
@@ -734,6 +798,12 @@ static int trainer_record(Trainer *t, FvErr *e)
 static void trainer_finish(Trainer *t, int rc)
 {
     TrainResult *res = t->res;
+    FvErr ce = {0};
+    /* a run that failed early may still have a checkpoint on its way */
+    if (ckpt_wait(t, &ce))
+        log_error("%s", ce.msg);
+    free(t->ck_async.mem);
+    free(t->ck_async.order);
     if (t->run_open) {
         Buf counts = {0};
         buf_printf(&counts,
@@ -788,8 +858,8 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     res->loop_s = now_seconds() - t_loop;
     res->stopped = stopped;
     /* a resumed run that had nothing left to do still leaves a model */
-    if ((!t.saved && trainer_checkpoint(&t, e)) || metrics_flush(t.metrics, t.db, t.run.id, e) ||
-        trainer_record(&t, e))
+    if ((!t.saved && trainer_checkpoint(&t, e)) || ckpt_wait(&t, e) ||
+        metrics_flush(t.metrics, t.db, t.run.id, e) || trainer_record(&t, e))
         goto out;
     res->step = t.step;
     res->seconds = now_seconds() - t_start;
