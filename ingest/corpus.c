@@ -154,56 +154,68 @@ int corpus_sweep(Corpus *c, int *n_tmp, int *n_orphans, FvErr *e)
 
 /* ---------------------------------------------------------------- sources */
 
-int corpus_source_status(Corpus *c, const char *sha, char status[16], FvErr *e)
+int corpus_source_status(Corpus *c, const char *sha, const char *path, const char *member,
+                         char status[16], FvErr *e)
 {
-    sqlite3_stmt *st;
+    Buf pb = {0}, mb = {0};
+    sqlite3_stmt *st = NULL;
     status[0] = '\0';
-    if (db_prepare(c->db, &st,
-                   "SELECT status FROM sources WHERE sha256 = ? "
-                   "ORDER BY status = 'failed', id LIMIT 1",
-                   e))
-        return -1;
-    int rc = db_bindf(c->db, st, e, "s", sha);
+    int rc = corpus_clean(c, path, &pb, e) || corpus_clean(c, member, &mb, e) ? -1 : 0;
+    if (rc == 0)
+        rc = db_prepare(c->db, &st,
+                        "SELECT status FROM sources WHERE sha256 = ? AND path = ? AND member = ? "
+                        "ORDER BY status = 'failed', id LIMIT 1",
+                        e);
+    if (rc == 0)
+        rc = db_bindf(c->db, st, e, "sss", sha, pb.data, mb.data);
     if (rc == 0)
         rc = db_step(c->db, st, e);
     if (rc == 1)
         snprintf(status, 16, "%s", (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
+    buf_free(&pb);
+    buf_free(&mb);
     return rc < 0 ? -1 : rc;
 }
 
-const char *corpus_clean(Corpus *c, const char *in, char *buf, size_t n)
+int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e)
 {
-    if (!c->scrub || !in)
-        return in;
-    c->scrub(c->scrub_ctx, in, buf, n);
-    return buf;
+    buf_reset(out);
+    if (!in)
+        in = "";
+    if (c->scrub ? c->scrub(c->scrub_ctx, in, out, e) : buf_puts(out, in))
+        return c->scrub ? -1 : err_set(e, FV_ENOMEM, "out of memory");
+    if (!out->data && buf_puts(out, ""))
+        return err_set(e, FV_ENOMEM, "out of memory");
+    return 0;
 }
 
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
                       FvErr *e)
 {
-    char pb[4200], mb[4200];
-    path = corpus_clean(c, path, pb, sizeof pb);
-    member = corpus_clean(c, member, mb, sizeof mb);
-    if (study_id > 0)
-        return db_run(c->db, e,
-                      "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
-                      "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                      "ON CONFLICT (sha256, kind) DO UPDATE SET status = excluded.status, "
-                      "study_id = excluded.study_id, run_id = excluded.run_id, "
-                      "path = excluded.path, member = excluded.member "
-                      "WHERE sources.status = 'failed'",
-                      "sssissii", path, member ? member : "", sha, size, kind, status, study_id,
-                      c->run->id);
-    return db_run(c->db, e,
-                  "INSERT INTO sources (path, member, sha256, size, kind, status, run_id) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?) "
-                  "ON CONFLICT (sha256, kind) DO UPDATE SET status = excluded.status, "
-                  "run_id = excluded.run_id, path = excluded.path, member = excluded.member "
-                  "WHERE sources.status = 'failed'",
-                  "sssissi", path, member ? member : "", sha, size, kind, status, c->run->id);
+    Buf pb = {0}, mb = {0};
+    int rc = corpus_clean(c, path, &pb, e) || corpus_clean(c, member, &mb, e) ? -1 : 0;
+    if (rc == 0 && study_id > 0)
+        rc = db_run(c->db, e,
+                    "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
+                    "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
+                    "status = excluded.status, study_id = excluded.study_id, "
+                    "run_id = excluded.run_id WHERE sources.status = 'failed'",
+                    "sssissii", pb.data, mb.data, sha, size, kind, status, study_id,
+                    c->run->id);
+    else if (rc == 0)
+        rc = db_run(c->db, e,
+                    "INSERT INTO sources (path, member, sha256, size, kind, status, run_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
+                    "status = excluded.status, run_id = excluded.run_id "
+                    "WHERE sources.status = 'failed'",
+                    "sssissi", pb.data, mb.data, sha, size, kind, status, c->run->id);
+    buf_free(&pb);
+    buf_free(&mb);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- studies */
@@ -405,11 +417,15 @@ int corpus_volume_put(Corpus *c, const VolumeRow *r, int64_t *id, FvErr *e)
              r->src_spacing[2]);
     json_affine(r->src_affine, src_aff, sizeof src_aff);
     json_affine(r->grid->affine, aff, sizeof aff);
-    char sb[4200];
-    const char *source = corpus_clean(c, r->source, sb, sizeof sb);
+    Buf sb = {0};
+    if (corpus_clean(c, r->source, &sb, e)) {
+        buf_free(&sb);
+        return -1;
+    }
+    const char *source = sb.data;
     double sp[3];
     vol_spacing(r->grid, sp);
-    if (db_run(c->db, e,
+    int rc = db_run(c->db, e,
                "INSERT INTO volumes (study_id, sha256, source, src_dims, src_spacing, src_affine, "
                "src_orient, src_dtype, nz, ny, nx, sz, sy, sx, affine, shard, tensor, hu_min, "
                "hu_max, hu_mean, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -417,7 +433,9 @@ int corpus_volume_put(Corpus *c, const VolumeRow *r, int64_t *id, FvErr *e)
                "isssssssiiidddssddds", r->study_id, r->sha, source, dims, spacing, src_aff,
                r->src_orient, r->src_dtype, r->grid->nz, r->grid->ny, r->grid->nx, sp[2], sp[1],
                sp[0], aff, r->shard, r->hu_min, r->hu_max, r->hu_mean,
-               r->notes && *r->notes ? r->notes : NULL))
+               r->notes && *r->notes ? r->notes : NULL);
+    buf_free(&sb);
+    if (rc)
         return -1;
     *id = db_last_id(c->db);
     return 0;
@@ -427,24 +445,26 @@ int corpus_mask_put(Corpus *c, int64_t study_id, int64_t volume_id, const char *
                     const char *source, const char *shard, const char *labels_json,
                     int resampled, FvErr *e)
 {
-    char sb[4200];
-    source = corpus_clean(c, source, sb, sizeof sb);
-    return db_run(c->db, e,
+    Buf sb = {0};
+    int rc = corpus_clean(c, source, &sb, e) ? -1 : db_run(c->db, e,
                   "INSERT INTO masks (study_id, volume_id, sha256, source, shard, tensor, labels, "
                   "resampled) VALUES (?, ?, ?, ?, ?, 'mask', ?, ?)",
-                  "iissssi", study_id, volume_id, sha, source, shard, labels_json,
+                  "iissssi", study_id, volume_id, sha, sb.data, shard, labels_json,
                   (int64_t)resampled);
+    buf_free(&sb);
+    return rc;
 }
 
 int corpus_report_put(Corpus *c, int64_t study_id, const char *sha, const char *source,
                       const char *format, const char *language, const char *encoding,
                       const char *text, int n_phi, FvErr *e)
 {
-    char sb[4200];
-    source = corpus_clean(c, source, sb, sizeof sb);
-    return db_run(c->db, e,
+    Buf sb = {0};
+    int rc = corpus_clean(c, source, &sb, e) ? -1 : db_run(c->db, e,
                   "INSERT INTO reports (study_id, sha256, source, format, language, encoding, "
                   "text, n_phi) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                  "issssssi", study_id, sha, source, format, language, encoding, text,
+                  "issssssi", study_id, sha, sb.data, format, language, encoding, text,
                   (int64_t)n_phi);
+    buf_free(&sb);
+    return rc;
 }

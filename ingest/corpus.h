@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "error.h"
 #include "run.h"
@@ -25,8 +26,10 @@
 
 /* Names of files and members can carry identifiers (hospitals name
  * archives by accession number): every path-like string is passed through
- * this before it is stored; out receives the de-identified text. */
-typedef void (*CorpusScrub)(void *ctx, const char *in, char *out, size_t n);
+ * this before it is stored; the de-identified text is appended to out.
+ * Returns 0, or -1 (e set) when the name cannot be de-identified: then
+ * nothing of the item is stored (de-identification fails closed). */
+typedef int (*CorpusScrub)(void *ctx, const char *in, Buf *out, FvErr *e);
 
 typedef struct Corpus {
     Db *db;
@@ -36,8 +39,9 @@ typedef struct Corpus {
     void *scrub_ctx;
 } Corpus;
 
-/* The de-identified form of a path-like string (in when no scrub is set). */
-const char *corpus_clean(Corpus *c, const char *in, char *buf, size_t n);
+/* The de-identified form of a path-like string into out (reset first; in
+ * as given when no scrub is set). in NULL gives "". Returns 0 or -1. */
+int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e);
 
 int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e);
 
@@ -49,13 +53,18 @@ int corpus_begin(Corpus *c, FvErr *e);
 int corpus_commit(Corpus *c, FvErr *e);
 void corpus_rollback(Corpus *c);
 
-/* Status of a member already recorded with this sha256 (any kind): 1 and
- * status ("ok", "failed", "ignored") when found, else 0. */
-int corpus_source_status(Corpus *c, const char *sha, char status[16], FvErr *e);
+/* A member's identity is its place and its bytes: the same bytes in two
+ * studies (a template report, a shared mask file) are two members, each
+ * recorded and stored for its own study. Status of the member at this
+ * place (path and member as given: compared de-identified) with this
+ * sha256 (any kind): 1 and status ("ok", "failed", "ignored") when
+ * recorded before, else 0. */
+int corpus_source_status(Corpus *c, const char *sha, const char *path, const char *member,
+                         char status[16], FvErr *e);
 
-/* Records a member. On a repeat (same sha256 and kind) only a 'failed' row
- * is updated (a retry that now succeeds or fails again). study_id <= 0 is
- * NULL. */
+/* Records a member. On a repeat (same sha256, kind, path and member) only
+ * a 'failed' row is updated (a retry that now succeeds or fails again).
+ * study_id <= 0 is NULL. */
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
                       FvErr *e);

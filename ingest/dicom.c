@@ -518,6 +518,8 @@ void dcm_str(const DcmFile *f, const DcmElem *el, char *out, size_t n)
     out[len] = '\0';
 }
 
+static int ds_value(char *s, double *x, char **next);
+
 int dcm_nums(const DcmFile *f, const DcmElem *el, double *out, int max)
 {
     if (!el || el->len == LEN_UNDEFINED || el->len == 0)
@@ -551,22 +553,80 @@ int dcm_nums(const DcmFile *f, const DcmElem *el, double *out, int max)
     int n = 0;
     char *s = text;
     while (n < max) {
-        char *end;
-        while (*s == ' ')
-            s++;
-        double x = strtod(s, &end);
-        if (end == s || !isfinite(x))
+        double x;
+        char *next;
+        if (ds_value(s, &x, &next))
             return n;
         out[n++] = x;
-        s = end;
-        while (*s == ' ' || *s == '\0')
-            if (!*s++)
-                return n;
-        if (*s != '\\')
+        if (!next)
             return n;
-        s++;
+        s = next;
     }
     return n;
+}
+
+/* One value of a DS or IS string at s (up to '\\' or the end), strictly:
+ * a whole decimal number ([+-]digits[.digits][e[+-]digits]) between
+ * padding spaces, finite. *next: after the backslash, or NULL at the end.
+ * Returns 0, or -1 when the value is not such a number ("1.2.840...",
+ * "na", "inf", "0x10", "" are not). */
+static int ds_value(char *s, double *x, char **next)
+{
+    char *end = strchr(s, '\\');
+    char *stop = end ? end : s + strlen(s);
+    *next = end ? end + 1 : NULL;
+    while (s < stop && (*s == ' ' || *s == '\0'))
+        s++;
+    char *t = stop;
+    while (t > s && (t[-1] == ' ' || t[-1] == '\0'))
+        t--;
+    if (t == s)
+        return -1;
+    for (char *c = s; c < t; c++)
+        if (!isdigit((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.' && *c != 'e' &&
+            *c != 'E')
+            return -1;
+    char saved = *t, *e;
+    *t = '\0';
+    *x = strtod(s, &e);
+    *t = saved;
+    return e == t && isfinite(*x) ? 0 : -1;
+}
+
+int dcm_num_checked(const DcmFile *f, const DcmElem *el, const char *name, double *out,
+                    int want, double lo, double hi, FvErr *e)
+{
+    if (!el || el->len == 0)
+        return 0;
+    if (el->len == LEN_UNDEFINED)
+        return err_set(e, FV_EFORMAT, "%s has an undefined length", name);
+    double v[16];
+    int got = dcm_nums(f, el, v, 16);
+    int is_text = !strcmp(el->vr, "DS") || !strcmp(el->vr, "IS") || !strcmp(el->vr, "UN") ||
+                  !el->vr[0];
+    char text[80] = "";
+    if (is_text) {
+        dcm_str(f, el, text, sizeof text);
+        for (char *c = text; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+                *c = '?';
+        /* every value must parse: count the values the text holds */
+        int nvals = 1;
+        for (const char *c = text; *c; c++)
+            nvals += *c == '\\';
+        if (got < nvals && got < 16)
+            return err_set(e, FV_EFORMAT, "%s = '%s': not a decimal number%s", name, text,
+                           nvals > 1 ? " list" : "");
+    }
+    if (got != want)
+        return err_set(e, FV_EFORMAT, "%s = '%s': %d value(s) where %d %s expected", name, text,
+                       got, want, want == 1 ? "is" : "are");
+    for (int i = 0; i < want; i++) {
+        if (!(v[i] >= lo && v[i] <= hi))
+            return err_set(e, FV_EFORMAT, "%s = %g is outside %g..%g", name, v[i], lo, hi);
+        out[i] = v[i];
+    }
+    return 1;
 }
 
 /* A numeric attribute as an int, def when absent. */
@@ -604,34 +664,57 @@ static const DcmElem *group_attr(const DcmFile *f, int group_item, uint32_t seq,
     return it >= 0 ? dcm_find(f, it, tag) : NULL;
 }
 
-static void geo_from(const DcmFile *f, int ds, DcmFrameGeo *g, int pos_first, int ori_first,
-                     int meas_first, int pvt_first)
+/* The checked numbers of geometry and rescale (one bad value is an error
+ * naming the attribute and the value; ranges in mm and HU). */
+#define A_IPP "ImagePositionPatient (0020,0032)", 3, -1e6, 1e6
+#define A_IOP "ImageOrientationPatient (0020,0037)", 6, -1.01, 1.01
+#define A_SPACING "PixelSpacing (0028,0030)", 2, 1e-4, 1e4
+#define A_THICK "SliceThickness (0018,0050)", 1, 0, 1e4
+#define A_SLOPE "RescaleSlope (0028,1053)", 1, -1e6, 1e6
+#define A_INTER "RescaleIntercept (0028,1052)", 1, -1e6, 1e6
+
+static int geo_set(const DcmFile *f, const DcmElem *el, double *out, int *has, const char *name,
+                   int want, double lo, double hi, FvErr *e)
 {
-    if (dcm_nums(f, dcm_find(f, pos_first, DCM_TAG(0x0020, 0x0032)), g->ipp, 3) == 3)
-        g->has_ipp = 1;
-    if (dcm_nums(f, dcm_find(f, ori_first, DCM_TAG(0x0020, 0x0037)), g->iop, 6) == 6)
-        g->has_iop = 1;
-    if (dcm_nums(f, dcm_find(f, meas_first, DCM_TAG(0x0028, 0x0030)), g->spacing, 2) == 2)
-        g->has_spacing = 1;
-    double t;
-    if (dcm_nums(f, dcm_find(f, meas_first, DCM_TAG(0x0018, 0x0050)), &t, 1) == 1)
-        g->thickness = t;
-    double s;
-    if (dcm_nums(f, dcm_find(f, pvt_first, DCM_TAG(0x0028, 0x1053)), &s, 1) == 1 && s != 0)
-        g->slope = s;
-    if (dcm_nums(f, dcm_find(f, pvt_first, DCM_TAG(0x0028, 0x1052)), &s, 1) == 1)
-        g->inter = s;
-    (void)ds;
+    double v[6];
+    int rc = dcm_num_checked(f, el, name, v, want, lo, hi, e);
+    if (rc == 1) {
+        memcpy(out, v, (size_t)want * sizeof *v);
+        if (has)
+            *has = 1;
+    }
+    return rc < 0 ? -1 : 0;
 }
 
-void dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g)
+static int slope_ok(const DcmFrameGeo *g, FvErr *e)
+{
+    if (g->slope == 0)
+        return err_set(e, FV_EFORMAT, "RescaleSlope (0028,1053) = 0: every voxel would be equal");
+    return 0;
+}
+
+static int geo_from(const DcmFile *f, DcmFrameGeo *g, int first, FvErr *e)
+{
+    if (geo_set(f, dcm_find(f, first, DCM_TAG(0x0020, 0x0032)), g->ipp, &g->has_ipp, A_IPP, e) ||
+        geo_set(f, dcm_find(f, first, DCM_TAG(0x0020, 0x0037)), g->iop, &g->has_iop, A_IOP, e) ||
+        geo_set(f, dcm_find(f, first, DCM_TAG(0x0028, 0x0030)), g->spacing, &g->has_spacing,
+                A_SPACING, e) ||
+        geo_set(f, dcm_find(f, first, DCM_TAG(0x0018, 0x0050)), &g->thickness, NULL, A_THICK, e) ||
+        geo_set(f, dcm_find(f, first, DCM_TAG(0x0028, 0x1053)), &g->slope, NULL, A_SLOPE, e) ||
+        geo_set(f, dcm_find(f, first, DCM_TAG(0x0028, 0x1052)), &g->inter, NULL, A_INTER, e))
+        return -1;
+    return slope_ok(g, e);
+}
+
+int dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g, FvErr *e)
 {
     memset(g, 0, sizeof *g);
     g->slope = 1;
     int r = f->root;
-    geo_from(f, r, g, r, r, r, r);
+    if (geo_from(f, g, r, e))
+        return -1;
     if (!im->enhanced)
-        return;
+        return 0;
     const DcmElem *shared = dcm_find(f, r, DCM_TAG(0x5200, 0x9229));
     const DcmElem *perframe = dcm_find(f, r, DCM_TAG(0x5200, 0x9230));
     int items[2] = {dcm_item(f, shared, 0), dcm_item(f, perframe, k)};
@@ -640,27 +723,21 @@ void dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g)
         int gi = items[i];
         if (gi < 0)
             continue;
-        const DcmElem *el;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0020, 0x9113), DCM_TAG(0x0020, 0x0032))) &&
-            dcm_nums(f, el, g->ipp, 3) == 3)
-            g->has_ipp = 1;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0020, 0x9116), DCM_TAG(0x0020, 0x0037))) &&
-            dcm_nums(f, el, g->iop, 6) == 6)
-            g->has_iop = 1;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0028, 0x9110), DCM_TAG(0x0028, 0x0030))) &&
-            dcm_nums(f, el, g->spacing, 2) == 2)
-            g->has_spacing = 1;
-        double v;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0028, 0x9110), DCM_TAG(0x0018, 0x0050))) &&
-            dcm_nums(f, el, &v, 1) == 1)
-            g->thickness = v;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0028, 0x9145), DCM_TAG(0x0028, 0x1053))) &&
-            dcm_nums(f, el, &v, 1) == 1 && v != 0)
-            g->slope = v;
-        if ((el = group_attr(f, gi, DCM_TAG(0x0028, 0x9145), DCM_TAG(0x0028, 0x1052))) &&
-            dcm_nums(f, el, &v, 1) == 1)
-            g->inter = v;
+        if (geo_set(f, group_attr(f, gi, DCM_TAG(0x0020, 0x9113), DCM_TAG(0x0020, 0x0032)),
+                    g->ipp, &g->has_ipp, A_IPP, e) ||
+            geo_set(f, group_attr(f, gi, DCM_TAG(0x0020, 0x9116), DCM_TAG(0x0020, 0x0037)),
+                    g->iop, &g->has_iop, A_IOP, e) ||
+            geo_set(f, group_attr(f, gi, DCM_TAG(0x0028, 0x9110), DCM_TAG(0x0028, 0x0030)),
+                    g->spacing, &g->has_spacing, A_SPACING, e) ||
+            geo_set(f, group_attr(f, gi, DCM_TAG(0x0028, 0x9110), DCM_TAG(0x0018, 0x0050)),
+                    &g->thickness, NULL, A_THICK, e) ||
+            geo_set(f, group_attr(f, gi, DCM_TAG(0x0028, 0x9145), DCM_TAG(0x0028, 0x1053)),
+                    &g->slope, NULL, A_SLOPE, e) ||
+            geo_set(f, group_attr(f, gi, DCM_TAG(0x0028, 0x9145), DCM_TAG(0x0028, 0x1052)),
+                    &g->inter, NULL, A_INTER, e))
+            return -1;
     }
+    return slope_ok(g, e);
 }
 
 int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
@@ -710,7 +787,8 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
     add_phi(im, PHI_DATE, f, dcm_find(f, r, DCM_TAG(0x0008, 0x0020)));
     im->pixel = dcm_find(f, r, TAG_PIXEL);
     im->has_pixels = im->pixel != NULL;
-    dcm_frame_geo(f, im, 0, &im->geo);
+    if (dcm_frame_geo(f, im, 0, &im->geo, e))
+        return -1;
     if (!im->has_pixels)
         return 0;
     if (im->rows < 1 || im->rows > 65535 || im->cols < 1 || im->cols > 65535)

@@ -82,8 +82,15 @@ int dcm_item_count(const DcmFile *f, const DcmElem *sq);
 /* Text value, trimmed of padding spaces and NULs; "" when absent. */
 void dcm_str(const DcmFile *f, const DcmElem *el, char *out, size_t n);
 /* Numbers from a DS/IS/US/UL/SS/SL/FL/FD value; returns how many were read
- * (at most max), 0 when absent or unparsable. */
+ * (at most max), 0 when absent; text values are read strictly (each a
+ * whole finite decimal number), stopping at the first that is not. */
 int dcm_nums(const DcmFile *f, const DcmElem *el, double *out, int max);
+/* Exactly `want` numbers, each in lo..hi, from el: 1 when read, 0 when
+ * absent, -1 (e names the attribute `name` and the value) when the text is
+ * not decimal numbers, holds another count of values ("0\\0\\0" for one),
+ * or a value is out of range. */
+int dcm_num_checked(const DcmFile *f, const DcmElem *el, const char *name, double *out,
+                    int want, double lo, double hi, FvErr *e);
 
 typedef enum { PIX_U8, PIX_I8, PIX_U16, PIX_I16, PIX_U32, PIX_I32 } PixType;
 size_t pix_size(PixType t);
@@ -124,8 +131,10 @@ typedef struct DcmImage {
 /* Reads the attributes. An image with no pixel data still succeeds
  * (has_pixels = 0) so structured reports can be read. */
 int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e);
-/* Geometry of frame k (per-frame functional groups, else the file's). */
-void dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g);
+/* Geometry and rescale of frame k (per-frame functional groups, else the
+ * file's). Fails naming the attribute when a value is not a valid number
+ * in range (a RescaleSlope of "na" or 0, a SliceThickness of "1.2.840..."). */
+int dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g, FvErr *e);
 
 /* Decodes frame k into out (rows * cols values of *type, host order;
  * out must hold rows * cols * BitsAllocated / 8 bytes). */

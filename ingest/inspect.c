@@ -504,7 +504,11 @@ static void collect_dicom(Insp *s, const char *name, const unsigned char *p, siz
         sl->localizer = im.localizer;
         sl->instance = im.instance;
         sl->series_number = im.series_number;
-        dcm_frame_geo(&f, &im, k, &sl->geo);
+        if (dcm_frame_geo(&f, &im, k, &sl->geo, &e)) {
+            free(sl->pix);
+            item_error(s->w, "dicom", name, &e);
+            break;
+        }
         sl->rows = im.rows;
         sl->cols = im.cols;
         s->nsl++;
@@ -567,7 +571,12 @@ static void finish_dicom(Insp *s)
         jw_int(s->w, n);
         if (s->n_dicom == 1 && s->first_bytes)
             put_dicom_attrs(s->w, &s->first_dcm, &s->first_im);
-        if (series_assemble(ser, n, s->o->max_voxels, &so, st, &notes, &e)) {
+        const char *scout_why;
+        if (series_is_scout(ser, n, &scout_why)) {
+            /* what ingest decides for this series (series_is_scout) */
+            jw_key(s->w, "skipped");
+            jw_str(s->w, scout_why);
+        } else if (series_assemble(ser, n, s->o->max_voxels, &so, st, &notes, &e)) {
             jw_key(s->w, "error");
             jw_str(s->w, e.msg);
         } else {

@@ -1,6 +1,8 @@
 #include "mask.h"
 
 #include <ctype.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +98,65 @@ void mask_histogram(const Vol *mask, int64_t present[256])
     size_t n = (size_t)vol_count(mask);
     for (size_t i = 0; i < n; i++)
         present[d[i]]++;
+}
+
+int mask_content_verdict(const Vol *v, double *lo, double *hi)
+{
+    size_t n = (size_t)vol_count(v);
+    double a = INFINITY, b = -INFINITY;
+    int fraction = 0;
+    if (v->type == VOL_U8) {
+        const uint8_t *d = v->data;
+        uint8_t l = 255, h = 0;
+        for (size_t i = 0; i < n; i++) {
+            l = d[i] < l ? d[i] : l;
+            h = d[i] > h ? d[i] : h;
+        }
+        a = l, b = h;
+    } else if (v->type == VOL_I16) {
+        const int16_t *d = v->data;
+        int16_t l = 32767, h = -32768;
+        for (size_t i = 0; i < n; i++) {
+            l = d[i] < l ? d[i] : l;
+            h = d[i] > h ? d[i] : h;
+        }
+        a = l, b = h;
+    } else {
+        const float *d = v->data;
+        for (size_t i = 0; i < n; i++) {
+            a = d[i] < a ? d[i] : a;
+            b = d[i] > b ? d[i] : b;
+            fraction |= d[i] != floorf(d[i]);
+        }
+    }
+    *lo = n ? a : 0;
+    *hi = n ? b : 0;
+    if (!n)
+        return -1;
+    if (fraction || a < 0 || b > 255)
+        return 0;
+    return a == b ? -1 : 1;
+}
+
+int mask_to_labels(Vol *v, FvErr *e)
+{
+    if (v->type == VOL_U8)
+        return 0;
+    size_t n = (size_t)vol_count(v);
+    uint8_t *o = malloc(n ? n : 1);
+    if (!o)
+        return err_set(e, FV_ENOMEM, "mask: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        double x = v->type == VOL_I16 ? ((const int16_t *)v->data)[i] : ((const float *)v->data)[i];
+        if (!(x >= 0 && x <= 255 && x == floor(x))) {
+            free(o);
+            return err_set(e, FV_EFORMAT,
+                           "mask voxel %zu has value %g: labels must be integers 0..255", i, x);
+        }
+        o[i] = (uint8_t)x;
+    }
+    free(v->data);
+    v->data = o;
+    v->type = VOL_U8;
+    return 0;
 }

@@ -24,6 +24,18 @@ int mask_remap(Vol *mask, const NiftiLabel *labels, int nlabels, const TsClasses
  * already labelled keep their first label; overlaps are counted. */
 int mask_merge_class(Vol *into, const Vol *part, int id, int64_t *overlaps, FvErr *e);
 
+/* Mask or CT by content: 1 when the values are labels (integers in 0..255,
+ * at least two of them: a uint8 or int16 volume of ids), 0 when they are
+ * not (a value below 0 or above 255, or a fraction: HU), -1 when the
+ * content cannot tell (one integer value in 0..255 everywhere: an empty
+ * mask or a blank volume; the caller's name rule decides). *lo and *hi
+ * receive the value range. */
+int mask_content_verdict(const Vol *v, double *lo, double *hi);
+
+/* Converts a volume whose values are integers in 0..255 to uint8 labels in
+ * place; fails (v unchanged) on any other value. */
+int mask_to_labels(Vol *v, FvErr *e);
+
 /* present[id] = voxel count of each label id (present has 256 entries). */
 void mask_histogram(const Vol *mask, int64_t present[256]);
 

@@ -1,5 +1,6 @@
 #include "nifti.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,6 +287,19 @@ int nifti_header_parse(const unsigned char *p, size_t n, NiftiHeader *h, FvErr *
                            (long long)h->vox_offset, h->hdr_size);
         h->vox_offset = (int64_t)h->hdr_size + 4;
     }
+    /* Codes outside 0..4 are invalid: nibabel resets them to 0 (unknown)
+     * when it loads a header, and so does this reader. */
+    h->code_note[0] = '\0';
+    if (h->version > 0 && (h->sform_code < 0 || h->sform_code > 4 || h->qform_code < 0 ||
+                           h->qform_code > 4)) {
+        snprintf(h->code_note, sizeof h->code_note,
+                 "invalid sform_code %d / qform_code %d: codes outside 0..4 read as 0 (nibabel)",
+                 h->sform_code, h->qform_code);
+        if (h->sform_code < 0 || h->sform_code > 4)
+            h->sform_code = 0;
+        if (h->qform_code < 0 || h->qform_code > 4)
+            h->qform_code = 0;
+    }
     h->scaled = isfinite(h->scl_slope) && h->scl_slope != 0;
     if (h->scaled && !isfinite(h->scl_inter))
         return err_set(e, FV_EFORMAT, "scl_slope = %g with a non-finite scl_inter", h->scl_slope);
@@ -430,7 +444,20 @@ int nifti_read_data(const NiftiHeader *h, const unsigned char *data, size_t avai
         }
     } else if (vt == VOL_F32) {
         float *o = v->data;
-        EACH(double y = x * slope + inter; if (!isfinite(y)) { y = 0; bad++; } o[i] = (float)y);
+        /* A scaled value beyond float32 (scl_slope 1e38) is no measurement:
+         * an error naming the scaling, never an infinity clipped later. */
+        size_t overi = (size_t)-1;
+        double overv = 0;
+        EACH(double y = x * slope + inter; if (!isfinite(y)) { if (isfinite(x)) { if (overi == (size_t)-1) { overi = i; overv = y; } } y = 0; bad++; }
+             else if (fabs(y) > FLT_MAX) { if (overi == (size_t)-1) { overi = i; overv = y; } y = 0; }
+             o[i] = (float)y);
+        if (overi != (size_t)-1) {
+            vol_free(v);
+            return err_set(e, FV_EFORMAT,
+                           "scl_slope = %g, scl_inter = %g: voxel %zu scales to %g, beyond "
+                           "float32: not a measurement",
+                           slope, inter, overi, overv);
+        }
     } else {
         uint8_t *o = v->data;
         size_t badi = (size_t)-1;

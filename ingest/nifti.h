@@ -47,6 +47,7 @@ typedef struct NiftiHeader {
     NiftiExt ext[NIFTI_MAX_EXT];
     int n_ext;
     char ext_note[160];   /* why extensions were ignored, or "" */
+    char code_note[96];   /* invalid sform/qform codes read as 0, or "" */
 } NiftiHeader;
 
 typedef struct NiftiLabel {

@@ -27,6 +27,29 @@ static int same_iop(const double a[6], const double b[6])
     return 1;
 }
 
+int series_is_scout(Slice *const *sl, int n, const char **why)
+{
+    *why = NULL;
+    if (n < 1)
+        return 0;
+    int all_loc = 1;
+    for (int i = 0; i < n; i++)
+        all_loc &= sl[i]->localizer != 0;
+    if (all_loc) {
+        *why = "only scout/localizer images (ImageType LOCALIZER): no volume";
+        return 1;
+    }
+    if (n < 2)
+        return 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (!sl[i]->geo.has_iop || !sl[j]->geo.has_iop ||
+                same_iop(sl[i]->geo.iop, sl[j]->geo.iop))
+                return 0;
+    *why = "only scout images (no two share an orientation): no volume";
+    return 1;
+}
+
 /* An axial series: the normal is within 30 degrees of the z axis. */
 static int is_axial(const Slice *s)
 {

@@ -53,6 +53,12 @@ typedef struct SeriesOut {
  * notes name the other series skipped. */
 int series_choose(Slice *const *sl, int n, const char **uid, Buf *notes, FvErr *e);
 
+/* 1 when a series holds scouts only, with *why the reason (static text):
+ * every slice marked LOCALIZER, or two or more slices of which no two share
+ * an orientation (an AP and a lateral scout); else 0. Ingest skips such a
+ * series (no volume) and inspect says the same: one decision for both. */
+int series_is_scout(Slice *const *sl, int n, const char **why);
+
 /* Stacks the n slices of one series. status[i] receives SLICE_* for each
  * input slice. max_voxels bounds the volume before it is allocated. */
 int series_assemble(Slice *const *sl, int n, int64_t max_voxels, SeriesOut *out, int *status,

@@ -519,6 +519,15 @@ int members_next(MemberReader *r, Member *m, int *fatal, FvErr *e)
                                                       : "cannot read the next member");
         }
         const char *name = archive_entry_pathname(ent);
+        if (name && strlen(name) >= sizeof r->name) {
+            /* Never cut: two long names would become one member. */
+            size_t nl = strlen(name);
+            snprintf(r->name, sizeof r->name, "%.200s...", name);
+            m->name = m->member = r->name;
+            archive_read_data_skip(r->a);
+            return err_set(e, FV_ELIMIT, "member name of %zu bytes is over the %zu-byte limit",
+                           nl, sizeof r->name - 1);
+        }
         snprintf(r->name, sizeof r->name, "%s", name ? name : "(unnamed member)");
         m->name = m->member = r->name;
         if (archive_entry_filetype(ent) != AE_IFREG)

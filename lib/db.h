@@ -18,7 +18,7 @@
 
 #include "error.h"
 
-#define FVLM_SCHEMA_VERSION 2
+#define FVLM_SCHEMA_VERSION 3
 
 typedef struct Db {
     sqlite3 *h;

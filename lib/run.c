@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "deid.h"
 #include "fvlm_config.h"
 #include "json.h"
 #include "log.h"
@@ -35,21 +38,58 @@ static int sweep_dead_runs(Db *db, FvErr *e)
     return 0;
 }
 
+/* One argument as recorded: a path (an existing file, anything with a '/',
+ * or a positional argument) de-identified by deid_path; options and their
+ * plain values as given. */
+static int arg_clean(const char *key, const char *prev, const char *a, Buf *out, FvErr *e)
+{
+    struct stat st;
+    if (a[0] == '-') {
+        const char *eq = strchr(a, '=');
+        if (!eq || (!strchr(eq + 1, '/') && stat(eq + 1, &st) != 0))
+            return buf_puts(out, a);
+        buf_append(out, a, (size_t)(eq + 1 - a));
+        return deid_path(key, eq + 1, out, e);
+    }
+    int option_value = prev && prev[0] == '-' && prev[1] && !strchr(prev, '=');
+    if (option_value && !strchr(a, '/') && stat(a, &st) != 0)
+        return buf_puts(out, a);
+    return deid_path(key, a, out, e);
+}
+
 int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
               const char *config_json, int64_t seed, FvErr *e)
+{
+    return run_begin_deid(run, db, stage, argc, argv, config_json, seed,
+                          getenv("FVLM_DEID_KEY"), e);
+}
+
+int run_begin_deid(Run *run, Db *db, const char *stage, int argc, char **argv,
+                   const char *config_json, int64_t seed, const char *key, FvErr *e)
 {
     memset(run, 0, sizeof *run);
     run->db = db;
     snprintf(run->stage, sizeof run->stage, "%s", stage);
+    if (key && !*key)
+        key = NULL;
     if (sweep_dead_runs(db, e))
         return -1;
-    Buf args = {0};
+    Buf args = {0}, one = {0};
     JsonW w;
     jw_init(&w, &args, 0);
     jw_arr(&w);
-    for (int i = 0; i < argc; i++)
-        jw_str(&w, argv[i]);
+    for (int i = 0; i < argc; i++) {
+        buf_reset(&one);
+        if (i == 0 ? buf_puts(&one, argv[i])
+                   : arg_clean(key, argv[i - 1], argv[i], &one, e)) {
+            buf_free(&one);
+            buf_free(&args);
+            return -1;
+        }
+        jw_str(&w, one.data ? one.data : "");
+    }
     jw_arr_end(&w);
+    buf_free(&one);
     if (args.failed) {
         buf_free(&args);
         return err_set(e, FV_ENOMEM, "recording run: out of memory");

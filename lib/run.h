@@ -21,8 +21,16 @@ typedef struct Run {
     char stage[32];
 } Run;
 
+/* The command line is recorded de-identified: every argument that names
+ * a path (an existing file, anything with a '/', a positional argument)
+ * goes through deid_path (archives are named by accession number); options
+ * and their plain values are kept. run_begin keys the hashes with
+ * $FVLM_DEID_KEY (without it, such names are recorded as "_" plus their
+ * extension); run_begin_deid with the given key (NULL: none). */
 int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
               const char *config_json, int64_t seed, FvErr *e);
+int run_begin_deid(Run *run, Db *db, const char *stage, int argc, char **argv,
+                   const char *config_json, int64_t seed, const char *key, FvErr *e);
 /* Records one item's failure (and prints it as one error line). member may
  * be NULL. Returns -1 only when the database write itself fails. */
 int run_error(Run *run, const char *source, const char *member, const char *reason, FvErr *e);

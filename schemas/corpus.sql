@@ -52,7 +52,7 @@ CREATE TABLE meta (
 -- --------------------------------------------------------------------------
 CREATE TABLE sources (
   id          INTEGER PRIMARY KEY,
-  path        TEXT NOT NULL,               -- archive or file path as given
+  path        TEXT NOT NULL,               -- archive or file path (de-identified)
   member      TEXT NOT NULL DEFAULT '',    -- member inside the archive ('' for a plain file)
   sha256      TEXT NOT NULL,               -- of the member's bytes
   size        INTEGER NOT NULL,
@@ -61,7 +61,9 @@ CREATE TABLE sources (
   study_id    INTEGER REFERENCES studies(id),
   run_id      INTEGER NOT NULL REFERENCES runs(id)
 );
-CREATE UNIQUE INDEX sources_sha ON sources(sha256, kind);
+-- A member is its bytes at its place: the same bytes in two studies are two
+-- rows (re-runs skip a member by its place and sha256).
+CREATE UNIQUE INDEX sources_member ON sources(sha256, kind, path, member);
 
 CREATE TABLE studies (
   id          INTEGER PRIMARY KEY,

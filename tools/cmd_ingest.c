@@ -106,7 +106,8 @@ int cmd_ingest(int argc, char **argv)
     }
     Buf cfg = {0};
     config_json_safe(&cc.config, &cfg);
-    /* The command line is recorded too: without a key given with --set. */
+    /* The command line is recorded too: without a key given with --set,
+     * and with the names of files de-identified (run_begin_deid). */
     char **args = calloc((size_t)argc + 1, sizeof *args);
     if (!args) {
         buf_free(&cfg);
@@ -115,33 +116,16 @@ int cmd_ingest(int argc, char **argv)
         err_set(&e, FV_ENOMEM, "out of memory");
         return cli_fail(&e);
     }
-    /* ... and with identifiers in paths (archives named by accession
-     * number) replaced, as in every stored name. */
-    Phi *phi = NULL;
-    Buf *clean = calloc((size_t)argc + 1, sizeof *clean);
-    if (phi_new(&phi, &e) == 0 && clean)
-        for (int i = 0; i < argc; i++) {
-            int counts[PHI_NKINDS] = {0};
-            FvErr pe = {0};
-            if (phi_scrub(phi, argv[i], strlen(argv[i]), NULL, 0, &clean[i], counts, &pe) == 0 &&
-                clean[i].data)
-                args[i] = clean[i].data;
-        }
-    phi_free(&phi);
     for (int i = 0; i < argc; i++) {
-        if (!args[i])
-            args[i] = argv[i];
         const char *a = argv[i];
+        args[i] = argv[i];
         if (!strncmp(a, "--set=", 6))
             a += 6;
         if (!strncmp(a, "deid.key=", 9) && strncmp(a + 9, "env:", 4))
             args[i] = a == argv[i] ? "deid.key=[secret]" : "--set=deid.key=[secret]";
     }
     Run run;
-    int begun = run_begin(&run, db, "ingest", argc, args, cfg.data, -1, &e);
-    for (int i = 0; clean && i < argc; i++)
-        buf_free(&clean[i]);
-    free(clean);
+    int begun = run_begin_deid(&run, db, "ingest", argc, args, cfg.data, -1, o.key, &e);
     free(args);
     if (begun) {
         buf_free(&cfg);

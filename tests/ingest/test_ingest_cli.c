@@ -19,12 +19,45 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "deid.h"
 #include "fvlm_config.h"
 #include "json.h"
 #include "test.h"
 #include "testdb.h"
 
 static const char *bin, *mkarch;
+static const char *test_key = "test-key-0123456";
+
+/* A LIKE pattern's stored form: "%/" (kept) then the de-identified rest,
+ * as ingest stores names (deid_path with the tests' key). Rotating static
+ * buffers: valid for a few calls. */
+static const char *dp(const char *pattern)
+{
+    static char bufs[8][1024];
+    static int k;
+    char *out = bufs[k++ % 8];
+    const char *rest = pattern;
+    size_t pre = 0;
+    if (!strncmp(pattern, "%/", 2))
+        pre = 2;
+    else if (pattern[0] == '%')
+        pre = 1;
+    rest += pre;
+    memcpy(out, pattern, pre);
+    /* a trailing "%" (any member) stays a wildcard */
+    char body[900];
+    snprintf(body, sizeof body, "%s", rest);
+    size_t bn = strlen(body);
+    int wild = bn > 0 && body[bn - 1] == '%';
+    if (wild)
+        body[bn - 1] = '\0';
+    FvErr e = {0};
+    if (deid_path_to(test_key, body, out + pre, sizeof bufs[0] - pre - 1, &e))
+        snprintf(out, sizeof bufs[0], "(deid failed: %.200s)", e.msg);
+    else if (wild)
+        strcat(out, "%");
+    return out;
+}
 static char fx[1024], tmp[256];
 
 static char *read_all(const char *path, size_t *n)
@@ -251,6 +284,315 @@ static void test_no_phi_from_dicom_headers_reaches_the_database(void)
     buf_free(&all);
 }
 
+/* Archive and folder names carry accession numbers and patient names:
+ * nothing of them reaches the database file (sources, errors, volumes,
+ * masks, reports, runs.args), only their keyed hashes. */
+static void test_no_archive_or_folder_name_reaches_the_database_file(void)
+{
+    char dir[512], db[512], args[2400];
+    snprintf(dir, sizeof dir, "%s/names", tmp);
+    CHECK(test_sh("mkdir -p '%s/Wang_Wu_77001234' && cp -r '%s/hospital/study1/.' "
+                  "'%s/Wang_Wu_77001234/' && '%s' tar.gz '%s/CT20231118002.tar.gz' "
+                  "'%s/hospital/study1' && '%s' zip '%s/Zhang_San_0042.zip' '%s/same/dicom_explicit'",
+                  dir, fx, dir, mkarch, dir, fx, mkarch, dir, fx) == 0,
+          "fixtures");
+    /* an input that fails names its archive in errors too */
+    CHECK(test_sh("printf 'not an archive' > '%s/CT20231119007.zip'", dir) == 0, "junk");
+    snprintf(db, sizeof db, "%s/names.db", tmp);
+    snprintf(args, sizeof args,
+             "'%s/CT20231118002.tar.gz' '%s/Zhang_San_0042.zip' '%s/Wang_Wu_77001234' "
+             "'%s/CT20231119007.zip'",
+             dir, dir, dir, dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") >= 1, "no volume stored");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") >= 1, "the junk archive is no error");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sources WHERE path LIKE '%s'",
+             dp("%/CT20231118002.tar.gz"));
+    CHECK(sql_file_int(db, sql) > 0, "sources do not hold the archive's keyed hash (%s)",
+          dp("%/CT20231118002.tar.gz"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE member LIKE 'dicom/IM00%.dcm'") > 0,
+          "generic member names are not kept as they are");
+    /* The whole file, every page (and a WAL, if one is left). */
+    const char *files[] = {"", "-wal"};
+    for (int f = 0; f < 2; f++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", db, files[f]);
+        size_t n = 0;
+        char *bytes = read_all(p, &n);
+        if (!bytes)
+            continue;
+        const char *ids[] = {"CT20231118002", "CT20231119007", "Zhang_San", "Wang_Wu",
+                             "77001234", "ACC20210304", "names/"};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])), "'%s' found in %s", ids[i], p);
+        free(bytes);
+    }
+}
+
+/* De-identification fails closed: a report or a name that cannot be
+ * de-identified (forced with FVLM_TEST_DEID_FAIL) is an error and nothing
+ * of it is stored; a run without the fault then stores it. */
+static void test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored(void)
+{
+    char dir[512], db[512], args[1200], err[600];
+    snprintf(dir, sizeof dir, "%s/failclosed", tmp);
+    CHECK(test_sh("mkdir -p '%s/study_a' '%s/study_b' && cp '%s/same/nifti_ras/ct.nii.gz' "
+                  "'%s/study_a/' && cp '%s/same/nifti_lps/ct.nii.gz' '%s/study_b/' && "
+                  "printf 'Findings: QUARANTINE no abnormality.\\n' > '%s/study_a/report.txt'",
+                  dir, dir, fx, dir, fx, dir, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/failclosed.db", tmp);
+    snprintf(err, sizeof err, "%s/failclosed.err", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    /* the report scrub fails */
+    int rc = test_sh("FVLM_TEST_DEID_FAIL=QUARANTINE FVLM_DEID_KEY=%s '%s' ingest --quiet --db "
+                     "'%s' %s 2>'%s'",
+                     test_key, bin, db, args, err);
+    CHECK(rc == 0, "run with a report scrub failure exits %d", rc);
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 0, "the unscrubbed report was stored");
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM errors WHERE source LIKE '%s' AND reason LIKE "
+             "'%%de-identification%%'",
+             dp("%/study_a/report.txt"));
+    CHECK(sql_file_int(db, sql) == 1, "no error row naming the report");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE kind = 'report' AND status = "
+                           "'failed'") == 1,
+          "the report is not recorded as failed");
+    CHECK(count_lines_with(err, "study_a/report.txt: de-identification") == 1,
+          "the terminal line does not name the report");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "the volumes were not stored");
+    /* a name whose de-identification fails: its items are errors */
+    char db2[600];
+    snprintf(db2, sizeof db2, "%s/failclosed_name.db", tmp);
+    rc = test_sh("FVLM_TEST_DEID_FAIL=study_b FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' %s "
+                 "2>'%s'",
+                 test_key, bin, db2, args, err);
+    CHECK(rc == 0, "run with a name scrub failure exits %d", rc);
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 1,
+          "%lld volumes: the one whose name failed was stored",
+          (long long)sql_file_int(db2, "SELECT count(*) FROM volumes"));
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM errors WHERE source LIKE '[name withheld%'") >= 1,
+          "no error row for the item whose name failed");
+    CHECK(count_lines_with(err, "study_b/ct.nii.gz") >= 1, "the terminal line does not name it");
+    const char *files[] = {db, db2}, *withheld[] = {"QUARANTINE", "study_b"};
+    for (int f = 0; f < 2; f++) {
+        size_t n = 0;
+        char *bytes = read_all(files[f], &n);
+        CHECK(bytes && !memmem(bytes, n, withheld[f], strlen(withheld[f])),
+              "%s holds '%s', which could not be de-identified", files[f], withheld[f]);
+        free(bytes);
+    }
+    /* without the fault the same command stores what failed */
+    CHECK(ingest(db, args, NULL) == 0 && ingest(db2, args, NULL) == 0, "re-runs");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 1, "the report is not retried");
+    CHECK(sql_file_int(db2, "SELECT count(*) FROM volumes") == 2, "the volume is not retried");
+}
+
+/* Every ignored member is named on the log with its reason (one info line
+ * each), counted in the run's counts and kept in `sources`. */
+static void test_ignored_members_are_named_with_their_reason_and_counted(void)
+{
+    char dir[512], db[512], err[600];
+    snprintf(dir, sizeof dir, "%s/ignored", tmp);
+    CHECK(test_sh("mkdir -p '%s/study1' && cp -r '%s/hospital/study1/.' '%s/study1/' && "
+                  "printf 'x' > '%s/study1/notes.docx' && printf 'a,b\\n1,2\\n' > "
+                  "'%s/labels.csv'",
+                  dir, fx, dir, dir, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/ignored.db", tmp);
+    snprintf(err, sizeof err, "%s/ignored.err", tmp);
+    CHECK(test_sh("FVLM_DEID_KEY=%s '%s' ingest --db '%s' '%s' 2>'%s'", test_key, bin, db, dir,
+                  err) == 0,
+          "ingest");
+    const char *lines[] = {"study1/notes.docx: ignored: not a CT volume",
+                           "ignored/labels.csv: ignored: a table other than",
+                           "study1/dicom/IM0007.dcm: ignored: a duplicate of another slice",
+                           "study1/dicom/IM0008.dcm: ignored: a scout/localizer image"};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        CHECK(count_lines_with(err, lines[i]) == 1, "no log line '%s'", lines[i]);
+    int64_t n = sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'");
+    CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
+          "the run's counts do not hold the ignored members");
+    CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
+          count_lines_with(err, ": ignored: "), (long long)n);
+}
+
+/* Mask or CT by content, names only breaking ties: a CT in a totalseg/
+ * folder is a CT volume, a label volume in a ct/ folder is a mask. */
+static void test_mask_or_ct_is_decided_by_content_not_folder_name(void)
+{
+    char dir[512], db[512], args[600];
+    snprintf(dir, sizeof dir, "%s/bycontent", tmp);
+    CHECK(test_sh("mkdir -p '%s/study_x/totalseg' '%s/study_y/ct' && "
+                  "cp '%s/same/nifti_ras/ct.nii.gz' '%s/study_x/totalseg/ct.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_x/seg.nii.gz' && "
+                  "cp '%s/same/nifti_lps/ct.nii.gz' '%s/study_y/image.nii.gz' && "
+                  "cp '%s/hospital/study1/seg.nii.gz' '%s/study_y/ct/volume2.nii.gz'",
+                  dir, dir, fx, dir, fx, dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/bycontent.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "%lld errors",
+          (long long)sql_file_int(db, "SELECT count(*) FROM errors"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "the CT in totalseg/ is no volume");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks m JOIN volumes v ON v.id = m.volume_id") == 2,
+          "the mask in ct/ is not attached as a mask");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sources WHERE kind = 'mask' AND path LIKE '%s'",
+             dp("%/study_y/ct/volume2.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "the mask in ct/ is not recorded as a mask");
+}
+
+/* A copy of a NIfTI fixture with scl_slope and scl_inter set (float32 at
+ * bytes 112 and 116, little-endian like the fixture). */
+static int nifti_with_scaling(const char *src, const char *dst, float slope, float inter)
+{
+    size_t n;
+    char *b = read_all(src, &n);
+    if (!b || n < 348) {
+        free(b);
+        return -1;
+    }
+    memcpy(b + 112, &slope, 4);
+    memcpy(b + 116, &inter, 4);
+    FILE *f = fopen(dst, "wb");
+    int ok = f && fwrite(b, 1, n, f) == n;
+    if (f)
+        ok &= fclose(f) == 0;
+    free(b);
+    return ok ? 0 : -1;
+}
+
+/* Scaling that overflows, or leaves no value in the HU clip range, is an
+ * error naming why: never a constant volume stored without a word. */
+static void test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume(void)
+{
+    char dir[512], src[1200], a[700], b[700], db[600], args[1600];
+    snprintf(dir, sizeof dir, "%s/scaling", tmp);
+    CHECK(test_sh("mkdir -p '%s/overflow' '%s/offset'", dir, dir) == 0, "mkdir");
+    snprintf(src, sizeof src, "%s/nifti/dtype_int16.nii", fx);
+    snprintf(a, sizeof a, "%s/overflow/ct.nii", dir);
+    snprintf(b, sizeof b, "%s/offset/ct.nii", dir);
+    CHECK(nifti_with_scaling(src, a, 1e38f, 0) == 0 && nifti_with_scaling(src, b, 1, 1e5f) == 0,
+          "fixtures");
+    snprintf(db, sizeof db, "%s/scaling.db", tmp);
+    snprintf(args, sizeof args, "'%s' '%s'", a, b);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "a volume was stored");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE '%scl_slope = 1e+38%'") ==
+              1,
+          "the overflow is not one error naming scl_slope");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE "
+                           "'%outside ingest.hu_clip%one constant%'") == 1,
+          "the offset volume is not one error saying it would be constant");
+}
+
+/* inspect and ingest say the same of a series of localizer images: both
+ * skip it (series_is_scout). */
+static void test_inspect_and_ingest_agree_on_a_localizer_series(void)
+{
+    char dir[512], db[600], out[600], args[600];
+    snprintf(dir, sizeof dir, "%s/localizer/study", tmp);
+    CHECK(test_sh("mkdir -p '%s' && cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0001.dcm' && "
+                  "cp '%s/hospital/study1/dicom/IM0008.dcm' '%s/IM0002.dcm'",
+                  dir, fx, dir, fx, dir) == 0,
+          "fixtures");
+    snprintf(out, sizeof out, "%s/localizer.json", tmp);
+    CHECK(test_sh("'%s' inspect '%s' > '%s'", bin, dir, out) == 0, "inspect");
+    char *t = read_all(out, NULL);
+    CHECK(t && strstr(t, "\"skipped\": \"only scout/localizer images") &&
+              !strstr(t, "\"slices_used\""),
+          "inspect does not say the series is skipped: %s", t ? t : "");
+    free(t);
+    snprintf(db, sizeof db, "%s/localizer.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 0, "ingest stored the localizers");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored'") == 2,
+          "ingest did not skip both localizers");
+}
+
+/* The corpus as a set of facts, independent of row ids and of which run
+ * wrote what: sorted rows, studies named by their keys. */
+static void dump_facts(const char *db, Buf *out)
+{
+    sql_file_rows(db,
+                  "SELECT s.path, s.member, s.sha256, s.size, s.kind, s.status, t.study_key "
+                  "FROM sources s LEFT JOIN studies t ON t.id = s.study_id ORDER BY 1, 2, 3, 5",
+                  out);
+    sql_file_rows(db, "SELECT study_key, patient_key, dataset, split FROM studies ORDER BY 1", out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, v.sha256, v.source, v.src_dims, v.src_affine, v.shard, "
+                  "v.hu_min, v.hu_max, v.notes FROM volumes v JOIN studies t ON t.id = "
+                  "v.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, m.sha256, m.source, m.shard, m.labels, m.resampled FROM "
+                  "masks m JOIN studies t ON t.id = m.study_id ORDER BY 1",
+                  out);
+    sql_file_rows(db,
+                  "SELECT t.study_key, r.sha256, r.source, r.format, r.language, r.text, r.n_phi "
+                  "FROM reports r JOIN studies t ON t.id = r.study_id ORDER BY 1",
+                  out);
+}
+
+/* Two `fvlm ingest` on one corpus at once lose nothing: on disjoint and on
+ * overlapping inputs the corpus holds the same facts as one run over all
+ * of them (three tries each, to give races a chance). */
+static void test_two_ingests_at_once_give_the_corpus_of_one_run(void)
+{
+    char ref[512], all[8000], a[8000], b[8000];
+    snprintf(ref, sizeof ref, "%s/par_ref.db", tmp);
+    /* (no study comes from two sources: which of two volumes of one study
+     * is kept is the order's choice, in one run as in two) */
+    snprintf(all, sizeof all, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass' "
+                              "'%s/same/nifti_ras' '%s/nifti'",
+             fx, fx, fx, fx, fx, fx);
+    CHECK(ingest(ref, all, NULL) == 0, "reference run");
+    Buf want = {0};
+    dump_facts(ref, &want);
+    for (int overlap = 0; overlap < 2; overlap++) {
+        if (overlap) {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate' '%s/perclass'", fx, fx,
+                     fx, fx);
+            snprintf(b, sizeof b, "'%s/ctrate' '%s/perclass' '%s/same/nifti_ras' "
+                                  "'%s/nifti' '%s/hospital'",
+                     fx, fx, fx, fx, fx);
+        } else {
+            snprintf(a, sizeof a, "'%s/hospital' '%s/reports' '%s/ctrate'", fx, fx, fx);
+            snprintf(b, sizeof b, "'%s/perclass' '%s/same/nifti_ras' '%s/nifti'", fx, fx, fx);
+        }
+        for (int k = 0; k < 3; k++) {
+            char db[600];
+            snprintf(db, sizeof db, "%s/par_%d_%d.db", tmp, overlap, k);
+            int rc = test_sh("(FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' %s 2>/dev/null; "
+                             "echo $? > '%s.a') & (FVLM_DEID_KEY=%s '%s' ingest --quiet --db '%s' "
+                             "%s 2>/dev/null; echo $? > '%s.b') & wait",
+                             test_key, bin, db, a, db, test_key, bin, db, b, db);
+            char fa[700], fb[700];
+            snprintf(fa, sizeof fa, "%s.a", db);
+            snprintf(fb, sizeof fb, "%s.b", db);
+            char *ra = read_all(fa, NULL), *rb = read_all(fb, NULL);
+            CHECK(rc == 0 && ra && rb && atoi(ra) == 0 && atoi(rb) == 0,
+                  "overlap %d try %d: exits %s %s", overlap, k, ra ? ra : "?", rb ? rb : "?");
+            free(ra);
+            free(rb);
+            Buf got = {0};
+            dump_facts(db, &got);
+            CHECK(got.data && want.data && !strcmp(got.data, want.data),
+                  "overlap %d try %d: the corpus differs from one run's", overlap, k);
+            if (got.data && want.data && strcmp(got.data, want.data))
+                fprintf(stderr, "got:\n%s\nwant:\n%s\n", got.data, want.data);
+            buf_free(&got);
+        }
+    }
+    buf_free(&want);
+}
+
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
 {
     char db[512], err[512], good[512], trunc[512], junk[512], badarch[512];
@@ -309,14 +651,19 @@ static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM errors WHERE source LIKE '%s' AND coalesce(member, '') "
                  "LIKE '%s' AND reason LIKE '%%%s%%'",
-                 want[i].source_like, want[i].member_like, want[i].reason);
+                 dp(want[i].source_like), dp(want[i].member_like), want[i].reason);
         int64_t k = sql_file_int(db, sql);
         CHECK(k == 1, "%lld errors for %s %s '%s'", (long long)k, want[i].source_like,
               want[i].member_like, want[i].reason);
     }
+    /* The terminal line names the real file; the row, its de-identified form. */
+    CHECK(count_lines_with(err, "/bad/negative_dim/ct.nii: ") == 1,
+          "the error line does not name the file as given");
     /* The good study of the folder and of the archive were stored. */
-    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE source LIKE '%good_one/ct.nii.gz'") == 1,
-          "good study in the bad folder not stored");
+    char sql[600];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM volumes WHERE source LIKE '%s'",
+             dp("%/good_one/ct.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "good study in the bad folder not stored");
     CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'failed'") > 10, "failed members");
     CHECK(sql_file_int(db, "SELECT status FROM runs") == 0 || 1, "run recorded");
     Buf st = {0};
@@ -345,6 +692,47 @@ static void test_a_rerun_skips_known_members_and_adds_nothing(void)
           "second run did not skip every member");
     CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.volumes') FROM runs WHERE id = 2") == 0,
           "second run stored volumes again");
+    buf_free(&a);
+    buf_free(&b);
+}
+
+/* A member is its study and its bytes: two studies holding a byte-identical
+ * template report and one shared mask file each keep their copy; a re-run
+ * skips everything and changes nothing. */
+static void test_two_studies_with_identical_report_and_mask_each_keep_their_copy(void)
+{
+    char dir[512], db[512], args[1200];
+    snprintf(dir, sizeof dir, "%s/twins", tmp);
+    const char *studies[] = {"nifti_ras", "nifti_lps"};
+    for (int i = 0; i < 2; i++)
+        CHECK(test_sh("mkdir -p '%s/study_%c' && cp '%s/same/%s/ct.nii.gz' '%s/study_%c/' && "
+                      "printf 'Findings: No abnormality.\\nImpression: Normal chest CT.\\n' "
+                      "> '%s/study_%c/report.txt' && cp '%s/hospital/study1/seg.nii.gz' "
+                      "'%s/study_%c/seg.nii.gz'",
+                      dir, 'a' + i, fx, studies[i], dir, 'a' + i, dir, 'a' + i, fx, dir,
+                      'a' + i) == 0,
+              "copy study %d", i);
+    snprintf(db, sizeof db, "%s/twins.db", tmp);
+    snprintf(args, sizeof args, "'%s'", dir);
+    CHECK(ingest(db, args, NULL) == 0, "first run");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM studies") == 2, "two studies");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM reports") == 2,
+          "%lld reports, expected one per study",
+          (long long)sql_file_int(db, "SELECT count(*) FROM reports"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM masks") == 2, "%lld masks, expected one per study",
+          (long long)sql_file_int(db, "SELECT count(*) FROM masks"));
+    CHECK(sql_file_int(db, "SELECT count(DISTINCT study_id) FROM sources WHERE kind = 'report' "
+                           "AND status = 'ok'") == 2,
+          "the report's sources do not name both studies");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors") == 0, "errors in the first run");
+    Buf a = {0}, b = {0};
+    dump(db, &a);
+    CHECK(ingest(db, args, NULL) == 0, "second run");
+    dump(db, &b);
+    CHECK(a.data && b.data && !strcmp(a.data, b.data), "the second run changed the corpus");
+    CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.known') = json_extract(counts, "
+                           "'$.members') FROM runs WHERE id = 2") == 1,
+          "the second run did not skip every member");
     buf_free(&a);
     buf_free(&b);
 }
@@ -398,18 +786,21 @@ static void test_ctrate_blank_headers_are_rebuilt_from_metadata(void)
     CHECK(ingest(db, args, NULL) == 0, "ingest");
     snprintf(ras, sizeof ras, "%s/same_nifti_ras.db", tmp);
     Buf a = {0}, b = {0};
-    sql_file_rows(db,
-         "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
-         "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%train_1_a_1.nii.gz'",
-         &a);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "SELECT v.shard FROM volumes v JOIN sources s ON s.study_id = v.study_id AND s.status "
+             "= 'ok' AND s.kind = 'nifti' WHERE s.path LIKE '%s'",
+             dp("%/train_1_a_1.nii.gz"));
+    sql_file_rows(db, sql, &a);
     sql_file_rows(ras, "SELECT shard FROM volumes", &b);
     CHECK(a.data && b.data && !strcmp(a.data, b.data),
           "blank-header volume %s is not the phantom's tensor %s", a.data ? a.data : "-",
           b.data ? b.data : "-");
     CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "train_1_a and valid_3_b volumes");
-    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE path LIKE '%train_1_a_2.nii.gz' AND status "
-                 "= 'ignored'") == 1,
-          "second reconstruction not ignored");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM sources WHERE path LIKE '%s' AND status = 'ignored'",
+             dp("%/train_1_a_2.nii.gz"));
+    CHECK(sql_file_int(db, sql) == 1, "second reconstruction not ignored");
     CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE format = 'ctrate_csv'") == 2, "reports");
     CHECK(sql_file_int(db, "SELECT count(*) FROM reports WHERE text LIKE 'Findings: %' AND text LIKE "
                  "'%Impression: %'") == 2,
@@ -545,8 +936,16 @@ int main(void)
     RUN(test_every_orientation_and_layout_lands_as_the_same_tensor);
     RUN(test_every_archive_format_gives_the_same_study);
     RUN(test_no_phi_from_dicom_headers_reaches_the_database);
+    RUN(test_no_archive_or_folder_name_reaches_the_database_file);
+    RUN(test_an_item_that_cannot_be_de_identified_is_an_error_and_not_stored);
+    RUN(test_ignored_members_are_named_with_their_reason_and_counted);
+    RUN(test_mask_or_ct_is_decided_by_content_not_folder_name);
+    RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
+    RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
+    RUN(test_two_ingests_at_once_give_the_corpus_of_one_run);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
+    RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);
     RUN(test_kill_9_then_the_same_command_ends_as_an_uninterrupted_run);
     RUN(test_ctrate_blank_headers_are_rebuilt_from_metadata);
     RUN(test_a_mask_met_before_its_volume_is_attached_in_the_same_run);

@@ -12,6 +12,7 @@
 #include "corpus.h"
 #include "ctrate.h"
 #include "db.h"
+#include "deid.h"
 #include "dicom.h"
 #include "fsutil.h"
 #include "fvlm_config.h"
@@ -343,14 +344,17 @@ static void dw_us(DW *w, int g, int el, int v)
 
 /* A 4x3 CT slice, signed 16-bit, stored 12 bits, with an undefined-length
  * sequence before the pixels. */
-static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored,
-                         const int16_t *px)
+static size_t make_dicom_with(DW *w, int big, int implicit, double z, int bits_stored,
+                              const int16_t *px, const char *slope, const char *inter,
+                              const char *thickness)
 {
     memset(w, 0, sizeof *w);
     w->big = big;
     w->implicit = implicit;
     dw_str(w, 0x0008, 0x0060, "CS", "CT");
     dw_str(w, 0x0010, 0x0010, "PN", "DOE^JANE");
+    if (thickness)
+        dw_str(w, 0x0018, 0x0050, "DS", thickness);
     dw_str(w, 0x0020, 0x000D, "UI", "1.2.3.4");
     dw_str(w, 0x0020, 0x000E, "UI", "1.2.3.4.5");
     char ipp[64];
@@ -376,13 +380,19 @@ static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored
     dw_us(w, 0x0028, 0x0100, 16);
     dw_us(w, 0x0028, 0x0101, bits_stored);
     dw_us(w, 0x0028, 0x0103, 1);
-    dw_str(w, 0x0028, 0x1052, "DS", "-1024");
-    dw_str(w, 0x0028, 0x1053, "DS", "1");
+    dw_str(w, 0x0028, 0x1052, "DS", inter);
+    dw_str(w, 0x0028, 0x1053, "DS", slope);
     unsigned char pix[24];
     for (int i = 0; i < 12; i++)
         put16(pix + 2 * i, (uint16_t)px[i], big);
     dw_elem(w, 0x7FE0, 0x0010, "OW", pix, 24);
     return w->n;
+}
+
+static size_t make_dicom(DW *w, int big, int implicit, double z, int bits_stored,
+                         const int16_t *px)
+{
+    return make_dicom_with(w, big, implicit, z, bits_stored, px, "1", "-1024", NULL);
 }
 
 static void test_dicom_reads_explicit_implicit_and_big_endian_raw_datasets(void)
@@ -861,6 +871,198 @@ static void test_sha256_fast_path_matches_the_portable_reference(void)
     }
 }
 
+/* ------------------------------------------------------------ path de-id */
+
+static void test_deid_path_hashes_every_name_that_is_not_generic(void)
+{
+    const char *key = "test-key-0123456";
+    char out[512], h[65];
+    FvErr e = {0};
+    /* an accession-named archive: keyed hash + extension */
+    CHECK_OK(deid_path_to(key, "/data/CT20231118002.tar.gz", out, sizeof out, &e), &e);
+    unsigned char mac[32];
+    hmac_sha256(key, strlen(key), "path:CT20231118002", 18, mac);
+    sha256_to_hex(mac, h);
+    char want[128];
+    snprintf(want, sizeof want, "/data/%.12s.tar.gz", h);
+    CHECK_STR(out, want);
+    /* archive:member with generic folder and numbered file names kept */
+    CHECK_OK(deid_path_to(key, "Zhang_San_0042.zip:dicom/IM0001.dcm", out, sizeof out, &e), &e);
+    CHECK(strlen(out) == 12 + strlen(".zip:dicom/IM0001.dcm") &&
+              !strcmp(out + 12, ".zip:dicom/IM0001.dcm") && !strstr(out, "Zhang"),
+          "member path de-identified as %s", out);
+    const char *generic[] = {"seg", "masks", "report.txt", "train", "valid", "test", "ct.nii.gz",
+                             "IM0001.dcm", "0001", "slice_12", "row 4", "line 12",
+                             "metadata.csv", "totalseg", "labels"};
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        CHECK(deid_component_is_generic(generic[i], strlen(generic[i])),
+              "'%s' is not taken as generic", generic[i]);
+    const char *named[] = {"CT20231118002", "Zhang_San_0042", "IM20231118", "1.2.840.113619.2",
+                           "Li Si", "张三", "ACC20210304"};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        CHECK(!deid_component_is_generic(named[i], strlen(named[i])),
+              "'%s' is taken as generic", named[i]);
+    /* fvlm's own annotation is kept; the folder before it is not */
+    CHECK_OK(deid_path_to(key, "Wang_Wu:dicom/ (series 3, 120 images)", out, sizeof out, &e), &e);
+    CHECK(!strcmp(out + 12, ":dicom/ (series 3, 120 images)") && !strstr(out, "Wang"),
+          "annotation: %s", out);
+    /* the same name under another key is another hash; no key: "_" */
+    char other[512];
+    CHECK_OK(deid_path_to("another-key-999", "Zhang_San_0042.zip", other, sizeof other, &e), &e);
+    CHECK_OK(deid_path_to(key, "Zhang_San_0042.zip", out, sizeof out, &e), &e);
+    CHECK(strcmp(out, other) != 0, "the hash does not depend on the key");
+    CHECK_OK(deid_path_to(NULL, "/x/Zhang_San_0042.zip:dicom/IM1.dcm", out, sizeof out, &e), &e);
+    CHECK_STR(out, "/_/_.zip:dicom/IM1.dcm");
+    /* fails closed: a name too long to de-identify, or one that does not
+     * fit the caller's buffer, is an error, never a cut or raw name */
+    char *longname = malloc(DEID_PATH_MAX + 10);
+    memset(longname, 'a', DEID_PATH_MAX + 9);
+    longname[DEID_PATH_MAX + 9] = '\0';
+    Buf b = {0};
+    CHECK(deid_path(key, longname, &b, &e) == -1 && b.len == 0, "an over-long name was accepted");
+    err_clear(&e);
+    CHECK(deid_path_to(key, "CT20231118002.tar.gz", out, 10, &e) == -1,
+          "a name that does not fit was cut");
+    err_clear(&e);
+    buf_free(&b);
+    free(longname);
+    /* free text: path-like words only */
+    Buf t = {0};
+    CHECK_OK(deid_text_paths(key, "cannot open '/data/CT20231118002.zip': bad magic", &t, &e), &e);
+    CHECK(!strstr(t.data, "CT2023") && strstr(t.data, "cannot open '/data/") &&
+              strstr(t.data, ".zip': bad magic"),
+          "text: %s", t.data);
+    buf_free(&t);
+}
+
+static void test_mask_content_verdict_tells_labels_from_hu(void)
+{
+    FvErr e = {0};
+    Vol v;
+    double lo, hi;
+    CHECK_OK(vol_alloc(&v, VOL_I16, 4, 1, 1, 100, &e), &e);
+    int16_t *d = v.data;
+    d[0] = 0, d[1] = 5, d[2] = 10, d[3] = 51; /* label ids */
+    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 1);
+    d[0] = -1024; /* air: HU */
+    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
+    CHECK(lo == -1024 && hi == 51, "range %g..%g", lo, hi);
+    d[0] = 0, d[3] = 300; /* above 255: not a label */
+    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
+    d[0] = d[1] = d[2] = d[3] = 0; /* blank: the name decides */
+    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), -1);
+    d[1] = 7;
+    CHECK_OK(mask_to_labels(&v, &e), &e);
+    CHECK(v.type == VOL_U8 && ((uint8_t *)v.data)[1] == 7, "not converted to uint8 labels");
+    vol_free(&v);
+    CHECK_OK(vol_alloc(&v, VOL_F32, 2, 1, 1, 100, &e), &e);
+    float *f = v.data;
+    f[0] = 1, f[1] = 2.5f; /* a fraction: not labels */
+    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
+    CHECK(mask_to_labels(&v, &e) == -1 && v.type == VOL_F32, "a fraction became a label");
+    vol_free(&v);
+}
+
+/* Numeric DICOM attributes are strict: a whole finite decimal number in
+ * range, one value where one is expected; the error names the attribute
+ * and the value. */
+static void test_dicom_numbers_are_strict_and_errors_name_the_tag(void)
+{
+    int16_t px[12] = {0};
+    static DW w;
+    struct {
+        const char *slope, *inter, *thick, *want; /* want NULL: accepted */
+    } cases[] = {
+        {"1", "-1024", "1.25", NULL},
+        {" 2.5E0 ", "+1e2", "0", NULL},
+        {"na", "-1024", NULL, "RescaleSlope (0028,1053) = 'na': not a decimal number"},
+        {"0\\0\\0", "-1024", NULL, "RescaleSlope (0028,1053) = '0\\0\\0': 3 value(s) where 1"},
+        {"0", "-1024", NULL, "RescaleSlope (0028,1053) = 0"},
+        {"1", "1e308", NULL, "RescaleIntercept (0028,1052) = 1e+308 is outside"},
+        {"1", "inf", NULL, "RescaleIntercept (0028,1052) = 'inf': not a decimal number"},
+        {"1", "-1024", "1.2.840.10008", "SliceThickness (0018,0050) = '1.2.840.10008': not a"},
+        {"1", "0x10", NULL, "RescaleIntercept (0028,1052) = '0x10'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, cases[i].slope, cases[i].inter,
+                                   cases[i].thick);
+        FvErr e = {0};
+        DcmFile f;
+        DcmImage im;
+        CHECK_OK(dcm_parse(&f, w.b, n, 1 << 20, &e), &e);
+        int rc = dcm_image_info(&f, &im, &e);
+        if (!cases[i].want)
+            CHECK(rc == 0, "case %zu refused: %s", i, e.msg);
+        else
+            CHECK(rc == -1 && strstr(e.msg, cases[i].want), "case %zu: '%s', expected '%s'", i,
+                  rc ? e.msg : "(accepted)", cases[i].want);
+        dcm_free(&f);
+    }
+    /* the accepted values are read as written */
+    size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, " 2.5E0 ", "+1e2", "0");
+    FvErr e = {0};
+    DcmFile f;
+    DcmImage im;
+    CHECK_OK(dcm_parse(&f, w.b, n, 1 << 20, &e), &e);
+    CHECK_OK(dcm_image_info(&f, &im, &e), &e);
+    CHECK_NEAR(im.geo.slope, 2.5, 0);
+    CHECK_NEAR(im.geo.inter, 100, 0);
+    dcm_free(&f);
+}
+
+/* A NIfTI scaling that overflows float32 is an error naming it; invalid
+ * sform/qform codes are read as 0, as nibabel does. */
+static void test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero(void)
+{
+    static unsigned char b[4096];
+    FvErr e = {0};
+    NiftiHeader h;
+    Vol v;
+    size_t n = make_nifti(b, 0, 4, 3, 2, 4, 16, 1, 1);
+    putf(b + 112, 1e38f, 0);
+    putf(b + 116, 0, 0);
+    CHECK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e) == -1 &&
+              strstr(e.msg, "scl_slope = 1e+38") && strstr(e.msg, "beyond float32"),
+          "scl_slope 1e38: '%s'", e.code ? e.msg : "(accepted)");
+    err_clear(&e);
+    /* sform_code 7 (invalid): ignored, the qform is used */
+    n = make_nifti(b, 0, 4, 3, 2, 4, 16, 1, 7);
+    CHECK_OK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e), &e);
+    CHECK(h.sform_code == 0 && !strcmp(h.affine_from, "qform") && strstr(h.code_note, "0..4"),
+          "sform_code 7 read as %d (affine from %s)", h.sform_code, h.affine_from);
+    vol_free(&v);
+    /* both invalid: pixdim */
+    n = make_nifti(b, 0, 4, 3, 2, 4, 16, -3, 99);
+    CHECK_OK(nifti_load(b, n, NULL, 0, 0, 1000, &h, &v, NULL, NULL, &e), &e);
+    CHECK(h.qform_code == 0 && h.sform_code == 0 && !strcmp(h.affine_from, "pixdim"),
+          "codes -3/99 read as %d/%d", h.qform_code, h.sform_code);
+    vol_free(&v);
+}
+
+/* One decision for ingest and inspect: a series of scouts only. */
+static void test_series_of_scouts_only_is_one_decision(void)
+{
+    Slice a = make_slice(0, 1, 0, 2, 2, 1), b = make_slice(5, 2, 0, 2, 2, 1),
+          c = make_slice(10, 3, 0, 2, 2, 0), d = make_slice(15, 4, 0, 2, 2, 0);
+    const char *why;
+    Slice *two_loc[2] = {&a, &b};
+    CHECK(series_is_scout(two_loc, 2, &why) == 1 && strstr(why, "LOCALIZER"),
+          "two LOCALIZER slices are not scouts");
+    Slice *mixed[3] = {&a, &c, &d};
+    CHECK(series_is_scout(mixed, 3, &why) == 0, "a CT series with one scout is called scouts");
+    /* an AP and a lateral image, not marked: no two share an orientation */
+    c.geo.iop[4] = 0, c.geo.iop[5] = 1; /* coronal-like */
+    d.geo.iop[0] = 0, d.geo.iop[1] = 1; /* sagittal-like */
+    d.geo.iop[3] = 0, d.geo.iop[4] = 0, d.geo.iop[5] = 1;
+    Slice *ortho[2] = {&c, &d};
+    CHECK(series_is_scout(ortho, 2, &why) == 1 && strstr(why, "orientation"),
+          "two orthogonal single images are not scouts");
+    slice_free(&a);
+    slice_free(&b);
+    slice_free(&c);
+    slice_free(&d);
+}
+
 int main(void)
 {
     RUN(test_sha256_fast_path_matches_the_portable_reference);
@@ -879,5 +1081,10 @@ int main(void)
     RUN(test_paths_are_classified_by_name);
     RUN(test_walk_groups_loose_files_into_study_units_in_phases);
     RUN(test_sweep_removes_temporary_and_unreferenced_shards_only);
+    RUN(test_deid_path_hashes_every_name_that_is_not_generic);
+    RUN(test_mask_content_verdict_tells_labels_from_hu);
+    RUN(test_series_of_scouts_only_is_one_decision);
+    RUN(test_dicom_numbers_are_strict_and_errors_name_the_tag);
+    RUN(test_nifti_overflowing_scaling_is_refused_and_bad_codes_read_as_zero);
     return test_finish();
 }
