@@ -10,6 +10,7 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "merge.h"
 #include "parse.h"
 #include "run.h"
 #include "store.h"
@@ -122,7 +123,8 @@ int cmd_parse(int argc, char **argv)
     Run run = {0};
     int run_started = 0;
     Buf cfg = {0};
-    if (cli_common_finish(&c, &e) || db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
+    if (cli_common_finish(&c, &e) || db_open(&db, c.db, DB_MUST_EXIST, &e) ||
+        corpus_refuse_shard(db, "parse", &e) || parser_new(&p, &e))
         goto out;
     config_to_json(&c.config, &cfg);
     /* a larger page cache keeps the index pages of sentences, mentions and
