@@ -69,7 +69,7 @@ void ingest_counts_json(const IngestCounts *c, Buf *b)
 #define F(name) jw_key(&w, #name), jw_int(&w, c->name)
     F(units); F(members); F(known); F(bytes_disk); F(bytes_members);
     F(studies_new); F(volumes); F(masks); F(reports); F(table_rows);
-    F(ignored); F(failed); F(errors); F(swept_tmp); F(swept_orphans);
+    F(ignored); F(failed); F(errors); F(swept_tmp); F(swept_orphans); F(other_shard);
 #undef F
     int64_t total = 0;
     jw_key(&w, "phi");

@@ -47,6 +47,8 @@ typedef struct IngestOpts {
     int split_hash;             /* ingest.split = hash */
     double fractions[3];        /* ingest.split_fractions: train, valid, test */
     const char *key;            /* de-identification secret (deid.key / FVLM_DEID_KEY) */
+    int shard_k, shard_n;       /* --shard K/N: only the studies whose keyed hash falls in
+                                 * shard K of N (ingest_in_shard); n = 0: all */
 } IngestOpts;
 
 /* Reads the ingest.* keys (defaults: spacing 1, 1, 3; hu_clip -1024, 3071;
@@ -58,6 +60,7 @@ typedef struct IngestCounts {
     int64_t units, members, known, bytes_disk, bytes_members;
     int64_t studies_new, volumes, masks, reports, table_rows;
     int64_t ignored, failed, errors;
+    int64_t other_shard;        /* items of studies of another shard (--shard), left out */
     int64_t swept_tmp, swept_orphans;
     int64_t phi[PHI_NKINDS];
     double seconds;

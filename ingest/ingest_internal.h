@@ -53,6 +53,7 @@ typedef struct Ingest {
     FvErr fatal;
 } Ingest;
 
+
 /* What a held member turned out to be. */
 typedef enum {
     H_OTHER, H_DICOM, H_VOLUME, H_MASK, H_CLASSMASK, H_HDR, H_IMG, H_TXT, H_JSON
@@ -129,6 +130,12 @@ void ingest_split_from_path(const char *path, char split[8]);
 /* The study row for a reference (create: made when absent, inside the
  * caller's transaction; else *id = 0 when absent). */
 int ingest_study_get(Ingest *g, const StudyRef *ref, int create, int64_t *id, FvErr *e);
+
+/* 1 when the study of ref belongs to this run's shard (always without
+ * --shard): shard = the first 8 bytes of HMAC(key, "shard:" + the study's
+ * pseudonym) mod N, so all of a study's members, in whatever units, fall in
+ * the same shard; 0 otherwise (counted in other_shard); -1 on error. */
+int ingest_in_shard(Ingest *g, const StudyRef *ref, FvErr *e);
 void ingest_ref_ctrate(StudyRef *ref, const char *study, const char *patient, const char *split);
 /* A held member's name inside its unit. */
 const char *ingest_rel_name(const UnitState *us, const char *name);

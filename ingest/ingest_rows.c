@@ -201,6 +201,25 @@ void ingest_split_from_path(const char *path, char split[8])
     }
 }
 
+int ingest_in_shard(Ingest *g, const StudyRef *ref, FvErr *e)
+{
+    if (g->o->shard_n <= 1)
+        return 1;
+    char skey[65], msg[80];
+    if (deid_pseudonym(g->o->key, "study", ref->src, skey, e))
+        return -1;
+    unsigned char mac[32];
+    snprintf(msg, sizeof msg, "shard:%s", skey);
+    hmac_sha256(g->o->key, strlen(g->o->key), msg, strlen(msg), mac);
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | mac[i];
+    if ((int)(x % (uint64_t)g->o->shard_n) == g->o->shard_k)
+        return 1;
+    g->cnt->other_shard++;
+    return 0;
+}
+
 /* The study row for a reference, created when absent (inside the caller's
  * transaction). */
 int ingest_study_get(Ingest *g, const StudyRef *ref, int create, int64_t *id, FvErr *e)

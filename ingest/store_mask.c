@@ -52,6 +52,11 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
 {
     *no_volume = 0;
     int64_t sid;
+    int mine = ingest_in_shard(g, ref, e);
+    if (mine <= 0) {
+        vol_free(m); /* another shard's study: its corpus records it */
+        return mine;
+    }
     if (ingest_study_get(g, ref, 0, &sid, e)) {
         vol_free(m);
         return -1;

@@ -17,6 +17,9 @@ int ingest_store_report(Ingest *g, const StudyRef *ref, const char *text, size_t
                         const char *encoding, const PhiValue *known, int nknown, SrcRec *srcs,
                         int nsrc, FvErr *e)
 {
+    int mine = ingest_in_shard(g, ref, e);
+    if (mine <= 0)
+        return mine; /* another shard's study: its corpus records it */
     Buf clean = {0};
     int counts[PHI_NKINDS] = {0};
     if (ingest_deid_fault(text, len)) {

@@ -105,6 +105,11 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
 {
     *study_out = 0;
     int64_t sid;
+    int mine = ingest_in_shard(g, ref, e);
+    if (mine <= 0) {
+        vol_free(v); /* another shard's study: its corpus records it */
+        return mine;
+    }
     if (ingest_study_get(g, ref, 0, &sid, e)) {
         vol_free(v);
         return -1;

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "db.h"
 #include "log.h"
+#include "merge.h"
 #include "ontology.h"
 #include "run.h"
 
@@ -103,7 +104,7 @@ int cmd_align(int argc, char **argv)
     }
     ao.studies = studies;
     ao.n_studies = n_studies;
-    if (db_open(&db, cli.db, DB_MUST_EXIST, &e)) {
+    if (db_open(&db, cli.db, DB_MUST_EXIST, &e) || corpus_refuse_shard(db, "align", &e)) {
         cli_fail(&e);
         goto done;
     }

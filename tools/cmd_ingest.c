@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "json.h"
 #include "log.h"
+#include "merge.h"
 #include "phi.h"
 #include "run.h"
 
@@ -36,7 +37,11 @@ static const char *help =
     "duplicates. Every bad item is one error line and one row in `errors`, every ignored\n"
     "member one info line with the reason; the run goes on.\n\n"
     "options:\n" CLI_COMMON_HELP
-    "  --strict           exit 1 when any item failed\n\n"
+    "  --strict           exit 1 when any item failed\n"
+    "  --shard K/N        only the studies of shard K of N (0 <= K < N; by a keyed hash of\n"
+    "                     the study id, so a study's files stay together): one corpus per\n"
+    "                     shard, marked as such; fvlm merge joins them, then parse and\n"
+    "                     align run on the merged corpus (they refuse a shard)\n\n"
     "configuration (--config FILE or --set KEY=VALUE):\n"
     "  deid.key = SECRET          de-identification key (or env FVLM_DEID_KEY); required\n"
     "  ingest.spacing = 1, 1, 3   corpus grid spacing x, y, z in mm\n"
@@ -73,19 +78,29 @@ static void config_json_safe(const Config *c, Buf *b)
 
 int cmd_ingest(int argc, char **argv)
 {
-    enum { OPT_STRICT = OPT_FIRST_PRIVATE };
+    enum { OPT_STRICT = OPT_FIRST_PRIVATE, OPT_SHARD };
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
         {"strict", no_argument, 0, OPT_STRICT},
+        {"shard", required_argument, 0, OPT_SHARD},
         {0, 0, 0, 0},
     };
     CliCommon cc;
     cli_common_init(&cc);
-    int opt, strict = 0, code;
+    int opt, strict = 0, code, shard_k = 0, shard_n = 0;
     while ((opt = cli_next_opt(&cc, argc, argv, opts, "ingest", help, &code)) != CLI_DONE) {
         if (opt == CLI_EXIT)
             return code;
-        strict = 1; /* OPT_STRICT */
+        if (opt == OPT_STRICT) {
+            strict = 1;
+            continue;
+        }
+        char end;
+        if (sscanf(optarg, "%d/%d%c", &shard_k, &shard_n, &end) != 2 || shard_n < 1 ||
+            shard_n > 1 << 20 || shard_k < 0 || shard_k >= shard_n) {
+            cli_common_free(&cc);
+            return cli_usage("ingest", "--shard '%s': expected K/N with 0 <= K < N", optarg);
+        }
     }
     if (optind >= argc) {
         cli_common_free(&cc);
@@ -97,13 +112,17 @@ int cmd_ingest(int argc, char **argv)
         cli_common_free(&cc);
         return e.code == FV_EUSAGE ? (log_error("%s", e.msg), EXIT_USAGE) : cli_fail(&e);
     }
+    o.shard_k = shard_k;
+    o.shard_n = shard_n;
     Db *db;
     if (db_open(&db, cc.db, 0, &e)) {
         cli_common_free(&cc);
         return cli_fail(&e);
     }
-    /* Another key than the corpus's would make new study keys for known studies. */
-    if (deid_check_corpus(db, o.key, &e)) {
+    /* Another key than the corpus's would make new study keys for known
+     * studies; a shard's corpus says so (meta shard = K/N): merge and parse
+     * check it. */
+    if (deid_check_corpus(db, o.key, &e) || ingest_mark_shard(db, shard_k, shard_n, &e)) {
         db_close(&db);
         cli_common_free(&cc);
         return cli_fail(&e);

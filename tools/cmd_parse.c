@@ -11,6 +11,7 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "merge.h"
 #include "parse.h"
 #include "run.h"
 #include "parse_run.h"
@@ -81,7 +82,8 @@ int cmd_parse(int argc, char **argv)
         cli_common_free(&c);
         return cli_finish_fail(&e);
     }
-    if (db_open(&db, c.db, DB_MUST_EXIST, &e) || parser_new(&p, &e))
+    if (db_open(&db, c.db, DB_MUST_EXIST, &e) || corpus_refuse_shard(db, "parse", &e) ||
+        parser_new(&p, &e))
         goto out;
     config_to_json(&c.config, &cfg);
     if (run_begin(&run, db, "parse", argc, argv, cfg.data, -1, &e))

@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "json.h"
+#include "dist.h"
+#include "log.h"
 #include "loss.h"
 #include "safetensors.h"
 #include "schemas.h"
@@ -42,7 +44,11 @@ static const char *help =
     "  --epochs N         train.epochs    --steps N     train.steps (overrides epochs)\n"
     CLI_COMMON_HELP
     "\nSIGINT or SIGTERM: the current step finishes, a checkpoint is written, the run\n"
-    "is recorded as interrupted (resume it with --resume).\n";
+    "is recorded as interrupted (resume it with --resume).\n"
+    "\nData parallel (a build with MPI): mpirun -np N fvlm train ... trains on N\n"
+    "processes, each preparing its share of every batch of train.batch studies; the\n"
+    "loss sees the whole batch, as one process would. Rank 0 writes the checkpoint and\n"
+    "the run; --out must be on a file system every rank reads; resume with the same N.\n";
 
 static volatile sig_atomic_t g_stop;
 
@@ -177,10 +183,29 @@ int cmd_train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    TrainArgs a = {cc.db, out, preset, resume, deterministic, argc, argv, &g_stop};
-    TrainResult r;
-    if (train_run(&a, &cc.config, &r, &e))
+    /* under mpirun: join the other ranks (a build without MPI refuses) */
+    Dist dist;
+    if (dist_init(&dist, &argc, &argv, &e))
         goto fail;
+    if (dist.rank > 0 && !cc.quiet)
+        log_set_level(LOG_WARN); /* rank 0 tells the progress for all */
+    TrainArgs a = {cc.db, out, preset, resume, deterministic, argc, argv, &g_stop, &dist};
+    TrainResult r;
+    if (train_run(&a, &cc.config, &r, &e)) {
+        if (dist.size > 1) {
+            /* the other ranks would wait for this one in a collective */
+            fprintf(stderr, "fvlm train: rank %d of %d: %s; ending every rank\n", dist.rank,
+                    dist.size, e.msg);
+            dist_abort(&dist, EXIT_FAIL);
+        }
+        dist_finish(&dist);
+        goto fail;
+    }
+    dist_finish(&dist);
+    if (dist.rank > 0) {
+        rc = r.stopped ? EXIT_FAIL : EXIT_OK;
+        goto done;
+    }
     if (cc.json) {
         Buf b = {0};
         JsonW w;

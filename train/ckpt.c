@@ -74,6 +74,12 @@ int ckpt_save(const char *path, const Net *n, const Tokenizer *t, const char *co
         st_writer_meta(&w, "fvlm.threads", threads, e) ||
         st_writer_meta(&w, "fvlm.deterministic", m->deterministic ? "1" : "0", e))
         goto out;
+    /* only a data-parallel run says so: a single process's checkpoint keeps
+     * the bytes it always had */
+    char ranks[32];
+    snprintf(ranks, sizeof ranks, "%d", m->ranks);
+    if (m->ranks > 1 && st_writer_meta(&w, "fvlm.ranks", ranks, e))
+        goto out;
     rc = st_write(&w, path, e);
 out:
     st_writer_free(&w);

@@ -8,7 +8,8 @@
  * fvlm.vocab (JSON array), fvlm.anatomies (JSON array of anatomy ids),
  * fvlm.step, fvlm.epoch, fvlm.loss, fvlm.preset, fvlm.config (the effective
  * configuration, INI text), fvlm.corpus (signature of the training data),
- * fvlm.threads, fvlm.deterministic, fvlm.version. Nothing in a checkpoint
+ * fvlm.threads, fvlm.deterministic, fvlm.version; fvlm.ranks (data-parallel
+ * runs only: the processes that trained it). Nothing in a checkpoint
  * depends on the clock, so two runs that reach the same state write the
  * same bytes. */
 #ifndef FVLM_CKPT_H
@@ -34,6 +35,7 @@ typedef struct CkptState {
 typedef struct CkptMeta {
     const char *preset, *config_ini, *corpus_sig;
     int threads, deterministic;
+    int ranks;                  /* data-parallel processes (fvlm.ranks, written when > 1) */
 } CkptMeta;
 
 /* Writes path atomically. anat_ids: the model's n_anat anatomies. */

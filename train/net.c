@@ -952,6 +952,49 @@ float net_step(Net *n, const NetBatch *b, int backward)
     return (float)loss;
 }
 
+/* ------------------------------------------------ data-parallel pieces */
+
+void net_forward_rows(Net *n, const NetBatch *b, const int *order, int nr)
+{
+    vision_forward(n, b);
+    heads_forward(n, b, order, nr);
+    text_forward(n, b);
+}
+
+float *net_feature_grads(Net *n) { return n->act->dfn; }
+float *net_text_grads(Net *n) { return n->act->dtfn; }
+
+void net_backward_rows(Net *n, const NetBatch *b, const int *order, int nr, NetPartDone done,
+                       void *ctx)
+{
+    text_backward(n, b);
+    if (done)
+        done(ctx, NET_PART_TEXT);
+    heads_backward(n, b, order, nr);
+    if (done)
+        done(ctx, NET_PART_HEADS);
+    vision_backward(n, b);
+    if (done)
+        done(ctx, NET_PART_VISION);
+}
+
+void net_part_range(const Net *n, int part, size_t *lo, size_t *hi)
+{
+    /* build_table lays the parameters out as the vision tower (up to its
+     * final norm), the image heads (density summary, pooling, projections),
+     * the text tower, the temperature */
+    size_t heads = 0, text = n->n_floats;
+    for (int i = 0; i < n->n_params; i++) {
+        const ParamInfo *p = &n->info[i];
+        if (!strcmp(p->name, "vis.ln_f.bias"))
+            heads = p->off + p->numel;
+        if (!strncmp(p->name, "txt.", 4) && p->off < text)
+            text = p->off;
+    }
+    *lo = part == NET_PART_VISION ? 0 : part == NET_PART_HEADS ? heads : text;
+    *hi = part == NET_PART_VISION ? heads : part == NET_PART_HEADS ? text : n->n_floats;
+}
+
 const float *net_image_features(const Net *n) { return n->act->fn; }
 const float *net_text_features(const Net *n) { return n->act->tfn; }
 const float *net_group_logits(const Net *n, int g) { return n->act->logits + n->act->loff[g]; }

@@ -193,4 +193,26 @@ const float *net_group_logits(const Net *n, int g);
  * texts into tout (U, D). Either output may be NULL to skip that tower. */
 void net_encode(Net *n, const NetBatch *b, float *out, float *tout);
 
+/* The pieces of net_step for data-parallel training (dpstep.h), where the
+ * loss over the global batch runs between them on every rank:
+ * net_forward_rows computes the image features of the rows order[0..nr)
+ * (pooled row indices; into net_image_features, in that order) and the text
+ * features of the batch's texts (net_text_features). The caller then writes
+ * d loss / d image features (nr, D) to net_feature_grads, d loss / d text
+ * features (texts, D) to net_text_grads, adds d loss / d temperature to the
+ * temperature's gradient, and runs net_backward_rows: it ADDS the gradients
+ * to n->grads, tower by tower (text, then the image heads, then the vision
+ * tower), calling done(ctx, part) as each part's parameter gradients are
+ * final, so their reduction across ranks can start while the rest runs. */
+enum { NET_PART_VISION = 0, NET_PART_HEADS = 1, NET_PART_TEXT = 2, NET_PARTS = 3 };
+typedef void (*NetPartDone)(void *ctx, int part);
+void net_forward_rows(Net *n, const NetBatch *b, const int *order, int nr);
+float *net_feature_grads(Net *n);
+float *net_text_grads(Net *n);
+void net_backward_rows(Net *n, const NetBatch *b, const int *order, int nr, NetPartDone done,
+                       void *ctx);
+/* The floats [lo, hi) of the parameter block (and of the gradients) that
+ * hold a part's parameters; the temperature belongs to the text part. */
+void net_part_range(const Net *n, int part, size_t *lo, size_t *hi);
+
 #endif

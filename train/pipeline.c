@@ -1,9 +1,13 @@
 #include "pipeline.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -110,9 +114,24 @@ static void render(const Pipe *p, Slot *s)
         batch_rows(&s->bb, c->set, n, j->nc);
 }
 
+/* Loader threads run at a lower priority than the step's threads (nice +5
+ * relative to the process: about a third of a step thread's share when both
+ * want a core), so on a machine with as many cores as step threads they take
+ * the time the step leaves idle (its single-threaded element-wise kernels,
+ * the optimiser, waits) rather than slowing its matrix products. */
+enum { LOADER_NICE = 5 };
+
 static void *loader(void *arg)
 {
     Pipe *p = arg;
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) {
+        int want = nice_now + LOADER_NICE > 19 ? 19 : nice_now + LOADER_NICE;
+        /* Linux: a thread id as the "process" sets that thread's nice alone */
+        if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), want) != 0)
+            log_debug("pipeline: loader thread keeps its priority: %s", strerror(errno));
+    }
     pthread_mutex_lock(&p->mu);
     while (!p->quit && !p->plan_done) {
         Slot *s = &p->slot[p->next_plan % p->n_slot];

@@ -3,12 +3,14 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ckpt.h"
 #include "db.h"
+#include "dpstep.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -345,6 +347,10 @@ typedef struct Trainer {
     Tokenizer tok;
     Net net;
     Pipe *pipe;
+    Dist *dist;                /* the run's ranks (a one-rank Dist without MPI) */
+    Dist solo;
+    int writer;                /* rank 0: writes the run, metrics, checkpoints */
+    DpStep *dp;                /* ranks > 1 */
     Metrics *metrics;
     int *train_idx, *valid_idx; /* studies of each split that can give a loss term */
     int n_train, n_valid;
@@ -361,6 +367,19 @@ typedef struct Trainer {
     double epoch_loss;         /* sum over the epoch's steps so far */
     int epoch_n;
     int saved;                 /* a checkpoint holds the current step */
+    /* the checkpoint being written on a thread of its own (rank 0) */
+    struct {
+        pthread_t th;
+        int running;
+        float *mem;            /* (3, n_floats) parameters, AdamW m, v at its step */
+        int *order;            /* (n_train) */
+        Rng rng;
+        Net snap;              /* views of mem, the table and config of net */
+        CkptState st;
+        int rc;
+        FvErr err;
+        double seconds;
+    } ck_async;
 } Trainer;
 
 /* Opens the corpus and the run record, builds the vocabulary and the
@@ -386,12 +405,17 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     t->threads = s->threads ? s->threads : openblas_get_num_procs();
     openblas_set_num_threads(t->threads);
 
+    t->solo = (Dist){.rank = 0, .size = 1};
+    t->dist = a->dist ? a->dist : &t->solo;
+    t->writer = t->dist->rank == 0;
     if (onto_load(&t->onto, e) || db_open(&t->db, a->db_path, DB_MUST_EXIST, e))
         return -1;
     config_to_json(cfg, &t->cfg_json);
-    if (run_begin(&t->run, t->db, "train", a->argc, a->argv, t->cfg_json.data, s->seed, e))
-        return -1;
-    t->run_open = 1;
+    if (t->writer) {
+        if (run_begin(&t->run, t->db, "train", a->argc, a->argv, t->cfg_json.data, s->seed, e))
+            return -1;
+        t->run_open = 1;
+    }
     if (a->resume) {
         NetCfg ckc;
         if (st_open(&t->ck, a->out_path, e) || st_verify(t->ck, e) || ckpt_config(t->ck, &ckc, e) ||
@@ -401,7 +425,7 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     log_info("loading the corpus %s", a->db_path);
     TrainSet *c = &t->set;
     if (trainset_load(c, t->db, t->onto, s->net.loss, s->data.scan_whole, t->ck_anat,
-                      t->n_ck_anat, -1, &t->run, e))
+                      t->n_ck_anat, -1, t->writer ? &t->run : NULL, e))
         return -1;
     trainset_split_validation(c, s->val_fraction, (uint64_t)s->seed);
     size_t n_st = (size_t)(c->n_st ? c->n_st : 1);
@@ -452,8 +476,11 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     s->net.n_anat = c->n_anat;
     if (s->net.loss == LOSS_GLOBAL && s->net.n_anat == 0)
         s->net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
-    NetCap cap = trainset_capacity(c, s->batch);
-    if (net_alloc(&t->net, &s->net, &cap, 1, e))
+    /* the network holds this rank's share of a batch */
+    int ranks = t->dist->size;
+    NetCap cap = trainset_capacity(c, (s->batch + ranks - 1) / ranks);
+    if (net_alloc(&t->net, &s->net, &cap, 1, e) ||
+        (ranks > 1 && dp_alloc(&t->dp, c, &t->net, s->batch, t->dist, e)))
         return -1;
     /* steps: ceil(n / batch) per epoch; a last batch of one study is dropped
      * (it cannot be contrasted) */
@@ -468,8 +495,14 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     if (train_settings_ini(s, &t->ini))
         return err_set(e, FV_ENOMEM, "out of memory");
     if (a->resume) {
-        int64_t ck_threads = 0;
+        int64_t ck_threads = 0, ck_ranks = 1;
         const char *ck_sig = st_meta(t->ck, "fvlm.corpus");
+        if (st_meta(t->ck, "fvlm.ranks") && ckpt_meta_int(t->ck, "fvlm.ranks", &ck_ranks, e))
+            return -1;
+        if (ck_ranks != ranks)
+            return err_set(e, FV_EUSAGE, "%s was written by a run of %lld process(es), this run "
+                           "has %d: resume with the same count (mpirun -np %lld)", a->out_path,
+                           (long long)ck_ranks, ranks, (long long)ck_ranks);
         if (ckpt_load_params(t->ck, &t->net, 1, e) ||
             ckpt_meta_int(t->ck, "fvlm.step", &t->step, e) ||
             ckpt_meta_int(t->ck, "fvlm.threads", &ck_threads, e) ||
@@ -504,8 +537,12 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
         memcpy(t->order, t->train_idx, (size_t)t->n_train * sizeof *t->order);
     }
     log_info("%d training studies (%d validation), %d anatomies, vocabulary %d, %zu parameters, "
-             "%lld steps of %d studies, %d threads", t->n_train, t->n_valid, c->n_anat, t->tok.n,
-             t->net.n_floats, (long long)t->total, s->batch, t->threads);
+             "%lld steps of %d studies, %d threads%s", t->n_train, t->n_valid, c->n_anat,
+             t->tok.n, t->net.n_floats, (long long)t->total, s->batch, t->threads,
+             ranks > 1 ? " in each rank" : "");
+    if (ranks > 1)
+        log_info("data parallel: %d ranks, each with its share of the %d studies of a batch",
+                 ranks, s->batch);
     TrainResult *res = t->res;
     res->n_train = t->n_train;
     res->n_valid = t->n_valid;
@@ -514,11 +551,11 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     res->params = t->net.n_floats;
     res->steps = t->total;
     res->run_id = t->run.id;
-    t->meta = (CkptMeta){a->preset, t->ini.data, t->sig, t->threads, a->deterministic};
+    t->meta = (CkptMeta){a->preset, t->ini.data, t->sig, t->threads, a->deterministic, ranks};
     PipeCfg pc = {.set = c, .data = &s->data, .net = &s->net, .batch = s->batch,
                   .valid_idx = t->valid_idx, .n_train = t->n_train, .n_valid = t->n_valid,
                   .spe = t->spe, .total = t->total, .loaders = s->loaders,
-                  .prefetch = s->prefetch, .rank = 0, .ranks = 1};
+                  .prefetch = s->prefetch, .rank = t->dist->rank, .ranks = ranks};
     return pipe_start(&t->pipe, &pc, &t->drng, t->order, t->step, e);
 }
 
@@ -543,20 +580,31 @@ static int trainer_step(Trainer *t, FvErr *e)
     PipeJob *j = next_job(t, PIPE_TRAIN, e);
     if (!j)
         return -1;
-    const NetBatch *b = &j->bb->nb;
     int64_t epoch = j->epoch;
     memset(t->net.grads, 0, t->net.n_floats * sizeof(float));
-    float loss = net_step(&t->net, b, 1);
+    float loss;
+    int ng, pairs;
+    if (t->dp) {
+        /* the global batch across ranks; the gradients arrive summed */
+        if (dp_step(t->dp, &t->net, j, 1, &loss, &ng, &pairs, e)) {
+            pipe_release(t->pipe, j);
+            return -1;
+        }
+    } else {
+        loss = net_step(&t->net, &j->bb->nb, 1);
+        ng = j->bb->nb.ng;
+        pairs = j->bb->n_pairs;
+    }
     double norm = optim_clip(&t->net, &s->opt);
     double lr = optim_lr(&s->opt, t->step);
-    if (b->ng) {
+    if (ng) {
         optim_adamw(&t->net, &s->opt, lr, t->step + 1);
         optim_clamp_temperature(&t->net);
     }
     /* the state a checkpoint after this step saves */
     t->drng = j->rng;
     memcpy(t->order, j->order, (size_t)t->n_train * sizeof *t->order);
-    int nb = j->n, pairs = j->bb->n_pairs;
+    int nb = j->n;
     double wait = j->wait;
     pipe_release(t->pipe, j);
     double dt = now_seconds() - t0;
@@ -566,14 +614,15 @@ static int trainer_step(Trainer *t, FvErr *e)
     t->epoch_n++;
     t->res->loss = loss;
     t->res->wait_s += wait;
+    t->res->studies += nb;
     Metrics *m = t->metrics;
     int64_t run = t->run.id;
-    if (metric_add(m, t->db, run, step, epoch, "loss", loss, e) ||
+    if (t->writer && (metric_add(m, t->db, run, step, epoch, "loss", loss, e) ||
         metric_add(m, t->db, run, step, epoch, "lr", lr, e) ||
         metric_add(m, t->db, run, step, epoch, "grad_norm", norm, e) ||
         metric_add(m, t->db, run, step, epoch, "samples_per_s", dt > 0 ? pairs / dt : 0, e) ||
         metric_add(m, t->db, run, step, epoch, "studies_per_s", dt > 0 ? nb / dt : 0, e) ||
-        metric_add(m, t->db, run, step, epoch, "data_wait_s", wait, e))
+        metric_add(m, t->db, run, step, epoch, "data_wait_s", wait, e)))
         return -1;
     if (step % s->log_every == 0 || step == t->total)
         log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
@@ -588,15 +637,23 @@ static int trainer_step(Trainer *t, FvErr *e)
  * val_loss metric of the epoch just ended. */
 static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
 {
-    double sum = 0.0;
+    double t0 = now_seconds(), sum = 0.0;
     int batches = 0;
     for (int last = t->n_valid == 0; !last;) {
         PipeJob *j = next_job(t, PIPE_VALID, e);
         if (!j)
             return -1;
         last = j->last_valid;
-        if (j->bb->nb.ng) {
-            sum += net_step(&t->net, &j->bb->nb, 0);
+        float loss = 0.0f;
+        int ng = j->bb->nb.ng, pairs;
+        if (t->dp && dp_step(t->dp, &t->net, j, 0, &loss, &ng, &pairs, e)) {
+            pipe_release(t->pipe, j);
+            return -1;
+        }
+        if (!t->dp && ng)
+            loss = net_step(&t->net, &j->bb->nb, 0);
+        if (ng) {
+            sum += loss;
             batches++;
         }
         pipe_release(t->pipe, j);
@@ -604,7 +661,8 @@ static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
     double vl = batches ? sum / batches : NAN;
     if (!isnan(vl)) {
         t->res->val_loss = vl;
-        if (metric_add(t->metrics, t->db, t->run.id, t->step, epoch, "val_loss", vl, e))
+        if (t->writer &&
+            metric_add(t->metrics, t->db, t->run.id, t->step, epoch, "val_loss", vl, e))
             return -1;
     }
     log_info("epoch %lld: train loss %.4f, validation loss %s%.4f", (long long)epoch + 1,
@@ -614,19 +672,77 @@ static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
         t->res->loss = t->epoch_loss / t->epoch_n;
     t->epoch_loss = 0.0;
     t->epoch_n = 0;
+    t->res->valid_s += now_seconds() - t0;
     return 0;
 }
 
-/* Writes the checkpoint of the current step (atomically) and the metrics
- * gathered so far. */
+/* The checkpoint is written by a thread of its own from a copy of the state
+ * (parameters, AdamW moments, data RNG and order: a memcpy), so the steps go
+ * on while it is serialised and synced; the file appears by rename, whole,
+ * as before. One write at a time: the next checkpoint, and the end of the
+ * run, wait for it and fail with its error. */
+static void *ckpt_thread(void *arg)
+{
+    Trainer *t = arg;
+    double t0 = now_seconds();
+    t->ck_async.rc = ckpt_save(t->a->out_path, &t->ck_async.snap, &t->tok, t->anat_ids,
+                               t->set.n_anat, &t->ck_async.st, &t->meta, &t->ck_async.err);
+    t->ck_async.seconds = now_seconds() - t0;
+    return NULL;
+}
+
+/* Waits for the checkpoint being written; its error, if it failed. */
+static int ckpt_wait(Trainer *t, FvErr *e)
+{
+    if (!t->ck_async.running)
+        return 0;
+    pthread_join(t->ck_async.th, NULL);
+    t->ck_async.running = 0;
+    if (t->ck_async.rc) {
+        *e = t->ck_async.err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts writing the checkpoint of the current step (atomically) and
+ * records the metrics gathered so far. */
 static int trainer_checkpoint(Trainer *t, FvErr *e)
 {
-    CkptState st = {t->step, t->step / t->spe, &t->drng, t->order, t->n_train};
-    if (ckpt_save(t->a->out_path, &t->net, &t->tok, t->anat_ids, t->set.n_anat, &st, &t->meta,
-                  e) ||
-        metrics_flush(t->metrics, t->db, t->run.id, e))
+    double t0 = now_seconds();
+    if (!t->writer) {
+        /* rank 0 writes it; every rank holds the same state */
+        t->saved = 1;
+        return 0;
+    }
+    if (ckpt_wait(t, e))
+        return -1;
+    size_t nf = t->net.n_floats;
+    if (!t->ck_async.mem) {
+        t->ck_async.mem = malloc(3 * nf * sizeof(float));
+        t->ck_async.order = malloc((size_t)t->n_train * sizeof(int));
+        if (!t->ck_async.mem || !t->ck_async.order)
+            return err_set(e, FV_ENOMEM, "checkpoint: out of memory");
+    }
+    float *m = t->ck_async.mem;
+    memcpy(m, t->net.params, nf * sizeof(float));
+    memcpy(m + nf, t->net.adam_m, nf * sizeof(float));
+    memcpy(m + 2 * nf, t->net.adam_v, nf * sizeof(float));
+    memcpy(t->ck_async.order, t->order, (size_t)t->n_train * sizeof(int));
+    t->ck_async.rng = t->drng;
+    t->ck_async.snap = t->net;
+    t->ck_async.snap.params = m;
+    t->ck_async.snap.adam_m = m + nf;
+    t->ck_async.snap.adam_v = m + 2 * nf;
+    t->ck_async.st = (CkptState){t->step, t->step / t->spe, &t->ck_async.rng, t->ck_async.order,
+                                 t->n_train};
+    if (pthread_create(&t->ck_async.th, NULL, ckpt_thread, t) != 0)
+        return err_set(e, FV_EIO, "checkpoint: cannot start its writer thread");
+    t->ck_async.running = 1;
+    if (metrics_flush(t->metrics, t->db, t->run.id, e))
         return -1;
     t->saved = 1;
+    t->res->ckpt_s += now_seconds() - t0;
     return 0;
 }
 
@@ -646,7 +762,8 @@ static int trainer_epoch(Trainer *t, Progress *prog, int *stopped, FvErr *e)
         int epoch_end = t->step % t->spe == 0;
         if (epoch_end && trainer_validate(t, t->step / t->spe - 1, e))
             return -1;
-        *stopped = t->a->stop && *t->a->stop;
+        /* every rank stops after the same step */
+        *stopped = dist_any(t->dist, t->a->stop && *t->a->stop);
         if ((t->step == t->total || *stopped ||
              (s->save_every > 0 ? t->step % s->save_every == 0 : epoch_end)) &&
             trainer_checkpoint(t, e))
@@ -658,6 +775,8 @@ static int trainer_epoch(Trainer *t, Progress *prog, int *stopped, FvErr *e)
 /* The model's row (path, sha256) once its last checkpoint is written. */
 static int trainer_record(Trainer *t, FvErr *e)
 {
+    if (!t->writer)
+        return 0;
     char hex[65], now[32];
     if (sha256_file(t->a->out_path, hex, e))
         return -1;
@@ -675,6 +794,12 @@ static int trainer_record(Trainer *t, FvErr *e)
 static void trainer_finish(Trainer *t, int rc)
 {
     TrainResult *res = t->res;
+    FvErr ce = {0};
+    /* a run that failed early may still have a checkpoint on its way */
+    if (ckpt_wait(t, &ce))
+        log_error("%s", ce.msg);
+    free(t->ck_async.mem);
+    free(t->ck_async.order);
     if (t->run_open) {
         Buf counts = {0};
         buf_printf(&counts,
@@ -701,6 +826,7 @@ static void trainer_finish(Trainer *t, int rc)
     buf_free(&t->ini);
     buf_free(&t->cfg_json);
     pipe_free(&t->pipe);
+    dp_free(&t->dp);
     net_free(&t->net);
     tok_free(&t->tok);
     trainset_free(&t->set);
@@ -717,6 +843,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     int rc = -1, stopped = 0;
     if (trainer_setup(&t, cfg, e))
         goto out;
+    double t_loop = now_seconds();
     Progress prog;
     progress_start(&prog, "train", t.total, "steps");
     progress_set(&prog, t.step);
@@ -724,10 +851,11 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
         if (trainer_epoch(&t, &prog, &stopped, e))
             goto out;
     progress_end(&prog);
+    res->loop_s = now_seconds() - t_loop;
     res->stopped = stopped;
     /* a resumed run that had nothing left to do still leaves a model */
-    if ((!t.saved && trainer_checkpoint(&t, e)) || metrics_flush(t.metrics, t.db, t.run.id, e) ||
-        trainer_record(&t, e))
+    if ((!t.saved && trainer_checkpoint(&t, e)) || ckpt_wait(&t, e) ||
+        metrics_flush(t.metrics, t.db, t.run.id, e) || trainer_record(&t, e))
         goto out;
     res->step = t.step;
     res->seconds = now_seconds() - t_start;

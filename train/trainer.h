@@ -10,7 +10,13 @@
  * run in the database, a `models` row for the checkpoint written. A resumed
  * run continues from the checkpoint's step with its weights, AdamW moments,
  * RNG state and epoch order, so it ends with the same bytes as a run that was
- * never stopped. */
+ * never stopped.
+ *
+ * Batches come from the input pipeline (pipeline.h). Under MPI (dist.h,
+ * `mpirun -np N fvlm train`) each rank renders its share of every global
+ * batch and dpstep.h trains on the global batch as one process would; rank
+ * 0 alone writes the run, its metrics and the checkpoints, and a resume
+ * wants the same N (the checkpoint's fvlm.ranks). */
 #ifndef FVLM_TRAINER_H
 #define FVLM_TRAINER_H
 
@@ -20,6 +26,7 @@
 #include "buf.h"
 #include "config.h"
 #include "data.h"
+#include "dist.h"
 #include "error.h"
 #include "net.h"
 #include "optim.h"
@@ -57,6 +64,7 @@ typedef struct TrainArgs {
     int argc;
     char **argv;               /* the command line, for the run record */
     volatile sig_atomic_t *stop; /* set (by a signal) to save and stop after the current step */
+    Dist *dist;                /* the ranks of a data-parallel run (dist.h); NULL: one process */
 } TrainArgs;
 
 typedef struct TrainResult {
@@ -64,7 +72,10 @@ typedef struct TrainResult {
     int64_t step, steps;
     double loss, val_loss;     /* last step's loss (mean of the last epoch), last validation */
     double seconds;
+    double loop_s;             /* of which in the epochs: steps, validation, checkpoints */
     double wait_s;             /* of which the steps waited for their batches */
+    double valid_s, ckpt_s;    /* of which validation, checkpoints */
+    int64_t studies;           /* training studies the steps of this process took */
     int stopped;               /* stopped by *stop before the end */
     int n_train, n_valid, n_anat, vocab;
     size_t params;
