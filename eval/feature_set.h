@@ -25,6 +25,8 @@ typedef struct EvalEncoder {
                         FvErr *e);
     /* out: (D) */
     int (*encode_text)(void *ctx, const char *text, float *out, FvErr *e);
+    int raw;                 /* 1: features are not unit rows (the trivial baseline's
+                              * statistics): only their finiteness is checked */
 } EvalEncoder;
 
 typedef struct FeatureSet {

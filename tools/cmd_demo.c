@@ -13,6 +13,7 @@
  * stage reads it. Real corpora must bring their own key; no other command has
  * a default. */
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "calib.h"
 #include "cli.h"
 #include "commands.h"
 #include "db.h"
@@ -212,23 +214,74 @@ static int evaluate(const Demo *d, Db *db, const char *loss, int probe, EvalResu
     return eval_job_run(db, &job, res, html, nhtml, e);
 }
 
-static void print_table(const EvalResults *res)
+/* The AUC table of the default model beside the benchmark's calibration
+ * (calib.h): the oracle's AUC at the model's input grid and the trivial
+ * baseline's (mean HU and volume), with a task the oracle cannot see
+ * marked `unseen` and one the trivial baseline solves marked `trivial`. */
+static void print_table(const EvalResults *res, const Calib *cal, const Ontology *o)
 {
     printf("\nZero-shot AUC per task (test split, %lld studies; truth file labels):\n\n",
            (long long)res->n_split);
-    printf("%-34s %-18s %5s %5s  %s\n", "task", "anatomy", "pos", "neg", "AUC [95% CI]");
+    printf("%-34s %-18s %5s %5s  %-21s %6s %7s\n", "task", "anatomy", "pos", "neg",
+           "AUC [95% CI]", "oracle", "trivial");
+    int unseen = 0, trivial = 0;
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
         if (t->m.n_pos == 0 || t->m.n_neg == 0 || t->note[0])
             continue;
-        printf("%-34s %-18s %5d %5d  %.3f [%.3f, %.3f]\n", t->task, t->anatomy, t->m.n_pos,
-               t->m.n_neg, t->m.auc, t->m.auc_lo, t->m.auc_hi);
+        int k = onto_finding(o, t->task);
+        double orc = k >= 0 ? cal->oracle[k] : NAN, tri = k >= 0 ? cal->trivial[k] : NAN;
+        int un = k >= 0 && !calib_seen(cal, k), tr = tri >= CALIB_TRIVIAL;
+        unseen += un;
+        trivial += tr;
+        printf("%-34s %-18s %5d %5d  %.3f [%.3f, %.3f] %6.3f %7.3f%s%s\n", t->task, t->anatomy,
+               t->m.n_pos, t->m.n_neg, t->m.auc, t->m.auc_lo, t->m.auc_hi, orc, tri,
+               un ? "  unseen" : "", tr ? "  trivial" : "");
     }
     printf("\nmean AUC over %d tasks: %.3f", res->macro_all.n_scored, res->macro_all.auc);
     if (res->macro_ctrate18.n_scored)
         printf("   CT-RATE labels (%d): %.3f", res->macro_ctrate18.n_scored,
                res->macro_ctrate18.auc);
     printf("\n");
+    int n_seen;
+    double seen = calib_mean_seen(cal, res, o, &n_seen);
+    if (cal->has_oracle)
+        printf("over the %d tasks the oracle sees at the model's input: %.3f (%d unseen: oracle "
+               "AUC < %.2f)\n", n_seen, seen, unseen, CALIB_SEEN);
+    else
+        printf("(no truth/oracle.csv in this corpus: re-run with --force for the oracle column)\n");
+    printf("%d tasks marked trivial: mean HU and volume alone give AUC >= %.2f\n", trivial,
+           CALIB_TRIVIAL);
+}
+
+/* Each method's mean over the tasks the oracle sees, and the references. */
+static void print_seen(const EvalResults *const *sets, const char *const *labels, int n,
+                       const Calib *cal, const Ontology *o)
+{
+    printf("\nMean AUC over the tasks the oracle sees (the calibrated comparison):\n\n");
+    printf("%-22s %6s %5s\n", "method", "AUC", "tasks");
+    for (int i = 0; i < n; i++) {
+        int ns;
+        double m = calib_mean_seen(cal, sets[i], o, &ns);
+        printf("%-22s %6.3f %5d\n", labels[i], m, ns);
+    }
+    double sum[2] = {0, 0};
+    int cnt[2] = {0, 0};
+    for (int i = 0; i < sets[0]->n_tasks; i++) {
+        const TaskResult *t = &sets[0]->tasks[i];
+        int k = onto_finding(o, t->task);
+        if (k < 0 || isnan(t->m.auc) || !calib_seen(cal, k))
+            continue;
+        const double v[2] = {cal->trivial[k], cal->oracle[k]};
+        for (int j = 0; j < 2; j++)
+            if (!isnan(v[j])) {
+                sum[j] += v[j];
+                cnt[j]++;
+            }
+    }
+    printf("%-22s %6.3f %5d\n", "trivial (HU, volume)", cnt[0] ? sum[0] / cnt[0] : NAN, cnt[0]);
+    if (cal->has_oracle)
+        printf("%-22s %6.3f %5d\n", "oracle", cnt[1] ? sum[1] / cnt[1] : NAN, cnt[1]);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -365,14 +418,41 @@ int cmd_demo(int argc, char **argv)
         labels[nres] = "probe (supervised)";
         nres++;
     }
-    print_table(&res[0]);
+    /* the benchmark's calibration on the same split and truth */
+    Ontology *onto = NULL;
+    Calib cal;
+    memset(&cal, 0, sizeof cal);
+    char oracle[1200], keybuf[96];
+    snprintf(oracle, sizeof oracle, "%s/truth/oracle.csv", d.synth);
+    EvalOptions copt;
+    eval_options_default(&copt);
+    copt.split = "test";
+    copt.labels_path = d.truth;
+    copt.deid_key = getenv("FVLM_DEID_KEY");
+    if (!copt.deid_key) {
+        demo_key(&d, keybuf, sizeof keybuf);
+        copt.deid_key = keybuf;
+    }
+    copt.seed = (uint64_t)d.seed;
+    if (!d.quiet)
+        fprintf(stderr, "\n== calibration: oracle and trivial baseline on the test split\n");
+    if (onto_load(&onto, &e) ||
+        calib_compute(&cal, db, onto, &copt, fs_exists(oracle) ? oracle : NULL, &e)) {
+        rc = cli_fail(&e);
+        onto_free(&onto);
+        goto out;
+    }
+    print_table(&res[0], &cal, onto);
     if (d.ablation) {
         Buf b = {0};
         eval_report_comparison(&b, sets, labels, nres);
         printf("\nThe paper's comparison on this corpus (mean AUC on the test split):\n\n%s",
                b.data ? b.data : "");
         buf_free(&b);
+        print_seen(sets, labels, nres, &cal, onto);
     }
+    calib_free(&cal);
+    onto_free(&onto);
     printf("\nHTML report: %s\n", first_html);
     if (d.ablation)
         printf("(the report of the last evaluation lists all of them: %s)\n", html);
