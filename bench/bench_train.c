@@ -2,7 +2,7 @@
  *
  *   bench_train [--preset small] [--threads 2] [--reps 5] [--studies 96]
  *               [--twin tests/train/twin.py] [--python /usr/bin/python3] [--no-twin]
- *               [--set section.key=value]...
+ *               [--end-to-end] [--epochs 2] [--rounds 3] [--set section.key=value]...
  *
  * Builds a synthetic corpus (tests/train/fixture.h), the preset's model and
  * one batch (the preset's batch size, with augmentation, as training draws
@@ -17,7 +17,14 @@
  * Prints the time ratio, the step's achieved GFLOP/s (its matrix products'
  * FLOPs over the step's time) beside the sgemm peak, the data preparation
  * time of the batch, and peak memory (fvlm's allocations and both processes'
- * peak resident size). */
+ * peak resident size).
+ *
+ * --end-to-end: then trains whole epochs with train_run (what `fvlm train`
+ * runs: the input pipeline, validation, checkpoints, metrics) on the same
+ * corpus, settings and threads, once with the batches made between steps
+ * (train.loaders = 0) and once with the pipeline's loader thread, and
+ * prints each one's studies/s beside the step alone's (batch / step time),
+ * with the time the steps waited for data, validation and checkpoints. */
 #include <cblas.h>
 #include <errno.h>
 #include <stdio.h>
@@ -122,6 +129,39 @@ static int dump(const char *path, const Net *n, const NetBatch *b, FvErr *e)
     return rc ? -1 : 0;
 }
 
+/* Trains `epochs` epochs of the corpus at db_path with train_run, on the
+ * preset's settings and sets, anat_hist off as in the step timing above. */
+static int end_to_end(const char *preset, const char *const *sets, int nsets, int threads,
+                      int loaders, int epochs, const char *db_path, const char *out,
+                      TrainResult *r, FvErr *e)
+{
+    Config cfg;
+    config_init(&cfg);
+    char name[64], *text = NULL, v[32];
+    size_t len;
+    snprintf(name, sizeof name, "preset_%s.ini", preset);
+    int rc = schema_load(name, &text, &len, e) || config_parse(&cfg, text, name, e) ||
+             config_set(&cfg, "model.anat_hist", "off", e);
+    for (int i = 0; i < nsets && !rc; i++) {
+        char key[128];
+        const char *eq = strchr(sets[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+        rc = config_set(&cfg, key, eq + 1, e);
+    }
+    snprintf(v, sizeof v, "%d", threads);
+    rc = rc || config_set(&cfg, "train.threads", v, e);
+    snprintf(v, sizeof v, "%d", loaders);
+    rc = rc || config_set(&cfg, "train.loaders", v, e);
+    snprintf(v, sizeof v, "%d", epochs);
+    rc = rc || config_set(&cfg, "train.epochs", v, e) || config_set(&cfg, "train.steps", "0", e);
+    char *argv[] = {"bench_train", NULL};
+    TrainArgs a = {db_path, out, preset, 0, 0, 1, argv, NULL};
+    rc = rc || train_run(&a, &cfg, r, e);
+    free(text);
+    config_free(&cfg);
+    return rc ? -1 : 0;
+}
+
 static long peak_rss_bytes(void)
 {
     struct rusage u;
@@ -133,7 +173,8 @@ int main(int argc, char **argv)
 {
     const char *preset = "small", *twin = FVLM_SOURCE_ROOT "/tests/train/twin.py";
     const char *python = "/usr/bin/python3";
-    int threads = 2, reps = 5, studies = 96, no_twin = 0, nsets = 0;
+    int threads = 2, reps = 5, studies = 96, no_twin = 0, nsets = 0, e2e = 0, epochs = 2;
+    int rounds = 3;
     const char *sets[32];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--preset") && i + 1 < argc)
@@ -150,17 +191,24 @@ int main(int argc, char **argv)
             python = argv[++i];
         else if (!strcmp(argv[i], "--no-twin"))
             no_twin = 1;
+        else if (!strcmp(argv[i], "--end-to-end"))
+            e2e = 1;
+        else if (!strcmp(argv[i], "--epochs") && i + 1 < argc)
+            epochs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+            rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 32 && strchr(argv[i + 1], '='))
             sets[nsets++] = argv[++i];
         else {
             fprintf(stderr, "usage: bench_train [--preset small] [--threads 2] [--reps 5] "
                     "[--studies 96] [--twin PATH] [--python PATH] [--no-twin] "
-                    "[--set KEY=VALUE]...\n");
+                    "[--end-to-end] [--epochs 2] [--rounds 3] [--set KEY=VALUE]...\n");
             return 2;
         }
     }
-    if (threads < 1 || reps < 1 || studies < 4) {
-        fprintf(stderr, "bench_train: --threads, --reps >= 1, --studies >= 4\n");
+    if (threads < 1 || reps < 1 || studies < 4 || epochs < 1 || rounds < 1 || rounds > 16) {
+        fprintf(stderr, "bench_train: --threads, --reps, --epochs >= 1, --rounds 1..16, "
+                "--studies >= 4\n");
         return 2;
     }
     log_set_level(LOG_WARN);
@@ -321,6 +369,51 @@ int main(int argc, char **argv)
         printf("  time ratio fvlm / PyTorch    %.3f   (goal <= 0.7)\n", t_c / t_py);
     printf("  achieved / sgemm peak        %.1f %%  (goal >= 50 %%)\n",
            100.0 * flops / t_c * 1e-9 / peak);
+
+    if (e2e) {
+        /* rounds alternate the two ways, so a busy spell on a shared machine
+         * falls on both; the median of each is printed, with its range */
+        double step_rate = B / t_c;
+        char out[300];
+        snprintf(out, sizeof out, "%s/model.safetensors", dir);
+        printf("\n  end to end: train_run (fvlm train), %d epochs of the %d studies, batch %d, "
+               "%d threads, %d rounds\n", epochs, studies, B, threads, rounds);
+        printf("  %-34s %10s %8s %15s %10s %10s %10s\n", "", "studies/s", "ratio", "(range)",
+               "data wait", "validation", "checkpts");
+        printf("  %-34s %10.1f %8.2f\n", "step alone (batch / step time)", step_rate, 1.0);
+        double rate[2][16], wait[2][16], valid[2][16], ckpt[2][16];
+        long long steps = 0;
+        for (int k = 0; k < rounds; k++)
+            for (int loaders = 0; loaders <= 1; loaders++) {
+                TrainResult tr;
+                if (end_to_end(preset, sets, nsets, threads, loaders, epochs, db_path, out, &tr,
+                               &e)) {
+                    fprintf(stderr, "bench_train: end to end: %s\n", e.msg);
+                    return 1;
+                }
+                rate[loaders][k] = tr.studies / tr.loop_s / step_rate;
+                wait[loaders][k] = tr.wait_s;
+                valid[loaders][k] = tr.valid_s;
+                ckpt[loaders][k] = tr.ckpt_s;
+                steps = tr.step;
+            }
+        for (int loaders = 0; loaders <= 1; loaders++) {
+            double lo = 1e30, hi = 0;
+            for (int k = 0; k < rounds; k++) {
+                lo = rate[loaders][k] < lo ? rate[loaders][k] : lo;
+                hi = rate[loaders][k] > hi ? rate[loaders][k] : hi;
+            }
+            double m = median(rate[loaders], rounds);
+            char range[32];
+            snprintf(range, sizeof range, "(%.2f-%.2f)", lo, hi);
+            printf("  %-34s %10.1f %8.2f %15s %8.2f s %8.2f s %8.2f s\n",
+                   loaders ? "epochs, 1 loader thread" : "epochs, batches between steps",
+                   m * step_rate, m, range, median(wait[loaders], rounds),
+                   median(valid[loaders], rounds), median(ckpt[loaders], rounds));
+        }
+        printf("  (%lld steps a run; data wait, validation, checkpoints: seconds a run)\n", steps);
+        printf("  epoch / step-alone throughput  %.2f   (goal >= 0.9)\n", median(rate[1], rounds));
+    }
 
     char cmd[600];
     if (getenv("FVLM_BENCH_KEEP")) {

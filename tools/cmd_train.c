@@ -191,6 +191,7 @@ int cmd_train(int argc, char **argv)
         jw_key(&w, "loss"); jw_num(&w, r.loss);
         jw_key(&w, "val_loss"); jw_num(&w, r.val_loss);
         jw_key(&w, "seconds"); jw_num(&w, r.seconds);
+        jw_key(&w, "data_wait_s"); jw_num(&w, r.wait_s);
         jw_key(&w, "stopped"); jw_bool(&w, r.stopped);
         jw_key(&w, "train_studies"); jw_int(&w, r.n_train);
         jw_key(&w, "valid_studies"); jw_int(&w, r.n_valid);

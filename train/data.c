@@ -1061,81 +1061,111 @@ int batch_alloc(BatchBuf *bb, const TrainSet *c, const NetCfg *cfg, int cap_b, F
     return 0;
 }
 
-void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
-                  int train, Rng *r)
+void batch_crops(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
+                 int train, Rng *r)
+{
+    for (int i = 0; i < n; i++)
+        data_crop(&c->st[idx[i]], d, r, train, &bb->crop[i]);
+}
+
+void batch_render(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n)
 {
     int A = c->n_anat, T = (d->in_z / d->pz) * (d->in_y / d->py) * (d->in_x / d->px);
     size_t vox = (size_t)d->n_win * d->in_z * d->in_y * d->in_x;
-    for (int i = 0; i < n; i++)
-        data_crop(&c->st[idx[i]], d, r, train, &bb->crop[i]);
     for (int i = 0; i < n; i++) {
         data_render(c, idx[i], d, &bb->crop[i], bb->img + (size_t)i * vox,
                     bb->tokbias + (size_t)i * A * T, bb->inside + (size_t)i * A);
         if (bb->hist)
             data_hist(c, idx[i], d, &bb->crop[i], bb->hist + (size_t)i * (A + 1) * NET_HIST_DIM);
     }
-    int nr = 0, ng = 0;
+}
+
+int batch_candidates(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n)
+{
+    int A = c->n_anat, T = (d->in_z / d->pz) * (d->in_y / d->py) * (d->in_x / d->px);
+    int nc = 0;
     if (c->mode == LOSS_GLOBAL) {
         for (int i = 0; i < n; i++)
             if (c->st[idx[i]].report >= 0) {
-                bb->rb[nr] = i;
-                bb->ra[nr] = 0;
-                bb->cand_s[nr] = -1 - c->st[idx[i]].report; /* a report, not a sample */
-                bb->grow[nr] = nr;
-                nr++;
-            }
-        bb->goff[0] = 0;
-        if (nr >= 2) {
-            bb->goff[1] = nr;
-            ng = 1;
-        }
-    } else {
-        /* candidates: whole samples of the model's anatomies, inside the
-         * crop, with tokens */
-        int nc = 0;
-        for (int a = 0; a < A; a++)
-            bb->anat_n[a] = bb->anat_abn[a] = 0;
-        for (int i = 0; i < n; i++) {
-            const TrainStudy *s = &c->st[idx[i]];
-            for (int j = s->s0; j < s->s0 + s->ns; j++) {
-                const TrainSample *x = &c->sm[j];
-                if (x->anat < 0 || !x->whole || !bb->inside[(size_t)i * A + x->anat])
-                    continue;
-                const float *tb = bb->tokbias + ((size_t)i * A + x->anat) * T;
-                int any = 0;
-                for (int t = 0; t < T && !any; t++)
-                    any = tb[t] > -INFINITY;
-                if (!any)
-                    continue;
                 bb->rb[nc] = i;
-                bb->ra[nc] = x->anat;
-                bb->cand_s[nc] = j;
-                bb->anat_n[x->anat]++;
-                bb->anat_abn[x->anat] += x->abnormal;
+                bb->ra[nc] = 0;
+                bb->cand_s[nc] = -1 - c->st[idx[i]].report; /* a report, not a sample */
                 nc++;
             }
-        }
-        /* an anatomy enters the loss with two samples or more, one abnormal */
-        for (int k = 0; k < nc; k++) {
-            int a = bb->ra[k];
-            if (bb->anat_n[a] < 2 || bb->anat_abn[a] < 1)
+        return nc;
+    }
+    /* whole samples of the model's anatomies, inside the crop, with tokens */
+    for (int i = 0; i < n; i++) {
+        const TrainStudy *s = &c->st[idx[i]];
+        for (int j = s->s0; j < s->s0 + s->ns; j++) {
+            const TrainSample *x = &c->sm[j];
+            if (x->anat < 0 || !x->whole || !bb->inside[(size_t)i * A + x->anat])
                 continue;
-            bb->rb[nr] = bb->rb[k];
-            bb->ra[nr] = a;
-            bb->cand_s[nr] = bb->cand_s[k];
-            nr++;
-        }
-        bb->goff[0] = 0;
-        int k = 0;
-        for (int a = 0; a < A; a++) {
-            if (bb->anat_n[a] < 2 || bb->anat_abn[a] < 1)
+            const float *tb = bb->tokbias + ((size_t)i * A + x->anat) * T;
+            int any = 0;
+            for (int t = 0; t < T && !any; t++)
+                any = tb[t] > -INFINITY;
+            if (!any)
                 continue;
-            for (int q = 0; q < nr; q++)
-                if (bb->ra[q] == a)
-                    bb->grow[k++] = q;
-            bb->goff[++ng] = k;
+            bb->rb[nc] = i;
+            bb->ra[nc] = x->anat;
+            bb->cand_s[nc] = j;
+            nc++;
         }
     }
+    return nc;
+}
+
+int batch_groups(const TrainSet *c, int *rb, int *ra, int *cand_s, int nc, int *anat_n,
+                 int *anat_abn, int *goff, int *grow, int *ng_out)
+{
+    int nr = 0, ng = 0;
+    goff[0] = 0;
+    if (c->mode == LOSS_GLOBAL) {
+        for (int k = 0; k < nc; k++)
+            grow[k] = k;
+        if (nc >= 2) {
+            goff[1] = nc;
+            ng = 1;
+        }
+        *ng_out = ng;
+        return nc;
+    }
+    int A = c->n_anat;
+    for (int a = 0; a < A; a++)
+        anat_n[a] = anat_abn[a] = 0;
+    for (int k = 0; k < nc; k++) {
+        anat_n[ra[k]]++;
+        anat_abn[ra[k]] += c->sm[cand_s[k]].abnormal;
+    }
+    /* an anatomy enters the loss with two samples or more, one abnormal */
+    for (int k = 0; k < nc; k++) {
+        int a = ra[k];
+        if (anat_n[a] < 2 || anat_abn[a] < 1)
+            continue;
+        rb[nr] = rb[k];
+        ra[nr] = a;
+        cand_s[nr] = cand_s[k];
+        nr++;
+    }
+    int k = 0;
+    for (int a = 0; a < A; a++) {
+        if (anat_n[a] < 2 || anat_abn[a] < 1)
+            continue;
+        for (int q = 0; q < nr; q++)
+            if (ra[q] == a)
+                grow[k++] = q;
+        goff[++ng] = k;
+    }
+    *ng_out = ng;
+    return nr;
+}
+
+void batch_rows(BatchBuf *bb, const TrainSet *c, int n, int nc)
+{
+    int A = c->n_anat, ng;
+    int nr = batch_groups(c, bb->rb, bb->ra, bb->cand_s, nc, bb->anat_n, bb->anat_abn, bb->goff,
+                          bb->grow, &ng);
     /* texts, each once */
     int nt = 0;
     bb->toff[0] = 0;
@@ -1167,4 +1197,12 @@ void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *i
         .rtext = bb->rtext, .rabn = bb->rabn, .rdis = bb->rdis, .dis_words = c->dis_words,
         .ng = ng, .goff = bb->goff, .grow = bb->grow, .nt = nt, .toff = bb->toff, .tids = bb->tids,
     };
+}
+
+void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
+                 int train, Rng *r)
+{
+    batch_crops(bb, c, d, idx, n, train, r);
+    batch_render(bb, c, d, idx, n);
+    batch_rows(bb, c, n, batch_candidates(bb, c, d, idx, n));
 }

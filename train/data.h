@@ -176,8 +176,33 @@ NetCap trainset_capacity(const TrainSet *c, int b);
 int batch_alloc(BatchBuf *bb, const TrainSet *c, const NetCfg *cfg, int cap_b, FvErr *e);
 void batch_free(BatchBuf *bb);
 /* Builds the batch of studies idx[0..n): crops (drawn from r in study order
- * when train), renders, and lists rows, groups and texts. Allocates nothing. */
+ * when train), renders, and lists rows, groups and texts. Allocates nothing.
+ * The four steps below, in this order; the input pipeline (pipeline.h)
+ * draws the crops in order on one thread and renders on others. */
 void batch_build(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
                   int train, Rng *r);
+/* The crops of idx[0..n) into bb->crop, drawn from r in study order (train),
+ * or the plain crops. */
+void batch_crops(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n,
+                 int train, Rng *r);
+/* Renders studies idx[0..n) through bb->crop[0..n) into img, tokbias,
+ * inside (and hist). Reads only c and bb: threads may render separate
+ * BatchBufs at once. */
+void batch_render(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n);
+/* Lists the candidate rows of a rendered batch in bb->rb, ra, cand_s (study
+ * order, then sample order): fine modes, the whole samples of model
+ * anatomies inside the crop with a token; global, the studies with a report
+ * (cand_s = -1 - report text). Returns their count. */
+int batch_candidates(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx, int n);
+/* Keeps the candidates that enter the loss (in place: rb, ra, cand_s) and
+ * groups them: fine modes, an anatomy with two rows or more, one abnormal;
+ * global, every row when there are two or more. goff (groups + 1), grow
+ * (rows of group g: grow[goff[g] .. goff[g+1])); anat_n, anat_abn (n_anat)
+ * scratch. Returns the rows kept, *ng the groups. */
+int batch_groups(const TrainSet *c, int *rb, int *ra, int *cand_s, int nc, int *anat_n,
+                 int *anat_abn, int *goff, int *grow, int *ng);
+/* batch_groups on bb's nc candidates, then the batch's texts, each once,
+ * and bb->nb for n studies. */
+void batch_rows(BatchBuf *bb, const TrainSet *c, int n, int nc);
 
 #endif

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "ontology.h"
+#include "pipeline.h"
 #include "run.h"
 #include "sha256.h"
 
@@ -194,6 +195,17 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
         get_i(c, "train.log_every", 1, 1 << 30, &s->log_every, e))
         return -1;
     o->warmup = warm;
+    int64_t v;
+    if (config_int(c, "train.loaders", 1, &v, e))
+        return -1;
+    if (v < 0 || v > 64)
+        return err_set(e, FV_EUSAGE, "config train.loaders = %lld: out of 0..64", (long long)v);
+    s->loaders = (int)v;
+    if (config_int(c, "train.prefetch", 2, &v, e))
+        return -1;
+    if (v < 1 || v > 64)
+        return err_set(e, FV_EUSAGE, "config train.prefetch = %lld: out of 1..64", (long long)v);
+    s->prefetch = (int)v;
     return 0;
 }
 
@@ -304,23 +316,6 @@ static int list_split(const TrainSet *c, int split, int *out)
     return n;
 }
 
-/* Mean loss over the studies idx[0..n) in batches of b, without augmentation. */
-static double validate(Net *net, BatchBuf *bb, const TrainSet *c, const DataCfg *d, const int *idx,
-                       int n, int b, Rng *unused)
-{
-    double sum = 0.0;
-    int batches = 0;
-    for (int i = 0; i < n; i += b) {
-        int m = n - i < b ? n - i : b;
-        batch_build(bb, c, d, idx + i, m, 0, unused);
-        if (!bb->nb.ng)
-            continue;
-        sum += net_step(net, &bb->nb, 0);
-        batches++;
-    }
-    return batches ? sum / batches : NAN;
-}
-
 static int same_net(const NetCfg *a, const NetCfg *b, FvErr *e)
 {
     NetCfg x = *a, y = *b;
@@ -333,14 +328,48 @@ static int same_net(const NetCfg *a, const NetCfg *b, FvErr *e)
     return 0;
 }
 
-/* ---------------------------------------------------------------- the loop */
+/* ---------------------------------------------------------------- the run */
 
-int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
-{
-    memset(res, 0, sizeof *res);
-    double t_start = now_seconds();
+/* Everything one training run holds, from set-up to the record. */
+typedef struct Trainer {
+    const TrainArgs *a;
+    TrainResult *res;
     TrainSettings s;
-    if (train_settings(cfg, &s, e))
+    int threads;               /* OpenBLAS threads in use */
+    Ontology *onto;
+    Db *db;
+    StFile *ck;                /* the checkpoint being resumed, open during set-up */
+    Run run;
+    int run_open;
+    TrainSet set;
+    Tokenizer tok;
+    Net net;
+    Pipe *pipe;
+    Metrics *metrics;
+    int *train_idx, *valid_idx; /* studies of each split that can give a loss term */
+    int n_train, n_valid;
+    int *order;                /* (n_train) the epoch's order of train_idx, as of the last
+                                * step taken */
+    char **ck_anat;            /* the checkpoint's anatomies (n_ck_anat) */
+    int n_ck_anat;
+    const char **anat_ids;     /* (set.n_anat) the model's anatomies, for checkpoints */
+    Buf ini, cfg_json;
+    char sig[65];              /* trainset_signature */
+    CkptMeta meta;
+    Rng drng;                  /* data order and augmentation, as of the last step taken */
+    int64_t step, spe, total;  /* steps done, per epoch, in all */
+    double epoch_loss;         /* sum over the epoch's steps so far */
+    int epoch_n;
+    int saved;                 /* a checkpoint holds the current step */
+} Trainer;
+
+/* Opens the corpus and the run record, builds the vocabulary and the
+ * network, and restores a resumed run's state. */
+static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
+{
+    const TrainArgs *a = t->a;
+    TrainSettings *s = &t->s;
+    if (train_settings(cfg, s, e))
         return -1;
     Buf unused = {0};
     config_unused(cfg, NULL, &unused);
@@ -350,7 +379,7 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
         return -1;
     }
     buf_free(&unused);
-    if (a->deterministic && s.threads == 0)
+    if (a->deterministic && s->threads == 0)
         return err_set(e, FV_EUSAGE, "--deterministic needs an explicit thread count "
                        "(train.threads >= 1): results may depend on it");
     /* a missing output folder fails now, not at the first checkpoint */
@@ -358,299 +387,362 @@ int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
     fs_dirname(a->out_path, outdir, sizeof outdir);
     if (!fs_is_dir(outdir))
         return err_set(e, FV_EIO, "--out %s: folder %s does not exist", a->out_path, outdir);
-    int threads = s.threads ? s.threads : openblas_get_num_procs();
-    openblas_set_num_threads(threads);
+    t->threads = s->threads ? s->threads : openblas_get_num_procs();
+    openblas_set_num_threads(t->threads);
 
-    Ontology *onto = NULL;
-    Db *db = NULL;
-    StFile *ck = NULL;
-    TrainSet corpus = {0};
-    Tokenizer tok = {0};
-    Net net = {0};
-    BatchBuf bb = {0};
-    Run run = {0};
-    Metrics *metrics = NULL;
-    int *train_idx = NULL, *valid_idx = NULL, *order = NULL;
-    char **ck_anat = NULL;
-    int n_ck_anat = 0, rc = -1, run_open = 0;
-    Buf ini = {0}, cfg_json = {0};
-    const char **texts = NULL;
-
-    if (onto_load(&onto, e) || db_open(&db, a->db_path, DB_MUST_EXIST, e))
-        goto out;
-    config_to_json(cfg, &cfg_json);
-    if (run_begin(&run, db, "train", a->argc, a->argv, cfg_json.data, s.seed, e))
-        goto out;
-    run_open = 1;
+    if (onto_load(&t->onto, e) || db_open(&t->db, a->db_path, DB_MUST_EXIST, e))
+        return -1;
+    config_to_json(cfg, &t->cfg_json);
+    if (run_begin(&t->run, t->db, "train", a->argc, a->argv, t->cfg_json.data, s->seed, e))
+        return -1;
+    t->run_open = 1;
     if (a->resume) {
         NetCfg ckc;
-        if (st_open(&ck, a->out_path, e) || ckpt_config(ck, &ckc, e) ||
-            same_net(&s.net, &ckc, e) || ckpt_anatomies(ck, &ck_anat, &n_ck_anat, e))
-            goto out;
+        if (st_open(&t->ck, a->out_path, e) || ckpt_config(t->ck, &ckc, e) ||
+            same_net(&s->net, &ckc, e) || ckpt_anatomies(t->ck, &t->ck_anat, &t->n_ck_anat, e))
+            return -1;
     }
     log_info("loading the corpus %s", a->db_path);
-    if (trainset_load(&corpus, db, onto, s.net.loss, s.data.scan_whole, ck_anat, n_ck_anat, -1, &run,
-                      e))
-        goto out;
-    trainset_split_validation(&corpus, s.val_fraction, (uint64_t)s.seed);
-    train_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *train_idx);
-    valid_idx = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *valid_idx);
-    order = malloc((size_t)(corpus.n_st ? corpus.n_st : 1) * sizeof *order);
-    metrics = calloc(1, sizeof *metrics);
-    if (!train_idx || !valid_idx || !order || !metrics) {
-        err_set(e, FV_ENOMEM, "out of memory");
-        goto out;
-    }
-    int n_train = list_split(&corpus, SPLIT_TRAIN, train_idx);
-    int n_valid = list_split(&corpus, SPLIT_VALID, valid_idx);
+    TrainSet *c = &t->set;
+    if (trainset_load(c, t->db, t->onto, s->net.loss, s->data.scan_whole, t->ck_anat,
+                      t->n_ck_anat, -1, &t->run, e))
+        return -1;
+    trainset_split_validation(c, s->val_fraction, (uint64_t)s->seed);
+    size_t n_st = (size_t)(c->n_st ? c->n_st : 1);
+    t->train_idx = malloc(n_st * sizeof *t->train_idx);
+    t->valid_idx = malloc(n_st * sizeof *t->valid_idx);
+    t->order = malloc(n_st * sizeof *t->order);
+    t->metrics = calloc(1, sizeof *t->metrics);
+    t->anat_ids = malloc((size_t)(c->n_anat ? c->n_anat : 1) * sizeof *t->anat_ids);
+    if (!t->train_idx || !t->valid_idx || !t->order || !t->metrics || !t->anat_ids)
+        return err_set(e, FV_ENOMEM, "out of memory");
+    for (int m = 0; m < c->n_anat; m++)
+        t->anat_ids[m] = t->onto->anat[c->anat_onto[m]].id;
+    t->n_train = list_split(c, SPLIT_TRAIN, t->train_idx);
+    t->n_valid = list_split(c, SPLIT_VALID, t->valid_idx);
     int no_region = 0;
-    for (int i = 0; i < corpus.n_sm; i++) {
-        const TrainSample *x = &corpus.sm[i];
+    for (int i = 0; i < c->n_sm; i++) {
+        const TrainSample *x = &c->sm[i];
         no_region += x->anat >= 0 && x->whole &&
-                     corpus.boxes[((size_t)x->study * corpus.n_anat + x->anat) * 6] < 0;
+                     c->boxes[((size_t)x->study * c->n_anat + x->anat) * 6] < 0;
     }
     if (no_region)
         log_warn("%d whole samples have no region row for their anatomy (table regions); they "
                  "cannot be checked against the crop and are left out", no_region);
-    if (n_train < 2) {
-        err_set(e, FV_ENOTFOUND, "%s: %d training studies with a usable %s; need at least 2",
-                a->db_path, n_train, s.net.loss == LOSS_GLOBAL ? "report" : "whole sample");
-        goto out;
-    }
+    if (t->n_train < 2)
+        return err_set(e, FV_ENOTFOUND, "%s: %d training studies with a usable %s; need at "
+                       "least 2", a->db_path, t->n_train,
+                       s->net.loss == LOSS_GLOBAL ? "report" : "whole sample");
     /* the vocabulary: the checkpoint's, or built from the training texts */
     if (a->resume) {
-        const char *v = st_meta(ck, "fvlm.vocab");
-        if (!v) {
-            err_set(e, FV_EFORMAT, "%s: metadata lacks fvlm.vocab", a->out_path);
-            goto out;
-        }
-        if (tok_from_json(&tok, v, e))
-            goto out;
+        const char *v = st_meta(t->ck, "fvlm.vocab");
+        if (!v)
+            return err_set(e, FV_EFORMAT, "%s: metadata lacks fvlm.vocab", a->out_path);
+        if (tok_from_json(&t->tok, v, e))
+            return -1;
     } else {
+        const char **texts;
         int nt;
-        if (trainset_train_texts(&corpus, &texts, &nt)) {
-            err_set(e, FV_ENOMEM, "out of memory");
-            goto out;
-        }
-        if (tok_build(&tok, texts, nt, &s.tok, e))
-            goto out;
+        if (trainset_train_texts(c, &texts, &nt))
+            return err_set(e, FV_ENOMEM, "out of memory");
+        int rc = tok_build(&t->tok, texts, nt, &s->tok, e);
         free(texts);
-        texts = NULL;
+        if (rc)
+            return -1;
     }
-    if (trainset_tokenize(&corpus, &tok, s.net.t_max_len, e))
-        goto out;
-    s.net.vocab = tok.n;
-    s.net.n_anat = corpus.n_anat;
-    if (s.net.loss == LOSS_GLOBAL && s.net.n_anat == 0)
-        s.net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
-    NetCap cap = trainset_capacity(&corpus, s.batch);
-    if (net_alloc(&net, &s.net, &cap, 1, e) || batch_alloc(&bb, &corpus, &s.net, s.batch, e))
-        goto out;
+    if (trainset_tokenize(c, &t->tok, s->net.t_max_len, e))
+        return -1;
+    s->net.vocab = t->tok.n;
+    s->net.n_anat = c->n_anat;
+    if (s->net.loss == LOSS_GLOBAL && s->net.n_anat == 0)
+        s->net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
+    NetCap cap = trainset_capacity(c, s->batch);
+    if (net_alloc(&t->net, &s->net, &cap, 1, e))
+        return -1;
     /* steps: ceil(n / batch) per epoch; a last batch of one study is dropped
      * (it cannot be contrasted) */
-    int64_t spe = (n_train + s.batch - 1) / s.batch;
-    if (n_train % s.batch == 1)
-        spe--;
-    int64_t total = s.steps > 0 ? s.steps : s.epochs * spe;
-    s.opt.total = total;
-    if (s.opt.warmup >= total)
-        s.opt.warmup = total / 10;
-    char sig[65];
-    trainset_signature(&corpus, sig);
-    if (train_settings_ini(&s, &ini)) {
-        err_set(e, FV_ENOMEM, "out of memory");
-        goto out;
-    }
-    Rng drng;
-    int64_t step = 0;
+    t->spe = (t->n_train + s->batch - 1) / s->batch;
+    if (t->n_train % s->batch == 1)
+        t->spe--;
+    t->total = s->steps > 0 ? s->steps : s->epochs * t->spe;
+    s->opt.total = t->total;
+    if (s->opt.warmup >= t->total)
+        s->opt.warmup = t->total / 10;
+    trainset_signature(c, t->sig);
+    if (train_settings_ini(s, &t->ini))
+        return err_set(e, FV_ENOMEM, "out of memory");
     if (a->resume) {
         int64_t ck_threads = 0;
-        const char *ck_sig = st_meta(ck, "fvlm.corpus");
-        if (ckpt_load_params(ck, &net, 1, e) || ckpt_meta_int(ck, "fvlm.step", &step, e) ||
-            ckpt_meta_int(ck, "fvlm.threads", &ck_threads, e) ||
-            ckpt_load_state(ck, &drng, order, n_train, e))
-            goto out;
-        for (int i = 0; i < n_train; i++)
-            if (order[i] >= corpus.n_st || corpus.st[order[i]].split != SPLIT_TRAIN) {
-                err_set(e, FV_EFORMAT, "%s: train.order item %d is not a training study of this "
-                        "corpus", a->out_path, i);
-                goto out;
-            }
-        if (!ck_sig || strcmp(ck_sig, sig) != 0) {
-            if (a->deterministic) {
-                err_set(e, FV_EUSAGE, "%s: the corpus changed since the checkpoint was written; "
-                        "a deterministic run cannot resume on other data", a->db_path);
-                goto out;
-            }
+        const char *ck_sig = st_meta(t->ck, "fvlm.corpus");
+        if (ckpt_load_params(t->ck, &t->net, 1, e) ||
+            ckpt_meta_int(t->ck, "fvlm.step", &t->step, e) ||
+            ckpt_meta_int(t->ck, "fvlm.threads", &ck_threads, e) ||
+            ckpt_load_state(t->ck, &t->drng, t->order, t->n_train, e))
+            return -1;
+        for (int i = 0; i < t->n_train; i++)
+            if (t->order[i] >= c->n_st || c->st[t->order[i]].split != SPLIT_TRAIN)
+                return err_set(e, FV_EFORMAT, "%s: train.order item %d is not a training study "
+                               "of this corpus", a->out_path, i);
+        if (!ck_sig || strcmp(ck_sig, t->sig) != 0) {
+            if (a->deterministic)
+                return err_set(e, FV_EUSAGE, "%s: the corpus changed since the checkpoint was "
+                               "written; a deterministic run cannot resume on other data",
+                               a->db_path);
             log_warn("the corpus changed since the checkpoint; the run continues on the new data");
         }
-        if (ck_threads != threads) {
-            if (a->deterministic) {
-                err_set(e, FV_EUSAGE, "the checkpoint was written with %lld threads, this run "
-                        "has %d: a deterministic run resumes with the same count",
-                        (long long)ck_threads, threads);
-                goto out;
-            }
+        if (ck_threads != t->threads) {
+            if (a->deterministic)
+                return err_set(e, FV_EUSAGE, "the checkpoint was written with %lld threads, this "
+                               "run has %d: a deterministic run resumes with the same count",
+                               (long long)ck_threads, t->threads);
             log_warn("the checkpoint ran with %lld threads, this run has %d: float sums may "
-                     "round differently", (long long)ck_threads, threads);
+                     "round differently", (long long)ck_threads, t->threads);
         }
-        st_close(&ck);
-        log_info("resuming at step %lld of %lld", (long long)step, (long long)total);
+        st_close(&t->ck);
+        log_info("resuming at step %lld of %lld", (long long)t->step, (long long)t->total);
     } else {
         Rng init;
-        rng_seed(&init, (uint64_t)s.seed, 0);
-        net_init(&net, &init);
-        rng_seed(&drng, (uint64_t)s.seed, 1);
-        memcpy(order, train_idx, (size_t)n_train * sizeof *order);
+        rng_seed(&init, (uint64_t)s->seed, 0);
+        net_init(&t->net, &init);
+        rng_seed(&t->drng, (uint64_t)s->seed, 1);
+        memcpy(t->order, t->train_idx, (size_t)t->n_train * sizeof *t->order);
     }
-    const char **anat_ids = malloc((size_t)(corpus.n_anat ? corpus.n_anat : 1) * sizeof *anat_ids);
-    if (!anat_ids) {
-        err_set(e, FV_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int m = 0; m < corpus.n_anat; m++)
-        anat_ids[m] = onto->anat[corpus.anat_onto[m]].id;
     log_info("%d training studies (%d validation), %d anatomies, vocabulary %d, %zu parameters, "
-             "%lld steps of %d studies, %d threads", n_train, n_valid, corpus.n_anat, tok.n,
-             net.n_floats, (long long)total, s.batch, threads);
-    res->n_train = n_train;
-    res->n_valid = n_valid;
-    res->n_anat = corpus.n_anat;
-    res->vocab = tok.n;
-    res->params = net.n_floats;
-    res->steps = total;
-    res->run_id = run.id;
+             "%lld steps of %d studies, %d threads", t->n_train, t->n_valid, c->n_anat, t->tok.n,
+             t->net.n_floats, (long long)t->total, s->batch, t->threads);
+    TrainResult *res = t->res;
+    res->n_train = t->n_train;
+    res->n_valid = t->n_valid;
+    res->n_anat = c->n_anat;
+    res->vocab = t->tok.n;
+    res->params = t->net.n_floats;
+    res->steps = t->total;
+    res->run_id = t->run.id;
+    t->meta = (CkptMeta){a->preset, t->ini.data, t->sig, t->threads, a->deterministic};
+    PipeCfg pc = {.set = c, .data = &s->data, .net = &s->net, .batch = s->batch,
+                  .valid_idx = t->valid_idx, .n_train = t->n_train, .n_valid = t->n_valid,
+                  .spe = t->spe, .total = t->total, .loaders = s->loaders,
+                  .prefetch = s->prefetch, .rank = 0, .ranks = 1};
+    return pipe_start(&t->pipe, &pc, &t->drng, t->order, t->step, e);
+}
 
-    CkptMeta meta = {a->preset, ini.data, sig, threads, a->deterministic};
-    Progress prog;
-    progress_start(&prog, "train", total, "steps");
-    progress_set(&prog, step);
-    double epoch_loss = 0.0;
-    int epoch_n = 0;
-    int saved = 0;
-    while (step < total) {
-        int64_t epoch = step / spe, pos = step % spe;
-        if (pos == 0)
-            rng_shuffle_int(&drng, order, (size_t)n_train);
-        int first = (int)(pos * s.batch);
-        int nb = n_train - first < s.batch ? n_train - first : s.batch;
-        double t0 = now_seconds();
-        batch_build(&bb, &corpus, &s.data, order + first, nb, 1, &drng);
-        memset(net.grads, 0, net.n_floats * sizeof(float));
-        float loss = net_step(&net, &bb.nb, 1);
-        double norm = optim_clip(&net, &s.opt);
-        double lr = optim_lr(&s.opt, step);
-        if (bb.nb.ng) {
-            optim_adamw(&net, &s.opt, lr, step + 1);
-            optim_clamp_temperature(&net);
-        }
-        double dt = now_seconds() - t0;
-        step++;
-        saved = 0;
-        epoch_loss += loss;
-        epoch_n++;
-        res->loss = loss;
-        if (metric_add(metrics, db, run.id, step, epoch, "loss", loss, e) ||
-            metric_add(metrics, db, run.id, step, epoch, "lr", lr, e) ||
-            metric_add(metrics, db, run.id, step, epoch, "grad_norm", norm, e) ||
-            metric_add(metrics, db, run.id, step, epoch, "samples_per_s",
-                       dt > 0 ? bb.n_pairs / dt : 0, e) ||
-            metric_add(metrics, db, run.id, step, epoch, "studies_per_s", dt > 0 ? nb / dt : 0,
-                       e))
-            goto out;
-        if (step % s.log_every == 0 || step == total)
-            log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
-                     "%.0f samples/s", (long long)step, (long long)total, (long long)epoch + 1,
-                     loss, lr, norm, net.w.temp[0], dt > 0 ? bb.n_pairs / dt : 0.0);
-        snprintf(prog.label, sizeof prog.label, "train  loss %.4f  lr %.2e", loss, lr);
-        progress_set(&prog, step);
-        int epoch_end = step % spe == 0;
-        if (epoch_end) {
-            double vl = validate(&net, &bb, &corpus, &s.data, valid_idx, n_valid, s.batch, &drng);
-            if (!isnan(vl)) {
-                res->val_loss = vl;
-                if (metric_add(metrics, db, run.id, step, epoch, "val_loss", vl, e))
-                    goto out;
-            }
-            log_info("epoch %lld: train loss %.4f, validation loss %s%.4f", (long long)epoch + 1,
-                     epoch_n ? epoch_loss / epoch_n : 0.0, isnan(vl) ? "(none) " : "",
-                     isnan(vl) ? 0.0 : vl);
-            res->loss = epoch_n ? epoch_loss / epoch_n : loss;
-            epoch_loss = 0.0;
-            epoch_n = 0;
-        }
-        int stop = a->stop && *a->stop;
-        if (step == total || stop ||
-            (s.save_every > 0 ? step % s.save_every == 0 : epoch_end)) {
-            CkptState st = {step, step / spe, &drng, order, n_train};
-            if (ckpt_save(a->out_path, &net, &tok, anat_ids, corpus.n_anat, &st, &meta, e) ||
-                metrics_flush(metrics, db, run.id, e)) {
-                free(anat_ids);
-                goto out;
-            }
-            saved = 1;
-        }
-        if (stop) {
-            res->stopped = 1;
-            break;
-        }
+/* The next job of the pipeline, which must be of this kind. */
+static PipeJob *next_job(Trainer *t, int kind, FvErr *e)
+{
+    PipeJob *j = pipe_next(t->pipe);
+    if (!j || j->kind != kind || (kind == PIPE_TRAIN && j->step != t->step)) {
+        err_set(e, FV_EINTERNAL, "input pipeline: expected the %s batch of step %lld",
+                kind == PIPE_TRAIN ? "training" : "validation", (long long)t->step);
+        return NULL;
     }
-    progress_end(&prog);
-    if (!saved) {
-        /* a resumed run that had nothing left to do still leaves a model */
-        CkptState st = {step, step / spe, &drng, order, n_train};
-        if (ckpt_save(a->out_path, &net, &tok, anat_ids, corpus.n_anat, &st, &meta, e)) {
-            free(anat_ids);
-            goto out;
-        }
+    return j;
+}
+
+/* One training step on the pipeline's next batch: forward, backward,
+ * clipping, AdamW; its metrics. */
+static int trainer_step(Trainer *t, FvErr *e)
+{
+    TrainSettings *s = &t->s;
+    double t0 = now_seconds();
+    PipeJob *j = next_job(t, PIPE_TRAIN, e);
+    if (!j)
+        return -1;
+    const NetBatch *b = &j->bb->nb;
+    int64_t epoch = j->epoch;
+    memset(t->net.grads, 0, t->net.n_floats * sizeof(float));
+    float loss = net_step(&t->net, b, 1);
+    double norm = optim_clip(&t->net, &s->opt);
+    double lr = optim_lr(&s->opt, t->step);
+    if (b->ng) {
+        optim_adamw(&t->net, &s->opt, lr, t->step + 1);
+        optim_clamp_temperature(&t->net);
     }
-    free(anat_ids);
-    if (metrics_flush(metrics, db, run.id, e))
-        goto out;
+    /* the state a checkpoint after this step saves */
+    t->drng = j->rng;
+    memcpy(t->order, j->order, (size_t)t->n_train * sizeof *t->order);
+    int nb = j->n, pairs = j->bb->n_pairs;
+    double wait = j->wait;
+    pipe_release(t->pipe, j);
+    double dt = now_seconds() - t0;
+    int64_t step = ++t->step;
+    t->saved = 0;
+    t->epoch_loss += loss;
+    t->epoch_n++;
+    t->res->loss = loss;
+    t->res->wait_s += wait;
+    t->res->studies += nb;
+    Metrics *m = t->metrics;
+    int64_t run = t->run.id;
+    if (metric_add(m, t->db, run, step, epoch, "loss", loss, e) ||
+        metric_add(m, t->db, run, step, epoch, "lr", lr, e) ||
+        metric_add(m, t->db, run, step, epoch, "grad_norm", norm, e) ||
+        metric_add(m, t->db, run, step, epoch, "samples_per_s", dt > 0 ? pairs / dt : 0, e) ||
+        metric_add(m, t->db, run, step, epoch, "studies_per_s", dt > 0 ? nb / dt : 0, e) ||
+        metric_add(m, t->db, run, step, epoch, "data_wait_s", wait, e))
+        return -1;
+    if (step % s->log_every == 0 || step == t->total)
+        log_info("step %lld/%lld  epoch %lld  loss %.4f  lr %.3g  |g| %.3g  temp %.4f  "
+                 "%.0f samples/s  waited %.3f s for data", (long long)step,
+                 (long long)t->total, (long long)epoch + 1, loss, lr, norm, t->net.w.temp[0],
+                 dt > 0 ? pairs / dt : 0.0, wait);
+    return 0;
+}
+
+/* The mean loss over the validation studies in batches of train.batch,
+ * without augmentation (the pipeline's validation jobs of the epoch): a
+ * val_loss metric of the epoch just ended. */
+static int trainer_validate(Trainer *t, int64_t epoch, FvErr *e)
+{
+    double t0 = now_seconds(), sum = 0.0;
+    int batches = 0;
+    for (int last = t->n_valid == 0; !last;) {
+        PipeJob *j = next_job(t, PIPE_VALID, e);
+        if (!j)
+            return -1;
+        last = j->last_valid;
+        if (j->bb->nb.ng) {
+            sum += net_step(&t->net, &j->bb->nb, 0);
+            batches++;
+        }
+        pipe_release(t->pipe, j);
+    }
+    double vl = batches ? sum / batches : NAN;
+    if (!isnan(vl)) {
+        t->res->val_loss = vl;
+        if (metric_add(t->metrics, t->db, t->run.id, t->step, epoch, "val_loss", vl, e))
+            return -1;
+    }
+    log_info("epoch %lld: train loss %.4f, validation loss %s%.4f", (long long)epoch + 1,
+             t->epoch_n ? t->epoch_loss / t->epoch_n : 0.0, isnan(vl) ? "(none) " : "",
+             isnan(vl) ? 0.0 : vl);
+    if (t->epoch_n)
+        t->res->loss = t->epoch_loss / t->epoch_n;
+    t->epoch_loss = 0.0;
+    t->epoch_n = 0;
+    t->res->valid_s += now_seconds() - t0;
+    return 0;
+}
+
+/* Writes the checkpoint of the current step (atomically) and the metrics
+ * gathered so far. */
+static int trainer_checkpoint(Trainer *t, FvErr *e)
+{
+    double t0 = now_seconds();
+    CkptState st = {t->step, t->step / t->spe, &t->drng, t->order, t->n_train};
+    if (ckpt_save(t->a->out_path, &t->net, &t->tok, t->anat_ids, t->set.n_anat, &st, &t->meta,
+                  e) ||
+        metrics_flush(t->metrics, t->db, t->run.id, e))
+        return -1;
+    t->saved = 1;
+    t->res->ckpt_s += now_seconds() - t0;
+    return 0;
+}
+
+/* Steps to the end of the epoch (or of the run, or a stop), then its
+ * validation; checkpoints every train.save_every steps or at the epoch's
+ * end. *stopped: a stop was asked for and the step it ended is saved. */
+static int trainer_epoch(Trainer *t, Progress *prog, int *stopped, FvErr *e)
+{
+    const TrainSettings *s = &t->s;
+    *stopped = 0;
+    do {
+        if (trainer_step(t, e))
+            return -1;
+        snprintf(prog->label, sizeof prog->label, "train  loss %.4f  lr %.2e", t->res->loss,
+                 optim_lr(&s->opt, t->step - 1));
+        progress_set(prog, t->step);
+        int epoch_end = t->step % t->spe == 0;
+        if (epoch_end && trainer_validate(t, t->step / t->spe - 1, e))
+            return -1;
+        *stopped = t->a->stop && *t->a->stop;
+        if ((t->step == t->total || *stopped ||
+             (s->save_every > 0 ? t->step % s->save_every == 0 : epoch_end)) &&
+            trainer_checkpoint(t, e))
+            return -1;
+    } while (!*stopped && t->step < t->total && t->step % t->spe != 0);
+    return 0;
+}
+
+/* The model's row (path, sha256) once its last checkpoint is written. */
+static int trainer_record(Trainer *t, FvErr *e)
+{
     char hex[65], now[32];
-    if (sha256_file(a->out_path, hex, e))
-        goto out;
+    if (sha256_file(t->a->out_path, hex, e))
+        return -1;
     db_now_iso(now, sizeof now);
-    if (db_run(db, e, "INSERT INTO models (run_id, path, sha256, preset, loss, step, created_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?)", "issssis", run.id, a->out_path, hex,
-               a->preset ? a->preset : "", loss_mode_name(s.net.loss), step, now))
-        goto out;
-    res->model_id = db_last_id(db);
-    res->step = step;
-    res->seconds = now_seconds() - t_start;
-    rc = 0;
-out:
-    if (run_open) {
+    if (db_run(t->db, e, "INSERT INTO models (run_id, path, sha256, preset, loss, step, "
+               "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "issssis", t->run.id, t->a->out_path,
+               hex, t->a->preset ? t->a->preset : "", loss_mode_name(t->s.net.loss), t->step,
+               now))
+        return -1;
+    t->res->model_id = db_last_id(t->db);
+    return 0;
+}
+
+/* Ends the run record (status from rc and the result) and frees it all. */
+static void trainer_finish(Trainer *t, int rc)
+{
+    TrainResult *res = t->res;
+    if (t->run_open) {
         Buf counts = {0};
         buf_printf(&counts,
                    "{\"train_studies\": %d, \"valid_studies\": %d, \"samples\": %d, "
                    "\"anatomies\": %d, \"skipped_studies\": %lld, \"steps\": %lld, "
                    "\"vocab\": %d, \"params\": %zu}",
-                   res->n_train, res->n_valid, corpus.n_sm, corpus.n_anat,
-                   (long long)corpus.n_skipped, (long long)res->step, tok.n, net.n_floats);
+                   res->n_train, res->n_valid, t->set.n_sm, t->set.n_anat,
+                   (long long)t->set.n_skipped, (long long)res->step, t->tok.n, t->net.n_floats);
         FvErr fe = {0};
-        if (rc == 0 && metrics)
-            metrics_flush(metrics, db, run.id, &fe);
-        run_finish(&run, rc == 0 ? (res->stopped ? "interrupted" : "ok") : "failed", counts.data,
-                   &fe);
+        if (rc == 0 && t->metrics)
+            metrics_flush(t->metrics, t->db, t->run.id, &fe);
+        run_finish(&t->run, rc == 0 ? (res->stopped ? "interrupted" : "ok") : "failed",
+                   counts.data, &fe);
         buf_free(&counts);
     }
-    free(texts);
-    free(train_idx);
-    free(valid_idx);
-    free(order);
-    free(metrics);
-    for (int i = 0; i < n_ck_anat; i++)
-        free(ck_anat[i]);
-    free(ck_anat);
-    buf_free(&ini);
-    buf_free(&cfg_json);
-    batch_free(&bb);
-    net_free(&net);
-    tok_free(&tok);
-    trainset_free(&corpus);
-    st_close(&ck);
-    db_close(&db);
-    onto_free(&onto);
+    free(t->train_idx);
+    free(t->valid_idx);
+    free(t->order);
+    free(t->metrics);
+    free(t->anat_ids);
+    for (int i = 0; i < t->n_ck_anat; i++)
+        free(t->ck_anat[i]);
+    free(t->ck_anat);
+    buf_free(&t->ini);
+    buf_free(&t->cfg_json);
+    pipe_free(&t->pipe);
+    net_free(&t->net);
+    tok_free(&t->tok);
+    trainset_free(&t->set);
+    st_close(&t->ck);
+    db_close(&t->db);
+    onto_free(&t->onto);
+}
+
+int train_run(const TrainArgs *a, Config *cfg, TrainResult *res, FvErr *e)
+{
+    memset(res, 0, sizeof *res);
+    double t_start = now_seconds();
+    Trainer t = {.a = a, .res = res};
+    int rc = -1, stopped = 0;
+    if (trainer_setup(&t, cfg, e))
+        goto out;
+    double t_loop = now_seconds();
+    Progress prog;
+    progress_start(&prog, "train", t.total, "steps");
+    progress_set(&prog, t.step);
+    while (t.step < t.total && !stopped)
+        if (trainer_epoch(&t, &prog, &stopped, e))
+            goto out;
+    progress_end(&prog);
+    res->loop_s = now_seconds() - t_loop;
+    res->stopped = stopped;
+    /* a resumed run that had nothing left to do still leaves a model */
+    if ((!t.saved && trainer_checkpoint(&t, e)) || metrics_flush(t.metrics, t.db, t.run.id, e) ||
+        trainer_record(&t, e))
+        goto out;
+    res->step = t.step;
+    res->seconds = now_seconds() - t_start;
+    rc = 0;
+out:
+    trainer_finish(&t, rc);
     return rc;
 }

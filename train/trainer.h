@@ -38,6 +38,11 @@ typedef struct TrainSettings {
     double val_fraction;       /* held out of train when no study is `valid` */
     int save_every;            /* steps between checkpoints; 0 = each epoch end */
     int log_every;             /* steps between log lines */
+    /* the input pipeline (pipeline.h); neither changes a result, so neither
+     * is part of a checkpoint's settings, and both may be left out */
+    int loaders;               /* train.loaders: loader threads (0: batches made on the
+                                * training thread, between steps); default 1 */
+    int prefetch;              /* train.prefetch: batches made ahead; default 2 */
 } TrainSettings;
 
 /* Reads every setting (all must be present: the presets set them all). */
@@ -59,6 +64,10 @@ typedef struct TrainResult {
     int64_t step, steps;
     double loss, val_loss;     /* last step's loss (mean of the last epoch), last validation */
     double seconds;
+    double loop_s;             /* of which in the epochs: steps, validation, checkpoints */
+    double wait_s;             /* of which the steps waited for their batches */
+    double valid_s, ckpt_s;    /* of which validation, checkpoints */
+    int64_t studies;           /* training studies the steps of this process took */
     int stopped;               /* stopped by *stop before the end */
     int n_train, n_valid, n_anat, vocab;
     size_t params;
