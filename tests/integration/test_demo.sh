@@ -31,17 +31,6 @@ grep -q "AUC \[95% CI\] *oracle trivial" "$tmp/a.out" || fail "no oracle and tri
 grep -q "^over the [0-9]* tasks the oracle sees at the model's input: [0-9.]*" "$tmp/a.out" ||
     fail "no mean over the tasks the oracle sees"
 
-# The supervised baseline trains on the parsed labels and `fvlm eval` scores
-# it with its own heads.
-"$bin" train --db "$tmp/a/corpus.db" --preset small --loss supervised --seed 1 --threads 2 \
-    --epochs 2 --quiet --out "$tmp/a/sup.safetensors" >/dev/null 2>"$tmp/sup.err" ||
-    fail "train --loss supervised exited $? ($(tail -c 300 "$tmp/sup.err"))"
-FVLM_DEID_KEY='fvlm-demo-synthetic-seed-1' "$bin" eval --db "$tmp/a/corpus.db" \
-    --model "$tmp/a/sup.safetensors" --labels "$tmp/a/synth/truth/labels.csv" --quiet \
-    >"$tmp/sup.out" 2>>"$tmp/sup.err" || fail "eval of the supervised model exited $?"
-n=$(sqlite3 "$tmp/a/corpus.db" "SELECT count(*) FROM eval_results WHERE method = 'supervised' AND auc IS NOT NULL" 2>/dev/null)
-[ "${n:-0}" -ge 10 ] || fail "only ${n:-0} scored eval_results rows of the supervised model"
-
 # Every run reads back: `fvlm runs` lists each stage, `show` ties the train
 # run to its model and evaluation, `diff` names what changed.
 db=$tmp/a/corpus.db
@@ -72,6 +61,17 @@ grep -q "^  train.seed" "$tmp/diff.out" && fail "runs diff lists an unchanged ke
 [ $? = 1 ] || fail "runs show of a missing run does not exit 1"
 "$bin" runs --db "$db" show x >/dev/null 2>&1
 [ $? = 2 ] || fail "runs show x is not a usage error"
+
+# The supervised baseline trains on the parsed labels and `fvlm eval` scores
+# it with its own heads.
+"$bin" train --db "$tmp/a/corpus.db" --preset small --loss supervised --seed 1 --threads 2 \
+    --epochs 2 --quiet --out "$tmp/a/sup.safetensors" >/dev/null 2>"$tmp/sup.err" ||
+    fail "train --loss supervised exited $? ($(tail -c 300 "$tmp/sup.err"))"
+FVLM_DEID_KEY='fvlm-demo-synthetic-seed-1' "$bin" eval --db "$tmp/a/corpus.db" \
+    --model "$tmp/a/sup.safetensors" --labels "$tmp/a/synth/truth/labels.csv" --out "$tmp/a/sup-eval" \
+    --quiet >"$tmp/sup.out" 2>>"$tmp/sup.err" || fail "eval of the supervised model exited $?"
+n=$(sqlite3 "$tmp/a/corpus.db" "SELECT count(*) FROM eval_results WHERE method = 'supervised' AND auc IS NOT NULL" 2>/dev/null)
+[ "${n:-0}" -ge 10 ] || fail "only ${n:-0} scored eval_results rows of the supervised model"
 
 # Same seed, fresh folder: the same table, number for number.
 run_demo "$tmp/b" || fail "second demo exited $?"
