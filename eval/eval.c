@@ -430,6 +430,13 @@ static int check_text_feature(const float *v, int d, const char *text, FvErr *e)
     return 0;
 }
 
+static double sup_score(void *vctx, int task, int i, const float *feat)
+{
+    const EvalEncoder *enc = vctx;
+    (void)i;
+    return enc->task_score(enc->ctx, task, feat);
+}
+
 int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOptions *opt,
                    Run *run, EvalResults *res, FvErr *e)
 {
@@ -450,7 +457,9 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
         return -1;
     if (load_truth(db, o, opt, run, &t, e))
         goto out;
-    result_header(res, "zero-shot", prompt_style_name(opt->style), opt, enc, &t, run);
+    /* a supervised model scores with its own heads, not with prompts */
+    result_header(res, enc->task_score ? "supervised" : "zero-shot",
+                  enc->task_score ? "-" : prompt_style_name(opt->style), opt, enc, &t, run);
     if (split_studies(db, opt->split, &t, &ids, &n, &res->n_split, e))
         goto out;
     res->n_labelled = n;
@@ -469,6 +478,14 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
     if (features_encode(&fs, db, o, enc, ids, n, keep, run, label, e))
         goto out;
     res->n_failed = fs.n_failed;
+    if (enc->task_score) {
+        for (int k = 0; k < o->n_find; k++)
+            if (t.has_task[k] && score_task(res, o, k, &t, &fs, sup_score, enc, NULL, opt, e))
+                goto out;
+        eval_macros(res, o);
+        rc = 0;
+        goto out;
+    }
 
     /* Prompt features for the languages present. */
     int lang_used[PROMPT_LANG_N] = {0};

@@ -90,7 +90,7 @@ int features_encode(FeatureSet *fs, Db *db, const Ontology *o, EvalEncoder *enc,
                     continue;
                 const float *v = all + (size_t)a * fs->dim;
                 double nrm = sqrt(features_dot(v, v, fs->dim));
-                if (!isfinite(nrm) || fabs(nrm - 1.0) > 1e-3)
+                if (!isfinite(nrm) || (!enc->raw && fabs(nrm - 1.0) > 1e-3))
                     bad = err_set(&ee, FV_EFORMAT, "anatomy %s: feature norm %g is not 1",
                                   o->anat[a].id, nrm);
             }

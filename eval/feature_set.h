@@ -25,6 +25,11 @@ typedef struct EvalEncoder {
                         FvErr *e);
     /* out: (D) */
     int (*encode_text)(void *ctx, const char *text, float *out, FvErr *e);
+    int raw;                 /* 1: features are not unit rows (the trivial baseline's
+                              * statistics): only their finiteness is checked */
+    /* a supervised model's own probability of task (findings.tsv index)
+     * from its anatomy's feature; NULL: scored by prompts (zero-shot) */
+    double (*task_score)(void *ctx, int task, const float *feat);
 } EvalEncoder;
 
 typedef struct FeatureSet {

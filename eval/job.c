@@ -17,6 +17,11 @@ static int model_study(void *ctx, Db *db, int64_t study_id, float *out, unsigned
     return model_encode_study(ctx, db, study_id, out, valid, e);
 }
 
+static double model_task(void *ctx, int task, const float *feat)
+{
+    return model_task_score(ctx, task, feat);
+}
+
 static int model_text(void *ctx, const char *text, float *out, FvErr *e)
 {
     return model_encode_text(ctx, text, out, e);
@@ -44,6 +49,8 @@ int eval_job_run(Db *db, const EvalJob *job, EvalResults *res, char *html_path, 
     }
     EvalEncoder enc = {m, model_embed_dim(m), (double)model_temperature(m), model_loss_mode(m),
                        model_study, model_text};
+    if (model_is_supervised(m))
+        enc.task_score = model_task;
     const char *stage = job->probe ? "probe" : "eval";
     if (run_begin(&run, db, stage, job->argc, job->argv, job->config_json,
                   (int64_t)(job->opt.seed & INT64_MAX), e))

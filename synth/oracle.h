@@ -22,7 +22,8 @@
 #include "rng.h"
 
 /* A grid point changed by less than this (HU, after the window) is not
- * seen: twice the phantom's image noise at its quietest (10 HU sd). */
+ * seen: about twice the image noise of one input point (the phantom's 10-24
+ * HU sd per voxel, averaged by the trilinear sample to ~0.55 of it). */
 #define ORACLE_MIN_HU 20.0
 
 enum { ORACLE_MAX_N = 512 };

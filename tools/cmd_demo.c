@@ -4,8 +4,11 @@
  * then runs ingest, parse, align and train as child processes of this same
  * binary (each stage is then exactly what a user would run, with its own run
  * record and progress), and evaluates in-process so the results can be put
- * side by side. --ablation also trains the global, fine and fine-fn losses
- * and a linear probe: the paper's comparison on data anyone can regenerate.
+ * side by side, beside the benchmark's calibration (eval/calib.h: an oracle
+ * at the model's input grid, a trivial mean-HU-and-volume baseline).
+ * --ablation also trains the global, fine and fine-fn losses and the
+ * supervised baseline, and fits a linear probe: the paper's comparison on
+ * data anyone can regenerate.
  *
  * The de-identification key: the demo's data are synthetic (their "patients"
  * are invented), so when neither FVLM_DEID_KEY nor --set deid.key is given the
@@ -13,6 +16,7 @@
  * stage reads it. Real corpora must bring their own key; no other command has
  * a default. */
 #include <errno.h>
+#include <math.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,18 +26,22 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "calib.h"
 #include "cli.h"
 #include "commands.h"
+#include "config.h"
 #include "db.h"
 #include "eval_report.h"
 #include "fsutil.h"
 #include "job.h"
 #include "log.h"
+#include "schemas.h"
+#include "sha256.h"
 
 extern char **environ;
 
 static const char *help =
-    "usage: fvlm demo [--out DIR] [--studies N] [--seed S] [--ablation] [--threads T]\n"
+    "usage: fvlm demo [--out DIR] [--studies N] [--seed S] [--ablation [--sweep]] [--threads T]\n"
     "                 [--epochs N] [--force] [--quiet]\n\n"
     "Runs the whole pipeline on a synthetic corpus, from nothing to an AUC table:\n"
     "  1. fvlm synth   N phantom CT studies with masks and bilingual reports (hospital\n"
@@ -44,9 +52,13 @@ static const char *help =
     "  4. fvlm align   sentence-anatomy links, anatomy status, regions, samples\n"
     "  5. fvlm train   the small preset with the default loss (fine-fn-disease)\n"
     "  6. fvlm eval    zero-shot AUC per task on the test split against the truth file\n"
-    "and prints the AUC table and the path of the HTML report. With --ablation it also\n"
-    "trains the global (CLIP), fine and fine-fn losses and fits the supervised probe,\n"
-    "and prints all of them in one table.\n\n"
+    "and prints the AUC table beside the benchmark's calibration (per task the AUC of an\n"
+    "oracle that knows where the synthetic change is, at the model's input grid, and of\n"
+    "a trivial baseline on each anatomy's mean HU and volume) and the path of the HTML\n"
+    "report. With --ablation it also trains the global (CLIP), fine and fine-fn losses\n"
+    "and the supervised baseline (--loss supervised), fits the linear probe on the\n"
+    "default model's features, and prints all of them in one table, with each one's\n"
+    "mean over the tasks the oracle sees.\n\n"
     "Running it again reuses what DIR holds: the synthetic corpus, the idempotent\n"
     "ingest/parse/align and every model already trained (--force starts afresh).\n"
     "Same options, same numbers.\n\n"
@@ -54,7 +66,10 @@ static const char *help =
     "  --out DIR        working folder (default demo-out)\n"
     "  --studies N      synthetic studies (default 600)\n"
     "  --seed S         seed of every stage (default 1)\n"
-    "  --ablation       also train global, fine and fine-fn, and fit the probe\n"
+    "  --ablation       also train global, fine, fine-fn and supervised, fit the probe\n"
+    "  --sweep          train every mode at the preset's learning rate x 0.5, 1 and 2 and\n"
+    "                   evaluate the one with the lowest final validation loss (3x the\n"
+    "                   training time; the same care for our method and the baselines)\n"
     "  --threads T      threads for synth and OpenBLAS (default 2)\n"
     "  --epochs N       training epochs (default: the small preset's)\n"
     "  --force          delete DIR's previous demo first\n"
@@ -67,7 +82,7 @@ typedef struct Demo {
     char dir[1024];
     char db[1100], synth[1100], ini[1100], truth[1200];
     long long studies, seed, threads, epochs;
-    int ablation, quiet;
+    int ablation, sweep, quiet;
 } Demo;
 
 /* The key for synthetic data when the user gave none (see the top comment). */
@@ -151,17 +166,45 @@ static int write_ini(const Demo *d, FvErr *e)
     return rc;
 }
 
-static const char *const loss_modes[] = {"fine-fn-disease", "global", "fine", "fine-fn"};
+/* The default first; the ablation adds the CLIP baseline, the two smaller
+ * steps of fVLM's loss and the supervised baseline (the paper's rows). */
+static const char *const loss_modes[] = {"fine-fn-disease", "global", "fine", "fine-fn",
+                                         "supervised"};
+enum { N_LOSS_MODES = sizeof loss_modes / sizeof loss_modes[0] };
 
-static void model_path(const Demo *d, const char *loss, char *out, size_t n)
+/* --sweep: each mode trains at the small preset's train.lr times these, and
+ * the model with the lowest final validation loss is the one evaluated
+ * (chosen on the training split's hold-out, never on the test split). */
+static const double sweep_factor[] = {1.0, 0.5, 2.0};
+enum { N_SWEEP = sizeof sweep_factor / sizeof sweep_factor[0] };
+
+static void model_path(const Demo *d, const char *loss, double factor, char *out, size_t n)
 {
-    snprintf(out, n, "%s/model-%s.safetensors", d->dir, loss);
+    if (factor == 1.0)
+        snprintf(out, n, "%s/model-%s.safetensors", d->dir, loss);
+    else
+        snprintf(out, n, "%s/model-%s-lr%gx.safetensors", d->dir, loss, factor);
 }
 
-static int train_mode(const Demo *d, const char *loss)
+/* The small preset's learning rate (the sweep's centre). */
+static int preset_lr(double *lr, FvErr *e)
 {
-    char model[1200], seed[32], threads[32], epochs[64];
-    model_path(d, loss, model, sizeof model);
+    char *text = NULL;
+    size_t len;
+    Config c;
+    config_init(&c);
+    int rc = schema_load("preset_small.ini", &text, &len, e) ||
+             config_parse(&c, text, "preset_small.ini", e) ||
+             config_double(&c, "train.lr", 0, lr, e);
+    free(text);
+    config_free(&c);
+    return rc ? -1 : 0;
+}
+
+static int train_mode(const Demo *d, const char *loss, double factor, double base_lr)
+{
+    char model[1200], seed[32], threads[32], epochs[64], lr[64];
+    model_path(d, loss, factor, model, sizeof model);
     if (fs_exists(model)) {
         if (!d->quiet)
             fprintf(stderr, "\n== train (%s): reusing %s\n", loss, model);
@@ -177,17 +220,41 @@ static int train_mode(const Demo *d, const char *loss)
         args[k++] = "--epochs";
         args[k++] = epochs;
     }
+    if (factor != 1.0) {
+        snprintf(lr, sizeof lr, "train.lr=%.9g", base_lr * factor);
+        args[k++] = "--set";
+        args[k++] = lr;
+    }
     args[k] = NULL;
-    char title[64];
-    snprintf(title, sizeof title, "train (%s)", loss);
+    char title[96];
+    snprintf(title, sizeof title, "train (%s%s%s)", loss, factor != 1.0 ? ", " : "",
+             factor != 1.0 ? lr : "");
     return run_stage(d, title, args);
 }
 
-static int evaluate(const Demo *d, Db *db, const char *loss, int probe, EvalResults *res,
-                    char *html, size_t nhtml, FvErr *e)
+/* The last validation loss of the run that wrote the model file (found by
+ * its sha256 in `models`); NaN when none is recorded. */
+static int final_val_loss(Db *db, const char *model, double *out, FvErr *e)
 {
-    char model[1200], out[1200];
-    model_path(d, loss, model, sizeof model);
+    char hex[65];
+    sqlite3_stmt *st;
+    *out = NAN;
+    if (sha256_file(model, hex, e) ||
+        db_prepare(db, &st, "SELECT m.value FROM metrics m JOIN models o ON o.run_id = m.run_id "
+                            "WHERE o.sha256 = ? AND m.name = 'val_loss' "
+                            "ORDER BY o.id DESC, m.step DESC LIMIT 1", e))
+        return -1;
+    int got = db_bindf(db, st, e, "s", hex) ? -1 : db_step(db, st, e);
+    if (got == 1)
+        *out = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return got < 0 ? -1 : 0;
+}
+
+static int evaluate(const Demo *d, Db *db, const char *loss, const char *model, int probe,
+                    EvalResults *res, char *html, size_t nhtml, FvErr *e)
+{
+    char out[1200];
     snprintf(out, sizeof out, "%s/eval-%s%s", d->dir, loss, probe ? "-probe" : "");
     const char *key = getenv("FVLM_DEID_KEY");
     char keybuf[96];
@@ -195,7 +262,7 @@ static int evaluate(const Demo *d, Db *db, const char *loss, int probe, EvalResu
         demo_key(d, keybuf, sizeof keybuf);
         key = keybuf;
     }
-    char *argv[] = {"demo", probe ? "probe" : "eval", model};
+    char *argv[] = {"demo", probe ? "probe" : "eval", (char *)model};
     EvalJob job = {0};
     job.model_path = model;
     job.out_dir = out;
@@ -212,17 +279,29 @@ static int evaluate(const Demo *d, Db *db, const char *loss, int probe, EvalResu
     return eval_job_run(db, &job, res, html, nhtml, e);
 }
 
-static void print_table(const EvalResults *res)
+/* The AUC table of the default model beside the benchmark's calibration
+ * (calib.h): the oracle's AUC at the model's input grid and the trivial
+ * baseline's (mean HU and volume), with a task the oracle cannot see
+ * marked `unseen` and one the trivial baseline solves marked `trivial`. */
+static void print_table(const EvalResults *res, const Calib *cal, const Ontology *o)
 {
     printf("\nZero-shot AUC per task (test split, %lld studies; truth file labels):\n\n",
            (long long)res->n_split);
-    printf("%-34s %-18s %5s %5s  %s\n", "task", "anatomy", "pos", "neg", "AUC [95% CI]");
+    printf("%-34s %-18s %5s %5s  %-21s %6s %7s\n", "task", "anatomy", "pos", "neg",
+           "AUC [95% CI]", "oracle", "trivial");
+    int unseen = 0, trivial = 0;
     for (int i = 0; i < res->n_tasks; i++) {
         const TaskResult *t = &res->tasks[i];
         if (t->m.n_pos == 0 || t->m.n_neg == 0 || t->note[0])
             continue;
-        printf("%-34s %-18s %5d %5d  %.3f [%.3f, %.3f]\n", t->task, t->anatomy, t->m.n_pos,
-               t->m.n_neg, t->m.auc, t->m.auc_lo, t->m.auc_hi);
+        int k = onto_finding(o, t->task);
+        double orc = k >= 0 ? cal->oracle[k] : NAN, tri = k >= 0 ? cal->trivial[k] : NAN;
+        int un = k >= 0 && !calib_seen(cal, k), tr = tri >= CALIB_TRIVIAL;
+        unseen += un;
+        trivial += tr;
+        printf("%-34s %-18s %5d %5d  %.3f [%.3f, %.3f] %6.3f %7.3f%s%s\n", t->task, t->anatomy,
+               t->m.n_pos, t->m.n_neg, t->m.auc, t->m.auc_lo, t->m.auc_hi, orc, tri,
+               un ? "  unseen" : "", tr ? "  trivial" : "");
     }
     printf("\nmean AUC over %d tasks: %.3f [%.3f, %.3f]", res->macro_all.n_scored,
            res->macro_all.auc, res->macro_all.lo, res->macro_all.hi);
@@ -230,17 +309,57 @@ static void print_table(const EvalResults *res)
         printf("   CT-RATE labels (%d): %.3f [%.3f, %.3f]", res->macro_ctrate18.n_scored,
                res->macro_ctrate18.auc, res->macro_ctrate18.lo, res->macro_ctrate18.hi);
     printf("\n");
+    int n_seen;
+    double seen = calib_mean_seen(cal, res, o, &n_seen);
+    if (cal->has_oracle)
+        printf("over the %d tasks the oracle sees at the model's input: %.3f (%d unseen: oracle "
+               "AUC < %.2f)\n", n_seen, seen, unseen, CALIB_SEEN);
+    else
+        printf("(no truth/oracle.csv in this corpus: re-run with --force for the oracle column)\n");
+    printf("%d tasks marked trivial: mean HU and volume alone give AUC >= %.2f\n", trivial,
+           CALIB_TRIVIAL);
+}
+
+/* Each method's mean over the tasks the oracle sees, and the references. */
+static void print_seen(const EvalResults *const *sets, const char *const *labels, int n,
+                       const Calib *cal, const Ontology *o)
+{
+    printf("\nMean AUC over the tasks the oracle sees (the calibrated comparison):\n\n");
+    printf("%-22s %6s %5s\n", "method", "AUC", "tasks");
+    for (int i = 0; i < n; i++) {
+        int ns;
+        double m = calib_mean_seen(cal, sets[i], o, &ns);
+        printf("%-22s %6.3f %5d\n", labels[i], m, ns);
+    }
+    double sum[2] = {0, 0};
+    int cnt[2] = {0, 0};
+    for (int i = 0; i < sets[0]->n_tasks; i++) {
+        const TaskResult *t = &sets[0]->tasks[i];
+        int k = onto_finding(o, t->task);
+        if (k < 0 || isnan(t->m.auc) || !calib_seen(cal, k))
+            continue;
+        const double v[2] = {cal->trivial[k], cal->oracle[k]};
+        for (int j = 0; j < 2; j++)
+            if (!isnan(v[j])) {
+                sum[j] += v[j];
+                cnt[j]++;
+            }
+    }
+    printf("%-22s %6.3f %5d\n", "trivial (HU, volume)", cnt[0] ? sum[0] / cnt[0] : NAN, cnt[0]);
+    if (cal->has_oracle)
+        printf("%-22s %6.3f %5d\n", "oracle", cnt[1] ? sum[1] / cnt[1] : NAN, cnt[1]);
 }
 
 int cmd_demo(int argc, char **argv)
 {
     enum { OPT_OUT = OPT_FIRST_PRIVATE, OPT_STUDIES, OPT_ABLATION, OPT_THREADS, OPT_EPOCHS,
-           OPT_FORCE };
+           OPT_FORCE, OPT_SWEEP };
     static const struct option opts[] = {
         {"out", required_argument, 0, OPT_OUT},
         {"studies", required_argument, 0, OPT_STUDIES},
         {"seed", required_argument, 0, OPT_SEED},
         {"ablation", no_argument, 0, OPT_ABLATION},
+        {"sweep", no_argument, 0, OPT_SWEEP},
         {"threads", required_argument, 0, OPT_THREADS},
         {"epochs", required_argument, 0, OPT_EPOCHS},
         {"force", no_argument, 0, OPT_FORCE},
@@ -276,6 +395,7 @@ int cmd_demo(int argc, char **argv)
                 return cli_usage("demo", "--epochs must be a positive integer");
             break;
         case OPT_ABLATION: d.ablation = 1; break;
+        case OPT_SWEEP: d.sweep = 1; break;
         case OPT_FORCE: force = 1; break;
         default: return code; /* CLI_EXIT */
         }
@@ -332,22 +452,51 @@ int cmd_demo(int argc, char **argv)
     if (run_stage(&d, "ingest", ingest) || run_stage(&d, "parse", parse) ||
         run_stage(&d, "align", align))
         return EXIT_FAIL;
-    int nmodes = d.ablation ? 4 : 1;
+    int nmodes = d.ablation ? N_LOSS_MODES : 1, nlr = d.sweep ? N_SWEEP : 1;
+    double base_lr = 0;
+    if (d.sweep && preset_lr(&base_lr, &e))
+        return cli_fail(&e);
     for (int i = 0; i < nmodes; i++)
-        if (train_mode(&d, loss_modes[i]))
-            return EXIT_FAIL;
+        for (int f = 0; f < nlr; f++)
+            if (train_mode(&d, loss_modes[i], sweep_factor[f], base_lr))
+                return EXIT_FAIL;
 
     Db *db;
     if (db_open(&db, d.db, DB_MUST_EXIST, &e))
         return cli_fail(&e);
-    EvalResults res[5];
+    /* each mode's model: the preset's, or the sweep's lowest validation loss */
+    char chosen[N_LOSS_MODES][1200];
+    double chosen_factor[N_LOSS_MODES];
+    for (int i = 0; i < nmodes; i++) {
+        double best = INFINITY;
+        chosen_factor[i] = 1.0;
+        model_path(&d, loss_modes[i], 1.0, chosen[i], sizeof chosen[i]);
+        for (int f = 0; f < nlr && d.sweep; f++) {
+            char m[1200];
+            double v;
+            model_path(&d, loss_modes[i], sweep_factor[f], m, sizeof m);
+            if (final_val_loss(db, m, &v, &e)) {
+                db_close(&db);
+                return cli_fail(&e);
+            }
+            if (!d.quiet)
+                fprintf(stderr, "== sweep (%s): lr x %g: final validation loss %.4f\n",
+                        loss_modes[i], sweep_factor[f], v);
+            if (v < best) {
+                best = v;
+                chosen_factor[i] = sweep_factor[f];
+                snprintf(chosen[i], sizeof chosen[i], "%s", m);
+            }
+        }
+    }
+    EvalResults res[N_LOSS_MODES + 1];
     memset(res, 0, sizeof res);
-    const EvalResults *sets[5];
-    const char *labels[5];
+    const EvalResults *sets[N_LOSS_MODES + 1];
+    const char *labels[N_LOSS_MODES + 1];
     char html[1200] = "", first_html[1200] = "";
     int nres = 0, rc = EXIT_OK;
     for (int i = 0; i < nmodes; i++) {
-        if (evaluate(&d, db, loss_modes[i], 0, &res[nres], html, sizeof html, &e)) {
+        if (evaluate(&d, db, loss_modes[i], chosen[i], 0, &res[nres], html, sizeof html, &e)) {
             rc = cli_fail(&e);
             goto out;
         }
@@ -358,22 +507,54 @@ int cmd_demo(int argc, char **argv)
         nres++;
     }
     if (d.ablation) {
-        if (evaluate(&d, db, loss_modes[0], 1, &res[nres], html, sizeof html, &e)) {
+        if (evaluate(&d, db, loss_modes[0], chosen[0], 1, &res[nres], html, sizeof html, &e)) {
             rc = cli_fail(&e);
             goto out;
         }
         sets[nres] = &res[nres];
-        labels[nres] = "probe (supervised)";
+        labels[nres] = "probe (linear, frozen)";
         nres++;
     }
-    print_table(&res[0]);
+    /* the benchmark's calibration on the same split and truth */
+    Ontology *onto = NULL;
+    Calib cal;
+    memset(&cal, 0, sizeof cal);
+    char oracle[1200], keybuf[96];
+    snprintf(oracle, sizeof oracle, "%s/truth/oracle.csv", d.synth);
+    EvalOptions copt;
+    eval_options_default(&copt);
+    copt.split = "test";
+    copt.labels_path = d.truth;
+    copt.deid_key = getenv("FVLM_DEID_KEY");
+    if (!copt.deid_key) {
+        demo_key(&d, keybuf, sizeof keybuf);
+        copt.deid_key = keybuf;
+    }
+    copt.seed = (uint64_t)d.seed;
+    if (!d.quiet)
+        fprintf(stderr, "\n== calibration: oracle and trivial baseline on the test split\n");
+    if (onto_load(&onto, &e) ||
+        calib_compute(&cal, db, onto, &copt, fs_exists(oracle) ? oracle : NULL, &e)) {
+        rc = cli_fail(&e);
+        onto_free(&onto);
+        goto out;
+    }
+    print_table(&res[0], &cal, onto);
     if (d.ablation) {
         Buf b = {0};
         eval_report_comparison(&b, sets, labels, nres);
         printf("\nThe paper's comparison on this corpus (mean AUC on the test split):\n\n%s",
                b.data ? b.data : "");
         buf_free(&b);
+        print_seen(sets, labels, nres, &cal, onto);
+        if (d.sweep) {
+            printf("\nlearning rate of each (the small preset's %g times):", base_lr);
+            for (int i = 0; i < nmodes; i++)
+                printf(" %s x%g%s", loss_modes[i], chosen_factor[i], i + 1 < nmodes ? "," : "\n");
+        }
     }
+    calib_free(&cal);
+    onto_free(&onto);
     printf("\nHTML report: %s\n", first_html);
     if (d.ablation)
         printf("(the report of the last evaluation lists all of them: %s)\n", html);

@@ -24,6 +24,8 @@ static const char *help_eval =
     "diagnosis task of schemas/findings.tsv with labels in the split, each study's score is the\n"
     "softmax over the task's prompt pair (schemas/prompts.tsv, in the report's language) of\n"
     "(anatomy feature . prompt feature) / temperature; the positive prompt's probability.\n"
+    "A supervised model (fvlm train --loss supervised) is scored with its own heads instead:\n"
+    "sigmoid of the task's logit on its anatomy's feature (method 'supervised', DIR/supervised.*).\n"
     "Per task: exact AUROC with a 95% bootstrap interval, the threshold of the 100-value grid\n"
     "closest to (0, 1) and accuracy, weighted F1, precision, sensitivity and specificity at it;\n"
     "macro averages over all tasks, CT-RATE's 18 labels and fVLM's 16. Tasks with one class are\n"

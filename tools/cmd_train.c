@@ -34,7 +34,9 @@ static const char *help =
     "  --loss MODE        global (CLIP, whole CT vs report), fine (per anatomy),\n"
     "                     fine-fn (+ normal and identical-text positives), or\n"
     "                     fine-fn-disease (+ abnormal pairs weighted by disease\n"
-    "                     agreement; default)\n"
+    "                     agreement; default), or supervised (the baseline: the same\n"
+    "                     encoder and pooling, one logit per task on each anatomy's\n"
+    "                     feature, cross-entropy on the parsed or audited labels)\n"
     "  --resume           continue the run saved in --out from its step, with its\n"
     "                     settings (--set may still change e.g. train.epochs)\n"
     "  --deterministic    explicit thread count required and recorded; a resume that\n"
@@ -116,7 +118,8 @@ int cmd_train(int argc, char **argv)
     LossMode lm;
     if (loss && loss_mode_parse(loss, &lm)) {
         cli_common_free(&cc);
-        return cli_usage("train", "--loss '%s': expected global, fine, fine-fn or fine-fn-disease",
+        return cli_usage("train", "--loss '%s': expected global, fine, fine-fn, fine-fn-disease or "
+                         "supervised",
                          loss);
     }
     long long v;

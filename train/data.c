@@ -1,4 +1,5 @@
 #include "data.h"
+#include "task_labels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -107,6 +108,7 @@ void trainset_free(TrainSet *c)
     free(c->lab_anat);
     free(c->tok_off);
     free(c->tok_ids);
+    free(c->task_label);
     memset(c, 0, sizeof *c);
 }
 
@@ -1028,6 +1030,7 @@ void batch_free(BatchBuf *bb)
     free(bb->rdis);
     free(bb->local);
     free(bb->anat_n);
+    free(bb->rlab);
     memset(bb, 0, sizeof *bb);
 }
 
@@ -1054,8 +1057,10 @@ int batch_alloc(BatchBuf *bb, const TrainSet *c, const NetCfg *cfg, int cap_b, F
     bb->rdis = malloc(R * (size_t)c->dis_words * sizeof *bb->rdis);
     bb->local = malloc(((size_t)c->n_text + 1) * sizeof *bb->local);
     bb->anat_n = malloc(2 * A * sizeof *bb->anat_n);
+    if (c->mode == LOSS_SUPERVISED)
+        bb->rlab = malloc(R * (size_t)(c->n_tasks ? c->n_tasks : 1));
     if (!bb->img || !bb->tokbias || !bb->inside || !bb->crop || !bb->rb || !bb->rabn ||
-        !bb->rdis || !bb->local || !bb->anat_n) {
+        !bb->rdis || !bb->local || !bb->anat_n || (c->mode == LOSS_SUPERVISED && !bb->rlab)) {
         batch_free(bb);
         return err_set(e, FV_ENOMEM, "batch: out of memory");
     }
@@ -1128,6 +1133,11 @@ int batch_candidates(BatchBuf *bb, const TrainSet *c, const DataCfg *d, const in
     return nc;
 }
 
+static int group_enters(const TrainSet *c, int n, int abnormal)
+{
+    return c->mode == LOSS_SUPERVISED ? n >= 1 : n >= 2 && abnormal >= 1;
+}
+
 int batch_groups(const TrainSet *c, int *rb, int *ra, int *cand_s, int nc, int *anat_n,
                  int *anat_abn, int *goff, int *grow, int *ng_out)
 {
@@ -1150,10 +1160,11 @@ int batch_groups(const TrainSet *c, int *rb, int *ra, int *cand_s, int nc, int *
         anat_n[ra[k]]++;
         anat_abn[ra[k]] += c->sm[cand_s[k]].abnormal;
     }
-    /* an anatomy enters the loss with two samples or more, one abnormal */
+    /* an anatomy enters the loss with two samples or more, one abnormal (a
+     * contrast needs a pair and a finding); the supervised loss with one */
     for (int k = 0; k < nc; k++) {
         int a = ra[k];
-        if (anat_n[a] < 2 || anat_abn[a] < 1)
+        if (!group_enters(c, anat_n[a], anat_abn[a]))
             continue;
         rb[nr] = rb[k];
         ra[nr] = a;
@@ -1162,7 +1173,7 @@ int batch_groups(const TrainSet *c, int *rb, int *ra, int *cand_s, int nc, int *
     }
     int k = 0;
     for (int a = 0; a < A; a++) {
-        if (anat_n[a] < 2 || anat_abn[a] < 1)
+        if (!group_enters(c, anat_n[a], anat_abn[a]))
             continue;
         for (int q = 0; q < nr; q++)
             if (ra[q] == a)
@@ -1203,11 +1214,14 @@ void batch_rows(BatchBuf *bb, const TrainSet *c, int n, int nc)
     }
     for (int s = 0; s < nt; s++)
         bb->local[bb->uniq[s]] = -1;
+    if (bb->rlab)
+        task_labels_rows(c, bb->ra, bb->cand_s, nr, bb->rlab);
     bb->nb = (NetBatch){
         .nb = n, .img = bb->img, .tokbias = bb->tokbias, .hist = bb->hist, .hist_n = A + 1,
         .nr = nr, .rb = bb->rb, .ra = bb->ra,
         .rtext = bb->rtext, .rabn = bb->rabn, .rdis = bb->rdis, .dis_words = c->dis_words,
         .ng = ng, .goff = bb->goff, .grow = bb->grow, .nt = nt, .toff = bb->toff, .tids = bb->tids,
+        .rlab = bb->rlab,
     };
 }
 

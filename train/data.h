@@ -101,6 +101,9 @@ typedef struct TrainSet {
     StrIndex shard_ix;         /* by path */
     char tensor_dir[4096];
     int64_t n_skipped;         /* studies left out by checks */
+    /* supervised: each study's label per task of findings.tsv (task_labels.h) */
+    int8_t *task_label;        /* (n_st, n_tasks) 1, 0 or -1 (uncertain or none) */
+    int n_tasks;
 } TrainSet;
 
 /* Loads the corpus for training. scan_whole (config data.whole = scan): a
@@ -161,6 +164,7 @@ typedef struct BatchBuf {
     int *rb, *ra, *rtext;      /* (R) */
     uint8_t *rabn;
     uint64_t *rdis;
+    int8_t *rlab;              /* (R, n_tasks) supervised: row labels (NetBatch.rlab), else NULL */
     int *goff, *grow;
     int *toff, *tids;
     int *cand_s;               /* (R) candidate rows: sample index */

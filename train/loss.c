@@ -7,13 +7,13 @@
 #include "ops.h"
 #include "vmath.h"
 
-static const char *const names[] = {"global", "fine", "fine-fn", "fine-fn-disease"};
+static const char *const names[] = {"global", "fine", "fine-fn", "fine-fn-disease", "supervised"};
 
-const char *loss_mode_name(LossMode m) { return (unsigned)m < 4 ? names[m] : "?"; }
+const char *loss_mode_name(LossMode m) { return (unsigned)m < 5 ? names[m] : "?"; }
 
 int loss_mode_parse(const char *s, LossMode *m)
 {
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         if (s && strcmp(s, names[i]) == 0) {
             *m = (LossMode)i;
             return 0;

@@ -20,10 +20,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { LOSS_GLOBAL = 0, LOSS_FINE = 1, LOSS_FINE_FN = 2, LOSS_FINE_FN_DISEASE = 3 } LossMode;
+/* LOSS_SUPERVISED is no contrast: the supervised baseline (loss_supervised.h),
+ * one logit per task on each anatomy's feature; it pools as the fine modes. */
+typedef enum {
+    LOSS_GLOBAL = 0, LOSS_FINE = 1, LOSS_FINE_FN = 2, LOSS_FINE_FN_DISEASE = 3, LOSS_SUPERVISED = 4
+} LossMode;
 
 const char *loss_mode_name(LossMode m);
-/* 0 and *m set for "global", "fine", "fine-fn", "fine-fn-disease"; -1 otherwise. */
+/* 0 and *m set for "global", "fine", "fine-fn", "fine-fn-disease", "supervised"; -1
+ * otherwise. */
 int loss_mode_parse(const char *s, LossMode *m);
 
 /* Targets (n, n) before normalisation. abnormal (n): 1 abnormal, 0 normal;

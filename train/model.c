@@ -7,6 +7,7 @@
 #include "ckpt.h"
 #include "config.h"
 #include "data.h"
+#include "loss_supervised.h"
 #include "net.h"
 #include "ontology.h"
 #include "tokenizer.h"
@@ -82,6 +83,11 @@ int model_load(FvlmModel **out, const char *path, FvErr *e)
         goto fail;
     }
     m->data = s.data;
+    if (nc.loss == LOSS_SUPERVISED && nc.n_tasks != m->onto->n_find) {
+        err_set(e, FV_EFORMAT, "%s: a supervised model of %d tasks; this build's findings.tsv "
+                "has %d", path, nc.n_tasks, m->onto->n_find);
+        goto fail;
+    }
     if (nc.loss != LOSS_GLOBAL && m->n_ids != nc.n_anat) {
         err_set(e, FV_EFORMAT, "%s: %d anatomies listed, the network has %d", path, m->n_ids,
                 nc.n_anat);
@@ -136,6 +142,20 @@ float model_temperature(const FvlmModel *m)
 }
 
 const char *model_loss_mode(const FvlmModel *m) { return loss_mode_name(m->net.cfg.loss); }
+
+int model_is_supervised(const FvlmModel *m) { return m->net.cfg.loss == LOSS_SUPERVISED; }
+
+double model_task_score(const FvlmModel *m, int task, const float *feat)
+{
+    const NetCfg *c = &m->net.cfg;
+    if (c->loss != LOSS_SUPERVISED || task < 0 || task >= c->n_tasks)
+        return NAN;
+    const float *w = m->net.w.sup_w + (size_t)task * c->embed;
+    double z = m->net.w.sup_b[task];
+    for (int d = 0; d < c->embed; d++)
+        z += (double)w[d] * feat[d];
+    return sup_sigmoid(z);
+}
 
 int model_n_anat(const FvlmModel *m) { return m->onto->n_anat; }
 

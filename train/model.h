@@ -25,8 +25,14 @@ void model_free(FvlmModel **m);
 int model_embed_dim(const FvlmModel *m);
 /* The learned temperature, clamped to [0.001, 0.5] as in training. */
 float model_temperature(const FvlmModel *m);
-/* "global", "fine", "fine-fn" or "fine-fn-disease". */
+/* "global", "fine", "fine-fn", "fine-fn-disease" or "supervised". */
 const char *model_loss_mode(const FvlmModel *m);
+/* 1 for the supervised baseline (loss_supervised.h), which scores tasks with
+ * its own heads rather than prompts. */
+int model_is_supervised(const FvlmModel *m);
+/* The supervised model's probability of task (findings.tsv index) from its
+ * anatomy's feature (a row of model_encode_study); NaN for any other model. */
+double model_task_score(const FvlmModel *m, int task, const float *feat);
 /* Number of anatomy rows of model_encode_study's output (the ontology's n_anat). */
 int model_n_anat(const FvlmModel *m);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss_supervised.h"
 #include "ops.h"
 
 /* ------------------------------------------------------------------ config */
@@ -56,6 +57,8 @@ int netcfg_check(const NetCfg *c, FvErr *e)
     NEED(c->hist == 0 || c->hist == 1, "model.anat_hist must be on or off");
     NEED(c->loss == LOSS_GLOBAL || (c->n_anat > 0 && c->n_anat <= 1024),
          "model: %d anatomies (1..1024 needed by the fine losses)", c->n_anat);
+    NEED(c->loss != LOSS_SUPERVISED || (c->n_tasks > 0 && c->n_tasks <= 4096),
+         "model: %d tasks (1..4096 needed by the supervised loss)", c->n_tasks);
     NEED(c->temp_init >= 0.001f && c->temp_init <= 0.5f, "model.temperature must be in [0.001, 0.5]");
 #undef NEED
     return 0;
@@ -71,6 +74,7 @@ static const struct {
     I("mlp", mlp),    I("pool_heads", pool_heads), I("embed", embed), I("text_width", t_width),
     I("text_depth", t_depth), I("text_heads", t_heads), I("text_mlp", t_mlp),
     I("text_max_len", t_max_len), I("text_mean", t_mean), I("hist", hist), I("vocab", vocab), I("n_anat", n_anat),
+    I("n_tasks", n_tasks),
 #undef I
 };
 enum { N_CFG_INTS = sizeof cfg_ints / sizeof cfg_ints[0] };
@@ -109,7 +113,8 @@ int netcfg_from_json(NetCfg *c, const JsonValue *obj, FvErr *e)
             c->in_c = 1;
             continue;
         }
-        if (!v && cfg_ints[i].off == offsetof(NetCfg, hist))
+        if (!v && (cfg_ints[i].off == offsetof(NetCfg, hist) ||
+                   cfg_ints[i].off == offsetof(NetCfg, n_tasks)))
             continue;
         if (!v || v->type != JSON_NUM || !v->is_int || v->i < 0 || v->i > (1 << 26))
             return err_set(e, FV_EFORMAT, "model config: '%s' missing or not an integer in range",
@@ -235,6 +240,10 @@ static int build_table(Net *n, FvErr *e)
     add_param(&t, "txt.proj.weight", F(tproj_w), 1, NET_INIT_NORMAL, 2, D, Ct, 0);
     add_param(&t, "txt.proj.bias", F(tproj_b), 0, NET_INIT_ZERO, 1, D, 0, 0);
     add_param(&t, "temp", F(temp), 0, NET_INIT_TEMP, 1, 1, 0, 0);
+    if (c->loss == LOSS_SUPERVISED) {
+        add_param(&t, "sup.weight", F(sup_w), 1, NET_INIT_NORMAL, 2, c->n_tasks, D, 0);
+        add_param(&t, "sup.bias", F(sup_b), 0, NET_INIT_ZERO, 1, c->n_tasks, 0, 0);
+    }
     if (t.failed) {
         free(t.info);
         return err_set(e, FV_ENOMEM, "model: out of memory building the parameter table");
@@ -305,6 +314,7 @@ struct NetActs {
                                 * group order and their linear map (cfg.hist) */
     /* both: image features in group order */
     float *feat, *fn, *fnorm;  /* (R, D), (R, D), (R) */
+    float *slog, *dslog;       /* (R, K) supervised logits in group order, their gradient */
     /* text, N = packed tokens */
     float *tx;                 /* (t_depth + 1, N, Ct) */
     BlockActs tb[NET_MAX_DEPTH];
@@ -411,6 +421,8 @@ static void layout_acts(Cursor *cur, NetActs *a, const NetCfg *c, const NetCap *
     a->feat = take(cur, R * D);
     a->fn = take(cur, R * D);
     a->fnorm = take(cur, R);
+    if (c->loss == LOSS_SUPERVISED)
+        a->slog = take(cur, R * (size_t)c->n_tasks);
     a->tx = take(cur, (size_t)(c->t_depth + 1) * Nt * Ct);
     /* sum over texts of len^2 <= L * sum of len */
     for (int l = 0; l < c->t_depth; l++)
@@ -437,6 +449,8 @@ static void layout_acts(Cursor *cur, NetActs *a, const NetCfg *c, const NetCap *
         return;
     a->dfn = take(cur, R * D);
     a->dfeat = take(cur, R * D);
+    if (c->loss == LOSS_SUPERVISED)
+        a->dslog = take(cur, R * (size_t)c->n_tasks);
     a->dpog = take(cur, R * C);
     if (c->loss != LOSS_GLOBAL) {
         a->dpooled_o = take(cur, R * C);
@@ -598,6 +612,8 @@ int net_batch_check(const Net *n, const NetBatch *b, FvErr *e)
     if (b->rdis && b->dis_words > n->cap.dis_words)
         return err_set(e, FV_EINTERNAL, "batch: %d disease words, capacity %d", b->dis_words,
                        n->cap.dis_words);
+    if (n->cfg.loss == LOSS_SUPERVISED && b->nr && !b->rlab)
+        return err_set(e, FV_EINTERNAL, "batch: the supervised model wants each row's labels");
     if (b->ng && b->goff[b->ng] > b->nr)
         return err_set(e, FV_EINTERNAL, "batch: groups list %d rows of %d", b->goff[b->ng], b->nr);
     return 0;
@@ -895,6 +911,46 @@ static void heads_backward(Net *n, const NetBatch *b, const int *order, int nr)
 
 /* ------------------------------------------------------------------- step */
 
+/* The supervised step after the heads (a->fn holds the rows' features in
+ * group order): logits, the mean cross-entropy over the labelled entries,
+ * and backward through the head, the pooling and the vision tower. */
+static float sup_step(Net *n, const NetBatch *b, int nr, int backward)
+{
+    const NetCfg *c = &n->cfg;
+    NetActs *a = n->act;
+    int D = c->embed, K = c->n_tasks;
+    for (int g = 0; g <= b->ng; g++)
+        a->loff[g] = 0;
+    linear_forward(a->slog, a->fn, n->w.sup_w, n->w.sup_b, nr, D, K);
+    size_t nl = 0;
+    for (int i = 0; i < nr; i++) {
+        const int8_t *y = b->rlab + (size_t)b->grow[i] * K;
+        for (int k = 0; k < K; k++)
+            nl += y[k] >= 0;
+    }
+    if (!nl)
+        return 0.0f;
+    /* sup_bce averages one row's entries; weigh each row by its labels */
+    double loss = 0.0;
+    for (int i = 0; i < nr; i++) {
+        const int8_t *y = b->rlab + (size_t)b->grow[i] * K;
+        size_t ni = 0;
+        for (int k = 0; k < K; k++)
+            ni += y[k] >= 0;
+        float *d = backward ? a->dslog + (size_t)i * K : NULL;
+        loss += (double)sup_bce(d, a->slog + (size_t)i * K, y, (size_t)K) * (double)ni;
+        if (d)
+            for (int k = 0; k < K; k++)
+                d[k] *= (float)((double)ni / (double)nl);
+    }
+    if (!backward)
+        return (float)(loss / (double)nl);
+    linear_backward(a->dfn, n->g.sup_w, n->g.sup_b, a->dslog, a->fn, n->w.sup_w, nr, D, K, 0);
+    heads_backward(n, b, b->grow, nr);
+    vision_backward(n, b);
+    return (float)(loss / (double)nl);
+}
+
 float net_step(Net *n, const NetBatch *b, int backward)
 {
     const NetCfg *c = &n->cfg;
@@ -908,6 +964,8 @@ float net_step(Net *n, const NetBatch *b, int backward)
     }
     vision_forward(n, b);
     heads_forward(n, b, b->grow, nr);
+    if (c->loss == LOSS_SUPERVISED)
+        return sup_step(n, b, nr, backward);
     text_forward(n, b);
     float tau = n->w.temp[0];
     double loss = 0.0;

@@ -25,7 +25,8 @@
  * projection -> L2.
  * Loss: per group of rows (one anatomy, or the whole batch in global mode)
  * the soft-target contrastive loss of loss.h over features / temperature,
- * summed over groups. */
+ * summed over groups; supervised: the binary cross-entropy of one logit per
+ * task on each row's feature (loss_supervised.h), no text tower. */
 #ifndef FVLM_NET_H
 #define FVLM_NET_H
 
@@ -63,6 +64,7 @@ typedef struct NetCfg {
                                     * feature through a linear layer (model.anat_hist) */
     int vocab;                     /* V */
     int n_anat;                    /* A: anatomies with a query and a projection */
+    int n_tasks;                   /* K: supervised: tasks of findings.tsv, one logit each */
     float temp_init;
 } NetCfg;
 
@@ -103,6 +105,8 @@ typedef struct NetW {
     float *tln_w, *tln_b;      /* (Ct) */
     float *tproj_w, *tproj_b;  /* (D, Ct), (D) */
     float *temp;               /* (1) */
+    /* supervised (loss_supervised.h) */
+    float *sup_w, *sup_b;      /* (K, D), (K) */
 } NetW;
 
 typedef struct ParamInfo {
@@ -150,6 +154,8 @@ typedef struct NetBatch {
     int nt;                    /* unique texts U */
     const int *toff;           /* (U + 1): text s is tokens [toff[s], toff[s+1]) */
     const int *tids;           /* token ids */
+    const int8_t *rlab;        /* (R, n_tasks) supervised: each row's label per task, 1, 0 or
+                                * -1 (uncertain, unlabelled or another anatomy's task) */
 } NetBatch;
 
 typedef struct NetActs NetActs;

@@ -18,6 +18,7 @@
 #include "pipeline.h"
 #include "run.h"
 #include "sha256.h"
+#include "task_labels.h"
 
 /* ---------------------------------------------------------------- settings */
 
@@ -125,10 +126,11 @@ int train_settings(Config *c, TrainSettings *s, FvErr *e)
     const char *loss = config_str(c, "train.loss", NULL);
     if (!loss || loss_mode_parse(loss, &n->loss))
         return err_set(e, FV_EUSAGE, "config train.loss = '%s': expected global, fine, fine-fn "
-                       "or fine-fn-disease", loss ? loss : "");
-    /* checked in full once the vocabulary and anatomies are known */
+                       "fine-fn-disease or supervised", loss ? loss : "");
+    /* checked in full once the vocabulary, anatomies and tasks are known */
     n->vocab = 1 << 10;
     n->n_anat = 1;
+    n->n_tasks = n->loss == LOSS_SUPERVISED ? 1 : 0;
     n->in_c = 1; /* data.hu_window below gives the channels */
     if (netcfg_check(n, e))
         return -1;
@@ -427,6 +429,8 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
     if (trainset_load(c, t->db, t->onto, s->net.loss, s->data.scan_whole, t->ck_anat,
                       t->n_ck_anat, -1, t->writer ? &t->run : NULL, e))
         return -1;
+    if (s->net.loss == LOSS_SUPERVISED && task_labels_load(c, t->db, e))
+        return -1;
     trainset_split_validation(c, s->val_fraction, (uint64_t)s->seed);
     size_t n_st = (size_t)(c->n_st ? c->n_st : 1);
     t->train_idx = malloc(n_st * sizeof *t->train_idx);
@@ -474,6 +478,7 @@ static int trainer_setup(Trainer *t, Config *cfg, FvErr *e)
         return -1;
     s->net.vocab = t->tok.n;
     s->net.n_anat = c->n_anat;
+    s->net.n_tasks = s->net.loss == LOSS_SUPERVISED ? c->n_tasks : 0;
     if (s->net.loss == LOSS_GLOBAL && s->net.n_anat == 0)
         s->net.n_anat = 1; /* no anatomy parameters in global mode; keeps the config valid */
     /* the network holds this rank's share of a batch */

@@ -22,6 +22,7 @@
 #include "lesions.h"
 #include "log.h"
 #include "niftiw.h"
+#include "oracle.h"
 #include "ontology.h"
 #include "phantom.h"
 #include "phrases.h"
@@ -484,9 +485,11 @@ static void test_phantom_labels_lobes_and_hu_are_plausible(void)
     scene_free(&s);
 }
 
-/* Every task changes the image where a small-preset model can see it: voxels
- * whose HU moves by >= 100 compared with the same patient without it. */
-static void test_every_task_leaves_a_visible_change(void)
+/* Every task changes the image: voxels whose HU moves by >= ORACLE_MIN_HU
+ * compared with the same patient without it. Sizes span what CT shows (a
+ * 4 mm nodule, a 2 mm calcification), so whether the model's input sees a
+ * change is the oracle's question (truth/oracle.csv), not this test's. */
+static void test_every_task_changes_the_image(void)
 {
     FvErr e = {0};
     LesionTable *lt = NULL;
@@ -520,11 +523,9 @@ static void test_every_task_leaves_a_visible_change(void)
         lesions_paint(ls, &b, &s, &r);
         int64_t changed = 0;
         for (size_t i = 0; i < n; i++)
-            changed += abs(s.hu[i] - s0.hu[i]) >= 100;
-        /* a 12 mm sphere is ~900 mm^3 */
+            changed += abs(s.hu[i] - s0.hu[i]) >= ORACLE_MIN_HU;
         CHECK(planned && lesions_shown(ls, t), "task %s was not placed", o->find[t].id);
-        CHECK(changed * vox >= 900, "task %s changes only %.0f mm^3 by >= 100 HU", o->find[t].id,
-              changed * vox);
+        CHECK(changed > 0, "task %s changes no voxel by >= %g HU", o->find[t].id, ORACLE_MIN_HU);
         if (changed * vox < 3000)
             weak++;
         if (log_get_level() >= LOG_DEBUG)
@@ -532,9 +533,63 @@ static void test_every_task_leaves_a_visible_change(void)
         free(ls);
         scene_free(&s);
     }
-    printf("every task visible; %d tasks change < 3 cm^3\n", weak);
+    printf("every task changes the image; %d tasks change < 3 cm^3\n", weak);
     scene_free(&s0);
     lesion_table_free(&lt);
+}
+
+/* ----------------------------------------------------------------- oracle */
+
+/* A 64^3 scene of 1 mm voxels, label 1 and 0 HU everywhere (soft tissue),
+ * sampled by an 8^3 input with no margin: sample q of an axis sits at voxel
+ * 8 q + 3.5, between voxels 8 q + 3 and 8 q + 4. */
+static void oracle_scene(Scene *s, int16_t **before)
+{
+    FvErr e = {0};
+    const double org[3] = {0, 0, 0}, sp[3] = {1, 1, 1};
+    CHECK_OK(scene_alloc(s, 64, 64, 64, org, sp, &e), &e);
+    memset(s->lab, 1, 64 * 64 * 64);
+    scene_stats(s);
+    *before = calloc(64 * 64 * 64, sizeof **before);
+}
+
+static void test_oracle_counts_the_input_points_a_change_moves(void)
+{
+    Scene s;
+    int16_t *b;
+    oracle_scene(&s, &b);
+    if (!s.hu || !b)
+        return;
+    OracleGrid g;
+    const int in[3] = {8, 8, 8};
+    const double margin[3] = {0, 0, 0};
+    CHECK(oracle_grid_init(&g, &s, in, margin, -1150, 350) == 0, "grid of a labelled scene");
+    CHECK(g.n[0] == 8 && g.i0[0][0] == 3 && fabs(g.w1[0][0] - 0.5) < 1e-6,
+          "sample 0 at voxel 3.5: i0 %d w1 %g", g.i0[0][0], g.w1[0][0]);
+    /* one voxel between the samples' neighbours: nothing on the input */
+    s.hu[scene_idx(&s, 0, 0, 0)] = 1000;
+    CHECK(oracle_changed(&g, &s, b, s.hu) == 0, "a voxel between samples moves no sample");
+    s.hu[scene_idx(&s, 0, 0, 0)] = 0;
+    /* a neighbour of sample (0, 0, 0) (weight 1/8) by 300 HU: 37.5 HU there */
+    s.hu[scene_idx(&s, 3, 3, 3)] = 300;
+    CHECK(oracle_changed(&g, &s, b, s.hu) == 1, "a 300 HU voxel next to a sample moves it");
+    /* by 100 HU: 12.5 HU, under ORACLE_MIN_HU */
+    s.hu[scene_idx(&s, 3, 3, 3)] = 100;
+    CHECK(oracle_changed(&g, &s, b, s.hu) == 0, "a change under %g HU at the sample is not seen",
+          ORACLE_MIN_HU);
+    /* above the window both before and after: clipped to the same value */
+    for (size_t i = 0; i < (size_t)64 * 64 * 64; i++)
+        b[i] = 500;
+    for (size_t i = 0; i < (size_t)64 * 64 * 64; i++)
+        s.hu[i] = 2000;
+    CHECK(oracle_changed(&g, &s, b, s.hu) == 0, "changes above the HU window are not seen");
+    unsigned char want[256] = {0};
+    want[1] = 1;
+    CHECK(oracle_points(&g, &s, want) == 512, "all 512 points are label 1");
+    want[1] = 0;
+    CHECK(oracle_points(&g, &s, want) == 0, "no point is another label");
+    free(b);
+    scene_free(&s);
 }
 
 /* ---------------------------------------------------------------- reports */
@@ -724,7 +779,8 @@ int main(void)
     RUN(test_phrase_terms_outside_the_vocabulary_are_rejected);
     RUN(test_lesion_table_loads_and_rejects_bad_rows);
     RUN(test_phantom_labels_lobes_and_hu_are_plausible);
-    RUN(test_every_task_leaves_a_visible_change);
+    RUN(test_every_task_changes_the_image);
+    RUN(test_oracle_counts_the_input_points_a_change_moves);
     RUN(test_reports_name_every_reported_finding_in_the_vocabulary);
     RUN(test_tiny_corpus_is_identical_for_one_and_two_threads);
     Ontology *o = onto();

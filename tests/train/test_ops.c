@@ -6,6 +6,7 @@
 
 #include "fvlm_config.h"
 #include "loss.h"
+#include "loss_supervised.h"
 #include "ops.h"
 #include "ops_ref.h"
 #include "rng.h"
@@ -491,6 +492,65 @@ static void check_loss_mode(LossMode mode)
     free(fdt); free(scratch);
 }
 
+/* ------------------------------------------------------------- supervised */
+
+typedef struct {
+    double *f, *w, *b;
+    const int8_t *y;
+    int n, d, k;
+} SupCtx;
+
+static double sup_only(void *p)
+{
+    SupCtx *c = p;
+    return ref_sup_loss(NULL, NULL, NULL, c->f, c->w, c->b, c->y, c->n, c->d, c->k);
+}
+
+/* 4 anatomy rows, 5 tasks: each row labels the tasks of its anatomy (1, 0,
+ * or -1 uncertain), the other tasks are -1; one row has no label at all. */
+static void test_supervised_loss_matches_finite_differences_and_reference(void)
+{
+    enum { SN = 4, SD = 6, SK = 5 };
+    static const int8_t y[SN * SK] = {
+        1, 0, -1, -1, -1,
+        0, -1, -1, -1, -1,
+        -1, -1, 1, 1, 0,
+        -1, -1, -1, -1, -1,
+    };
+    SupCtx c = {.y = y, .n = SN, .d = SD, .k = SK};
+    c.f = dalloc(SN * SD); c.w = dalloc(SK * SD); c.b = dalloc(SK);
+    drand_fill(c.f, SN * SD, 1); drand_fill(c.w, SK * SD, 1); drand_fill(c.b, SK, 0.5);
+    double *df = dalloc(SN * SD), *dw = dalloc(SK * SD), *db = dalloc(SK);
+    double loss = ref_sup_loss(df, dw, db, c.f, c.w, c.b, y, SN, SD, SK);
+    CHECK(fd_err(c.f, SN * SD, sup_only, &c, df) < FD_TOL, "supervised df differs from finite differences");
+    CHECK(fd_err(c.w, SK * SD, sup_only, &c, dw) < FD_TOL, "supervised dW differs from finite differences");
+    CHECK(fd_err(c.b, SK, sup_only, &c, db) < FD_TOL, "supervised db differs from finite differences");
+    /* rows without a label and tasks of other anatomies get no gradient */
+    for (int j = 0; j < SD; j++)
+        CHECK(df[3 * SD + j] == 0.0, "an unlabelled row has a gradient");
+    /* the float path the network takes: linear head, sup_bce, linear backward */
+    float *ff = to_float(c.f, SN * SD), *fw = to_float(c.w, SK * SD), *fb = to_float(c.b, SK);
+    float *z = falloc(SN * SK), *dz = falloc(SN * SK), *fdf = falloc(SN * SD);
+    float *fdw = falloc(SK * SD), *fdb = falloc(SK);
+    linear_forward(z, ff, fw, fb, SN, SD, SK);
+    float fl = sup_bce(dz, z, y, SN * SK);
+    linear_backward(fdf, fdw, fdb, dz, ff, fw, SN, SD, SK, 0);
+    CHECK_NEAR(fl, loss, 1e-5 * (1 + fabs(loss)));
+    CHECK(rel_err(fdf, df, SN * SD) < FAST_TOL, "fast supervised df differs");
+    CHECK(rel_err(fdw, dw, SK * SD) < FAST_TOL, "fast supervised dW differs");
+    CHECK(rel_err(fdb, db, SK) < FAST_TOL, "fast supervised db differs");
+    /* no label at all: no loss, no gradient; a large logit does not overflow */
+    int8_t none[3] = {-1, -1, -1};
+    float big[3] = {800.0f, -800.0f, 3.0f}, dbig[3];
+    CHECK(sup_bce(dbig, big, none, 3) == 0.0f && dbig[0] == 0.0f, "no label should give 0");
+    int8_t yb[3] = {0, 1, -1};
+    float lb = sup_bce(dbig, big, yb, 3);
+    CHECK(isfinite(lb) && fabs(lb - 800.0) < 1e-3 && fabs(dbig[0] - 0.5f) < 1e-6,
+          "confidently wrong logits: loss %g (800 expected), d %g", lb, dbig[0]);
+    free(c.f); free(c.w); free(c.b); free(df); free(dw); free(db); free(ff); free(fw); free(fb);
+    free(z); free(dz); free(fdf); free(fdw); free(fdb);
+}
+
 static void test_global_loss_matches_finite_differences_and_reference(void)
 {
     check_loss_mode(LOSS_GLOBAL);
@@ -543,5 +603,6 @@ int main(void)
     RUN(test_fine_fn_loss_matches_finite_differences_and_reference);
     RUN(test_fine_fn_disease_loss_matches_finite_differences_and_reference);
     RUN(test_targets_follow_each_mode_rules);
+    RUN(test_supervised_loss_matches_finite_differences_and_reference);
     return test_finish();
 }
