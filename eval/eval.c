@@ -482,7 +482,9 @@ int eval_zero_shot(Db *db, const Ontology *o, EvalEncoder *enc, const EvalOption
         for (int k = 0; k < o->n_find; k++)
             if (t.has_task[k] && score_task(res, o, k, &t, &fs, sup_score, enc, NULL, opt, e))
                 goto out;
-        eval_macros(res, o);
+        res->n_items = fs.n;
+        if (eval_macros(res, o, opt->n_boot, opt->seed, e))
+            goto out;
         rc = 0;
         goto out;
     }

@@ -287,8 +287,10 @@ int json_parse(const char *text, size_t n, JsonValue **out, FvErr *e)
 {
     *out = NULL;
     /* Any value at the top (not only objects and arrays), \u0000 inside
-     * strings (JsonValue keeps a length), and nothing after the value. */
-    size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+     * strings (JsonValue keeps a length), and nothing after the value. An
+     * object that names a key twice is refused: readers disagree on which
+     * value wins, and one that sizes arrays for the first would misread. */
+    size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES;
     json_error_t je;
     json_t *j = json_loadb(text ? text : "", n, flags, &je);
     if (!j && json_error_code(&je) == json_error_numeric_overflow) {

@@ -11,7 +11,8 @@
  * limited to 64 and the input must be one complete JSON value; errors name
  * the byte offset. Integers that fit int64 are kept exactly; a text with a
  * larger one is read with every number as a double. Object members keep
- * the order of the text; a repeated key keeps its last value. */
+ * the order of the text; an object that repeats a key is an error (readers
+ * disagree on which value wins: a safetensors header could mean two things). */
 #ifndef FVLM_JSON_H
 #define FVLM_JSON_H
 

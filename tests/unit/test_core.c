@@ -77,9 +77,10 @@ static void test_json_parser_reads_what_the_writer_wrote(void)
           "object members are not in the order of the text");
     json_free(&v);
     /* \u0000 inside a string is kept (len counts it); an integer beyond
-     * int64 makes the text's numbers doubles; a repeated key keeps the last. */
-    const char *t2 = "{\"s\": \"a\\u0000b\", \"huge\": 123456789012345678901234, \"n\": 5,"
-                     " \"n\": 6}";
+     * int64 makes the text's numbers doubles; a repeated key is refused. */
+    const char *dup = "{\"n\": 5, \"o\": {\"n\": 1}, \"n\": 6}";
+    CHECK(json_parse(dup, strlen(dup), &v, &e) == -1 && v == NULL, "a repeated key was accepted");
+    const char *t2 = "{\"s\": \"a\\u0000b\", \"huge\": 123456789012345678901234, \"n\": 6}";
     CHECK_OK(json_parse(t2, strlen(t2), &v, &e), &e);
     if (!v)
         return;
