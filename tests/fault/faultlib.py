@@ -27,7 +27,7 @@ INPUTS = [""]  # the synthetic hospital folder, set by base()
 RUN_COLUMNS = {"run_id", "created_run", "parsed_run", "created_at", "started_at", "ended_at",
                "pid", "model_id", "decided_at"}
 # Metrics that measure the machine (throughput), not the model.
-TIMING_METRICS = ("samples_per_s", "studies_per_s", "seconds", "step_ms")
+TIMING_METRICS = ("samples_per_s", "studies_per_s", "seconds", "step_ms", "data_wait_s")
 
 
 def skip(why):
