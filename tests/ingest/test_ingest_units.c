@@ -998,6 +998,25 @@ static void test_dicom_numbers_are_strict_and_errors_name_the_tag(void)
                   rc ? e.msg : "(accepted)", cases[i].want);
         dcm_free(&f);
     }
+    /* NumberOfFrames that is not one whole number is refused, never one frame */
+    {
+        static DW w2;
+        FvErr e2 = {0};
+        DcmFile f2;
+        DcmImage im2;
+        memset(&w2, 0, sizeof w2);
+        dw_str(&w2, 0x0008, 0x0060, "CS", "CT");
+        dw_str(&w2, 0x0020, 0x000D, "UI", "1.2.3.4");
+        dw_us(&w2, 0x0028, 0x0002, 1);
+        dw_str(&w2, 0x0028, 0x0008, "IS", "3x");
+        dw_us(&w2, 0x0028, 0x0010, 3);
+        dw_us(&w2, 0x0028, 0x0011, 4);
+        dw_us(&w2, 0x0028, 0x0100, 16);
+        CHECK_OK(dcm_parse(&f2, w2.b, w2.n, 1 << 20, &e2), &e2);
+        CHECK(dcm_image_info(&f2, &im2, &e2) == -1 && strstr(e2.msg, "NumberOfFrames"),
+              "NumberOfFrames '3x' accepted: '%s'", e2.msg);
+        dcm_free(&f2);
+    }
     /* the accepted values are read as written */
     size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, " 2.5E0 ", "+1e2", "0");
     FvErr e = {0};
