@@ -305,27 +305,28 @@ int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e)
 
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
-                      FvErr *e)
+                      const char *reason, FvErr *e)
 {
     Buf pb = {0}, mb = {0};
     int rc = corpus_clean(c, path, &pb, e) || corpus_clean(c, member, &mb, e) ? -1 : 0;
     if (rc == 0 && study_id > 0)
         rc = db_run(c->db, e,
                     "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
-                    "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "run_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
                     "status = excluded.status, study_id = excluded.study_id, "
-                    "run_id = excluded.run_id WHERE sources.status = 'failed'",
-                    "sssissii", pb.data, mb.data, sha, size, kind, status, study_id,
-                    c->run->id);
+                    "run_id = excluded.run_id, reason = excluded.reason "
+                    "WHERE sources.status = 'failed'",
+                    "sssissiis", pb.data, mb.data, sha, size, kind, status, study_id,
+                    c->run->id, reason);
     else if (rc == 0)
         rc = db_run(c->db, e,
-                    "INSERT INTO sources (path, member, sha256, size, kind, status, run_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO sources (path, member, sha256, size, kind, status, run_id, "
+                    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
-                    "status = excluded.status, run_id = excluded.run_id "
-                    "WHERE sources.status = 'failed'",
-                    "sssissi", pb.data, mb.data, sha, size, kind, status, c->run->id);
+                    "status = excluded.status, run_id = excluded.run_id, "
+                    "reason = excluded.reason WHERE sources.status = 'failed'",
+                    "sssissis", pb.data, mb.data, sha, size, kind, status, c->run->id, reason);
     buf_free(&pb);
     buf_free(&mb);
     return rc;

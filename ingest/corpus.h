@@ -74,10 +74,10 @@ int corpus_source_status(Corpus *c, const char *sha, const char *path, const cha
 
 /* Records a member. On a repeat (same sha256, kind, path and member) only
  * a 'failed' row is updated (a retry that now succeeds or fails again).
- * study_id <= 0 is NULL. */
+ * study_id <= 0 is NULL; reason (why it was ignored) may be NULL. */
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
-                      FvErr *e);
+                      const char *reason, FvErr *e);
 
 /* The study with this key, created when absent (patient_key may be NULL). */
 int corpus_study(Corpus *c, const char *study_key, const char *patient_key, const char *dataset,

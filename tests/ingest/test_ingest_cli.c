@@ -451,6 +451,12 @@ static void test_ignored_members_are_named_with_their_reason_and_counted(void)
     CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
     CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
           "the run's counts do not hold the ignored members");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored' AND reason IS "
+                           "NOT NULL") == n,
+          "ignored sources without their reason");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE reason = 'a scout/localizer "
+                           "image'") == 1,
+          "the scout's reason is not kept in sources");
     CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
           count_lines_with(err, ": ignored: "), (long long)n);
 }
