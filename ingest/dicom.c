@@ -817,7 +817,14 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
                 !strcmp(im->modality, "SR");
     im->rows = num_int(f, r, DCM_TAG(0x0028, 0x0010), 0);
     im->cols = num_int(f, r, DCM_TAG(0x0028, 0x0011), 0);
-    im->frames = num_int(f, r, DCM_TAG(0x0028, 0x0008), 1);
+    /* NumberOfFrames strictly: "3x" read as absent would keep one frame. */
+    double nf = 1;
+    if (dcm_num_checked(f, dcm_find(f, r, DCM_TAG(0x0028, 0x0008)),
+                        "NumberOfFrames (0028,0008)", &nf, 1, 1, 1000000, e) < 0)
+        return -1;
+    if (nf != floor(nf))
+        return err_set(e, FV_EFORMAT, "NumberOfFrames (0028,0008) = %g is not an integer", nf);
+    im->frames = (int)nf;
     im->samples = num_int(f, r, DCM_TAG(0x0028, 0x0002), 1);
     im->bits_alloc = num_int(f, r, DCM_TAG(0x0028, 0x0100), 0);
     im->bits_stored = num_int(f, r, DCM_TAG(0x0028, 0x0101), im->bits_alloc);

@@ -328,6 +328,41 @@ static void test_no_archive_or_folder_name_reaches_the_database_file(void)
             CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])), "'%s' found in %s", ids[i], p);
         free(bytes);
     }
+    /* A corpus written before names were de-identified (names as given,
+     * no marker): the next ingest rewrites them and rebuilds the file. */
+    sqlite3 *h = NULL;
+    char legacy[6000];
+    snprintf(legacy, sizeof legacy,
+             "UPDATE sources SET path = '%s/CT20231118002.tar.gz' WHERE path LIKE '%s'; "
+             "UPDATE volumes SET source = '%s/Wang_Wu_77001234:dicom/'; "
+             "UPDATE errors SET source = '%s/CT20231119007.zip', reason = 'cannot read "
+             "%s/CT20231119007.zip'; "
+             "UPDATE runs SET args = '[\"ingest\",\"%s/Zhang_San_0042.zip\"]'; "
+             "DELETE FROM meta WHERE key = 'names_deidentified';",
+             dir, dp("%/CT20231118002.tar.gz"), dir, dir, dir, dir);
+    char *msg = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, legacy, NULL, NULL, &msg) == SQLITE_OK,
+          "legacy names: %s", msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(h);
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE path LIKE '%CT20231118002%'") > 0,
+          "the legacy names were not written");
+    CHECK(ingest(db, args, NULL) == 0, "ingest over a legacy corpus");
+    for (int f = 0; f < 2; f++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", db, files[f]);
+        size_t n = 0;
+        char *bytes = read_all(p, &n);
+        if (!bytes)
+            continue;
+        const char *ids[] = {"CT20231118002", "CT20231119007", "Zhang_San", "Wang_Wu"};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])),
+                  "'%s' found in %s after the legacy rewrite", ids[i], p);
+        free(bytes);
+    }
+    CHECK(sql_file_int(db, "SELECT value FROM meta WHERE key = 'names_deidentified'") == 1,
+          "the corpus is not marked");
 }
 
 /* De-identification fails closed: a report or a name that cannot be
@@ -416,6 +451,12 @@ static void test_ignored_members_are_named_with_their_reason_and_counted(void)
     CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
     CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
           "the run's counts do not hold the ignored members");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored' AND reason IS "
+                           "NOT NULL") == n,
+          "ignored sources without their reason");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE reason = 'a scout/localizer "
+                           "image'") == 1,
+          "the scout's reason is not kept in sources");
     CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
           count_lines_with(err, ": ignored: "), (long long)n);
 }
