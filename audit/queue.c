@@ -116,7 +116,8 @@ int queue_build(Db *db, const QueueSpec *q, QueueCounts *c, FvErr *e)
                 s[k++] = (StudyScore){s[i].study_id, q->model[hit].score};
         }
         n = k;
-        qsort(s, (size_t)n, sizeof *s, cmp_desc);
+        if (n > 1)
+            qsort(s, (size_t)n, sizeof *s, cmp_desc);
     } else if (q->order == ORD_RANDOM) {
         for (int i = n - 1; i > 0; i--) {
             int j = (int)rng_below(&rng, (uint64_t)i + 1);
@@ -125,7 +126,8 @@ int queue_build(Db *db, const QueueSpec *q, QueueCounts *c, FvErr *e)
             s[j] = t;
         }
     } else {
-        qsort(s, (size_t)n, sizeof *s, q->order == ORD_WEAKEST ? cmp_asc : cmp_desc);
+        if (n > 1)
+            qsort(s, (size_t)n, sizeof *s, q->order == ORD_WEAKEST ? cmp_asc : cmp_desc);
     }
     if (q->limit > 0 && n > q->limit)
         n = (int)q->limit;

@@ -1,5 +1,6 @@
 #include "study_page.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "audit_apply.h"
@@ -43,6 +44,57 @@ static int rows(Db *db, JsonW *w, const char *name, const char *sql, int64_t id,
     if (r < 0)
         rc = -1;
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* Current link decisions whose sentence is gone or changed (a re-parse
+ * split or worded the report differently): align does not apply them, the
+ * page asks for them again. */
+static int stale_json(Db *db, int64_t id, JsonW *w, FvErr *e)
+{
+    sqlite3_stmt *cur = NULL, *sent = NULL;
+    int rc = db_prepare(db, &cur, audit_current_sql, e) ||
+             db_prepare(db, &sent, "SELECT text FROM sentences WHERE study_id = ? AND idx = ?", e)
+                 ? -1 : db_bindf(db, cur, e, "i", id);
+    jw_key(w, "stale");
+    jw_arr(w);
+    int r = 0;
+    while (rc == 0 && (r = db_step(db, cur, e)) == 1) {
+        const char *kind = (const char *)sqlite3_column_text(cur, 1);
+        const char *key = (const char *)sqlite3_column_text(cur, 2);
+        if (!kind || strcmp(kind, "link") || !key)
+            continue;
+        JsonValue *k = NULL;
+        FvErr je = {0};
+        if (json_parse(key, strlen(key), &k, &je))
+            continue;
+        int64_t idx = json_get_int(k, "sent", -1);
+        char want[17], have[17] = "";
+        snprintf(want, sizeof want, "%s", json_get_str(k, "sha", ""));
+        json_free(&k);
+        if (db_bindf(db, sent, e, "ii", id, idx) || (r = db_step(db, sent, e)) < 0) {
+            rc = -1;
+            break;
+        }
+        if (r == 1) {
+            const unsigned char *t = sqlite3_column_text(sent, 0);
+            audit_sentence_sha(t ? (const char *)t : "", have);
+        }
+        sqlite3_reset(sent);
+        if (!strcmp(want, have))
+            continue;
+        jw_obj(w);
+        jw_key(w, "id"); jw_int(w, sqlite3_column_int64(cur, 0));
+        jw_key(w, "key"); jw_raw(w, key);
+        jw_key(w, "new"); jw_str(w, (const char *)sqlite3_column_text(cur, 3));
+        jw_key(w, "who"); jw_str(w, (const char *)sqlite3_column_text(cur, 4));
+        jw_obj_end(w);
+    }
+    if (r < 0)
+        rc = -1;
+    jw_arr_end(w);
+    sqlite3_finalize(cur);
+    sqlite3_finalize(sent);
     return rc;
 }
 
@@ -147,6 +199,8 @@ int study_page_json(Db *db, const Ontology *o, int64_t id, const char *who, Buf 
     };
     for (size_t i = 0; i < sizeof q / sizeof q[0] && rc == 0; i++)
         rc = rows(db, &w, q[i].name, q[i].sql, id, q[i].with_who ? who : NULL, e);
+    if (rc == 0)
+        rc = stale_json(db, id, &w, e);
     jw_obj_end(&w);
     if (rc == 0 && out->failed)
         rc = err_set(e, FV_ENOMEM, "study page: out of memory");

@@ -10,7 +10,9 @@
  *  rule}], flags[{anatomy, kind, detail}], decisions[] (the current ones,
  *  everyone's: id, kind, key, new, who, role, comment, at, old), mine[] (the
  *  user's own rows on this study, newest first), conflicts[{kind, key, votes,
- *  settled}] (items annotators disagree on; settled: a lead decided)}
+ *  settled}] (items annotators disagree on; settled: a lead decided),
+ *  stale[{id, key, new, who}] (current link decisions whose sentence a
+ *  re-parse changed: not applied; to be decided again)}
  * The link explanation columns (term, offsets, rule, continues) are null
  * when align did not fill them; the page then shows method and confidence.
  * `sample.text` is samples.text: exactly what `fvlm train` reads. */

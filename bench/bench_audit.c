@@ -13,7 +13,13 @@
  *      on loopback over real sockets: study page, three slices and a decision
  *      in a loop; every answer must be 200 and every acknowledged decision
  *      must be in `audits` at the end.
- * Prints the figures; exits 1 on an error or a lost decision. */
+ * Prints the figures; exits 1 on an error or a lost decision. A seed corpus:
+ *   export FVLM_DEID_KEY=bench-key
+ *   fvlm synth --out S --studies 20 --seed 7 --size tiny
+ *   fvlm ingest --db seed.db --set 'ingest.spacing=4, 4, 8' S/hospital
+ *   fvlm parse --db seed.db && fvlm align --db seed.db
+ *   cp seed.db big.db && ln -s seed.db.tensors big.db.tensors
+ *   nice build/bench/bench_audit --db big.db --grow 10000 */
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>

@@ -319,6 +319,18 @@ function renderDetail() {
     r3.appendChild(el('div', 'note', 'no training sample for this anatomy (unmentioned, no region, or not a trained anatomy)'));
   }
   box.appendChild(r3);
+  // Link decisions a re-parse left behind (their sentence changed).
+  if (p.stale && p.stale.length) {
+    const rs = el('div', 'row');
+    rs.appendChild(el('span', 'label', 'decisions on sentences that changed since (not applied: decide again)'));
+    const ul = el('ul', 'note');
+    for (const d of p.stale) {
+      ul.appendChild(el('li', null, 'sentence #' + (d.key.sent + 1) + ' → ' + anatName(d.key.anatomy) + ': ' +
+        d.new + ' (' + d.who + ')'));
+    }
+    rs.appendChild(ul);
+    box.appendChild(rs);
+  }
   // Disagreements between annotators on this study.
   if (p.conflicts && p.conflicts.length) {
     const rc = el('div', 'row');

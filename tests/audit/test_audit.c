@@ -448,6 +448,34 @@ static void test_decisions_survive_parse_all_and_align_reruns(void)
     CHECK(sql_int(db, "SELECT json_extract(counts, '$.audited_studies') FROM runs WHERE stage = 'align'"
                       " ORDER BY id DESC LIMIT 1") >= 1,
           "the align run does not record that it used audited decisions");
+    /* A report worded differently on the next parse: the link decision on
+     * the changed sentence is stale, shown, and not laid on another one. */
+    int64_t sid = sql_int(db, "SELECT s.id FROM links l JOIN sentences s ON s.id = l.sentence_id"
+                              " WHERE l.accepted = 0 LIMIT 1");
+    char q[200];
+    snprintf(q, sizeof q, "UPDATE sentences SET text = text || ' (edited)' WHERE id = %lld", (long long)sid);
+    FvErr e = {0};
+    CHECK_OK(db_exec(db, q, &e), &e);
+    db_close(&db);
+    CHECK_EQ_INT(test_sh("'%s' align --quiet --db '%s' 2>/dev/null", bin, dbpath), 0);
+    db = db_ro();
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM links WHERE accepted = 0"), rejected - 1);
+    CHECK(sql_int(db, "SELECT json_extract(counts, '$.audit_stale') FROM runs WHERE stage = 'align'"
+                      " ORDER BY id DESC LIMIT 1") >= 1, "align does not count the stale decision");
+    Login l;
+    CHECK_EQ_INT(login("alice", tok_alice, "10.0.1.9", &l), 200);
+    Buf pg = {0};
+    CHECK_EQ_INT(get(&l, "/api/study/1", NULL, &pg), 200);
+    CHECK(strstr(pg.data, "\"stale\":[{") != NULL, "the page does not list the stale decision");
+    buf_free(&pg);
+    /* Put the sentence back (parse would): the decision applies again. */
+    snprintf(q, sizeof q, "UPDATE sentences SET text = substr(text, 1, length(text) - 9) WHERE id = %lld",
+             (long long)sid);
+    CHECK_OK(db_exec(db, q, &e), &e);
+    db_close(&db);
+    CHECK_EQ_INT(test_sh("'%s' align --quiet --db '%s' 2>/dev/null", bin, dbpath), 0);
+    db = db_ro();
+    CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM links WHERE accepted = 0"), rejected);
     db_close(&db);
 }
 
