@@ -446,6 +446,10 @@ static void test_landmark_device_and_anaphor_cues(void)
     int s3 = sent(&x, SECTION_IMPRESSION, "Right lower lobe nodule.");
     mention(&x, s3, "lung");
     int s4 = sent(&x, SECTION_IMPRESSION, "It measures 8 mm.");
+    int s5 = sent(&x, SECTION_FINDINGS, "Heart size is normal.");
+    mention(&x, s5, "heart");
+    /* a prior finding reported gone does not continue the heart */
+    int s6 = sent(&x, SECTION_FINDINGS, "The previously described lesion is no longer seen.");
     LinkSet ls = {0};
     FvErr e = {0};
     CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
@@ -453,6 +457,7 @@ static void test_landmark_device_and_anaphor_cues(void)
     CHECK_STR(links_of(&ls, s0, b, sizeof b), "body:finding");
     CHECK_STR(links_of(&ls, s2, b, sizeof b), "-:none");
     CHECK_STR(links_of(&ls, s4, b, sizeof b), "lung:continuation");
+    CHECK_STR(links_of(&ls, s6, b, sizeof b), "-:none");
     links_free(&ls);
 }
 
