@@ -95,6 +95,8 @@ void links_cues_free(LinkCues *c)
     cue_list_free(c->land_zh, c->n_land_zh);
     cue_list_free(c->dev_en, c->n_dev_en);
     cue_list_free(c->dev_zh, c->n_dev_zh);
+    cue_list_free(c->ana_en, c->n_ana_en);
+    cue_list_free(c->ana_zh, c->n_ana_zh);
     for (int i = 0; i < c->n_conf; i++)
         free(c->conf[i].rule);
     free(c->conf);
@@ -136,10 +138,11 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
         const char *kind = r.fields[c_kind], *lang = r.fields[c_lang], *term = r.fields[c_term];
         int en = !strcmp(lang, "en");
         if (strcmp(kind, "stop") && strcmp(kind, "generic") && strcmp(kind, "technique") &&
-            strcmp(kind, "cause") && strcmp(kind, "landmark") && strcmp(kind, "device"))
+            strcmp(kind, "cause") && strcmp(kind, "landmark") && strcmp(kind, "device") &&
+            strcmp(kind, "anaphor"))
             rc = err_set(e, FV_EFORMAT,
                          "%s:%d: unknown kind '%s' (expected stop, generic, technique, cause, "
-                         "landmark or device)",
+                         "landmark, device or anaphor)",
                          name, r.line, kind);
         else if (!term[0])
             rc = err_set(e, FV_EFORMAT, "%s:%d: empty term", name, r.line);
@@ -151,6 +154,9 @@ int links_cues_parse(LinkCues *c, const char *text, size_t len, const char *name
         else if (!strcmp(kind, "technique"))
             rc = en ? cue_add(&c->tech_en, &c->n_tech_en, term, 1, e)
                     : cue_add(&c->tech_zh, &c->n_tech_zh, term, 0, e);
+        else if (!strcmp(kind, "anaphor"))
+            rc = en ? cue_add(&c->ana_en, &c->n_ana_en, term, 1, e)
+                    : cue_add(&c->ana_zh, &c->n_ana_zh, term, 0, e);
         else if (!strcmp(kind, "device"))
             rc = en ? cue_add(&c->dev_en, &c->n_dev_en, term, 1, e)
                     : cue_add(&c->dev_zh, &c->n_dev_zh, term, 0, e);
@@ -410,6 +416,26 @@ int links_cues_landmark(const LinkCues *c, const char *s, size_t at)
     return words <= 3;
 }
 
+int links_cues_anaphor(const LinkCues *c, const char *s)
+{
+    if (!c || !s)
+        return 0;
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    /* a fragment of a sentence cut before ("small vessel disease?).") goes on */
+    if (*s && ((*s >= 'a' && *s <= 'z') || isdigit((unsigned char)*s) || ispunct((unsigned char)*s)))
+        return 1;
+    for (int i = 0; i < c->n_ana_zh; i++)
+        if (!strncmp(s, c->ana_zh[i], strlen(c->ana_zh[i])))
+            return 1;
+    for (int i = 0; i < c->n_ana_en; i++) {
+        size_t l = strlen(c->ana_en[i]);
+        if (!strncasecmp(s, c->ana_en[i], l) && !isalnum((unsigned char)s[l]))
+            return 1;
+    }
+    return 0;
+}
+
 int links_cues_device(const LinkCues *c, const char *term)
 {
     size_t len;
@@ -641,7 +667,9 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
          * after a group statement stays a group statement. */
         int continued = 0;
         if ((!any || weak_only) && prev_any && (int)d->sent[s].section == prev_section &&
-            !links_cues_stop(cues, d->sent[s].text)) {
+            !links_cues_stop(cues, d->sent[s].text) &&
+            (d->sent[s].section != SECTION_IMPRESSION || !cues || !cues->n_ana_en ||
+             links_cues_anaphor(cues, d->sent[s].text))) {
             if (weak_only)
                 memset(cand, LINK_NONE, (size_t)na);
             for (int a = 0; a < na; a++)

@@ -13,7 +13,9 @@
  *                 normal"): every member the scan covers;
  *   continuation  a sentence with none of the above belongs to the anatomies
  *                 of the sentence before it in the same section ("It measures
- *                 12 mm."), unless it holds a stop cue of align_cues.tsv (a
+ *                 12 mm."); in the impression, whose items are separate
+ *                 diagnoses, only one that refers back (an anaphor cue: "It",
+ *                 "These", "其"); never one that holds a stop cue of align_cues.tsv (a
  *                 remark on the technique, a call for clinical and laboratory
  *                 correlation, a structure the ontology lacks: about no
  *                 anatomy of ours); after a group statement it stays a group
@@ -181,6 +183,8 @@ typedef struct LinkCues {
     int n_land_en, n_land_zh;
     char **dev_en, **dev_zh;     /* device cues; owned; English ones lower-case */
     int n_dev_en, n_dev_zh;
+    char **ana_en, **ana_zh;     /* anaphor cues; owned; English ones lower-case */
+    int n_ana_en, n_ana_zh;
     LinkConf *conf;              /* per-rule confidence estimates; owned */
     int n_conf;
 } LinkCues;
@@ -218,6 +222,10 @@ int links_cues_cause(const LinkCues *c, const char *sentence, size_t at);
  * lies, not what the sentence describes ("a nodule adjacent to the aortic
  * arch" is the lung's). */
 int links_cues_landmark(const LinkCues *c, const char *sentence, size_t at);
+/* 1 when the sentence starts with an anaphor cue ("It", "These", "Which",
+ * "其", "上述"): it refers back to the sentence before. In the impression,
+ * whose items are separate diagnoses, only such a sentence continues. */
+int links_cues_anaphor(const LinkCues *c, const char *sentence);
 /* 1 when a finding's term holds a device cue: a device that passes through
  * or lies in a region (port, catheter, pacemaker lead, 导管), whose sentence
  * names anatomies as its place ("the port chamber is observed in the right

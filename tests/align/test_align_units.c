@@ -414,6 +414,53 @@ static void test_a_technique_remark_without_a_finding_links_to_none(void)
           "a call for laboratory correlation is not a stop cue");
 }
 
+static void test_landmark_device_and_anaphor_cues(void)
+{
+    const char *t = "A nodule adjacent to the aortic arch in the right upper lobe.";
+    CHECK(links_cues_landmark(&CUES, t, (size_t)(strstr(t, "aortic") - t)),
+          "'aortic arch' after 'adjacent to the' is not a landmark");
+    CHECK(!links_cues_landmark(&CUES, t, (size_t)(strstr(t, "right") - t)),
+          "'right upper lobe' reads as a landmark");
+    const char *u = "Lymph nodes at the level of the carina, and in the left hilum.";
+    CHECK(!links_cues_landmark(&CUES, u, (size_t)(strstr(u, "left hilum") - u)),
+          "a landmark reaches past a comma");
+    CHECK(links_cues_device(&CUES, "port chamber") && links_cues_device(&CUES, "导管"),
+          "a port chamber or a catheter is not a device cue");
+    CHECK(!links_cues_device(&CUES, "stent"), "a stent (in the organ it treats) is a device cue");
+    CHECK(links_cues_anaphor(&CUES, "It measures 12 mm.") && links_cues_anaphor(&CUES, "其大小约2cm。"),
+          "an anaphor is not recognised");
+    CHECK(!links_cues_anaphor(&CUES, "Hepatosteatosis.") && !links_cues_anaphor(&CUES, "Items are"),
+          "a sentence naming something else reads as an anaphor");
+
+    /* the linker: a device's place is weak; an impression item that does
+     * not refer back does not continue the one before */
+    Doc x;
+    doc_init(&x, 0);
+    int s0 = sent(&x, SECTION_FINDINGS, "The port chamber is observed in the right hemithorax.");
+    mention(&x, s0, "lung");
+    int t2 = T("medical_material");
+    x.f[x.d.n_find++] = (DocFinding){s0, t2, O->find[t2].anatomy, 1, "port chamber", 4, 16};
+    int s1 = sent(&x, SECTION_IMPRESSION, "Right lower lobe nodule.");
+    mention(&x, s1, "lung");
+    int s2 = sent(&x, SECTION_IMPRESSION, "Degenerative changes.");
+    int s3 = sent(&x, SECTION_IMPRESSION, "Right lower lobe nodule.");
+    mention(&x, s3, "lung");
+    int s4 = sent(&x, SECTION_IMPRESSION, "It measures 8 mm.");
+    int s5 = sent(&x, SECTION_FINDINGS, "Heart size is normal.");
+    mention(&x, s5, "heart");
+    /* a prior finding reported gone does not continue the heart */
+    int s6 = sent(&x, SECTION_FINDINGS, "The previously described lesion is no longer seen.");
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[256];
+    CHECK_STR(links_of(&ls, s0, b, sizeof b), "body:finding");
+    CHECK_STR(links_of(&ls, s2, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s4, b, sizeof b), "lung:continuation");
+    CHECK_STR(links_of(&ls, s6, b, sizeof b), "-:none");
+    links_free(&ls);
+}
+
 static void test_links_explain_themselves_term_offsets_rule_and_continued_sentence(void)
 {
     Doc x;
@@ -811,6 +858,7 @@ int main(void)
     RUN(test_a_technique_remark_without_a_finding_links_to_none);
     RUN(test_cue_table_rejects_bad_rows);
     RUN(test_links_explain_themselves_term_offsets_rule_and_continued_sentence);
+    RUN(test_landmark_device_and_anaphor_cues);
     RUN(test_confidence_is_the_rules_estimate_else_its_methods_else_the_prior);
     RUN(test_status_follows_impression_rule_with_template_for_normal);
     RUN(test_chinese_texts_join_without_spaces_and_use_chinese_template);
