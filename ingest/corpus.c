@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "deid.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
+#include "run.h"
 #include "safetensors.h"
 #include "sha256.h"
 
@@ -23,6 +25,117 @@ int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e)
     c->run = run;
     db_tensor_dir(db, c->tensor_dir, sizeof c->tensor_dir);
     return fs_mkdir_p(c->tensor_dir, e);
+}
+
+/* ---------------------------------------------------------- legacy names */
+
+enum { REWRITE_PATH, REWRITE_TEXT, REWRITE_ARGS };
+
+/* Rewrites one column of every row, in batches of ids. */
+static int rewrite_column(Corpus *c, const char *key, const char *table, const char *col,
+                          int how, int64_t *rows, FvErr *e)
+{
+    char sel[320], upd[256];
+    /* (this run's own row holds its arguments de-identified already) */
+    snprintf(sel, sizeof sel,
+             "SELECT id, %s FROM %s WHERE id > ? AND %s IS NOT NULL%s ORDER BY id LIMIT 512", col,
+             table, col, how == REWRITE_ARGS ? " AND id != ?2" : "");
+    snprintf(upd, sizeof upd, "UPDATE %s SET %s = ? WHERE id = ?", table, col);
+    int64_t last = 0;
+    for (;;) {
+        sqlite3_stmt *st;
+        if (db_prepare(c->db, &st, sel, e))
+            return -1;
+        int64_t ids[512];
+        char *vals[512];
+        int n = 0, rc = how == REWRITE_ARGS
+                            ? db_bindf(c->db, st, e, "ii", last, c->run ? c->run->id : (int64_t)-1)
+                            : db_bindf(c->db, st, e, "i", last);
+        while (rc == 0 && n < 512 && (rc = db_step(c->db, st, e)) == 1) {
+            ids[n] = sqlite3_column_int64(st, 0);
+            vals[n] = strdup((const char *)sqlite3_column_text(st, 1));
+            if (!vals[n]) {
+                rc = err_set(e, FV_ENOMEM, "out of memory");
+                break;
+            }
+            n++;
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+        if (rc > 0)
+            rc = 0;
+        Buf out = {0};
+        for (int i = 0; i < n; i++) {
+            if (rc == 0) {
+                buf_reset(&out);
+                rc = how == REWRITE_PATH   ? corpus_clean(c, vals[i], &out, e)
+                     : how == REWRITE_TEXT ? deid_text_paths(key, vals[i], &out, e)
+                                           : run_args_deid(key, vals[i], &out, e);
+                if (rc == 0 && strcmp(out.data ? out.data : "", vals[i]) != 0) {
+                    rc = db_run(c->db, e, upd, "si", out.data ? out.data : "", ids[i]);
+                    if (rc == 0)
+                        (*rows)++;
+                }
+            }
+            free(vals[i]);
+        }
+        buf_free(&out);
+        if (rc)
+            return -1;
+        if (n < 512)
+            return 0;
+        last = ids[n - 1];
+    }
+}
+
+int corpus_deid_names(Corpus *c, const char *key, int64_t *rows, FvErr *e)
+{
+    *rows = 0;
+    int64_t done, n;
+    int found;
+    if (db_query_int(c->db, e, &done, &found,
+                     "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'names_deidentified'",
+                     ""))
+        return -1;
+    if (found && done == 1)
+        return 0;
+    if (db_query_int(c->db, e, &n, NULL,
+                     "SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM errors) + "
+                     "(SELECT count(*) FROM volumes) + (SELECT count(*) FROM runs WHERE id != ?)",
+                     "i", c->run ? c->run->id : (int64_t)-1))
+        return -1;
+    static const struct {
+        const char *table, *col;
+        int how;
+    } cols[] = {
+        {"sources", "path", REWRITE_PATH},   {"sources", "member", REWRITE_PATH},
+        {"errors", "source", REWRITE_PATH},  {"errors", "member", REWRITE_PATH},
+        {"errors", "reason", REWRITE_TEXT},  {"volumes", "source", REWRITE_PATH},
+        {"masks", "source", REWRITE_PATH},   {"reports", "source", REWRITE_PATH},
+        {"runs", "args", REWRITE_ARGS},
+    };
+    /* db_begin, not corpus_begin: this is no item (the crash tests count
+     * items' commits) */
+    if (db_begin(c->db, e))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; n > 0 && rc == 0 && i < sizeof cols / sizeof cols[0]; i++)
+        rc = rewrite_column(c, key, cols[i].table, cols[i].col, cols[i].how, rows, e);
+    if (rc == 0)
+        rc = db_run(c->db, e,
+                    "INSERT INTO meta (key, value) VALUES ('names_deidentified', '1') "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    "");
+    if (rc == 0)
+        rc = db_commit(c->db, e);
+    if (rc) {
+        db_rollback(c->db);
+        return -1;
+    }
+    /* Old pages still hold the names as they were: rebuild the file. */
+    if (*rows > 0 && db_exec(c->db, "VACUUM", e))
+        return -1;
+    return 0;
 }
 
 /* Fault injection for the crash tests: FVLM_TEST_CRASH=<point>:<n> kills
@@ -192,27 +305,28 @@ int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e)
 
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
-                      FvErr *e)
+                      const char *reason, FvErr *e)
 {
     Buf pb = {0}, mb = {0};
     int rc = corpus_clean(c, path, &pb, e) || corpus_clean(c, member, &mb, e) ? -1 : 0;
     if (rc == 0 && study_id > 0)
         rc = db_run(c->db, e,
                     "INSERT INTO sources (path, member, sha256, size, kind, status, study_id, "
-                    "run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "run_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
                     "status = excluded.status, study_id = excluded.study_id, "
-                    "run_id = excluded.run_id WHERE sources.status = 'failed'",
-                    "sssissii", pb.data, mb.data, sha, size, kind, status, study_id,
-                    c->run->id);
+                    "run_id = excluded.run_id, reason = excluded.reason "
+                    "WHERE sources.status = 'failed'",
+                    "sssissiis", pb.data, mb.data, sha, size, kind, status, study_id,
+                    c->run->id, reason);
     else if (rc == 0)
         rc = db_run(c->db, e,
-                    "INSERT INTO sources (path, member, sha256, size, kind, status, run_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "INSERT INTO sources (path, member, sha256, size, kind, status, run_id, "
+                    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (sha256, kind, path, member) DO UPDATE SET "
-                    "status = excluded.status, run_id = excluded.run_id "
-                    "WHERE sources.status = 'failed'",
-                    "sssissi", pb.data, mb.data, sha, size, kind, status, c->run->id);
+                    "status = excluded.status, run_id = excluded.run_id, "
+                    "reason = excluded.reason WHERE sources.status = 'failed'",
+                    "sssissis", pb.data, mb.data, sha, size, kind, status, c->run->id, reason);
     buf_free(&pb);
     buf_free(&mb);
     return rc;

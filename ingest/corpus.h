@@ -45,6 +45,16 @@ int corpus_clean(Corpus *c, const char *in, Buf *out, FvErr *e);
 
 int corpus_open(Corpus *c, Db *db, Run *run, FvErr *e);
 
+/* A corpus written before names were de-identified keeps archive and
+ * folder names in sources, errors, volumes/masks/reports.source and
+ * runs.args: rewrites every such value once through the scrub (runs.args
+ * and error reasons through deid_path / deid_text_paths with key), marks
+ * the corpus (meta names_deidentified = 1) and VACUUMs, so no old page
+ * keeps a name. A new or already marked corpus is only marked. Sets
+ * *rows to the number of values rewritten. Run before anything else of the
+ * run is written. */
+int corpus_deid_names(Corpus *c, const char *key, int64_t *rows, FvErr *e);
+
 /* Removes temporary files and unreferenced shards, unless another ingest
  * run is live on this database (then nothing is touched). */
 int corpus_sweep(Corpus *c, int *n_tmp, int *n_orphans, FvErr *e);
@@ -64,10 +74,10 @@ int corpus_source_status(Corpus *c, const char *sha, const char *path, const cha
 
 /* Records a member. On a repeat (same sha256, kind, path and member) only
  * a 'failed' row is updated (a retry that now succeeds or fails again).
- * study_id <= 0 is NULL. */
+ * study_id <= 0 is NULL; reason (why it was ignored) may be NULL. */
 int corpus_source_put(Corpus *c, const char *path, const char *member, const char *sha,
                       int64_t size, const char *kind, const char *status, int64_t study_id,
-                      FvErr *e);
+                      const char *reason, FvErr *e);
 
 /* The study with this key, created when absent (patient_key may be NULL). */
 int corpus_study(Corpus *c, const char *study_key, const char *patient_key, const char *dataset,

@@ -740,6 +740,61 @@ int dcm_frame_geo(const DcmFile *f, const DcmImage *im, int k, DcmFrameGeo *g, F
     return slope_ok(g, e);
 }
 
+/* Names of the SOP classes an error may meet, for the message. */
+static const char *sop_class_name(const char *uid)
+{
+    static const struct {
+        const char *uid, *name;
+    } names[] = {
+        {"1.2.840.10008.5.1.4.1.1.481.2", "RT Dose Storage"},
+        {"1.2.840.10008.5.1.4.1.1.481.1", "RT Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.4.1", "Enhanced MR Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.4", "MR Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.128", "PET Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.130", "Enhanced PET Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.7", "Secondary Capture Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.7.2", "Multi-frame Grayscale Byte Secondary Capture"},
+        {"1.2.840.10008.5.1.4.1.1.7.3", "Multi-frame Grayscale Word Secondary Capture"},
+        {"1.2.840.10008.5.1.4.1.1.6.1", "Ultrasound Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.3.1", "Ultrasound Multi-frame Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.12.1", "X-Ray Angiographic Image Storage"},
+        {"1.2.840.10008.5.1.4.1.1.20", "Nuclear Medicine Image Storage"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(uid, names[i].uid))
+            return names[i].name;
+    return NULL;
+}
+
+int dcm_frames_check(const DcmImage *im, FvErr *e)
+{
+    if (im->frames <= 1)
+        return 0;
+    static const char *const ct_classes[] = {
+        "1.2.840.10008.5.1.4.1.1.2",   /* CT Image Storage */
+        "1.2.840.10008.5.1.4.1.1.2.1", /* Enhanced CT Image Storage */
+        "1.2.840.10008.5.1.4.1.1.2.2", /* Legacy Converted Enhanced CT Image Storage */
+    };
+    int ct_class = 0;
+    for (size_t i = 0; i < sizeof ct_classes / sizeof ct_classes[0]; i++)
+        ct_class |= !strcmp(im->sop_class, ct_classes[i]);
+    if (strcmp(im->modality, "CT") != 0 || !ct_class)
+        return err_set(e, FV_EUNSUPPORTED,
+                       "not a CT volume (modality %s, SOP class %s%s%s): its %d frames are not "
+                       "read",
+                       im->modality[0] ? im->modality : "none",
+                       im->sop_class[0] ? im->sop_class : "none",
+                       sop_class_name(im->sop_class) ? ", " : "",
+                       sop_class_name(im->sop_class) ? sop_class_name(im->sop_class) : "",
+                       im->frames);
+    if (!im->enhanced)
+        return err_set(e, FV_EUNSUPPORTED,
+                       "multi-frame CT of %d frames without per-frame functional groups: the "
+                       "frames cannot be placed",
+                       im->frames);
+    return 0;
+}
+
 int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
 {
     memset(im, 0, sizeof *im);
@@ -762,7 +817,14 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
                 !strcmp(im->modality, "SR");
     im->rows = num_int(f, r, DCM_TAG(0x0028, 0x0010), 0);
     im->cols = num_int(f, r, DCM_TAG(0x0028, 0x0011), 0);
-    im->frames = num_int(f, r, DCM_TAG(0x0028, 0x0008), 1);
+    /* NumberOfFrames strictly: "3x" read as absent would keep one frame. */
+    double nf = 1;
+    if (dcm_num_checked(f, dcm_find(f, r, DCM_TAG(0x0028, 0x0008)),
+                        "NumberOfFrames (0028,0008)", &nf, 1, 1, 1000000, e) < 0)
+        return -1;
+    if (nf != floor(nf))
+        return err_set(e, FV_EFORMAT, "NumberOfFrames (0028,0008) = %g is not an integer", nf);
+    im->frames = (int)nf;
     im->samples = num_int(f, r, DCM_TAG(0x0028, 0x0002), 1);
     im->bits_alloc = num_int(f, r, DCM_TAG(0x0028, 0x0100), 0);
     im->bits_stored = num_int(f, r, DCM_TAG(0x0028, 0x0101), im->bits_alloc);

@@ -131,6 +131,14 @@ typedef struct DcmImage {
 /* Reads the attributes. An image with no pixel data still succeeds
  * (has_pixels = 0) so structured reports can be read. */
 int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e);
+/* Whether an image's frames can be read as CT slices: a multi-frame file
+ * must be a CT (modality CT; CT, Enhanced CT or Legacy Converted Enhanced
+ * CT Image Storage) with per-frame functional groups placing each frame.
+ * Anything else with several frames (RT Dose with GridFrameOffsetVector,
+ * Enhanced MR, a secondary capture cine) is refused here, naming the
+ * modality and SOP class: its frames are never silently cut to one. */
+int dcm_frames_check(const DcmImage *im, FvErr *e);
+
 /* Geometry and rescale of frame k (per-frame functional groups, else the
  * file's). Fails naming the attribute when a value is not a valid number
  * in range (a RescaleSlope of "na" or 0, a SliceThickness of "1.2.840..."). */

@@ -517,6 +517,14 @@ int ingest_run(Db *db, Run *run, const IngestOpts *o, char *const *inputs, int n
         return -1;
     g.corpus.scrub = ingest_scrub_name;
     g.corpus.scrub_ctx = &g;
+    int64_t renamed;
+    if (corpus_deid_names(&g.corpus, o->key, &renamed, e)) {
+        phi_free(&g.phi);
+        return -1;
+    }
+    if (renamed)
+        log_info("%lld name(s) stored before names were de-identified are now keyed hashes",
+                 (long long)renamed);
     int ntmp, norph;
     if (corpus_sweep(&g.corpus, &ntmp, &norph, e)) {
         phi_free(&g.phi);

@@ -1,13 +1,18 @@
 /* ingest: CT exports into the corpus (the `fvlm ingest` stage).
  *
  * ingest_run walks the inputs (walk.h), reads each unit's members through
- * libarchive or from disk, hashes every member (a member whose sha256 is
- * already recorded as ok or ignored is skipped), decodes NIfTI and DICOM,
+ * libarchive or from disk, hashes every member (a member recorded before
+ * as ok or ignored at the same place with the same sha256 is skipped; the
+ * same bytes in another study are that study's own member), decodes NIfTI
+ * and DICOM (mask or CT by content),
  * stacks DICOM series (series.h), reorients to RAS and resamples to the
  * corpus spacing (trilinear for CT, nearest for masks), clips HU, writes
  * int16 CT and uint8 mask shards, de-identifies report text (phi.h) and
- * records everything in the corpus database, one transaction per item.
- * A failing member is one error line and one `errors` row; the run goes on.
+ * records everything in the corpus database, one transaction per item,
+ * every stored name de-identified (deid_path; a name or report that cannot
+ * be de-identified fails its item). A failing member is one error line
+ * and one `errors` row; an ignored member one info line; the run goes on.
+ * The files of the stage: see ingest_internal.h.
  * A mask met before its study's CT volume (CT-RATE members are stored as
  * they are met, so a masks/ folder or archive member walked first) is put
  * off: its unit is read again once every other unit is in, so one run

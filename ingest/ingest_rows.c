@@ -145,16 +145,27 @@ static void log_ignored(const char *path, const char *member, const char *why)
         log_info("%s: ignored: %s", path, why);
 }
 
+static void record_source(Ingest *g, const char *path, const char *member, const char *sha,
+                          int64_t size, const char *kind, const char *status, int64_t study,
+                          const char *why);
+
 void ingest_record_ignored(Ingest *g, const char *path, const char *member, const char *sha,
                            int64_t size, const char *kind, const char *why, int64_t study)
 {
     log_ignored(path, member, why);
-    ingest_record_source(g, path, member, sha, size, kind, "ignored", study);
+    record_source(g, path, member, sha, size, kind, "ignored", study, why);
 }
 
 /* A source row in its own transaction (ignored or failed members). */
 void ingest_record_source(Ingest *g, const char *path, const char *member, const char *sha,
                           int64_t size, const char *kind, const char *status, int64_t study)
+{
+    record_source(g, path, member, sha, size, kind, status, study, NULL);
+}
+
+static void record_source(Ingest *g, const char *path, const char *member, const char *sha,
+                          int64_t size, const char *kind, const char *status, int64_t study,
+                          const char *why)
 {
     FvErr e = {0};
     if (!strcmp(status, "ignored"))
@@ -162,7 +173,7 @@ void ingest_record_source(Ingest *g, const char *path, const char *member, const
     else if (!strcmp(status, "failed"))
         g->cnt->failed++;
     if (corpus_begin(&g->corpus, &e) ||
-        corpus_source_put(&g->corpus, path, member, sha, size, kind, status, study, &e) ||
+        corpus_source_put(&g->corpus, path, member, sha, size, kind, status, study, why, &e) ||
         corpus_commit(&g->corpus, &e)) {
         corpus_rollback(&g->corpus);
         log_error("%s", e.msg);
@@ -298,8 +309,12 @@ int ingest_sources_commit(Ingest *g, int rc, const SrcRec *srcs, int nsrc, const
         const char *st = status ? status : srcs[i].status;
         if (ignored && !strcmp(st, "ignored"))
             (*ignored)++;
+        /* (a row's own reason, else the commit's) */
+        int ign = !strcmp(st, "ignored");
         rc = corpus_source_put(&g->corpus, srcs[i].path, srcs[i].member, srcs[i].sha,
-                               srcs[i].size, srcs[i].kind, st, study, e);
+                               srcs[i].size, srcs[i].kind, st, study,
+                               !ign ? NULL : srcs[i].why ? srcs[i].why : why ? why : "not used",
+                               e);
     }
     if (rc == 0)
         rc = corpus_commit(&g->corpus, e);

@@ -465,6 +465,11 @@ static void collect_dicom(Insp *s, const char *name, const unsigned char *p, siz
         dcm_free(&f);
         return;
     }
+    if (dcm_frames_check(&im, &e)) { /* as ingest decides */
+        item_error(s->w, "dicom", name, &e);
+        dcm_free(&f);
+        return;
+    }
     int64_t px = (int64_t)im.rows * im.cols * im.frames;
     if (px > s->o->max_voxels) {
         err_set(&e, FV_ELIMIT, "%lld pixels over the voxel limit", (long long)px);

@@ -100,11 +100,13 @@ void mask_histogram(const Vol *mask, int64_t present[256])
         present[d[i]]++;
 }
 
-int mask_content_verdict(const Vol *v, double *lo, double *hi)
+int mask_content_verdict(const Vol *v, double *witness)
 {
     size_t n = (size_t)vol_count(v);
-    double a = INFINITY, b = -INFINITY;
-    int fraction = 0;
+    *witness = 0;
+    if (!n)
+        return -1;
+    double a = 255, b = 0;
     if (v->type == VOL_U8) {
         const uint8_t *d = v->data;
         uint8_t l = 255, h = 0;
@@ -115,26 +117,26 @@ int mask_content_verdict(const Vol *v, double *lo, double *hi)
         a = l, b = h;
     } else if (v->type == VOL_I16) {
         const int16_t *d = v->data;
-        int16_t l = 32767, h = -32768;
         for (size_t i = 0; i < n; i++) {
-            l = d[i] < l ? d[i] : l;
-            h = d[i] > h ? d[i] : h;
+            if (d[i] < 0 || d[i] > 255) {
+                *witness = d[i];
+                return 0;
+            }
+            a = d[i] < a ? d[i] : a;
+            b = d[i] > b ? d[i] : b;
         }
-        a = l, b = h;
     } else {
         const float *d = v->data;
         for (size_t i = 0; i < n; i++) {
+            if (!(d[i] >= 0 && d[i] <= 255) || d[i] != floorf(d[i])) {
+                *witness = d[i];
+                return 0;
+            }
             a = d[i] < a ? d[i] : a;
             b = d[i] > b ? d[i] : b;
-            fraction |= d[i] != floorf(d[i]);
         }
     }
-    *lo = n ? a : 0;
-    *hi = n ? b : 0;
-    if (!n)
-        return -1;
-    if (fraction || a < 0 || b > 255)
-        return 0;
+    *witness = b;
     return a == b ? -1 : 1;
 }
 

@@ -28,9 +28,10 @@ int mask_merge_class(Vol *into, const Vol *part, int id, int64_t *overlaps, FvEr
  * at least two of them: a uint8 or int16 volume of ids), 0 when they are
  * not (a value below 0 or above 255, or a fraction: HU), -1 when the
  * content cannot tell (one integer value in 0..255 everywhere: an empty
- * mask or a blank volume; the caller's name rule decides). *lo and *hi
- * receive the value range. */
-int mask_content_verdict(const Vol *v, double *lo, double *hi);
+ * mask or a blank volume; the caller's name rule decides). *witness: the
+ * value that decided (the first that is no label; else the largest). The
+ * scan stops at the first value that is no label, so a CT costs little. */
+int mask_content_verdict(const Vol *v, double *witness);
 
 /* Converts a volume whose values are integers in 0..255 to uint8 labels in
  * place; fails (v unchanged) on any other value. */

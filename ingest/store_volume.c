@@ -80,22 +80,6 @@ void ingest_affine_to_float(double a[4][4])
             a[r][c] = (double)(float)a[r][c];
 }
 
-/* Smallest and largest value of a volume. */
-static void vol_range(const Vol *v, double *lo, double *hi)
-{
-    size_t n = (size_t)vol_count(v);
-    double a = INFINITY, b = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        double x = v->type == VOL_I16   ? ((const int16_t *)v->data)[i]
-                   : v->type == VOL_F32 ? ((const float *)v->data)[i]
-                                        : ((const uint8_t *)v->data)[i];
-        a = x < a ? x : a;
-        b = x > b ? x : b;
-    }
-    *lo = n ? a : 0;
-    *hi = n ? b : 0;
-}
-
 /* Stores a CT volume (HU, source geometry) for a study: skips it when the
  * study already has this volume, ignores it when the study has another.
  * Consumes v. Returns the study id (0 when nothing was stored). */
@@ -134,18 +118,6 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
             return 0;
         }
     }
-    /* The values must be HU: a volume entirely outside the clip range (a
-     * rescale of 1e5, an intercept gone wrong) would be stored as one
-     * constant, with no error and no note. */
-    double lo, hi;
-    vol_range(v, &lo, &hi);
-    if (hi < g->o->hu_lo || lo > g->o->hu_hi) {
-        vol_free(v);
-        return err_set(e, FV_EFORMAT,
-                       "voxel values %g..%g lie outside ingest.hu_clip %g..%g: the stored "
-                       "volume would be one constant (check the rescale slope and intercept)",
-                       lo, hi, g->o->hu_lo, g->o->hu_hi);
-    }
     VolumeRow row;
     memset(&row, 0, sizeof row);
     ingest_affine_to_float(v->affine);
@@ -168,6 +140,18 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
         buf_free(&nb);
         return -1;
     }
+    hu_stats(&grid, &row.hu_min, &row.hu_max, &row.hu_mean);
+    /* The values must be HU: a volume whose every voxel was clipped to one
+     * bound (a rescale of 1e5, an intercept gone wrong) would be stored as
+     * one constant, with no error and no note. */
+    if (row.hu_min == row.hu_max && (row.hu_min <= g->o->hu_lo || row.hu_min >= g->o->hu_hi)) {
+        vol_free(&grid);
+        buf_free(&nb);
+        return err_set(e, FV_EFORMAT,
+                       "every voxel lies outside ingest.hu_clip %g..%g: the stored volume would "
+                       "be one constant %g (check the rescale slope and intercept)",
+                       g->o->hu_lo, g->o->hu_hi, row.hu_min);
+    }
     char shard[64];
     if (corpus_write_shard(&g->corpus, "ct", &grid, shard, e)) {
         vol_free(&grid);
@@ -182,7 +166,6 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
     row.notes = nb.data;
     row.grid = &grid;
     row.shard = shard;
-    hu_stats(&grid, &row.hu_min, &row.hu_max, &row.hu_mean);
     int rc = corpus_begin(&g->corpus, e);
     if (rc == 0)
         rc = ingest_study_get(g, ref, 1, &sid, e);

@@ -90,6 +90,10 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
             continue;
         FvErr e = {0};
         const DcmImage *im = &h->im;
+        if (dcm_frames_check(im, &e)) {
+            ingest_held_fail(g, h, "dicom", &e);
+            continue;
+        }
         if (!im->has_pixels) {
             err_set(&e, FV_EFORMAT, "DICOM image without pixel data (SOP class %s)",
                     im->sop_class[0] ? im->sop_class : "unknown");

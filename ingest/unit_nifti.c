@@ -71,15 +71,15 @@ void ingest_process_nifti(Ingest *g, UnitState *us, Held *h, Held *img)
     int nl = nifti_label_table(&hdr, hb, hl, &labels, &e);
     free(labels);
     err_clear(&e);
-    double lo, hi;
-    int verdict = nl > 0 ? 1 : mask_content_verdict(&v, &lo, &hi);
+    double witness;
+    int verdict = nl > 0 ? 1 : mask_content_verdict(&v, &witness);
     int want_mask = verdict < 0 ? name_mask : verdict;
     if (nl > 0)
         log_debug("%s: label table found: read as a mask", h->name);
     else if (verdict >= 0 && want_mask != name_mask)
-        log_info("%s: read as a %s by its content (values %g..%g%s), whatever its name says",
-                 h->name, want_mask ? "mask" : "CT volume", lo, hi,
-                 v.type == VOL_F32 ? ", fractional" : "");
+        log_info("%s: read as a %s by its content (%s %g), whatever its name says", h->name,
+                 want_mask ? "mask" : "CT volume", want_mask ? "integer labels up to" : "a value of",
+                 witness);
     if (want_mask && !as_mask && mask_to_labels(&v, &e)) {
         vol_free(&v);
         free(hb);

@@ -111,6 +111,40 @@ int run_begin_deid(Run *run, Db *db, const char *stage, int argc, char **argv,
     return 0;
 }
 
+int run_args_deid(const char *key, const char *args_json, Buf *out, FvErr *e)
+{
+    JsonValue *v = NULL;
+    if (json_parse(args_json, strlen(args_json), &v, e))
+        return -1;
+    if (v->type != JSON_ARR) {
+        json_free(&v);
+        return err_set(e, FV_EFORMAT, "runs.args is not a JSON array");
+    }
+    Buf one = {0};
+    JsonW w;
+    jw_init(&w, out, 0);
+    jw_arr(&w);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < v->len; i++) {
+        const JsonValue *a = &v->items[i];
+        if (a->type != JSON_STR) {
+            rc = err_set(e, FV_EFORMAT, "runs.args holds a value that is not a string");
+            break;
+        }
+        const JsonValue *p = i > 0 && v->items[i - 1].type == JSON_STR ? &v->items[i - 1] : NULL;
+        buf_reset(&one);
+        rc = i == 0 ? buf_puts(&one, a->str) : arg_clean(key, p ? p->str : NULL, a->str, &one, e);
+        if (rc == 0)
+            jw_str(&w, one.data ? one.data : "");
+    }
+    jw_arr_end(&w);
+    buf_free(&one);
+    json_free(&v);
+    if (rc == 0 && out->failed)
+        rc = err_set(e, FV_ENOMEM, "out of memory");
+    return rc ? -1 : 0;
+}
+
 int run_error(Run *run, const char *source, const char *member, const char *reason, FvErr *e)
 {
     if (member && *member)

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "buf.h"
 #include "db.h"
 #include "error.h"
 
@@ -31,6 +32,9 @@ int run_begin(Run *run, Db *db, const char *stage, int argc, char **argv,
               const char *config_json, int64_t seed, FvErr *e);
 int run_begin_deid(Run *run, Db *db, const char *stage, int argc, char **argv,
                    const char *config_json, int64_t seed, const char *key, FvErr *e);
+/* A recorded runs.args (JSON array) de-identified as run_begin_deid does,
+ * into out (for corpora written before arguments were de-identified). */
+int run_args_deid(const char *key, const char *args_json, Buf *out, FvErr *e);
 /* Records one item's failure (and prints it as one error line). member may
  * be NULL. Returns -1 only when the database write itself fails. */
 int run_error(Run *run, const char *source, const char *member, const char *reason, FvErr *e);

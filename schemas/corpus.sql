@@ -59,7 +59,8 @@ CREATE TABLE sources (
   kind        TEXT NOT NULL,               -- dicom, nifti, mask, report, metadata, other
   status      TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'ignored')),
   study_id    INTEGER REFERENCES studies(id),
-  run_id      INTEGER NOT NULL REFERENCES runs(id)
+  run_id      INTEGER NOT NULL REFERENCES runs(id),
+  reason      TEXT                         -- status ignored: why (failed: see errors)
 );
 -- A member is its bytes at its place: the same bytes in two studies are two
 -- rows (re-runs skip a member by its place and sha256).

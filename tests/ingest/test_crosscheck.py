@@ -146,6 +146,53 @@ def compare_dicom(path, reference=None):
               f"{name}: spacing {it['geometry']['spacing_mm']} vs PixelSpacing {ps}")
 
 
+def frame_attr(ds, k, seq, attr):
+    """A functional-group attribute of frame k: per-frame, else shared."""
+    for groups, idx in (("PerFrameFunctionalGroupsSequence", k),
+                        ("SharedFunctionalGroupsSequence", 0)):
+        g = getattr(ds, groups, None)
+        if g is not None and len(g) > idx and seq in g[idx]:
+            item = getattr(g[idx], seq)[0]
+            if attr in item:
+                return getattr(item, attr)
+    return None
+
+
+def compare_enhanced(path):
+    """An Enhanced CT multi-frame file: every frame placed by its own
+    PlanePositionSequence and rescaled by its PixelValueTransformation
+    (per frame or shared), stacked along the normal, as pydicom reads it."""
+    name = os.path.relpath(path, ROOT)
+    ds = pydicom.dcmread(path)
+    info, vol, aff, err = inspect(path)
+    check(vol is not None, f"{name}: fvlm could not read it: {err}")
+    if vol is None:
+        return
+    px = ds.pixel_array.astype(np.float64)
+    iop = np.array(frame_attr(ds, 0, "PlaneOrientationSequence", "ImageOrientationPatient"), float)
+    normal = np.cross(iop[:3], iop[3:])
+    frames = []
+    for k in range(int(ds.NumberOfFrames)):
+        ipp = np.array(frame_attr(ds, k, "PlanePositionSequence", "ImagePositionPatient"), float)
+        slope = float(frame_attr(ds, k, "PixelValueTransformationSequence", "RescaleSlope") or 1)
+        inter = float(frame_attr(ds, k, "PixelValueTransformationSequence", "RescaleIntercept") or 0)
+        frames.append((float(ipp @ normal), px[k] * slope + inter, ipp))
+    frames.sort(key=lambda f: f[0])
+    want = np.stack([f[1] for f in frames])
+    check(vol.shape == want.shape, f"{name}: shape {vol.shape} != pydicom {want.shape}")
+    if vol.shape == want.shape:
+        d = np.abs(vol - want).max()
+        check(d <= 1e-3, f"{name}: HU differ by {d}")
+    ps = np.array(frame_attr(ds, 0, "PixelMeasuresSequence", "PixelSpacing"), float)
+    lps = np.eye(4)
+    lps[:3, 0] = iop[:3] * ps[1]
+    lps[:3, 1] = iop[3:] * ps[0]
+    lps[:3, 2] = (frames[1][2] - frames[0][2]) if len(frames) > 1 else normal
+    lps[:3, 3] = frames[0][2]
+    want_aff = np.diag([-1, -1, 1, 1]) @ lps
+    check(np.allclose(aff, want_aff, atol=1e-4), f"{name}: affine\n{aff}\n!= frames'\n{want_aff}")
+
+
 def ingest_native(path, spacing, mask_path=None):
     """Ingest at the source spacing with the HU clip wide open: the corpus
     tensors must be nibabel's canonical arrays."""
@@ -197,6 +244,15 @@ def main():
     p = os.path.join(DCM, "MR_small_jpeg_ls_lossless.dcm")
     if os.path.exists(p):
         compare_dicom(p, reference=os.path.join(DCM, "MR_small.dcm"))
+    # Enhanced CT multi-frame (tests/ingest/make_multiframe.py): shared and
+    # per-frame rescale; RT Dose is refused as not a CT volume.
+    mf = os.path.join(FX, "multiframe")
+    for f in ["enhanced_ct", "enhanced_ct_perframe"]:
+        compare_enhanced(os.path.join(mf, f, "ct.dcm"))
+    info, vol, aff, err = inspect(os.path.join(mf, "rtdose", "dose.dcm"))
+    msg = json.dumps(info)
+    check(vol is None and "not a CT volume (modality RTDOSE" in msg,
+          f"rtdose: not refused as not a CT volume: {msg[:300]}")
     # Refusals with a reason.
     for f, why in [("JPEG-lossy.dcm", "unsupported transfer syntax 1.2.840.10008.1.2.4.51"),
                    ("MR_truncated.dcm", "truncated")]:

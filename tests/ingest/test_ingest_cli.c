@@ -328,6 +328,41 @@ static void test_no_archive_or_folder_name_reaches_the_database_file(void)
             CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])), "'%s' found in %s", ids[i], p);
         free(bytes);
     }
+    /* A corpus written before names were de-identified (names as given,
+     * no marker): the next ingest rewrites them and rebuilds the file. */
+    sqlite3 *h = NULL;
+    char legacy[6000];
+    snprintf(legacy, sizeof legacy,
+             "UPDATE sources SET path = '%s/CT20231118002.tar.gz' WHERE path LIKE '%s'; "
+             "UPDATE volumes SET source = '%s/Wang_Wu_77001234:dicom/'; "
+             "UPDATE errors SET source = '%s/CT20231119007.zip', reason = 'cannot read "
+             "%s/CT20231119007.zip'; "
+             "UPDATE runs SET args = '[\"ingest\",\"%s/Zhang_San_0042.zip\"]'; "
+             "DELETE FROM meta WHERE key = 'names_deidentified';",
+             dir, dp("%/CT20231118002.tar.gz"), dir, dir, dir, dir);
+    char *msg = NULL;
+    CHECK(sqlite3_open(db, &h) == SQLITE_OK && sqlite3_exec(h, legacy, NULL, NULL, &msg) == SQLITE_OK,
+          "legacy names: %s", msg ? msg : "?");
+    sqlite3_free(msg);
+    sqlite3_close(h);
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE path LIKE '%CT20231118002%'") > 0,
+          "the legacy names were not written");
+    CHECK(ingest(db, args, NULL) == 0, "ingest over a legacy corpus");
+    for (int f = 0; f < 2; f++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s%s", db, files[f]);
+        size_t n = 0;
+        char *bytes = read_all(p, &n);
+        if (!bytes)
+            continue;
+        const char *ids[] = {"CT20231118002", "CT20231119007", "Zhang_San", "Wang_Wu"};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            CHECK(!memmem(bytes, n, ids[i], strlen(ids[i])),
+                  "'%s' found in %s after the legacy rewrite", ids[i], p);
+        free(bytes);
+    }
+    CHECK(sql_file_int(db, "SELECT value FROM meta WHERE key = 'names_deidentified'") == 1,
+          "the corpus is not marked");
 }
 
 /* De-identification fails closed: a report or a name that cannot be
@@ -416,6 +451,12 @@ static void test_ignored_members_are_named_with_their_reason_and_counted(void)
     CHECK(n == 4, "%lld ignored sources, expected 4", (long long)n);
     CHECK(sql_file_int(db, "SELECT json_extract(counts, '$.ignored') FROM runs") == n,
           "the run's counts do not hold the ignored members");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE status = 'ignored' AND reason IS "
+                           "NOT NULL") == n,
+          "ignored sources without their reason");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM sources WHERE reason = 'a scout/localizer "
+                           "image'") == 1,
+          "the scout's reason is not kept in sources");
     CHECK(count_lines_with(err, ": ignored: ") == n, "%d ignored lines for %lld ignored members",
           count_lines_with(err, ": ignored: "), (long long)n);
 }
@@ -591,6 +632,25 @@ static void test_two_ingests_at_once_give_the_corpus_of_one_run(void)
         }
     }
     buf_free(&want);
+}
+
+/* Multi-frame DICOM (fixtures/multiframe, made by make_multiframe.py):
+ * Enhanced CT is a volume of all its frames (per-frame positions, shared
+ * or per-frame rescale); RT Dose is one error saying it is not a CT
+ * volume. Never one frame kept silently. */
+static void test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error(void)
+{
+    char db[512], args[1200];
+    snprintf(db, sizeof db, "%s/multiframe.db", tmp);
+    snprintf(args, sizeof args, "'%s/multiframe'", fx);
+    CHECK(ingest(db, args, NULL) == 0, "ingest");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes WHERE src_dims = '[8,6,5]'") == 2,
+          "the enhanced CTs are not volumes of 5 frames");
+    CHECK(sql_file_int(db, "SELECT count(*) FROM volumes") == 2, "%lld volumes",
+          (long long)sql_file_int(db, "SELECT count(*) FROM volumes"));
+    CHECK(sql_file_int(db, "SELECT count(*) FROM errors WHERE reason LIKE 'not a CT volume "
+                           "(modality RTDOSE, SOP class 1.2.840.10008.5.1.4.1.1.481.2%'") == 1,
+          "RT Dose is not one error naming its modality and SOP class");
 }
 
 static void test_every_bad_input_is_one_error_and_the_run_goes_on(void)
@@ -943,6 +1003,7 @@ int main(void)
     RUN(test_scaling_that_is_not_hu_is_an_error_not_a_constant_volume);
     RUN(test_inspect_and_ingest_agree_on_a_localizer_series);
     RUN(test_two_ingests_at_once_give_the_corpus_of_one_run);
+    RUN(test_multiframe_enhanced_ct_is_a_volume_and_rt_dose_an_error);
     RUN(test_every_bad_input_is_one_error_and_the_run_goes_on);
     RUN(test_a_rerun_skips_known_members_and_adds_nothing);
     RUN(test_two_studies_with_identical_report_and_mask_each_keep_their_copy);

@@ -939,18 +939,18 @@ static void test_mask_content_verdict_tells_labels_from_hu(void)
 {
     FvErr e = {0};
     Vol v;
-    double lo, hi;
+    double w;
     CHECK_OK(vol_alloc(&v, VOL_I16, 4, 1, 1, 100, &e), &e);
     int16_t *d = v.data;
     d[0] = 0, d[1] = 5, d[2] = 10, d[3] = 51; /* label ids */
-    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 1);
+    CHECK_EQ_INT(mask_content_verdict(&v, &w), 1);
     d[0] = -1024; /* air: HU */
-    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
-    CHECK(lo == -1024 && hi == 51, "range %g..%g", lo, hi);
+    CHECK_EQ_INT(mask_content_verdict(&v, &w), 0);
+    CHECK(w == -1024, "the deciding value is %g, expected -1024", w);
     d[0] = 0, d[3] = 300; /* above 255: not a label */
-    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
+    CHECK_EQ_INT(mask_content_verdict(&v, &w), 0);
     d[0] = d[1] = d[2] = d[3] = 0; /* blank: the name decides */
-    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), -1);
+    CHECK_EQ_INT(mask_content_verdict(&v, &w), -1);
     d[1] = 7;
     CHECK_OK(mask_to_labels(&v, &e), &e);
     CHECK(v.type == VOL_U8 && ((uint8_t *)v.data)[1] == 7, "not converted to uint8 labels");
@@ -958,7 +958,7 @@ static void test_mask_content_verdict_tells_labels_from_hu(void)
     CHECK_OK(vol_alloc(&v, VOL_F32, 2, 1, 1, 100, &e), &e);
     float *f = v.data;
     f[0] = 1, f[1] = 2.5f; /* a fraction: not labels */
-    CHECK_EQ_INT(mask_content_verdict(&v, &lo, &hi), 0);
+    CHECK_EQ_INT(mask_content_verdict(&v, &w), 0);
     CHECK(mask_to_labels(&v, &e) == -1 && v.type == VOL_F32, "a fraction became a label");
     vol_free(&v);
 }
@@ -997,6 +997,25 @@ static void test_dicom_numbers_are_strict_and_errors_name_the_tag(void)
             CHECK(rc == -1 && strstr(e.msg, cases[i].want), "case %zu: '%s', expected '%s'", i,
                   rc ? e.msg : "(accepted)", cases[i].want);
         dcm_free(&f);
+    }
+    /* NumberOfFrames that is not one whole number is refused, never one frame */
+    {
+        static DW w2;
+        FvErr e2 = {0};
+        DcmFile f2;
+        DcmImage im2;
+        memset(&w2, 0, sizeof w2);
+        dw_str(&w2, 0x0008, 0x0060, "CS", "CT");
+        dw_str(&w2, 0x0020, 0x000D, "UI", "1.2.3.4");
+        dw_us(&w2, 0x0028, 0x0002, 1);
+        dw_str(&w2, 0x0028, 0x0008, "IS", "3x");
+        dw_us(&w2, 0x0028, 0x0010, 3);
+        dw_us(&w2, 0x0028, 0x0011, 4);
+        dw_us(&w2, 0x0028, 0x0100, 16);
+        CHECK_OK(dcm_parse(&f2, w2.b, w2.n, 1 << 20, &e2), &e2);
+        CHECK(dcm_image_info(&f2, &im2, &e2) == -1 && strstr(e2.msg, "NumberOfFrames"),
+              "NumberOfFrames '3x' accepted: '%s'", e2.msg);
+        dcm_free(&f2);
     }
     /* the accepted values are read as written */
     size_t n = make_dicom_with(&w, 0, 0, 1, 16, px, " 2.5E0 ", "+1e2", "0");
