@@ -11,15 +11,17 @@
  *   - R ranks x 1 thread (itself under mpirun): dp_step on each rank's share,
  *     clipping, AdamW; per step the time in collectives (gathers and the
  *     gradient sums, waiting for the other ranks included), the bytes
- *     summed and gathered, the global loss's own time.
+ *     summed and gathered, the rank's share of the global loss's time.
  * and prints them side by side. From the measured compute (the one-process
  * step at the preset's batch per node), the loss time (which grows with the
  * square of the global batch) and the message sizes, it projects a step on
  * 8 and 64 nodes at 10 and 100 Gbit/s, each node training a batch of the
  * preset's size (weak scaling): ring all-reduce of the gradients, 2 (P - 1)
  * / P x bytes / bandwidth + 2 (P - 1) x 5 us per bucket; the all-gather of
- * the rows' features, (P - 1) x a node's feature bytes / bandwidth; no
- * overlap with the backward pass counted. */
+ * the rows' features, (P - 1) x a node's feature bytes / bandwidth, and the
+ * ring sum of their loss gradients; the loss, (P B)^2 work shared by at
+ * most as many ranks as the batch has groups; no overlap with the backward
+ * pass counted. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,9 +179,10 @@ static int worker(const Opts *o, int *argc, char ***argv)
     if (d.rank == 0)
         printf("{\"step_s\": %.6f, \"comm_s\": %.6f, \"loss_s\": %.6f, \"sum_bytes\": %.0f, "
                "\"gather_bytes\": %.0f, \"loss\": %.6f, \"pairs\": %d, \"groups\": %d, "
-               "\"buckets\": %zu}\n",
+               "\"buckets\": %zu, \"lossgrad_bytes\": %.0f}\n",
                step, cm, loss_s, (d.sum_bytes - sum0) / o->reps, (d.gather_bytes - gat0) / o->reps,
-               loss, pairs, ng, (net.n_floats + (1 << 20) - 1) / (1 << 20) + 2);
+               loss, pairs, ng, (net.n_floats + (1 << 20) - 1) / (1 << 20) + 2,
+               2.0 * pairs * net.cfg.embed * sizeof(float));
     fflush(stdout);
     free(t);
     free(comm);
@@ -304,13 +307,16 @@ int main(int argc, char **argv)
     double loss_s = json_get_num(v, "loss_s", 0), sum_b = json_get_num(v, "sum_bytes", 0);
     double gat_b = json_get_num(v, "gather_bytes", 0), lossp = json_get_num(v, "loss", 0);
     double buckets = json_get_num(v, "buckets", 3);
-    int pairs = (int)json_get_num(v, "pairs", 0);
+    int pairs = (int)json_get_num(v, "pairs", 0), groups = (int)json_get_num(v, "groups", 1);
+    double lossgrad_b = json_get_num(v, "lossgrad_bytes", 0);
     json_free(&v);
+    if (groups < 1)
+        groups = 1;
 
     printf("fvlm bench_dist: preset %s, global batch of %d studies (%d image-text pairs), "
            "%zu parameters\n", o.preset, B, pairs, n_floats);
-    printf("  %-32s %10s %10s %14s %14s %10s\n", "", "step s", "comm", "summed/step",
-           "gathered/step", "loss");
+    printf("  %-32s %10s %10s %14s %14s %10s\n", "", "step s", "comm", "grads/step",
+           "features/step", "loss");
     printf("  %-32s %10.4f %10s %14s %14s %10.5f\n", "1 process x 2 threads", t1, "-", "-", "-",
            loss1);
     char who[64];
@@ -318,11 +324,18 @@ int main(int argc, char **argv)
     printf("  %-32s %10.4f %9.1f%% %11.2f MB %11.3f MB %10.5f\n", who, tp, 100.0 * comm / tp,
            sum_b / 1e6, gat_b / 1e6, lossp);
     printf("  ratio (ranks / one process)      %.2f   (comm: time in collectives, waiting for "
-           "the other ranks included)\n", tp / t1);
-    /* projection: weak scaling, every node a batch of B */
-    double gather_node = gat_b / o.ranks; /* one rank's feature and candidate bytes */
+           "the other ranks included;\n  grads: parameter gradients summed; features: rows and "
+           "features gathered, their loss gradients summed)\n", tp / t1);
+    /* projection: weak scaling, every node a batch of B. The loss of the
+     * global batch grows with its square and is shared among at most
+     * `groups` ranks (one anatomy group each); measured on one of o.ranks
+     * ranks, each with its share of the groups. */
+    int sharing = o.ranks < groups ? o.ranks : groups;
+    double loss_all = loss_s * sharing;                   /* all groups, global batch B */
+    double gather_node = (gat_b - lossgrad_b) / o.ranks; /* one rank's rows and features */
     printf("\n  projection, each node a batch of %d (compute %.3f s as the one process above; "
-           "global loss %.4f s at %d studies, x (P B / %d)^2):\n", B, t1, loss_s, B, B);
+           "the loss of all %d groups %.4f s at %d studies, x (P B / %d)^2 / min(P, %d)):\n", B,
+           t1, groups, loss_all, B, B, groups);
     printf("  %-8s %-10s %10s %10s %10s %10s %12s\n", "nodes", "link", "compute", "loss",
            "all-reduce", "gather", "step s");
     const int nodes[2] = {8, 64};
@@ -331,8 +344,10 @@ int main(int argc, char **argv)
         for (int b = 0; b < 2; b++) {
             double P = nodes[a], bw = gbit[b] * 1e9 / 8;
             double ar = 2 * (P - 1) / P * sum_b / bw + 2 * (P - 1) * 5e-6 * buckets;
-            double ga = (P - 1) * gather_node / bw + (P - 1) * 5e-6 * 3;
-            double lo = loss_s * P * P; /* measured at a global batch of B */
+            /* features gathered; their loss gradients (2 P R D floats) summed */
+            double ga = (P - 1) * gather_node / bw + 2 * (P - 1) / P * lossgrad_b * P / bw +
+                        (P - 1) * 5e-6 * 6;
+            double lo = loss_all * P * P / (P < groups ? P : groups);
             double step = t1 + lo + ar + ga;
             char link[16];
             snprintf(link, sizeof link, "%.0f Gbit/s", gbit[b]);

@@ -162,6 +162,24 @@ static int end_to_end(const char *preset, const char *const *sets, int nsets, in
     return rc ? -1 : 0;
 }
 
+/* Median seconds of `reps` training steps on one batch (after one warm-up). */
+static double time_steps(Net *net, const NetBatch *b, const OptCfg *o, int reps)
+{
+    double t[16];
+    int n = reps < 15 ? reps : 15;
+    for (int i = 0; i <= n; i++) {
+        double t0 = now_seconds();
+        memset(net->grads, 0, net->n_floats * sizeof(float));
+        net_step(net, b, 1);
+        optim_clip(net, o);
+        optim_adamw(net, o, 1e-4, i + 1);
+        optim_clamp_temperature(net);
+        if (i)
+            t[i - 1] = now_seconds() - t0;
+    }
+    return median(t, n);
+}
+
 static long peak_rss_bytes(void)
 {
     struct rusage u;
@@ -371,8 +389,10 @@ int main(int argc, char **argv)
            100.0 * flops / t_c * 1e-9 / peak);
 
     if (e2e) {
-        /* rounds alternate the two ways, so a busy spell on a shared machine
-         * falls on both; the median of each is printed, with its range */
+        /* each round times the step alone again, then the two ways, and
+         * takes their ratios to that round's step: a busy spell on a shared
+         * machine falls on all three; the median of each ratio is printed,
+         * with its range */
         double step_rate = B / t_c;
         char out[300];
         snprintf(out, sizeof out, "%s/model.safetensors", dir);
@@ -380,10 +400,12 @@ int main(int argc, char **argv)
                "%d threads, %d rounds\n", epochs, studies, B, threads, rounds);
         printf("  %-34s %10s %8s %15s %10s %10s %10s\n", "", "studies/s", "ratio", "(range)",
                "data wait", "validation", "checkpts");
-        printf("  %-34s %10.1f %8.2f\n", "step alone (batch / step time)", step_rate, 1.0);
+        printf("  %-34s %10.1f %8.2f   (the ratios: to each round's own step alone)\n",
+               "step alone (batch / step time)", step_rate, 1.0);
         double rate[2][16], wait[2][16], valid[2][16], ckpt[2][16];
         long long steps = 0;
-        for (int k = 0; k < rounds; k++)
+        for (int k = 0; k < rounds; k++) {
+            double round_rate = B / time_steps(&net, &bb.nb, &s.opt, reps);
             for (int loaders = 0; loaders <= 1; loaders++) {
                 TrainResult tr;
                 if (end_to_end(preset, sets, nsets, threads, loaders, epochs, db_path, out, &tr,
@@ -391,12 +413,13 @@ int main(int argc, char **argv)
                     fprintf(stderr, "bench_train: end to end: %s\n", e.msg);
                     return 1;
                 }
-                rate[loaders][k] = tr.studies / tr.loop_s / step_rate;
+                rate[loaders][k] = tr.studies / tr.loop_s / round_rate;
                 wait[loaders][k] = tr.wait_s;
                 valid[loaders][k] = tr.valid_s;
                 ckpt[loaders][k] = tr.ckpt_s;
                 steps = tr.step;
             }
+        }
         for (int loaders = 0; loaders <= 1; loaders++) {
             double lo = 1e30, hi = 0;
             for (int k = 0; k < rounds; k++) {

@@ -55,6 +55,12 @@ double vol_obliquity(const double affine[4][4]);
 /* Permutes and flips axes in place so the orientation code is "RAS". */
 int vol_reorient_canonical(Vol *v, FvErr *e);
 
+/* Threads the trilinear resampling uses (default 1; at most VOL_MAX_THREADS):
+ * the output in slabs of z planes; results do not depend on the count. */
+enum { VOL_MAX_THREADS = 64 };
+void vol_set_threads(int n);
+int vol_threads(void);
+
 /* Resamples an axis-aligned volume to new spacing (mm, x y z) over the same
  * physical extent: n' = max(1, round(n * s / s')), voxel centres at
  * ((i + 0.5) * s' - 0.5 * s) mm from the first source centre. nearest

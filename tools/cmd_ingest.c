@@ -17,6 +17,7 @@
 #include "merge.h"
 #include "phi.h"
 #include "run.h"
+#include "vol.h"
 
 static const char *help =
     "usage: fvlm ingest [options] INPUT...\n\n"
@@ -38,6 +39,8 @@ static const char *help =
     "member one info line with the reason; the run goes on.\n\n"
     "options:\n" CLI_COMMON_HELP
     "  --strict           exit 1 when any item failed\n"
+    "  --jobs N           threads that resample each volume (default: the cores); the\n"
+    "                     database and tensor files are the same for any N\n"
     "  --shard K/N        only the studies of shard K of N (0 <= K < N; by a keyed hash of\n"
     "                     the study id, so a study's files stay together): one corpus per\n"
     "                     shard, marked as such; fvlm merge joins them, then parse and\n"
@@ -78,21 +81,32 @@ static void config_json_safe(const Config *c, Buf *b)
 
 int cmd_ingest(int argc, char **argv)
 {
-    enum { OPT_STRICT = OPT_FIRST_PRIVATE, OPT_SHARD };
+    enum { OPT_STRICT = OPT_FIRST_PRIVATE, OPT_SHARD, OPT_JOBS };
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
         {"strict", no_argument, 0, OPT_STRICT},
         {"shard", required_argument, 0, OPT_SHARD},
+        {"jobs", required_argument, 0, OPT_JOBS},
         {0, 0, 0, 0},
     };
     CliCommon cc;
     cli_common_init(&cc);
     int opt, strict = 0, code, shard_k = 0, shard_n = 0;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long long jobs = cores > 0 ? cores : 1;
     while ((opt = cli_next_opt(&cc, argc, argv, opts, "ingest", help, &code)) != CLI_DONE) {
         if (opt == CLI_EXIT)
             return code;
         if (opt == OPT_STRICT) {
             strict = 1;
+            continue;
+        }
+        if (opt == OPT_JOBS) {
+            if (cli_parse_i64(optarg, 1, VOL_MAX_THREADS, &jobs)) {
+                cli_common_free(&cc);
+                return cli_usage("ingest", "--jobs '%s': expected 1..%d", optarg,
+                                 VOL_MAX_THREADS);
+            }
             continue;
         }
         char end;
@@ -114,6 +128,7 @@ int cmd_ingest(int argc, char **argv)
     }
     o.shard_k = shard_k;
     o.shard_n = shard_n;
+    vol_set_threads((int)jobs);
     Db *db;
     if (db_open(&db, cc.db, 0, &e)) {
         cli_common_free(&cc);

@@ -206,6 +206,42 @@ int dist_sum_start(Dist *d, float *x, size_t n, FvErr *e)
 #endif
 }
 
+int dist_sum_floats(Dist *d, float *x, size_t n, FvErr *e)
+{
+    if (d->size == 1 || n == 0)
+        return 0;
+#ifdef FVLM_MPI
+    double t0 = now_seconds();
+    for (size_t at = 0; at < n; at += BUCKET_FLOATS) {
+        int len = (int)(n - at < BUCKET_FLOATS ? n - at : BUCKET_FLOATS);
+        int rc = MPI_Allreduce(MPI_IN_PLACE, x + at, len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(d, rc, "MPI_Allreduce", e);
+        d->gather_bytes += (double)len * sizeof(float);
+    }
+    d->comm_s += now_seconds() - t0;
+    return 0;
+#else
+    (void)x;
+    return err_set(e, FV_EINTERNAL, "no MPI");
+#endif
+}
+
+int dist_sum_doubles(Dist *d, double *x, int n, FvErr *e)
+{
+    if (d->size == 1 || n == 0)
+        return 0;
+#ifdef FVLM_MPI
+    double t0 = now_seconds();
+    int rc = MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    d->comm_s += now_seconds() - t0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "MPI_Allreduce", e);
+#else
+    (void)x;
+    return err_set(e, FV_EINTERNAL, "no MPI");
+#endif
+}
+
 int dist_sum_wait(Dist *d, FvErr *e)
 {
     if (!d->n_req)

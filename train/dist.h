@@ -59,5 +59,8 @@ int dist_any(Dist *d, int flag);
 int dist_sum_start(Dist *d, float *x, size_t n, FvErr *e);
 /* Waits for every started sum. */
 int dist_sum_wait(Dist *d, FvErr *e);
+/* Sums x[0..n) in place across ranks now (blocking): floats, doubles. */
+int dist_sum_floats(Dist *d, float *x, size_t n, FvErr *e);
+int dist_sum_doubles(Dist *d, double *x, int n, FvErr *e);
 
 #endif

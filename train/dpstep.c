@@ -288,11 +288,18 @@ int dp_step(DpStep *p, Net *n, const PipeJob *j, int backward, float *loss_out, 
         else
             memset(p->gdis + (size_t)k * p->words, 0, (size_t)p->words * sizeof(uint64_t));
     }
-    /* the loss of each group, as net_step computes it */
+    /* the loss of each group, as net_step computes it; the groups are
+     * shared out among the ranks (group g on rank g mod N), and the sums
+     * below give every rank every group's gradients: each value comes from
+     * one rank and zeros from the others, so it arrives exact */
     double t0 = now_seconds();
     float tau = n->w.temp[0], dtau = 0.0f;
     double loss = 0.0;
-    for (int g = 0; g < ng; g++) {
+    if (backward) {
+        memset(p->dimg, 0, (size_t)nr * D * sizeof(float));
+        memset(p->dtxt, 0, (size_t)nr * D * sizeof(float));
+    }
+    for (int g = d->rank; g < ng; g += d->size) {
         int g0 = p->goff[g], k = p->goff[g + 1] - g0;
         loss_targets(p->tgt, n->cfg.loss, k, p->gabn + g0, p->gtext + g0,
                      p->gdis + (size_t)g0 * p->words, p->words);
@@ -302,9 +309,16 @@ int dp_step(DpStep *p, Net *n, const PipeJob *j, int backward, float *loss_out, 
                               p->scratch);
         dtau += dt;
     }
+    p->loss_s += now_seconds() - t0;
+    double sums[2] = {loss, dtau};
+    if (dist_sum_doubles(d, sums, backward ? 2 : 1, e) ||
+        (backward && (dist_sum_floats(d, p->dimg, (size_t)nr * D, e) ||
+                      dist_sum_floats(d, p->dtxt, (size_t)nr * D, e))))
+        return -1;
+    loss = sums[0];
+    dtau = (float)sums[1];
     *loss_out = (float)loss;
     *ng_out = ng;
-    p->loss_s += now_seconds() - t0;
     if (!backward)
         return 0;
     /* 4. this rank's rows backward; the sums start tower by tower */

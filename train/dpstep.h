@@ -11,10 +11,11 @@
  *   3. the features of every row are all-gathered, so that each group's
  *      contrastive loss and its soft targets (normal pairs, identical
  *      texts, disease agreement) see the global batch's rows, as a single
- *      process would; every rank computes the same loss and the gradient of
- *      every gathered feature, and keeps those of its own rows: the
- *      gradients of the gathered features go back to their owners without
- *      a message;
+ *      process would; the groups' losses are shared out among the ranks
+ *      (group g on rank g mod N) and their gradients summed, so every rank
+ *      holds the loss and the gradient of every gathered feature, and
+ *      keeps those of its own rows (the gradients of the gathered features
+ *      go back to their owners in that sum);
  *   4. each rank runs the backward pass of its rows; the parameter
  *      gradients are summed across ranks in buckets, tower by tower as the
  *      backward pass finishes each (text, heads, vision), so the sums of one
@@ -42,8 +43,9 @@ void dp_free(DpStep **dp);
  * *pairs: its image-text pairs. */
 int dp_step(DpStep *dp, Net *n, const PipeJob *j, int backward, float *loss, int *ng, int *pairs,
             FvErr *e);
-/* Seconds spent in the global batch's loss (on every rank the same work:
- * it grows with the square of the global batch), over all steps so far. */
+/* Seconds this rank spent in its groups of the global batch's loss (it
+ * grows with the square of the global batch, shared among at most as many
+ * ranks as there are groups), over all steps so far. */
 double dp_loss_seconds(const DpStep *dp);
 
 #endif

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Sharded ingest and merge: `fvlm ingest --shard K/3` of a synthetic corpus
+# Ingest on every core, in shards, and merge: --jobs 1 and --jobs 2 store the
+# same rows and tensor files; `fvlm ingest --shard K/3` of a synthetic corpus
 # (hospital archives and CT-RATE files, whose studies span units) three times,
 # `fvlm merge`, then parse and align, give the same studies (keyed ids, splits,
 # patients), volumes, masks, reports, tensor files, members, labels and anatomy
@@ -19,7 +20,10 @@ export FVLM_DEID_KEY=test-shard-merge-key-0123456789
 
 "$bin" synth --out syn --studies 8 --seed 2 --layout both --size tiny --quiet >/dev/null ||
     { echo "FAILED: synth" >&2; exit 1; }
-"$bin" ingest --db whole.db --quiet syn/hospital syn/ctrate >/dev/null || fail "ingest of everything"
+"$bin" ingest --db whole.db --jobs 2 --quiet syn/hospital syn/ctrate >/dev/null ||
+    fail "ingest of everything"
+"$bin" ingest --db one.db --jobs 1 --quiet syn/hospital syn/ctrate >/dev/null ||
+    fail "ingest of everything on 1 thread"
 for k in 0 1 2; do
     "$bin" ingest --db s$k.db --shard $k/3 --quiet syn/hospital syn/ctrate >/dev/null ||
         fail "ingest --shard $k/3"
@@ -40,6 +44,11 @@ rows() {
     fail "studies, volumes, masks or reports differ between one ingest and the merged shards"
 src() { sqlite3 "$1" "SELECT sha256, kind, status, path, member FROM sources ORDER BY 1, 2, 4, 5" | sha256sum; }
 [ "$(src whole.db)" = "$(src all.db)" ] || fail "the members (sources) differ"
+[ "$(rows whole.db)" = "$(rows one.db)" ] && [ "$(src whole.db)" = "$(src one.db)" ] ||
+    fail "--jobs 1 and --jobs 2 stored different rows"
+for f in whole.db.tensors/*; do
+    cmp -s "$f" "one.db.tensors/$(basename "$f")" || fail "tensor $f differs with --jobs 1"
+done
 [ "$(ls whole.db.tensors | sort)" = "$(ls all.db.tensors | sort)" ] || fail "the tensor files differ"
 for f in all.db.tensors/*; do
     cmp -s "$f" "whole.db.tensors/$(basename "$f")" || fail "tensor $f differs"

@@ -1,5 +1,6 @@
 /* Unit tests of lib/: vol (orientation, reorientation, resampling), ontology. */
 #include <stdint.h>
+#include <string.h>
 
 #include "fvlm_config.h"
 #include "ontology.h"
@@ -134,6 +135,45 @@ static void test_resample_linear_is_exact_on_ramps(void)
     vol_free(&v);
 }
 
+static void test_resample_gives_the_same_bytes_on_any_thread_count(void)
+{
+    /* an int16 CT and a float volume, large enough for several slabs */
+    const VolType types[2] = {VOL_I16, VOL_F32};
+    for (int t = 0; t < 2; t++) {
+        Vol v = {0};
+        FvErr e = {0};
+        CHECK_OK(vol_alloc(&v, types[t], 96, 80, 37, 1 << 22, &e), &e);
+        uint32_t x = 12345;
+        for (int64_t i = 0; i < vol_count(&v); i++) {
+            x = x * 1664525u + 1013904223u;
+            float val = (float)(x >> 16) / 65536.0f * 3000.0f - 1024.0f;
+            if (types[t] == VOL_I16)
+                ((int16_t *)v.data)[i] = (int16_t)val;
+            else
+                ((float *)v.data)[i] = val;
+        }
+        v.affine[0][0] = 0.7;
+        v.affine[1][1] = 0.7;
+        v.affine[2][2] = 2.5;
+        double sp[3] = {1, 1, 3};
+        Vol one = {0}, many = {0};
+        vol_set_threads(1);
+        CHECK_OK(vol_resample(&v, sp, 0, 1 << 22, &one, &e), &e);
+        for (int n = 2; n <= 5; n++) {
+            vol_set_threads(n);
+            CHECK_OK(vol_resample(&v, sp, 0, 1 << 22, &many, &e), &e);
+            size_t bytes = (size_t)vol_count(&one) * vol_type_size(one.type);
+            CHECK(vol_count(&many) == vol_count(&one) && memcmp(one.data, many.data, bytes) == 0,
+                  "%s volume resampled on %d threads differs from 1 thread",
+                  t ? "float" : "int16", n);
+            vol_free(&many);
+        }
+        vol_set_threads(1);
+        vol_free(&one);
+        vol_free(&v);
+    }
+}
+
 static void test_ontology_loads_and_meets_the_issue(void)
 {
     Ontology *o;
@@ -219,6 +259,7 @@ int main(void)
     RUN(test_orientation_codes_follow_nibabel);
     RUN(test_reorient_keeps_world_positions);
     RUN(test_resample_linear_is_exact_on_ramps);
+    RUN(test_resample_gives_the_same_bytes_on_any_thread_count);
     RUN(test_ontology_loads_and_meets_the_issue);
     RUN(test_ontology_errors_name_file_and_line);
     return test_finish();
