@@ -1,6 +1,7 @@
 #include "oracle.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int oracle_grid_init(OracleGrid *g, const Scene *s, const int in_zyx[3],
@@ -136,9 +137,59 @@ int64_t oracle_points(const OracleGrid *g, const Scene *s, const unsigned char w
     return n;
 }
 
-int oracle_shape(const OracleGrid *g, const Scene *like, const Body *before, const Body *after,
-                 const Rng *tex, int64_t *changed, FvErr *e)
+double oracle_share(const OracleGrid *g, const Scene *s, const Ontology *o, int a,
+                    int64_t changed)
 {
+    const Anatomy *an = &o->anat[a];
+    unsigned char want[256] = {0};
+    for (int k = 0; k < an->n_ts; k++)
+        if (an->ts_ids[k] > 0 && an->ts_ids[k] < 256)
+            want[an->ts_ids[k]] = 1;
+    for (int r = 0; r < an->n_region_of; r++) {
+        const Anatomy *ra = &o->anat[an->region_of[r]];
+        for (int k = 0; k < ra->n_ts; k++)
+            if (ra->ts_ids[k] > 0 && ra->ts_ids[k] < 256)
+                want[ra->ts_ids[k]] = 1;
+    }
+    int64_t pts = oracle_points(g, s, want);
+    return pts > 0 ? (double)changed / (double)pts : 1.0;
+}
+
+int oracle_shapes_keep(OracleShapes *os, int task, const Body *before, const Body *after,
+                       FvErr *e)
+{
+    if (os->n == ORACLE_MAX_SHAPED)
+        return err_set(e, FV_ELIMIT, "synth: more than %d shape-changing tasks in one study",
+                       ORACLE_MAX_SHAPED);
+    Body *b = malloc(sizeof *b), *a = malloc(sizeof *a);
+    if (!b || !a) {
+        free(b);
+        free(a);
+        return err_set(e, FV_ENOMEM, "synth: out of memory");
+    }
+    *b = *before;
+    *a = *after;
+    os->task[os->n] = task;
+    os->before[os->n] = b;
+    os->after[os->n] = a;
+    os->n++;
+    return 0;
+}
+
+void oracle_shapes_free(OracleShapes *os)
+{
+    for (int k = 0; k < os->n; k++) {
+        free(os->before[k]);
+        free(os->after[k]);
+    }
+    os->n = 0;
+}
+
+int oracle_shapes_measure(const OracleShapes *os, const OracleGrid *g, const Scene *like,
+                          const Rng *tex, int64_t *changed, FvErr *e)
+{
+    if (!os->n)
+        return 0;
     Scene sb, sa;
     if (scene_alloc(&sb, like->nx, like->ny, like->nz, like->org, like->sp, e))
         return -1;
@@ -148,10 +199,12 @@ int oracle_shape(const OracleGrid *g, const Scene *like, const Body *before, con
     }
     sb.tt = sa.tt = like->tt;
     sb.enhanced = sa.enhanced = like->enhanced;
-    Rng r1 = *tex, r2 = *tex;
-    phantom_render(before, &sb, &r1);
-    phantom_render(after, &sa, &r2);
-    *changed = oracle_changed(g, &sa, sb.hu, sa.hu);
+    for (int k = 0; k < os->n; k++) {
+        Rng r1 = *tex, r2 = *tex;
+        phantom_render(os->before[k], &sb, &r1);
+        phantom_render(os->after[k], &sa, &r2);
+        changed[os->task[k]] += oracle_changed(g, &sa, sb.hu, sa.hu);
+    }
     scene_free(&sb);
     scene_free(&sa);
     return 0;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "ontology.h"
 #include "phantom.h"
 #include "rng.h"
 
@@ -49,12 +50,29 @@ int64_t oracle_changed(const OracleGrid *g, const Scene *s, const int16_t *befor
 /* Grid points whose nearest voxel's label l has want[l] set. */
 int64_t oracle_points(const OracleGrid *g, const Scene *s, const unsigned char want[256]);
 
-/* Grid points that a shape change (made on the Body before rendering: a
- * larger heart, an aneurysm) moves: renders before and after into scratch
- * scenes shaped like `like`, with the same texture stream tex (copied, so
- * only the shape differs), and compares them. -1 (e) when a scene cannot
- * be allocated. */
-int oracle_shape(const OracleGrid *g, const Scene *like, const Body *before, const Body *after,
-                 const Rng *tex, int64_t *changed, FvErr *e);
+/* changed / (grid points of anatomy a: its own TotalSegmentator ids, or
+ * those of its region_of anatomies); 1 when the anatomy has no point. */
+double oracle_share(const OracleGrid *g, const Scene *s, const Ontology *o, int a,
+                    int64_t changed);
+
+/* Shape changes (made on the Body before rendering: a larger heart, an
+ * aneurysm): the Body before and after each task that made one, kept while
+ * the tasks are drawn and measured once the grid is known. */
+enum { ORACLE_MAX_SHAPED = 24 };
+typedef struct OracleShapes {
+    int n, task[ORACLE_MAX_SHAPED];
+    Body *before[ORACLE_MAX_SHAPED], *after[ORACLE_MAX_SHAPED];
+} OracleShapes;
+
+/* Keeps copies of the two bodies of task; -1 (e) when full or out of memory. */
+int oracle_shapes_keep(OracleShapes *os, int task, const Body *before, const Body *after,
+                       FvErr *e);
+/* For each kept task, renders before and after into scratch scenes shaped
+ * like `like`, with the same texture stream tex (copied, so only the shape
+ * differs), and adds the grid points that moved to changed[task]. -1 (e)
+ * when a scene cannot be allocated. */
+int oracle_shapes_measure(const OracleShapes *os, const OracleGrid *g, const Scene *like,
+                          const Rng *tex, int64_t *changed, FvErr *e);
+void oracle_shapes_free(OracleShapes *os);
 
 #endif

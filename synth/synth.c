@@ -1131,71 +1131,19 @@ out:
 /* The study pipeline                                                         */
 /* ------------------------------------------------------------------------ */
 
-/* The oracle's bodies: the Body before and after each task that changed
- * its shape (oracle.h), rendered after painting. */
-enum { ORACLE_MAX_SHAPED = 24 };
-typedef struct OracleShapes {
-    int n, task[ORACLE_MAX_SHAPED];
-    Body *before[ORACLE_MAX_SHAPED], *after[ORACLE_MAX_SHAPED];
-} OracleShapes;
-
-static void oracle_shapes_free(OracleShapes *os)
-{
-    for (int k = 0; k < os->n; k++) {
-        free(os->before[k]);
-        free(os->after[k]);
-    }
-    os->n = 0;
-}
-
-static int oracle_keep(OracleShapes *os, int task, const Body *before, const Body *after, FvErr *e)
-{
-    if (os->n == ORACLE_MAX_SHAPED)
-        return err_set(e, FV_ELIMIT, "synth: more than %d shape-changing tasks in one study",
-                       ORACLE_MAX_SHAPED);
-    Body *b = malloc(sizeof *b), *a = malloc(sizeof *a);
-    if (!b || !a) {
-        free(b);
-        free(a);
-        return err_set(e, FV_ENOMEM, "synth: out of memory");
-    }
-    *b = *before;
-    *a = *after;
-    os->task[os->n] = task;
-    os->before[os->n] = b;
-    os->after[os->n] = a;
-    os->n++;
-    return 0;
-}
-
-/* truth/oracle.csv's row: per task, the share of the anatomy's input-grid
+/* truth/oracle.csv's row: per task, the share of its anatomy's input-grid
  * points that the task's changes moved (0 when the task is not shown). */
-static int oracle_row(const Ctx *c, const SynthStudy *s, const LesionSet *ls, const OracleGrid *g,
-                      Buf *row)
+static void oracle_row(const Ctx *c, const SynthStudy *s, const LesionSet *ls, Buf *row)
 {
     const Ontology *o = c->o;
     buf_puts(row, s->study_id);
     for (int t = 0; t < o->n_find; t++) {
         double share = 0;
-        if (lesions_shown(ls, t) && ls->changed[t] > 0) {
-            const Anatomy *an = &o->anat[o->find[t].anatomy];
-            unsigned char want[256] = {0};
-            for (int k = 0; k < an->n_ts; k++)
-                if (an->ts_ids[k] > 0 && an->ts_ids[k] < 256)
-                    want[an->ts_ids[k]] = 1;
-            for (int r = 0; r < an->n_region_of; r++) {
-                const Anatomy *ra = &o->anat[an->region_of[r]];
-                for (int k = 0; k < ra->n_ts; k++)
-                    if (ra->ts_ids[k] > 0 && ra->ts_ids[k] < 256)
-                        want[ra->ts_ids[k]] = 1;
-            }
-            int64_t pts = oracle_points(g, &s->scene, want);
-            share = pts > 0 ? (double)ls->changed[t] / (double)pts : 1.0;
-        }
+        if (ls->og && lesions_shown(ls, t) && ls->changed[t] > 0)
+            share = oracle_share(ls->og, &s->scene, o, o->find[t].anatomy, ls->changed[t]);
         buf_printf(row, ",%.4g", share);
     }
     buf_putc(row, '\n');
-    return row->failed ? -1 : 0;
 }
 
 static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
@@ -1284,7 +1232,7 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
         if (draw && s->cover[o->find[t].anatomy] >= 0.4) {
             *pre = s->body;
             if (lesions_add(ls, t, &s->body, &r) && ls->status[t] == 1 &&
-                oracle_keep(&osh, t, pre, &s->body, e))
+                oracle_shapes_keep(&osh, t, pre, &s->body, e))
                 goto out;
         }
     }
@@ -1299,12 +1247,8 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
     if (ls->og) {
         Rng tex;
         rng_seed(&tex, opt->seed, ORACLE_STREAM + (uint64_t)i);
-        for (int k = 0; k < osh.n; k++) {
-            int64_t moved;
-            if (oracle_shape(og, &s->scene, osh.before[k], osh.after[k], &tex, &moved, e))
-                goto out;
-            ls->changed[osh.task[k]] += moved;
-        }
+        if (oracle_shapes_measure(&osh, og, &s->scene, &tex, ls->changed, e))
+            goto out;
     }
     double sd = (opt->size == SYNTH_FULL ? 18 : 10) + 14 * (s->body.sx - 0.86) + rng_range(&r, 0, 6);
     phantom_noise(&s->scene, sd, &r); /* labels are final: lesions_paint left the stats current */
@@ -1497,14 +1441,7 @@ static int study_make(Ctx *c, int64_t i, StudyOut *so, FvErr *e)
         so->reported += s->rep.reported[t] == 1;
     }
     buf_putc(&lab, '\n');
-    if (ls->og)
-        oracle_row(c, s, ls, og, &orow);
-    else { /* no labelled voxel: nothing for an oracle to see */
-        buf_puts(&orow, s->study_id);
-        for (int t = 0; t < o->n_find; t++)
-            buf_puts(&orow, ",0");
-        buf_putc(&orow, '\n');
-    }
+    oracle_row(c, s, ls, &orow);
     if (truth.failed || lab.failed || orow.failed) {
         err_set(e, FV_ENOMEM, "synth: out of memory");
         goto out;

@@ -3,8 +3,9 @@
  * labels instead of the reports.
  *
  * Each pooled anatomy row's feature f (D, L2-normalised as in the fine
- * modes) gets one logit per task of findings.tsv, z = W f + b with W (K, D)
- * and b (K); only the tasks of the row's own anatomy carry a label (y 1 or
+ * modes) gets one logit per task of findings.tsv, z = (W f) / tau + b with
+ * W (K, D), b (K) and tau the model's learnable temperature (the scale the
+ * contrastive losses put on their cosine logits); only the tasks of the row's own anatomy carry a label (y 1 or
  * 0: the study's parsed or audited label, an uncertain one left out), the
  * others are -1. The loss is the mean binary cross-entropy over the labelled
  * (row, task) entries of the batch. The head is linear_forward/backward

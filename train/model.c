@@ -151,10 +151,11 @@ double model_task_score(const FvlmModel *m, int task, const float *feat)
     if (c->loss != LOSS_SUPERVISED || task < 0 || task >= c->n_tasks)
         return NAN;
     const float *w = m->net.w.sup_w + (size_t)task * c->embed;
-    double z = m->net.w.sup_b[task];
+    double u = 0.0;
     for (int d = 0; d < c->embed; d++)
-        z += (double)w[d] * feat[d];
-    return sup_sigmoid(z);
+        u += (double)w[d] * feat[d];
+    /* as training: the temperature is read raw (net.c), it is kept in range by the optimiser */
+    return sup_sigmoid(u / m->net.w.temp[0] + m->net.w.sup_b[task]);
 }
 
 int model_n_anat(const FvlmModel *m) { return m->onto->n_anat; }

@@ -921,7 +921,14 @@ static float sup_step(Net *n, const NetBatch *b, int nr, int backward)
     int D = c->embed, K = c->n_tasks;
     for (int g = 0; g <= b->ng; g++)
         a->loff[g] = 0;
-    linear_forward(a->slog, a->fn, n->w.sup_w, n->w.sup_b, nr, D, K);
+    /* z = (W f) / tau + b: the contrastive losses' scale on cosine-like
+     * logits; unit features and 0.02-scale weights alone start every logit
+     * near 0, and the head would need thousands of steps to grow */
+    float tau = n->w.temp[0];
+    linear_forward(a->slog, a->fn, n->w.sup_w, NULL, nr, D, K);
+    for (int i = 0; i < nr; i++)
+        for (int k = 0; k < K; k++)
+            a->slog[(size_t)i * K + k] = a->slog[(size_t)i * K + k] / tau + n->w.sup_b[k];
     size_t nl = 0;
     for (int i = 0; i < nr; i++) {
         const int8_t *y = b->rlab + (size_t)b->grow[i] * K;
@@ -945,7 +952,18 @@ static float sup_step(Net *n, const NetBatch *b, int nr, int backward)
     }
     if (!backward)
         return (float)(loss / (double)nl);
-    linear_backward(a->dfn, n->g.sup_w, n->g.sup_b, a->dslog, a->fn, n->w.sup_w, nr, D, K, 0);
+    /* db = dz; d(W f) = dz / tau; dtau = -sum dz (W f) / tau^2, with W f = (z - b) tau */
+    double dtau = 0.0;
+    for (int i = 0; i < nr; i++)
+        for (int k = 0; k < K; k++) {
+            size_t q = (size_t)i * K + k;
+            double u = ((double)a->slog[q] - n->w.sup_b[k]) * tau;
+            n->g.sup_b[k] += a->dslog[q];
+            dtau -= (double)a->dslog[q] * u / ((double)tau * tau);
+            a->dslog[q] /= tau;
+        }
+    n->g.temp[0] += (float)dtau;
+    linear_backward(a->dfn, n->g.sup_w, NULL, a->dslog, a->fn, n->w.sup_w, nr, D, K, 0);
     heads_backward(n, b, b->grow, nr);
     vision_backward(n, b);
     return (float)(loss / (double)nl);

@@ -476,8 +476,9 @@ int ref_contrast_loss(double *loss_out, double *dimg, double *dtxt, double *dtau
     return 0;
 }
 
-double ref_sup_loss(double *df, double *dw, double *db, const double *f, const double *w,
-                    const double *b, const int8_t *y, int n, int d, int k)
+double ref_sup_loss(double *df, double *dw, double *db, double *dtau, const double *f,
+                    const double *w, const double *b, double tau, const int8_t *y, int n, int d,
+                    int k)
 {
     int nl = 0;
     for (int i = 0; i < n * k; i++)
@@ -488,26 +489,31 @@ double ref_sup_loss(double *df, double *dw, double *db, const double *f, const d
         memset(dw, 0, (size_t)k * d * sizeof *dw);
     if (db)
         memset(db, 0, (size_t)k * sizeof *db);
+    if (dtau)
+        *dtau = 0.0;
     double loss = 0.0;
     for (int i = 0; i < n; i++)
         for (int t = 0; t < k; t++) {
             int8_t yy = y[i * k + t];
             if (yy < 0)
                 continue;
-            double z = b[t];
+            double u = 0.0;
             for (int j = 0; j < d; j++)
-                z += w[t * d + j] * f[i * d + j];
+                u += w[t * d + j] * f[i * d + j];
+            double z = u / tau + b[t];
             /* log(1 + e^z) - y z; d/dz = sigmoid(z) - y */
             loss += log(1.0 + exp(z)) - yy * z;
             double g = (1.0 / (1.0 + exp(-z)) - yy) / nl;
             for (int j = 0; j < d; j++) {
                 if (df)
-                    df[i * d + j] += g * w[t * d + j];
+                    df[i * d + j] += g / tau * w[t * d + j];
                 if (dw)
-                    dw[t * d + j] += g * f[i * d + j];
+                    dw[t * d + j] += g / tau * f[i * d + j];
             }
             if (db)
                 db[t] += g;
+            if (dtau)
+                *dtau -= g * u / (tau * tau);
         }
     return nl ? loss / nl : 0.0;
 }

@@ -59,11 +59,12 @@ void ref_loss_targets(double *t, int mode, int n, const uint8_t *abnormal, const
 int ref_contrast_loss(double *loss, double *dimg, double *dtxt, double *dtau, const double *img,
                          const double *txt, const double *t, int n, int d, double tau);
 
-/* The supervised head (loss_supervised.h): logits z (n, K) = f W^T + b, loss
- * the mean binary cross-entropy over the entries with y >= 0 (0 with none).
- * Gradients of f (n, D), W (K, D) and b (K) written (not added); any may be
- * NULL. */
-double ref_sup_loss(double *df, double *dw, double *db, const double *f, const double *w,
-                    const double *b, const int8_t *y, int n, int d, int k);
+/* The supervised head (loss_supervised.h): logits z (n, K) = f W^T / tau + b,
+ * loss the mean binary cross-entropy over the entries with y >= 0 (0 with
+ * none). Gradients of f (n, D), W (K, D), b (K) and tau written (not added);
+ * any may be NULL. */
+double ref_sup_loss(double *df, double *dw, double *db, double *dtau, const double *f,
+                    const double *w, const double *b, double tau, const int8_t *y, int n, int d,
+                    int k);
 
 #endif

@@ -13,6 +13,7 @@
 #include "fvlm_config.h"
 #include "ontology.h"
 #include "run.h"
+#include "task_labels.h"
 #include "test.h"
 #include "testdb.h"
 
@@ -247,6 +248,82 @@ static void test_batches_group_rows_by_anatomy_with_an_abnormal_each(void)
     db_close(&db);
 }
 
+/* The supervised baseline's labels: a parsed report makes every task
+ * negative unless a label row says otherwise; uncertain and unparsed are
+ * left out (-1); an audit value counts; a batch row carries only its own
+ * anatomy's tasks, and an anatomy with a single row forms a group. */
+static void test_supervised_labels_and_groups_of_one(void)
+{
+    FvErr e = {0};
+    Db *db;
+    CHECK_OK(db_open(&db, g_db, DB_MUST_EXIST, &e), &e);
+    TrainSet c;
+    CHECK_OK(trainset_load(&c, db, g_onto, LOSS_SUPERVISED, 1, NULL, 0, -1, NULL, &e), &e);
+    if (c.n_st < 2) {
+        CHECK(0, "fixture has %d studies", c.n_st);
+        trainset_free(&c);
+        db_close(&db);
+        return;
+    }
+    int64_t a = c.st[0].id, b = c.st[1].id;
+    int nod = onto_finding(g_onto, "lung_nodule"), emp = onto_finding(g_onto, "emphysema");
+    int car = onto_finding(g_onto, "cardiomegaly");
+    char sql[512];
+    /* study a: its report parsed (one sentence); nodule uncertain, emphysema
+     * positive by audit; study b: no parsed report, a stray parsed label */
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sentences (report_id, study_id, idx, section, start, end, text, norm) "
+             "SELECT id, study_id, 999, 'findings', 0, 1, 'x', 'x' FROM reports "
+             "WHERE study_id = %lld LIMIT 1", (long long)a);
+    CHECK_OK(db_exec(db, sql, &e), &e);
+    snprintf(sql, sizeof sql,
+             "INSERT OR REPLACE INTO labels (study_id, task, value, source) VALUES "
+             "(%lld, 'lung_nodule', -1, 'parsed'), (%lld, 'emphysema', 1, 'audit'), "
+             "(%lld, 'cardiomegaly', 1, 'parsed')",
+             (long long)a, (long long)a, (long long)b);
+    CHECK_OK(db_exec(db, sql, &e), &e);
+    CHECK_OK(task_labels_load(&c, db, &e), &e);
+    CHECK(c.n_tasks == g_onto->n_find, "%d tasks, findings.tsv has %d", c.n_tasks,
+          g_onto->n_find);
+    const int8_t *la = c.task_label, *lb = c.task_label + (size_t)c.n_tasks;
+    CHECK(la[nod] == -1, "an uncertain label is not left out: %d", la[nod]);
+    CHECK(la[emp] == 1, "an audited positive reads %d", la[emp]);
+    CHECK(la[car] == 0, "an unmentioned task of a parsed report is not negative: %d", la[car]);
+    CHECK(lb[car] == 1, "a label row of a study without sentences reads %d", lb[car]);
+    CHECK(lb[emp] == -1, "a study without a parsed report gets a label: %d", lb[emp]);
+    /* rows: only their anatomy's tasks */
+    int lung = -1;
+    for (int m = 0; m < c.n_anat; m++)
+        if (!strcmp(g_onto->anat[c.anat_onto[m]].id, "lung"))
+            lung = m;
+    int s0 = -1;
+    for (int j = c.st[0].s0; j < c.st[0].s0 + c.st[0].ns; j++)
+        if (c.sm[j].anat == lung)
+            s0 = j;
+    if (lung >= 0 && s0 >= 0) {
+        int8_t y[512];
+        int ra = lung, cs = s0;
+        task_labels_rows(&c, &ra, &cs, 1, y);
+        CHECK(y[emp] == 1 && y[nod] == -1, "the lung row misses its labels");
+        CHECK(y[car] == -1, "the lung row carries the heart's task");
+    }
+    /* one study alone: each anatomy with a row is a group of one */
+    int rb[64], rra[64], rcs[64], an[64], ab[64], goff[66], grow[64], ng = 0, nc = 0;
+    for (int j = c.st[0].s0; j < c.st[0].s0 + c.st[0].ns && nc < 64; j++)
+        if (c.sm[j].anat >= 0) {
+            rb[nc] = 0;
+            rra[nc] = c.sm[j].anat;
+            rcs[nc] = j;
+            nc++;
+        }
+    int nr = batch_groups(&c, rb, rra, rcs, nc, an, ab, goff, grow, &ng);
+    CHECK(nc > 0 && nr == nc && ng == nc, "supervised: %d candidates, %d rows in %d groups", nc,
+          nr, ng);
+    db_exec(db, "DELETE FROM sentences WHERE idx = 999", &e);
+    trainset_free(&c);
+    db_close(&db);
+}
+
 static void test_signature_changes_with_the_training_data(void)
 {
     FvErr e = {0};
@@ -477,6 +554,7 @@ int main(void)
     RUN(test_render_makes_one_channel_per_hu_window);
     RUN(test_crop_rule_lets_anatomies_cut_by_the_scan_border_train);
     RUN(test_density_summary_counts_hu_bins_and_volume);
+    RUN(test_supervised_labels_and_groups_of_one);
     onto_free(&g_onto);
     test_remove_db(g_db);
     return test_finish();

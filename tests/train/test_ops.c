@@ -495,7 +495,7 @@ static void check_loss_mode(LossMode mode)
 /* ------------------------------------------------------------- supervised */
 
 typedef struct {
-    double *f, *w, *b;
+    double *f, *w, *b, tau;
     const int8_t *y;
     int n, d, k;
 } SupCtx;
@@ -503,7 +503,7 @@ typedef struct {
 static double sup_only(void *p)
 {
     SupCtx *c = p;
-    return ref_sup_loss(NULL, NULL, NULL, c->f, c->w, c->b, c->y, c->n, c->d, c->k);
+    return ref_sup_loss(NULL, NULL, NULL, NULL, c->f, c->w, c->b, c->tau, c->y, c->n, c->d, c->k);
 }
 
 /* 4 anatomy rows, 5 tasks: each row labels the tasks of its anatomy (1, 0,
@@ -517,24 +517,32 @@ static void test_supervised_loss_matches_finite_differences_and_reference(void)
         -1, -1, 1, 1, 0,
         -1, -1, -1, -1, -1,
     };
-    SupCtx c = {.y = y, .n = SN, .d = SD, .k = SK};
+    SupCtx c = {.y = y, .n = SN, .d = SD, .k = SK, .tau = 0.3};
     c.f = dalloc(SN * SD); c.w = dalloc(SK * SD); c.b = dalloc(SK);
     drand_fill(c.f, SN * SD, 1); drand_fill(c.w, SK * SD, 1); drand_fill(c.b, SK, 0.5);
-    double *df = dalloc(SN * SD), *dw = dalloc(SK * SD), *db = dalloc(SK);
-    double loss = ref_sup_loss(df, dw, db, c.f, c.w, c.b, y, SN, SD, SK);
+    double *df = dalloc(SN * SD), *dw = dalloc(SK * SD), *db = dalloc(SK), dtau;
+    double loss = ref_sup_loss(df, dw, db, &dtau, c.f, c.w, c.b, c.tau, y, SN, SD, SK);
     CHECK(fd_err(c.f, SN * SD, sup_only, &c, df) < FD_TOL, "supervised df differs from finite differences");
     CHECK(fd_err(c.w, SK * SD, sup_only, &c, dw) < FD_TOL, "supervised dW differs from finite differences");
     CHECK(fd_err(c.b, SK, sup_only, &c, db) < FD_TOL, "supervised db differs from finite differences");
+    CHECK(fd_err(&c.tau, 1, sup_only, &c, &dtau) < FD_TOL, "supervised dtau differs from finite differences");
     /* rows without a label and tasks of other anatomies get no gradient */
     for (int j = 0; j < SD; j++)
         CHECK(df[3 * SD + j] == 0.0, "an unlabelled row has a gradient");
-    /* the float path the network takes: linear head, sup_bce, linear backward */
+    /* the float path the network takes (net.c's sup_step): linear head over
+     * tau plus bias, sup_bce, linear backward of dz / tau */
     float *ff = to_float(c.f, SN * SD), *fw = to_float(c.w, SK * SD), *fb = to_float(c.b, SK);
     float *z = falloc(SN * SK), *dz = falloc(SN * SK), *fdf = falloc(SN * SD);
-    float *fdw = falloc(SK * SD), *fdb = falloc(SK);
-    linear_forward(z, ff, fw, fb, SN, SD, SK);
+    float *fdw = falloc(SK * SD), *fdb = falloc(SK), ftau = (float)c.tau;
+    linear_forward(z, ff, fw, NULL, SN, SD, SK);
+    for (int i = 0; i < SN * SK; i++)
+        z[i] = z[i] / ftau + fb[i % SK];
     float fl = sup_bce(dz, z, y, SN * SK);
-    linear_backward(fdf, fdw, fdb, dz, ff, fw, SN, SD, SK, 0);
+    for (int i = 0; i < SN * SK; i++) {
+        fdb[i % SK] += dz[i];
+        dz[i] /= ftau;
+    }
+    linear_backward(fdf, fdw, NULL, dz, ff, fw, SN, SD, SK, 0);
     CHECK_NEAR(fl, loss, 1e-5 * (1 + fabs(loss)));
     CHECK(rel_err(fdf, df, SN * SD) < FAST_TOL, "fast supervised df differs");
     CHECK(rel_err(fdw, dw, SK * SD) < FAST_TOL, "fast supervised dW differs");
