@@ -786,6 +786,22 @@ static int trainer_record(Trainer *t, FvErr *e)
     if (sha256_file(t->a->out_path, hex, e))
         return -1;
     db_now_iso(now, sizeof now);
+    /* The same bytes at the same path are one model: a run killed after it
+     * registered its final checkpoint, then run again, finds that row (its
+     * id, which evaluations name, stays) and makes it its own. */
+    int64_t known;
+    int found = 0;
+    if (db_query_int(t->db, e, &known, &found,
+                     "SELECT id FROM models WHERE path = ? AND sha256 = ? ORDER BY id LIMIT 1",
+                     "ss", t->a->out_path, hex))
+        return -1;
+    if (found) {
+        if (db_run(t->db, e, "UPDATE models SET run_id = ?, step = ?, created_at = ? WHERE id = ?",
+                   "iisi", t->run.id, t->step, now, known))
+            return -1;
+        t->res->model_id = known;
+        return 0;
+    }
     if (db_run(t->db, e, "INSERT INTO models (run_id, path, sha256, preset, loss, step, "
                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", "issssis", t->run.id, t->a->out_path,
                hex, t->a->preset ? t->a->preset : "", loss_mode_name(t->s.net.loss), t->step,
