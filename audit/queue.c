@@ -244,40 +244,55 @@ int queue_search(Db *db, const char *q, const char *deid_key, Buf *out, FvErr *e
         return err_set(e, FV_EUSAGE, "search: type 1 to %zu characters", sizeof term - 1);
     memcpy(term, q, n);
     term[n] = '\0';
-    sqlite3_stmt *st;
-    if (db_prepare(db, &st,
+    char lower[200];
+    for (size_t i = 0; i <= n; i++)
+        lower[i] = (char)tolower((unsigned char)term[i]);
+    /* The original identifiers (accession, archive name, study UID, CT-RATE
+     * volume name), by their keyed hashes in study_ids and as study keys
+     * (lib/deid.h): the server checked the key's fingerprint at start. */
+    DeidMatch *m = NULL;
+    int nm = 0, rc = 0;
+    if (deid_key && deid_study_lookup(db, deid_key, term, &m, &nm, e))
+        rc = -1;
+    sqlite3_stmt *st = NULL;
+    if (rc == 0 &&
+        db_prepare(db, &st,
                    "SELECT id, study_key, 'id' FROM studies WHERE ?1 GLOB '[0-9]*'"
                    "  AND ?1 NOT GLOB '*[^0-9]*' AND id = CAST(?1 AS INTEGER)"
                    " UNION SELECT id, study_key, 'key' FROM studies WHERE length(?2) >= 8"
                    "  AND substr(study_key, 1, length(?2)) = ?2"
-                   " UNION SELECT id, study_key, 'accession' FROM studies WHERE study_key = ?3"
                    " ORDER BY 1 LIMIT 50",
                    e))
-        return -1;
-    char lower[200];
-    for (size_t i = 0; i <= n; i++)
-        lower[i] = (char)tolower((unsigned char)term[i]);
-    char pseudo[65] = "";
-    int rc = 0;
-    if (deid_key && deid_pseudonym(deid_key, "study", term, pseudo, e))
         rc = -1;
-    if (rc == 0 && db_bindf(db, st, e, "sss", term, all_hex(lower) ? lower : "", pseudo))
+    if (rc == 0 && db_bindf(db, st, e, "ss", term, all_hex(lower) ? lower : ""))
         rc = -1;
     JsonW w;
     jw_init(&w, out, 0);
     jw_arr(&w);
-    int r = 0;
+    int r = 0, rows = 0;
     while (rc == 0 && (r = db_step(db, st, e)) == 1) {
         jw_obj(&w);
         jw_key(&w, "study_id"); jw_int(&w, sqlite3_column_int64(st, 0));
         jw_key(&w, "study_key"); jw_str(&w, (const char *)sqlite3_column_text(st, 1));
         jw_key(&w, "matched"); jw_str(&w, (const char *)sqlite3_column_text(st, 2));
         jw_obj_end(&w);
+        rows++;
     }
     if (r < 0)
         rc = -1;
+    /* matched "accession" for any original identifier; "as" says which
+     * kinds it matched (accession, study_uid, source, study). */
+    for (int k = 0; rc == 0 && k < nm && rows < 50; k++, rows++) {
+        jw_obj(&w);
+        jw_key(&w, "study_id"); jw_int(&w, m[k].study_id);
+        jw_key(&w, "study_key"); jw_str(&w, m[k].study_key);
+        jw_key(&w, "matched"); jw_str(&w, "accession");
+        jw_key(&w, "as"); jw_str(&w, m[k].matched);
+        jw_obj_end(&w);
+    }
     jw_arr_end(&w);
     sqlite3_finalize(st);
+    free(m);
     /* The typed accession must not outlive the request. */
     explicit_bzero(term, sizeof term);
     explicit_bzero(lower, sizeof lower);

@@ -60,9 +60,12 @@ int queue_json(Db *db, const char *who, Buf *out, FvErr *e);
 int queue_next(Db *db, const char *who, int64_t after, int64_t *study_id, FvErr *e);
 
 /* Studies matching what a user typed, as a JSON array of {study_id,
- * study_key}: a study id (digits), a study key or its first 8+ hex digits,
- * or an original accession / study id, looked up by its keyed hash under
- * deid_key (NULL: not searched). What was typed is never stored. */
+ * study_key, matched}: a study id (digits, matched "id"), a study key or its
+ * first 8+ hex digits ("key"), or an original identifier ("accession", with
+ * "as" naming the kinds it matched): the DICOM AccessionNumber, an archive
+ * or study-folder name, a StudyInstanceUID, a CT-RATE volume name, looked up
+ * by keyed hash under deid_key (deid_study_lookup; NULL: not searched; the
+ * caller checks the key's fingerprint). What was typed is never stored. */
 int queue_search(Db *db, const char *q, const char *deid_key, Buf *out, FvErr *e);
 
 #endif

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "db.h"
 #include "decide.h"
+#include "deid.h"
 #include "fsutil.h"
 #include "json.h"
 #include "log.h"
@@ -1061,7 +1062,10 @@ int server_open(AuditServer **out, const ServerOptions *opt, int listen, FvErr *
         (opt->deid_key && !(s->deid_key = strdup(opt->deid_key))))
         return err_set(e, FV_ENOMEM, "audit server: out of memory");
     if (onto_load(&s->o, e) || anatomy_meta_load(s->o, &s->meta, e) ||
-        db_open(&s->wdb, opt->db_path, DB_MUST_EXIST, e) || align_config_load(s, e) ||
+        db_open(&s->wdb, opt->db_path, DB_MUST_EXIST, e) ||
+        /* Accession search hashes what is typed: another key's hashes would
+         * match nothing, which must not read as "no such study". */
+        (s->deid_key && deid_check_corpus(s->wdb, s->deid_key, e)) || align_config_load(s, e) ||
         render_cache_new(&s->cache, 8, e))
         return -1;
     Buf cfg = {0};

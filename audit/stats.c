@@ -100,7 +100,7 @@ static int cmp_group(const void *a, const void *b)
 
 static void put_groups(JsonW *w, Buf *txt, const char *title, Groups *gs)
 {
-    if (gs->n > 1)
+    if (gs->n > 1) /* (qsort of a NULL array is undefined even for 0 elements) */
         qsort(gs->g, (size_t)gs->n, sizeof *gs->g, cmp_group);
     if (w) {
         jw_key(w, title);

@@ -810,6 +810,7 @@ int dcm_image_info(const DcmFile *f, DcmImage *im, FvErr *e)
     dcm_str(f, dcm_find(f, r, DCM_TAG(0x0008, 0x0008)), im->image_type, sizeof im->image_type);
     dcm_str(f, dcm_find(f, r, DCM_TAG(0x0008, 0x0005)), im->charset, sizeof im->charset);
     dcm_str(f, dcm_find(f, r, DCM_TAG(0x0010, 0x0020)), im->patient_id, sizeof im->patient_id);
+    dcm_str(f, dcm_find(f, r, DCM_TAG(0x0008, 0x0050)), im->accession, sizeof im->accession);
     for (char *c = im->image_type; *c; c++)
         *c = (char)toupper((unsigned char)*c);
     im->localizer = strstr(im->image_type, "LOCALIZER") != NULL;

@@ -122,6 +122,7 @@ typedef struct DcmImage {
     int enhanced;              /* per-frame functional groups present */
     /* Identifying values (for pseudonyms and for scrubbing reports). */
     char patient_id[68];
+    char accession[68];        /* AccessionNumber (0008,0050): only its keyed hash is stored */
     PhiValue phi[DCM_MAX_PHI];   /* names, ids, dates, addresses, phones of the header */
     int nphi;
     char charset[68];          /* Specific Character Set */

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "corpus.h"
 #include "ctrate.h"
+#include "deid.h"
 #include "dicom.h"
 #include "error.h"
 #include "ingest.h"
@@ -84,7 +85,7 @@ typedef struct UnitState {
     int nh, cap;
     PhiValue phi[64];
     int nphi;
-    char dicom_study[68], dicom_patient[68];
+    char dicom_study[68], dicom_patient[68], dicom_accession[68];
     int n_dicom_studies;
     int n_volumes;       /* NIfTI CT volumes of this unit (not self-identifying; by name,
                           * without those whose header says uint8 labels) */
@@ -96,6 +97,13 @@ typedef struct StudyRef {
     char patient[128];   /* source patient id, "" when unknown */
     const char *dataset;
     char split[8];       /* "" when the path does not say */
+    /* What else a user may type to find the study: their keyed hashes go
+     * into study_ids (ingest_study_ids), the values themselves nowhere. */
+    const char *src_kind; /* src's kind: DEID_ID_STUDY_UID for a StudyInstanceUID; NULL:
+                           * DEID_ID_SOURCE (a name) */
+    char accession[68];  /* DICOM AccessionNumber, "" when none */
+    char alias[256];     /* the unit's name (archive without extension, study folder) or
+                          * a CT-RATE volume name without extension; "" when none */
 } StudyRef;
 
 /* A member's row for a volume's transaction. */
@@ -130,6 +138,11 @@ void ingest_split_from_path(const char *path, char split[8]);
 /* The study row for a reference (create: made when absent, inside the
  * caller's transaction; else *id = 0 when absent). */
 int ingest_study_get(Ingest *g, const StudyRef *ref, int create, int64_t *id, FvErr *e);
+/* Records the keyed hashes of ref's identifiers (source id, accession,
+ * alias) as study sid's in study_ids, inside the caller's transaction;
+ * idempotent. ingest_study_get does it when it makes or meets a study;
+ * the paths that attach an item to a known study call it too. */
+int ingest_study_ids(Ingest *g, const StudyRef *ref, int64_t sid, FvErr *e);
 
 /* 1 when the study of ref belongs to this run's shard (always without
  * --shard): shard = the first 8 bytes of HMAC(key, "shard:" + the study's

@@ -270,10 +270,28 @@ int ingest_study_get(Ingest *g, const StudyRef *ref, int create, int64_t *id, Fv
                                                                 : "test");
     }
     int created;
-    if (corpus_study(&g->corpus, skey, has_p ? pkey : NULL, ref->dataset, split, id, &created, e))
+    if (corpus_study(&g->corpus, skey, has_p ? pkey : NULL, ref->dataset, split, id, &created, e) ||
+        ingest_study_ids(g, ref, *id, e))
         return -1;
     if (created)
         g->cnt->studies_new++;
+    return 0;
+}
+
+int ingest_study_ids(Ingest *g, const StudyRef *ref, int64_t sid, FvErr *e)
+{
+    Db *db = g->corpus.db;
+    const char *key = g->o->key;
+    /* A generic unit name (the input folder "dicom", "train") names no
+     * study. */
+    const char *alias =
+        ref->alias[0] && !deid_component_is_generic(ref->alias, strlen(ref->alias)) ? ref->alias
+                                                                                     : NULL;
+    if (deid_study_id_put(db, key, sid, ref->src_kind ? ref->src_kind : DEID_ID_SOURCE, ref->src,
+                          e) ||
+        deid_study_id_put(db, key, sid, DEID_ID_ACCESSION, ref->accession, e) ||
+        deid_study_id_put(db, key, sid, DEID_ID_SOURCE, alias, e))
+        return -1;
     return 0;
 }
 
@@ -366,6 +384,7 @@ int ingest_unit_study(Ingest *g, UnitState *us, const char *item, StudyRef *ref,
 {
     memset(ref, 0, sizeof *ref);
     ref->dataset = "hospital";
+    snprintf(ref->alias, sizeof ref->alias, "%s", us->u->name);
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", us->u->path, item);
     ingest_split_from_path(path, ref->split);
@@ -376,6 +395,8 @@ int ingest_unit_study(Ingest *g, UnitState *us, const char *item, StudyRef *ref,
     if (us->n_dicom_studies == 1) {
         snprintf(ref->src, sizeof ref->src, "%s", us->dicom_study);
         snprintf(ref->patient, sizeof ref->patient, "%s", us->dicom_patient);
+        snprintf(ref->accession, sizeof ref->accession, "%s", us->dicom_accession);
+        ref->src_kind = DEID_ID_STUDY_UID;
         return 0;
     }
     if (us->n_volumes > 1) {
@@ -405,5 +426,7 @@ int ingest_own_study(const char *name, StudyRef *ref)
     if (!ctrate_parse_name(name, study, patient, split, &recon))
         return 0;
     ingest_ref_ctrate(ref, study, patient, split);
+    /* The volume's name (train_1_a_1), which a CT-RATE user holds. */
+    name_stem(name, ref->alias, sizeof ref->alias);
     return 1;
 }

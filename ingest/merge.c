@@ -224,6 +224,10 @@ static int copy_input(Db *db, MergeCounts *c, FvErr *e)
     const char *masks_s[] = {"id", mask_id, "study_id", study_id, "volume_id",
                              "(SELECT v.id FROM main.volumes v WHERE v.study_id = m.new)", NULL};
     const char *reports_s[] = {"id", rep_id, "study_id", study_id, "parsed_run", "NULL", NULL};
+    /* the keyed hashes of each study's identifiers (a study the target
+     * has may bring names it did not: INSERT OR IGNORE) */
+    const char *study_ids_s[] = {"study_id", study_id, NULL};
+    int64_t id_rows = 0;
     const char *sources_s[] = {"id", src_id, "study_id",
                                "(SELECT m.new FROM temp.smap m WHERE m.old = x.study_id)",
                                "run_id", run_ref, NULL};
@@ -245,6 +249,8 @@ static int copy_input(Db *db, MergeCounts *c, FvErr *e)
         copy_rows(db, "reports", reports_s,
                   "JOIN temp.smap m ON m.old = x.study_id WHERE NOT EXISTS (SELECT 1 FROM "
                   "main.reports t WHERE t.study_id = m.new) ORDER BY x.id", 0, &c->reports, e) ||
+        copy_rows(db, "study_ids", study_ids_s,
+                  "JOIN temp.smap m ON m.old = x.study_id ORDER BY x.study_id", 1, &id_rows, e) ||
         copy_rows(db, "sources", sources_s, "ORDER BY x.id", 1, &c->sources, e) ||
         db_exec(db, "INSERT OR IGNORE INTO main.meta (key, value) SELECT key, value FROM s.meta "
                 "WHERE key = 'deid_fingerprint'", e)) {

@@ -7,7 +7,7 @@
  * (meta `deid_fingerprint`, compared when both have it), parse or align
  * results (they run on the merged corpus: sentence ids are per corpus), or
  * the same shard number twice. Then, one transaction per input, its runs,
- * errors, studies, volumes, masks, reports and sources are copied with new
+ * errors, studies, volumes, masks, reports, study_ids and sources are copied with new
  * ids (a study already in the target, by its keyed study id, keeps the
  * target's rows; a member already recorded at its place with its bytes is
  * not recorded twice), and its tensor files, whose names are hashes of

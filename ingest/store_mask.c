@@ -84,7 +84,8 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
         int same = strcmp(have, sha) == 0;
         if (corpus_begin(&g->corpus, e))
             return -1;
-        return ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored",
+        return ingest_sources_commit(g, ingest_study_ids(g, ref, sid, e), srcs, nsrc,
+                                     same ? NULL : "ignored",
                                      "the study already has another mask", sid, &g->cnt->ignored,
                                      e);
     }
@@ -139,6 +140,8 @@ int ingest_store_mask(Ingest *g, const StudyRef *ref, Vol *m, int blank_header, 
     char now[65] = "";
     if (rc == 0)
         rc = corpus_mask_sha(&g->corpus, sid, now, e);
+    if (rc == 0)
+        rc = ingest_study_ids(g, ref, sid, e);
     if (rc == 0 && !now[0])
         rc = corpus_mask_put(&g->corpus, sid, vi.id, sha, source, shard, labels.data, resampled,
                              e);

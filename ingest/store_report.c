@@ -8,6 +8,7 @@
 #include "csv.h"
 #include "ctrate.h"
 #include "log.h"
+#include "names.h"
 #include "report_text.h"
 #include "sha256.h"
 
@@ -122,6 +123,7 @@ int ingest_ctrate_reports_table(Ingest *g, const char *source, const char *membe
         sha256_hex(composed.data, composed.len, rsha);
         StudyRef ref;
         ingest_ref_ctrate(&ref, study, patient, split);
+        name_stem(vol, ref.alias, sizeof ref.alias); /* the VolumeName a user holds */
         char src[600];
         snprintf(src, sizeof src, "%s%s%s:row %d", source, member && *member ? ":" : "",
                  member && *member ? member : "", r.row);

@@ -108,8 +108,11 @@ int ingest_store_volume(Ingest *g, const StudyRef *ref, Vol *v, const char *sha,
         if (found) {
             vol_free(v);
             int same = strcmp(vi.sha, sha) == 0;
+            /* A known study met again (in another unit, say): its
+             * identifiers from here are recorded too. */
             if (corpus_begin(&g->corpus, e) ||
-                ingest_sources_commit(g, 0, srcs, nsrc, same ? NULL : "ignored",
+                ingest_sources_commit(g, ingest_study_ids(g, ref, sid, e), srcs, nsrc,
+                                      same ? NULL : "ignored",
                                       "the study already has another CT volume", sid,
                                       &g->cnt->ignored,
                                e))

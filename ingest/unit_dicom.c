@@ -54,6 +54,8 @@ void ingest_dicom_headers(Ingest *g, UnitState *us)
             if (ns == 1) {
                 snprintf(us->dicom_study, sizeof us->dicom_study, "%s", h->im.study_uid);
                 snprintf(us->dicom_patient, sizeof us->dicom_patient, "%s", h->im.patient_id);
+                snprintf(us->dicom_accession, sizeof us->dicom_accession, "%s",
+                         h->im.accession);
             }
         }
     }
@@ -278,13 +280,17 @@ void ingest_dicom_volumes(Ingest *g, UnitState *us)
         memset(&ref, 0, sizeof ref);
         ref.dataset = "hospital";
         snprintf(ref.src, sizeof ref.src, "%s", sl[a].study_uid);
+        ref.src_kind = DEID_ID_STUDY_UID;
         snprintf(ref.patient, sizeof ref.patient, "%s", h0->im.patient_id);
+        snprintf(ref.accession, sizeof ref.accession, "%s", h0->im.accession);
+        snprintf(ref.alias, sizeof ref.alias, "%s", us->u->name);
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", us->u->path, h0->name);
         ingest_split_from_path(path, ref.split);
         if (!ref.src[0]) {
             /* No StudyInstanceUID: the unit names the study. */
             snprintf(ref.src, sizeof ref.src, "%s", us->u->name);
+            ref.src_kind = NULL;
         }
         int64_t sid;
         if (!srcs) {

@@ -189,7 +189,10 @@ void ingest_process_sr(Ingest *g, UnitState *us, Held *h)
     memset(&ref, 0, sizeof ref);
     ref.dataset = "hospital";
     snprintf(ref.src, sizeof ref.src, "%s", h->im.study_uid[0] ? h->im.study_uid : us->u->name);
+    ref.src_kind = h->im.study_uid[0] ? DEID_ID_STUDY_UID : NULL;
     snprintf(ref.patient, sizeof ref.patient, "%s", h->im.patient_id);
+    snprintf(ref.accession, sizeof ref.accession, "%s", h->im.accession);
+    snprintf(ref.alias, sizeof ref.alias, "%s", us->u->name);
     char path[4200], desc[4400];
     snprintf(path, sizeof path, "%s/%s", us->u->path, h->name);
     ingest_split_from_path(path, ref.split);

@@ -123,7 +123,7 @@ static int walk_dir(const char *dir, const char *skip_real, FileList *out, int d
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n) /* an empty folder: names is NULL, which qsort must not get */
         qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 0; i < n && rc == 0; i++) {
         size_t len = strlen(dir) + strlen(names[i]) + 2;
@@ -324,7 +324,7 @@ int walk_inputs(char *const *inputs, int n, const char *skip, UnitList *out, FvE
             NameKind k = name_kind(out->u[i].path);
             out->u[i].phase = k == NK_TABLE_META ? -3 : k == NK_TABLE_REPORTS ? -2 : -1;
         }
-    if (rc == 0)
+    if (rc == 0 && out->n)
         qsort(out->u, (size_t)out->n, sizeof *out->u, cmp_unit);
     for (int i = 0; i < out->n; i++)
         if (out->u[i].phase < 0)

@@ -18,7 +18,7 @@
 
 #include "error.h"
 
-#define FVLM_SCHEMA_VERSION 4
+#define FVLM_SCHEMA_VERSION 5
 
 typedef struct Db {
     sqlite3 *h;

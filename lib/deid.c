@@ -295,17 +295,175 @@ int deid_check_corpus(Db *db, const char *key, FvErr *e)
     return 0;
 }
 
-int deid_study_find(Db *db, const char *key, const char *accession, char study_key[65],
-                    int64_t *study_id, FvErr *e)
+/* ---------------------------------------------------------------------------
+ * Finding a study by an identifier a user holds.
+ * ------------------------------------------------------------------------ */
+
+/* The identifier without surrounding whitespace into out (n bytes); 0 when
+ * empty or too long. */
+static size_t id_trim(const char *id, char *out, size_t n)
 {
-    *study_id = 0;
-    if (deid_check_corpus(db, key, e) || deid_pseudonym(key, "study", accession, study_key, e))
-        return -1;
-    int found = 0;
-    if (db_query_int(db, e, study_id, &found, "SELECT id FROM studies WHERE study_key = ?", "s",
-                     study_key))
-        return -1;
-    if (!found)
-        *study_id = 0;
+    size_t k = strlen(id);
+    while (k && isspace((unsigned char)id[k - 1]))
+        k--;
+    while (k && isspace((unsigned char)*id))
+        id++, k--;
+    if (k == 0 || k >= n)
+        return 0;
+    memcpy(out, id, k);
+    out[k] = '\0';
+    return k;
+}
+
+int deid_study_id_put(Db *db, const char *key, int64_t study_id, const char *kind,
+                      const char *id, FvErr *e)
+{
+    char t[1024], h[65];
+    if (!id || !id_trim(id, t, sizeof t))
+        return 0;
+    int rc = deid_pseudonym(key, kind, t, h, e);
+    explicit_bzero(t, sizeof t);
+    if (rc == 0)
+        rc = db_run(db, e,
+                    "INSERT OR IGNORE INTO study_ids (study_id, kind, id_hash) VALUES (?, ?, ?)",
+                    "iss", study_id, kind, h);
+    return rc;
+}
+
+/* Extensions a typed file name may carry (case-insensitive, longest first
+ * where one ends another): archives, NIfTI, DICOM. */
+static const char *const typed_ext[] = {
+    ".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tar.lz4", ".tar.lzma", ".nii.gz",
+    ".tgz", ".tbz2", ".tbz", ".txz", ".tzst", ".tar", ".zip", ".7z", ".cpio", ".nii",
+    ".dcm", ".dicom",
+};
+
+/* The name of a typed path without folders and extension into out; 0 when
+ * it is the text itself (nothing to strip) or nothing is left. */
+static int typed_stem(const char *t, char *out, size_t n)
+{
+    const char *b = strrchr(t, '/');
+    b = b ? b + 1 : t;
+    size_t k = strlen(b);
+    for (size_t i = 0; i < sizeof typed_ext / sizeof typed_ext[0]; i++) {
+        size_t x = strlen(typed_ext[i]);
+        if (k > x && strncasecmp(b + k - x, typed_ext[i], x) == 0) {
+            k -= x;
+            break;
+        }
+    }
+    if (k == 0 || k >= n || (b == t && k == strlen(t)))
+        return 0;
+    memcpy(out, b, k);
+    out[k] = '\0';
+    return 1;
+}
+
+/* 1 when the comma-separated list holds kind ("study" is a prefix of
+ * "study_uid": whole items only). */
+static int has_kind(const char *list, const char *kind)
+{
+    size_t k = strlen(kind);
+    for (const char *p = list; *p;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        if (n == k && !strncmp(p, kind, k))
+            return 1;
+        if (!c)
+            break;
+        p = c + 1;
+    }
     return 0;
+}
+
+static int match_add(DeidMatch **m, int *n, int *cap, int64_t id, const char *skey,
+                     const char *kind, FvErr *e)
+{
+    for (int i = 0; i < *n; i++)
+        if ((*m)[i].study_id == id) {
+            DeidMatch *x = &(*m)[i];
+            if (!has_kind(x->matched, kind))
+                snprintf(x->matched + strlen(x->matched), sizeof x->matched - strlen(x->matched),
+                         ",%s", kind);
+            return 0;
+        }
+    if (arr_reserve(m, cap, *n, sizeof **m, 4))
+        return err_set(e, FV_ENOMEM, "study lookup: out of memory");
+    DeidMatch *x = &(*m)[(*n)++];
+    memset(x, 0, sizeof *x);
+    x->study_id = id;
+    snprintf(x->study_key, sizeof x->study_key, "%s", skey ? skey : "");
+    snprintf(x->matched, sizeof x->matched, "%s", kind);
+    return 0;
+}
+
+static int cmp_match(const void *a, const void *b)
+{
+    const DeidMatch *x = a, *y = b;
+    return (x->study_id > y->study_id) - (x->study_id < y->study_id);
+}
+
+int deid_study_lookup(Db *db, const char *key, const char *text, DeidMatch **out, int *n,
+                      FvErr *e)
+{
+    *out = NULL;
+    *n = 0;
+    char forms[2][1024];
+    int nf = 0;
+    if (id_trim(text, forms[0], sizeof forms[0]))
+        nf = 1 + typed_stem(forms[0], forms[1], sizeof forms[1]);
+    static const char *const kinds[] = {DEID_ID_ACCESSION, DEID_ID_STUDY_UID, DEID_ID_SOURCE,
+                                        "study"};
+    sqlite3_stmt *by_id = NULL, *by_key = NULL;
+    int rc = 0, cap = 0;
+    if (nf &&
+        (db_prepare(db, &by_id,
+                    "SELECT s.id, s.study_key FROM study_ids i JOIN studies s "
+                    "ON s.id = i.study_id WHERE i.kind = ? AND i.id_hash = ?",
+                    e) ||
+         db_prepare(db, &by_key, "SELECT id, study_key FROM studies WHERE study_key = ?", e)))
+        rc = -1;
+    for (size_t k = 0; rc == 0 && k < sizeof kinds / sizeof kinds[0]; k++)
+        for (int f = 0; rc == 0 && f < nf; f++) {
+            char h[65];
+            int last = k == sizeof kinds / sizeof kinds[0] - 1;
+            sqlite3_stmt *st = last ? by_key : by_id;
+            if (deid_pseudonym(key, kinds[k], forms[f], h, e) ||
+                (last ? db_bindf(db, st, e, "s", h) : db_bindf(db, st, e, "ss", kinds[k], h))) {
+                rc = -1;
+                break;
+            }
+            int r;
+            while ((r = db_step(db, st, e)) == 1)
+                if (match_add(out, n, &cap, sqlite3_column_int64(st, 0),
+                              (const char *)sqlite3_column_text(st, 1), kinds[k], e)) {
+                    r = -1;
+                    break;
+                }
+            if (r < 0)
+                rc = -1;
+        }
+    sqlite3_finalize(by_id);
+    sqlite3_finalize(by_key);
+    /* What a user typed must not outlive the lookup. */
+    explicit_bzero(forms, sizeof forms);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    if (*n > 1)
+        qsort(*out, (size_t)*n, sizeof **out, cmp_match);
+    return 0;
+}
+
+int deid_study_find(Db *db, const char *key, const char *text, DeidMatch **out, int *n,
+                    FvErr *e)
+{
+    *out = NULL;
+    *n = 0;
+    if (deid_check_corpus(db, key, e))
+        return -1;
+    return deid_study_lookup(db, key, text, out, n, e);
 }

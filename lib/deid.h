@@ -20,7 +20,8 @@
  * Fails with a message saying how to set it. Points into cfg or environ. */
 int deid_key(Config *cfg, const char **key, FvErr *e);
 
-/* kind is "study" or "patient"; out receives 64 hex characters + NUL. */
+/* kind is "study" or "patient" (the keys stored in studies), or one of the
+ * DEID_ID_* kinds below; out receives 64 hex characters + NUL. */
 int deid_pseudonym(const char *key, const char *kind, const char *source_id, char out[65],
                    FvErr *e);
 
@@ -76,12 +77,49 @@ void deid_fingerprint(const char *key, char out[65]);
  * both fingerprints (first 12 hex digits) when the keys differ. */
 int deid_check_corpus(Db *db, const char *key, FvErr *e);
 
-/* An accession (a source study id as ingest read it: the DICOM
- * StudyInstanceUID, else the archive or file name without extension) to
- * its study key, after deid_check_corpus; *study_id receives studies.id,
- * or 0 when the corpus has no study with that key. The accession itself is
- * never stored. */
-int deid_study_find(Db *db, const char *key, const char *accession, char study_key[65],
-                    int64_t *study_id, FvErr *e);
+/* ---- finding a study by what a user holds ----
+ *
+ * Ingest records, for every study, the keyed hash of each identifier a user
+ * may type (table study_ids): deid_pseudonym(key, kind, identifier) with
+ * kind DEID_ID_ACCESSION (the DICOM AccessionNumber), DEID_ID_STUDY_UID (the
+ * StudyInstanceUID) or DEID_ID_SOURCE (the archive or study-folder name
+ * without extension, a volume's file stem, a CT-RATE study or volume name).
+ * The identifiers themselves are never stored. */
+#define DEID_ID_ACCESSION "accession"
+#define DEID_ID_STUDY_UID "study_uid"
+#define DEID_ID_SOURCE "source"
+
+/* Records the hash of one identifier of a study (INSERT OR IGNORE, in the
+ * caller's transaction). An empty or all-blank id records nothing; the id
+ * is trimmed of surrounding whitespace first, as deid_study_lookup trims
+ * what a user types. */
+int deid_study_id_put(Db *db, const char *key, int64_t study_id, const char *kind,
+                      const char *id, FvErr *e);
+
+/* One study that typed text names. */
+typedef struct DeidMatch {
+    int64_t study_id;
+    char study_key[65];
+    /* the kinds it matched, comma-separated, in the order accession,
+     * study_uid, source, study (the last: the study key itself is the hash
+     * of the text, as for studies ingested before study_ids was kept) */
+    char matched[48];
+} DeidMatch;
+
+/* Every study that an identifier a user typed names, looked up by keyed
+ * hash under each kind of study_ids, and as a study key (the hash of the
+ * source study id). The text is trimmed of surrounding whitespace; when it
+ * looks like a path or a file name (CT20231118002.tar.gz,
+ * train_1_a_1.nii.gz), its name without folders and extension is looked up
+ * too. *out (ordered by study id; free() it) and *n receive the matches;
+ * none is n = 0, not an error. No fingerprint check: see deid_study_find. */
+int deid_study_lookup(Db *db, const char *key, const char *text, DeidMatch **out, int *n,
+                      FvErr *e);
+
+/* deid_study_lookup after deid_check_corpus (the key must be the corpus's:
+ * another key's hashes match nothing, and that must not read as "no such
+ * study"). Used by fvlm key and --accession on show and export. */
+int deid_study_find(Db *db, const char *key, const char *text, DeidMatch **out, int *n,
+                    FvErr *e);
 
 #endif

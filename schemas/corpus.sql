@@ -338,3 +338,16 @@ CREATE TABLE eval_results (
   sensitivity REAL, specificity REAL,
   PRIMARY KEY (run_id, method, task)
 );
+
+-- The identifiers a user may type to find a study (`fvlm key`, --accession,
+-- the audit search), as keyed hashes only: HMAC-SHA256(key,
+-- "<kind>:<identifier>"). kind: accession (DICOM AccessionNumber), study_uid
+-- (StudyInstanceUID), source (an archive or study-folder name without
+-- extension, a file stem, a CT-RATE study or volume name). See
+-- migrations/005.sql.
+CREATE TABLE study_ids (
+  study_id    INTEGER NOT NULL REFERENCES studies(id),
+  kind        TEXT NOT NULL,               -- accession, study_uid or source
+  id_hash     TEXT NOT NULL,               -- HMAC-SHA256(key, "<kind>:<identifier>"), hex
+  PRIMARY KEY (kind, id_hash, study_id)
+);

@@ -178,14 +178,30 @@ int cli_parse_i64(const char *s, long long min, long long max, long long *out)
 int cli_study_by_accession(CliCommon *c, Db *db, const char *accession, int64_t *id, FvErr *e)
 {
     const char *key;
-    char skey[65];
-    if (deid_key(&c->config, &key, e) || deid_study_find(db, key, accession, skey, id, e))
+    DeidMatch *m = NULL;
+    int n = 0;
+    *id = 0;
+    if (deid_key(&c->config, &key, e) || deid_study_find(db, key, accession, &m, &n, e))
         return -1;
-    if (!*id)
+    if (n == 0)
         return err_set(e, FV_ENOTFOUND,
-                       "%s has no study with this accession (study key %.16s...): check the "
-                       "accession (the DICOM StudyInstanceUID, else the archive or file name "
-                       "without extension)",
-                       db->path, skey);
+                       "%s has no study with this accession: check it (the DICOM "
+                       "AccessionNumber, the archive or study-folder name, the "
+                       "StudyInstanceUID or a CT-RATE volume name)",
+                       db->path);
+    if (n > 1) {
+        Buf ids = {0};
+        for (int i = 0; i < n && i < 20; i++)
+            buf_printf(&ids, "%s%lld", i ? ", " : "", (long long)m[i].study_id);
+        err_set(e, FV_EUSAGE,
+                "this accession names %d studies of %s (ids %s%s): `fvlm key` lists them; "
+                "choose one by its id",
+                n, db->path, ids.data ? ids.data : "", n > 20 ? ", ..." : "");
+        buf_free(&ids);
+        free(m);
+        return -1;
+    }
+    *id = m[0].study_id;
+    free(m);
     return 0;
 }

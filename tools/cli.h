@@ -97,9 +97,13 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Prints the error as one line; returns EXIT_FAIL. */
 int cli_fail(const FvErr *e);
 
-/* The studies.id of an accession (--accession on show and export): the key
- * from the config (deid.key) or FVLM_DEID_KEY, checked against the corpus's
- * fingerprint; FV_ENOTFOUND when no study has that accession's key. */
+/* The studies.id of an accession (--accession on show and export): any
+ * identifier of the study a user holds (the DICOM AccessionNumber, the
+ * archive or study-folder name, the StudyInstanceUID, a CT-RATE volume
+ * name), found by its keyed hash (deid_study_find) under the key from the
+ * config (deid.key) or FVLM_DEID_KEY, checked against the corpus's
+ * fingerprint. FV_ENOTFOUND when no study has it; FV_EUSAGE naming the
+ * study ids when several do. */
 int cli_study_by_accession(CliCommon *c, Db *db, const char *accession, int64_t *id, FvErr *e);
 
 /* Parses a non-negative integer option value; returns -1 on a bad value. */

@@ -1,6 +1,8 @@
-/* fvlm key: accessions to study keys, so a user can find a study without
- * the corpus ever holding an accession. */
+/* fvlm key: the identifiers a user holds (accession, archive name, study
+ * UID, CT-RATE volume name) to studies, so a user can find a study without
+ * the corpus ever holding one. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
@@ -13,21 +15,30 @@
 
 static const char *help =
     "usage: fvlm key [--db FILE] [--config FILE] [--json] ACCESSION...\n\n"
-    "Prints each accession's study key: the keyed hash that ingest stores in place\n"
-    "of the source study id (HMAC-SHA256 under the de-identification key of\n"
-    "\"study:<ACCESSION>\"), and the study's id in the corpus. ACCESSION is the\n"
-    "study's source id as ingest read it: the DICOM StudyInstanceUID, else the\n"
-    "archive or file name without extension (CT20231118002 for\n"
-    "CT20231118002.tar.gz). The key comes from FVLM_DEID_KEY or deid.key in the\n"
-    "config, and must be the corpus's (its fingerprint is checked first). The\n"
-    "accessions are printed here only, never stored. Then `fvlm show --accession A`\n"
-    "and `fvlm export --accession A` select that study.\n\n"
-    "Output: one line per accession, ACCESSION<TAB>STUDY_KEY<TAB>STUDY_ID (- when\n"
-    "the corpus has no such study). Exit 1 when any accession has no study.\n\n"
+    "Finds the studies of identifiers a user holds, without the corpus ever\n"
+    "holding one: ingest keeps only keyed hashes (HMAC-SHA256 under the\n"
+    "de-identification key) of each study's identifiers. ACCESSION may be:\n"
+    "  - the DICOM AccessionNumber (0008,0050), as the hospital's systems show it;\n"
+    "  - the archive or study-folder name the hospital gave, with or without its\n"
+    "    extension or folders (CT20231118002.tar.gz, CT20231118002);\n"
+    "  - the DICOM StudyInstanceUID;\n"
+    "  - a CT-RATE VolumeName or study name (train_1_a_1.nii.gz, train_1_a).\n"
+    "Surrounding spaces are ignored; the rest must match exactly. The key comes\n"
+    "from FVLM_DEID_KEY or deid.key in the config, and must be the corpus's (its\n"
+    "fingerprint is checked first). The identifiers are printed here only, never\n"
+    "stored. Then `fvlm show STUDY_ID`, `fvlm show --accession A` and\n"
+    "`fvlm export --accession A` select that study.\n\n"
+    "Output: one line per study found, ACCESSION<TAB>STUDY_KEY<TAB>STUDY_ID<TAB>\n"
+    "MATCHED (what it matched: accession, study_uid, source for an archive, folder\n"
+    "or file name, study for the study key itself; comma-separated). An identifier\n"
+    "that names several studies (an archive holding a prior) gives a line for each.\n"
+    "One that names none gives ACCESSION<TAB>-<TAB>-<TAB>- and an error line; then\n"
+    "the exit status is 1.\n\n"
     "options:\n"
     "  --db FILE          corpus database (default corpus.db)\n"
     "  --config FILE      configuration file (for deid.key)\n"
-    "  --json             a JSON array of {accession, study_key, study_id}\n"
+    "  --json             a JSON array of {accession, study_key, study_id, matched},\n"
+    "                     nulls for an identifier with no study\n"
     "  --help             this help\n";
 
 int cmd_key(int argc, char **argv)
@@ -60,31 +71,38 @@ int cmd_key(int argc, char **argv)
         goto done;
     }
     for (int i = optind; i < argc; i++) {
-        char skey[65];
-        int64_t id;
-        if (deid_study_find(db, key, argv[i], skey, &id, &e)) {
+        DeidMatch *m = NULL;
+        int n = 0;
+        if (deid_study_find(db, key, argv[i], &m, &n, &e)) {
             rc = cli_fail(&e);
             goto done;
         }
-        if (!id) {
-            log_error("%s: no study with this accession in %s", argv[i], cc.db);
+        if (n == 0) {
+            log_error("%s: no study with this identifier in %s (an AccessionNumber, archive or "
+                      "study-folder name, StudyInstanceUID or CT-RATE volume name)",
+                      argv[i], cc.db);
             missing++;
         }
         if (cc.json) {
-            jw_obj(&w);
-            jw_key(&w, "accession"); jw_str(&w, argv[i]);
-            jw_key(&w, "study_key"); jw_str(&w, skey);
-            jw_key(&w, "study_id");
-            if (id)
-                jw_int(&w, id);
-            else
-                jw_null(&w);
-            jw_obj_end(&w);
-        } else if (id) {
-            buf_printf(&b, "%s\t%s\t%lld\n", argv[i], skey, (long long)id);
+            for (int k = 0; k < (n ? n : 1); k++) {
+                jw_obj(&w);
+                jw_key(&w, "accession"); jw_str(&w, argv[i]);
+                jw_key(&w, "study_key");
+                if (n) jw_str(&w, m[k].study_key); else jw_null(&w);
+                jw_key(&w, "study_id");
+                if (n) jw_int(&w, m[k].study_id); else jw_null(&w);
+                jw_key(&w, "matched");
+                if (n) jw_str(&w, m[k].matched); else jw_null(&w);
+                jw_obj_end(&w);
+            }
+        } else if (n == 0) {
+            buf_printf(&b, "%s\t-\t-\t-\n", argv[i]);
         } else {
-            buf_printf(&b, "%s\t%s\t-\n", argv[i], skey);
+            for (int k = 0; k < n; k++)
+                buf_printf(&b, "%s\t%s\t%lld\t%s\n", argv[i], m[k].study_key,
+                           (long long)m[k].study_id, m[k].matched);
         }
+        free(m);
     }
     if (cc.json) {
         jw_arr_end(&w);

@@ -27,8 +27,10 @@ static const char *help =
     "options:\n"
     "  --db FILE          corpus database (default corpus.db)\n"
     "  --json             the same as one JSON object\n"
-    "  --accession A      the study of accession A (needs FVLM_DEID_KEY or deid.key,\n"
-    "                     the corpus's de-identification key)\n"
+    "  --accession A      the study of accession A: its DICOM AccessionNumber, archive\n"
+    "                     or study-folder name, StudyInstanceUID or CT-RATE volume name,\n"
+    "                     as `fvlm key` takes them (needs FVLM_DEID_KEY or deid.key, the\n"
+    "                     corpus's de-identification key)\n"
     "  --config FILE      configuration file (for deid.key)\n"
     "  --help             this help\n";
 

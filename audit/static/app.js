@@ -551,7 +551,9 @@ $('searchForm').addEventListener('submit', async (ev) => {
     $('searchBox').value = '';  // an accession does not stay on the screen
     if (!r.length) { toast('no study matches', true); return; }
     await openStudy(r[0].study_id);
-    if (r.length > 1) toast(r.length + ' studies match; showing the first');
+    // An accession or archive name may name several studies: say which.
+    const ids = [...new Set(r.map((x) => x.study_id))];
+    if (ids.length > 1) toast(ids.length + ' studies match (' + ids.join(', ') + '); showing ' + ids[0]);
     $('searchBox').blur();
   } catch (e) { toast(e.message, true); }
 });

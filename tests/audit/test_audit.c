@@ -14,6 +14,7 @@
 #include "db.h"
 #include "decide.h"
 #include "deid.h"
+#include "fsutil.h"
 #include "json.h"
 #include "queue.h"
 #include "server.h"
@@ -636,6 +637,84 @@ static void test_search_finds_a_study_by_id_key_prefix_and_original_id(void)
     buf_free(&b);
 }
 
+/* The hospital's AccessionNumber and archive name (what an annotator
+ * holds) find the study; the corpus holds neither, only keyed hashes. */
+static void test_search_finds_a_study_by_its_dicom_accession_and_archive_name(void)
+{
+    char tpath[400], *truth = NULL;
+    size_t tlen;
+    FvErr e = {0};
+    snprintf(tpath, sizeof tpath, "%s/corpus/truth/studies.jsonl", dir);
+    CHECK_OK(fs_read_file(tpath, 1 << 24, &truth, &tlen, &e), &e);
+    char acc[64] = "", uid[128] = "", arch[128] = "";
+    for (char *line = strtok(truth, "\n"); line && !acc[0]; line = strtok(NULL, "\n")) {
+        JsonValue *r = NULL;
+        if (json_parse(line, strlen(line), &r, &e) == 0 &&
+            !strcmp(json_get_str(r, "layout", ""), "hospital")) {
+            const JsonValue *scan = json_get(r, "scan");
+            const JsonValue *phi = scan ? json_get(scan, "phi") : NULL;
+            const char *p = json_get_str(r, "path", "");
+            snprintf(acc, sizeof acc, "%s", phi ? json_get_str(phi, "accession", "") : "");
+            snprintf(uid, sizeof uid, "%s", json_get_str(r, "study_id", ""));
+            snprintf(arch, sizeof arch, "%s", strrchr(p, '/') ? strrchr(p, '/') + 1 : p);
+        }
+        json_free(&r);
+    }
+    free(truth);
+    CHECK(acc[0] && uid[0] && arch[0], "no hospital study with an accession in %s", tpath);
+    char skey[65], want[64];
+    CHECK_OK(deid_pseudonym(KEY, "study", uid, skey, &e), &e);
+    Db *db = db_ro();
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT id FROM studies WHERE study_key = '%s'", skey);
+    snprintf(want, sizeof want, "\"study_id\":%s", sql_str(db, sql));
+    db_close(&db);
+    Login l;
+    CHECK_EQ_INT(login("alice", tok_alice, "10.0.5.2", &l), 200);
+    Buf b = {0};
+    char q[200];
+    snprintf(q, sizeof q, "q=%s", acc);
+    CHECK_EQ_INT(get(&l, "/api/search", q, &b), 200);
+    CHECK(strstr(b.data, want) && strstr(b.data, "\"as\":\"accession"),
+          "search by AccessionNumber %s: want %s, got %s", acc, want, b.data);
+    CHECK(!strstr(b.data, acc), "the typed accession is echoed back: %s", b.data);
+    buf_reset(&b);
+    snprintf(q, sizeof q, "q=%s", arch); /* with its extension: CT....tar.gz */
+    CHECK_EQ_INT(get(&l, "/api/search", q, &b), 200);
+    CHECK(strstr(b.data, want) && strstr(b.data, "source"), "search by archive name %s: want %s, got %s",
+          arch, want, b.data);
+    buf_reset(&b);
+    CHECK_EQ_INT(get(&l, "/api/search", "q=A000000999999", &b), 200);
+    CHECK(!strcmp(b.data, "[]"), "an unknown accession finds: %s", b.data);
+    buf_free(&b);
+    /* Only keyed hashes: neither the accession nor the archive name is in
+     * the database file or its write-ahead log. */
+    for (int k = 0; k < 2; k++) {
+        char path[320];
+        snprintf(path, sizeof path, "%s%s", dbpath, k ? "-wal" : "");
+        char *raw = NULL;
+        size_t rl;
+        if (k && access(path, F_OK) != 0)
+            continue;
+        CHECK_OK(fs_read_file(path, (size_t)1 << 30, &raw, &rl, &e), &e);
+        CHECK(!memmem(raw, rl, acc, strlen(acc)), "%s holds the accession %s", path, acc);
+        CHECK(!memmem(raw, rl, arch, strlen(arch)), "%s holds the archive name %s", path, arch);
+        free(raw);
+    }
+}
+
+/* Accession search hashes what is typed: a server with another key would
+ * match nothing, so it does not start. */
+static void test_server_refuses_another_deid_key(void)
+{
+    ServerOptions o = {.db_path = dbpath, .deid_key = "another-deid-key-0987"};
+    AuditServer *other = NULL;
+    FvErr e = {0};
+    CHECK(server_open(&other, &o, 0, &e) != 0, "a server with another key started");
+    CHECK(strstr(e.msg, "another de-identification key") != NULL, "message: %s", e.msg);
+    server_close(&other);
+}
+
 static void test_queue_orders_and_next(void)
 {
     Db *db = db_ro();
@@ -813,6 +892,8 @@ int main(void)
     RUN(test_a_leads_decision_resolves_a_conflict);
     RUN(test_hostile_text_round_trips_escaped_through_json_csv_and_jsonl);
     RUN(test_search_finds_a_study_by_id_key_prefix_and_original_id);
+    RUN(test_search_finds_a_study_by_its_dicom_accession_and_archive_name);
+    RUN(test_server_refuses_another_deid_key);
     RUN(test_queue_orders_and_next);
     RUN(test_a_recorded_but_unapplied_decision_is_applied_at_the_next_start);
     RUN(test_cli_users_queues_by_model_stats_and_export);

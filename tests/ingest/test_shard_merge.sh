@@ -42,6 +42,10 @@ rows() {
 }
 [ "$(rows whole.db)" = "$(rows all.db)" ] ||
     fail "studies, volumes, masks or reports differ between one ingest and the merged shards"
+ids() { sqlite3 "$1" "SELECT s.study_key, i.kind, i.id_hash FROM study_ids i JOIN studies s
+    ON s.id = i.study_id ORDER BY 1, 2, 3" | sha256sum; }
+[ "$(sqlite3 all.db "SELECT COUNT(*) FROM study_ids")" -gt 8 ] || fail "the merged corpus lacks study_ids"
+[ "$(ids whole.db)" = "$(ids all.db)" ] || fail "the identifiers' hashes (study_ids) differ"
 src() { sqlite3 "$1" "SELECT sha256, kind, status, path, member FROM sources ORDER BY 1, 2, 4, 5" | sha256sum; }
 [ "$(src whole.db)" = "$(src all.db)" ] || fail "the members (sources) differ"
 [ "$(rows whole.db)" = "$(rows one.db)" ] && [ "$(src whole.db)" = "$(src one.db)" ] ||

@@ -62,6 +62,19 @@ db=$tmp/c.db
 export FVLM_DEID_KEY=cli-test-key-0123
 "$bin" synth --out "$tmp/s" --studies 3 --seed 2 --size tiny --layout hospital --quiet >/dev/null \
     || fail "synth"
+# The hospital named its archives by accession; here the first is named
+# otherwise, the second by a patient's name, and a third archive of that name
+# (another study) lies in another folder: the name then finds both.
+truth=$tmp/s/truth/studies.jsonl
+field() { sed -n "$1p" "$truth" | grep -o "\"$2\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
+acc1=$(field 1 accession); acc2=$(field 2 accession); acc3=$(field 3 accession)
+a1=$(field 1 path); a2=$(field 2 path); a3=$(field 3 path)
+b1=$(basename "$a1"); b2=$(basename "$a2"); b3=$(basename "$a3")
+[ -n "$acc1" ] && [ -n "$acc2" ] && [ -n "$acc3" ] && [ -n "$a2" ] || fail "no accession in the synth truth"
+mv "$tmp/s/$a1" "$tmp/s/hospital/train/CT20231118002.${b1#*.}"
+mv "$tmp/s/$a2" "$tmp/s/hospital/train/Zhang_San_0042.${b2#*.}"
+mkdir "$tmp/s/hospital/train/more"
+mv "$tmp/s/$a3" "$tmp/s/hospital/train/more/Zhang_San_0042.${b3#*.}"
 mkdir "$tmp/empty"
 expect_rc 1 "ingest of an empty folder" "$bin" ingest --db "$tmp/e.db" "$tmp/empty" --quiet
 grep -q "no file found" /tmp/fvlm-cli-err.$$ || fail "ingest of nothing: $(err)"
@@ -82,10 +95,37 @@ grep -q "FVLM_DEID_KEY" /tmp/fvlm-cli-err.$$ || fail "another key message lacks 
 uid=$(grep -o '"study_id":"[^"]*"' "$tmp/s/truth/studies.jsonl" | head -1 | cut -d'"' -f4)
 [ -n "$uid" ] || fail "no study id in the synth truth"
 expect_rc 0 "fvlm key" "$bin" key --db "$db" "$uid"
-grep -q "^$uid	[0-9a-f]\{64\}	[0-9][0-9]*$" /tmp/fvlm-cli-out.$$ || fail "key output: $(cat /tmp/fvlm-cli-out.$$)"
+grep -q "^$uid	[0-9a-f]\{64\}	[0-9][0-9]*	study_uid,study$" /tmp/fvlm-cli-out.$$ \
+    || fail "key output: $(cat /tmp/fvlm-cli-out.$$)"
 sid=$(cut -f3 /tmp/fvlm-cli-out.$$)
+# What a user holds finds the study: the DICOM AccessionNumber, the
+# archive's name (with or without extension and folders).
+expect_rc 0 "fvlm key ACCESSION" "$bin" key --db "$db" "$acc1"
+[ "$(cut -f3 /tmp/fvlm-cli-out.$$)" = "$sid" ] || fail "key of the accession: $(cat /tmp/fvlm-cli-out.$$)"
+grep -q "	accession" /tmp/fvlm-cli-out.$$ || fail "key of the accession matched: $(cat /tmp/fvlm-cli-out.$$)"
+expect_rc 0 "fvlm key ACCESSION of a renamed archive" "$bin" key --db "$db" "$acc2"
+sid2=$(cut -f3 /tmp/fvlm-cli-out.$$)
+[ -n "$sid2" ] && [ "$sid2" != "$sid" ] || fail "key of the second accession: $(cat /tmp/fvlm-cli-out.$$)"
+expect_rc 0 "fvlm key ARCHIVE" "$bin" key --db "$db" "CT20231118002.${b1#*.}" \
+    "hospital/train/CT20231118002.${b1#*.}" CT20231118002 " $acc2 "
+[ "$(cut -f3- /tmp/fvlm-cli-out.$$ | sort -u)" = "$(printf '%s\tsource\n%s\taccession\n' "$sid" "$sid2" | sort)" ] || fail "key of the archive name, its path and stem, a spaced accession: $(cat /tmp/fvlm-cli-out.$$)"
+expect_rc 0 "fvlm key of a name two archives share" "$bin" key --db "$db" Zhang_San_0042
+[ "$(wc -l < /tmp/fvlm-cli-out.$$)" = 2 ] || fail "a shared name lists $(cat /tmp/fvlm-cli-out.$$)"
+grep -q "	$sid2	source$" /tmp/fvlm-cli-out.$$ || fail "a shared name misses study $sid2"
+sid3=$("$bin" key --db "$db" "$acc3" | cut -f3)
+grep -q "	$sid3	source$" /tmp/fvlm-cli-out.$$ || fail "a shared name misses study $sid3"
+expect_rc 1 "show --accession of a name two archives share" "$bin" show --db "$db" --accession Zhang_San_0042
+grep -q "names 2 studies" /tmp/fvlm-cli-err.$$ || fail "ambiguous --accession: $(err)"
 expect_rc 1 "fvlm key of an unknown accession" "$bin" key --db "$db" "$uid" no-such-accession
-grep -q "^no-such-accession	[0-9a-f]\{64\}	-$" /tmp/fvlm-cli-out.$$ || fail "unknown accession line"
+grep -q "^no-such-accession	-	-	-$" /tmp/fvlm-cli-out.$$ || fail "unknown accession line"
+grep -q "no-such-accession: no study with this identifier" /tmp/fvlm-cli-err.$$ || fail "unknown accession: $(err)"
+# Neither an accession nor an archive name is in the database file (or its log).
+for f in "$db" "$db-wal"; do
+    [ -f "$f" ] || continue
+    for w in "$acc1" "$acc2" "$acc3" Zhang_San CT20231118002; do
+        grep -q -a -F "$w" "$f" && fail "$f holds $w"
+    done
+done
 FVLM_DEID_KEY=another-key-456789 expect_rc 1 "fvlm key with another key" "$bin" key --db "$db" "$uid"
 expect_rc 2 "fvlm key without accession" "$bin" key --db "$db"
 if command -v sqlite3 >/dev/null; then
@@ -124,9 +164,11 @@ expect_rc 2 "--set typo in train" "$bin" train --db "$db" --preset tiny --out "$
 # show and export by accession.
 expect_rc 0 "show --accession" "$bin" show --db "$db" --accession "$uid"
 grep -q "^study $sid " /tmp/fvlm-cli-out.$$ || fail "show --accession shows another study"
+expect_rc 0 "show --accession ACCESSION" "$bin" show --db "$db" --accession "$acc2"
+grep -q "^study $sid2 " /tmp/fvlm-cli-out.$$ || fail "show --accession of the AccessionNumber"
 expect_rc 1 "show --accession unknown" "$bin" show --db "$db" --accession nope
 expect_rc 0 "export --accession" "$bin" export --db "$db" --format jsonl --out "$tmp/x1" \
-    --accession "$uid" --json
+    --accession "$acc1" --json
 grep -q '"studies": 1,' /tmp/fvlm-cli-out.$$ || fail "export --accession: $(cat /tmp/fvlm-cli-out.$$)"
 
 # inspect: an unreadable file is exit 1 with the error on stderr.

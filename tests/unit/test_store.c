@@ -386,6 +386,77 @@ static void test_deid_fingerprint_claims_a_corpus_and_refuses_another_key(void)
     db_close(&db);
 }
 
+/* study_ids: what a user types finds every study it names, by keyed hash
+ * under each kind, trimmed and without folders or extension; a study key
+ * (corpora before study_ids) still matches; only hashes are stored. */
+static void test_deid_study_lookup_finds_every_study_an_identifier_names(void)
+{
+    const char *K = "secretkey1";
+    char p[300];
+    path_in_tmp(p, sizeof p, "ids.db");
+    Db *db = NULL;
+    FvErr e = {0};
+    CHECK_OK(db_open(&db, p, 0, &e), &e);
+    if (!db)
+        return;
+    char k1[65], k2[65], k3[65], h[65];
+    CHECK_OK(deid_pseudonym(K, "study", "1.2.3", k1, &e), &e);
+    CHECK_OK(deid_pseudonym(K, "study", "1.2.4", k2, &e), &e);
+    CHECK_OK(deid_pseudonym(K, "study", "old-study", k3, &e), &e);
+    CHECK_OK(db_run(db, &e, "INSERT INTO studies (id, study_key) VALUES (1, ?), (2, ?), (3, ?)",
+                    "sss", k1, k2, k3),
+             &e);
+    /* Study 1: accession A100, archive CT2023 (stem); study 2 came in an
+     * archive of the same name; study 3 has no study_ids rows (old). */
+    CHECK_OK(deid_study_id_put(db, K, 1, DEID_ID_STUDY_UID, "1.2.3", &e), &e);
+    CHECK_OK(deid_study_id_put(db, K, 1, DEID_ID_ACCESSION, " A100 ", &e), &e);
+    CHECK_OK(deid_study_id_put(db, K, 1, DEID_ID_SOURCE, "CT2023", &e), &e);
+    CHECK_OK(deid_study_id_put(db, K, 1, DEID_ID_SOURCE, "CT2023", &e), &e); /* idempotent */
+    CHECK_OK(deid_study_id_put(db, K, 2, DEID_ID_SOURCE, "CT2023", &e), &e);
+    CHECK_OK(deid_study_id_put(db, K, 2, DEID_ID_ACCESSION, "", &e), &e); /* none: no row */
+    int64_t n = -1;
+    CHECK_OK(db_query_int(db, &e, &n, NULL, "SELECT count(*) FROM study_ids", ""), &e);
+    CHECK_EQ_INT(n, 4);
+    CHECK_OK(deid_pseudonym(K, "accession", "A100", h, &e), &e);
+    CHECK_OK(db_query_int(db, &e, &n, NULL,
+                          "SELECT count(*) FROM study_ids WHERE kind = 'accession' AND id_hash = ?",
+                          "s", h),
+             &e);
+    CHECK_EQ_INT(n, 1);
+    DeidMatch *m = NULL;
+    int nm = -1;
+    CHECK_OK(deid_study_find(db, K, "A100", &m, &nm, &e), &e);
+    CHECK(nm == 1 && m[0].study_id == 1 && !strcmp(m[0].matched, "accession") &&
+              !strcmp(m[0].study_key, k1),
+          "A100: %d matches", nm);
+    free(m);
+    CHECK_OK(deid_study_find(db, K, "\tdata/train/CT2023.tar.gz ", &m, &nm, &e), &e);
+    CHECK(nm == 2 && m[0].study_id == 1 && m[1].study_id == 2 &&
+              !strcmp(m[0].matched, "source") && !strcmp(m[1].matched, "source"),
+          "an archive path names %d studies, not 1 and 2", nm);
+    free(m);
+    /* The study UID is both a study_uid row and the study key: one match,
+     * both kinds ("study" is not mistaken for "study_uid"). */
+    CHECK_OK(deid_study_find(db, K, "1.2.3", &m, &nm, &e), &e);
+    CHECK(nm == 1 && !strcmp(m[0].matched, "study_uid,study"), "1.2.3: %d, %s", nm,
+          nm ? m[0].matched : "");
+    free(m);
+    CHECK_OK(deid_study_find(db, K, "old-study", &m, &nm, &e), &e);
+    CHECK(nm == 1 && m[0].study_id == 3 && !strcmp(m[0].matched, "study"), "old-study: %d", nm);
+    free(m);
+    CHECK_OK(deid_study_find(db, K, "a100", &m, &nm, &e), &e);
+    CHECK_EQ_INT(nm, 0);
+    free(m);
+    CHECK_OK(deid_study_find(db, K, "   ", &m, &nm, &e), &e);
+    CHECK_EQ_INT(nm, 0);
+    free(m);
+    /* Another key: refused, not "no such study". */
+    CHECK(deid_study_find(db, "another-key-2", "A100", &m, &nm, &e) == -1 && nm == 0,
+          "another key was accepted");
+    err_clear(&e);
+    db_close(&db);
+}
+
 int main(void)
 {
     snprintf(g_dir, sizeof g_dir, "/tmp/fvlm-test-store-%ld", (long)getpid());
@@ -403,6 +474,7 @@ int main(void)
     RUN(test_safetensors_rejects_hostile_headers);
     RUN(test_file_list_is_recursive_sorted_and_stops_at_link_loops);
     RUN(test_deid_fingerprint_claims_a_corpus_and_refuses_another_key);
+    RUN(test_deid_study_lookup_finds_every_study_an_identifier_names);
     test_remove(g_dir);
     return test_finish();
 }
