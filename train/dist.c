@@ -123,42 +123,39 @@ static void displacements(const Dist *d, const int *counts, int *displs)
     }
 }
 
-int dist_gather_ints(Dist *d, const int *mine, int n, int *all, const int *counts, int *displs,
-                     FvErr *e)
+/* The all-gather of ints (is_float 0) or floats (1): the one body of both
+ * public functions, which differ only in the element type. */
+static int gather(Dist *d, const void *mine, int n, void *all, const int *counts, int *displs,
+                  int is_float, FvErr *e)
 {
+    size_t elem = is_float ? sizeof(float) : sizeof(int);
     displacements(d, counts, displs);
     if (d->size == 1) {
-        memmove(all, mine, (size_t)n * sizeof *all);
+        memmove(all, mine, (size_t)n * elem);
         return 0;
     }
 #ifdef FVLM_MPI
+    MPI_Datatype type = is_float ? MPI_FLOAT : MPI_INT;
     double t0 = now_seconds();
-    int rc = MPI_Allgatherv(mine, n, MPI_INT, all, counts, displs, MPI_INT, MPI_COMM_WORLD);
+    int rc = MPI_Allgatherv(mine, n, type, all, counts, displs, type, MPI_COMM_WORLD);
     d->comm_s += now_seconds() - t0;
-    d->gather_bytes += (double)(displs[d->size - 1] + counts[d->size - 1]) * sizeof(int);
+    d->gather_bytes += (double)(displs[d->size - 1] + counts[d->size - 1]) * (double)elem;
     return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "MPI_Allgatherv", e);
 #else
     return err_set(e, FV_EINTERNAL, "no MPI");
 #endif
 }
 
+int dist_gather_ints(Dist *d, const int *mine, int n, int *all, const int *counts, int *displs,
+                     FvErr *e)
+{
+    return gather(d, mine, n, all, counts, displs, 0, e);
+}
+
 int dist_gather_floats(Dist *d, const float *mine, int n, float *all, const int *counts,
                        int *displs, FvErr *e)
 {
-    displacements(d, counts, displs);
-    if (d->size == 1) {
-        memmove(all, mine, (size_t)n * sizeof *all);
-        return 0;
-    }
-#ifdef FVLM_MPI
-    double t0 = now_seconds();
-    int rc = MPI_Allgatherv(mine, n, MPI_FLOAT, all, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
-    d->comm_s += now_seconds() - t0;
-    d->gather_bytes += (double)(displs[d->size - 1] + counts[d->size - 1]) * sizeof(float);
-    return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "MPI_Allgatherv", e);
-#else
-    return err_set(e, FV_EINTERNAL, "no MPI");
-#endif
+    return gather(d, mine, n, all, counts, displs, 1, e);
 }
 
 int dist_any(Dist *d, int flag)

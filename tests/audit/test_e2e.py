@@ -29,11 +29,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import browser  # noqa: E402  (tests/browser.py)
+
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import NoAlertPresentException
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:
@@ -74,8 +74,7 @@ def main():
     ap.add_argument("--screenshot", default=None, help="where to write the README screenshot")
     ap.add_argument("--keep", default=None, help="work in this folder and keep it")
     a = ap.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_bin = shutil.which("chromedriver")
+    chromium, driver_bin = browser.find()
     if not chromium or not driver_bin:
         print("SKIP: chromium or chromedriver is not installed")
         return 77
@@ -112,14 +111,7 @@ def main():
         if not m:
             sys.exit("fvlm audit serve did not print its URL: %r %s" % (line, srv.stderr.read()[-500:]))
         url = m.group(1)
-        opts = Options()
-        opts.binary_location = chromium
-        for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1500,950",
-                    "--user-data-dir=" + os.path.join(tmp, "chromium-profile")):
-            opts.add_argument(arg)
-        drv = webdriver.Chrome(service=Service(driver_bin), options=opts)
+        drv = browser.start(os.path.join(tmp, "chromium-profile"), 1500, 950)
         drv.set_page_load_timeout(20)
         wait = WebDriverWait(drv, 10)
         J = drv.execute_script

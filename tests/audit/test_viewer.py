@@ -28,10 +28,10 @@ import threading
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import browser  # noqa: E402  (tests/browser.py)
+
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -123,8 +123,7 @@ def main():
     ap.add_argument("--fixture", required=True)
     ap.add_argument("--source-root", default=os.environ.get("FVLM_SOURCE_ROOT", "."))
     args = ap.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_bin = shutil.which("chromedriver")
+    chromium, driver_bin = browser.find()
     if not chromium or not driver_bin:
         print("SKIP: chromium or chromedriver is not installed")
         return 77
@@ -137,16 +136,9 @@ def main():
     base = "http://127.0.0.1:%d" % srv.server_address[1]
 
     profile = tempfile.mkdtemp(prefix="fvlm-viewer-chromium.")
-    opts = Options()
-    opts.binary_location = chromium
-    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--force-color-profile=srgb", "--window-size=1000,1200",
-              "--user-data-dir=" + profile]:
-        opts.add_argument(a)
     drv = None
     try:
-        drv = webdriver.Chrome(service=Service(driver_bin), options=opts)
+        drv = browser.start(profile, 1000, 1200, ["--force-color-profile=srgb"])
         drv.set_script_timeout(10)
         run(drv, base, log)
     finally:

@@ -9,24 +9,18 @@ import sys
 import tempfile
 
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 except ImportError:
     print("SKIP: python3-selenium is absent")
     sys.exit(77)
-if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import browser  # noqa: E402  (tests/browser.py)
+
+if None in browser.find():
     print("SKIP: chromium or chromium-driver is absent")
     sys.exit(77)
 
-o = Options()
-o.binary_location = "/usr/bin/chromium"
-for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-          "--user-data-dir=" + tempfile.mkdtemp()]:
-    o.add_argument(a)
-d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+d = browser.start(tempfile.mkdtemp(), 1280, 900)
 d.get("file://" + sys.argv[1])
 t = d.find_element(By.CSS_SELECTOR, "table.sortable")
 hdr = t.find_elements(By.TAG_NAME, "th")
