@@ -647,6 +647,20 @@ int links_build(const Ontology *o, const AlignDoc *d, const unsigned char *cover
                 }
             }
         }
+        /* Before the first heading (the examination's title, the clinical
+         * question): a region word in a sentence that states no finding
+         * ("胸部平扫CT", "胸痛", "CT of the chest") names the examination or
+         * a symptom, not the state of every organ of the region. */
+        if (n_groups && d->sent[s].section == SECTION_OTHER) {
+            int stated = 0;
+            for (int k = 0; k < d->n_find && !stated; k++)
+                stated = d->find[k].sent == s;
+            for (int a = 0; a < na && !stated; a++)
+                if (cand[a] == LINK_GROUP) {
+                    cand[a] = LINK_NONE;
+                    ev[a].kind = EV_NONE;
+                }
+        }
         int any = 0, n_found = 0;
         for (int a = 0; a < na && !any; a++)
             any = cand[a] != LINK_NONE;

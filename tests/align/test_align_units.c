@@ -174,6 +174,30 @@ static void test_group_without_mask_reaches_members_with_tasks(void)
     links_free(&ls);
 }
 
+/* Before the first heading, a region word that states no finding names the
+ * examination or a symptom ("胸部平扫CT", "胸痛"): no group links; an organ
+ * mention there still links, and so does a group with a finding. */
+static void test_title_and_complaint_before_the_findings_link_no_group(void)
+{
+    Doc x;
+    doc_init(&x, 1);
+    int s0 = sent(&x, SECTION_OTHER, "胸部平扫CT");
+    group(&x, s0, "mediastinum");
+    int s1 = sent(&x, SECTION_OTHER, "肝癌术后复查");
+    mention(&x, s1, "liver");
+    int s2 = sent(&x, SECTION_FINDINGS, "纵隔结构未见异常。");
+    group(&x, s2, "mediastinum");
+    LinkSet ls = {0};
+    FvErr e = {0};
+    CHECK_OK(links_build(O, &x.d, NULL, &CUES, &ls, &e), &e);
+    char b[512];
+    CHECK_STR(links_of(&ls, s0, b, sizeof b), "-:none");
+    CHECK_STR(links_of(&ls, s1, b, sizeof b), "liver:mention");
+    links_of(&ls, s2, b, sizeof b);
+    CHECK(strstr(b, "heart:group") != NULL, "the findings' group statement lost its links: %s", b);
+    links_free(&ls);
+}
+
 static void test_body_finding_stays_beside_a_specific_anatomy(void)
 {
     Doc x;
@@ -847,6 +871,7 @@ int main(void)
     RUN(test_continuation_inherits_previous_sentence_within_section);
     RUN(test_group_statement_reaches_covered_members_only);
     RUN(test_group_without_mask_reaches_members_with_tasks);
+    RUN(test_title_and_complaint_before_the_findings_link_no_group);
     RUN(test_body_mention_alone_links_body);
     RUN(test_body_finding_stays_beside_a_specific_anatomy);
     RUN(test_rejected_link_is_kept_but_not_used_or_continued);
