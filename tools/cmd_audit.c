@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "accounts.h"
 #include "cli.h"
@@ -170,12 +171,12 @@ static int args_parse(Args *a, int argc, char **argv, const char *cmd, const int
 
 /* ------------------------------------------------------------------------ */
 
+/* The signal that asks the server to stop (0 while none has). */
 static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    g_stop = 1;
+    g_stop = sig;
 }
 
 static int audit_serve(int argc, char **argv)
@@ -209,8 +210,11 @@ static int audit_serve(int argc, char **argv)
         .cert = a.cert, .key = a.key, .deid_key = deid, .threads = (int)a.threads,
         .argv = (const char *const *)argv, .argc = argc,
     };
-    /* Signals are caught before the server threads start, so they inherit
-     * the handler and SIGINT/SIGTERM end the loop below cleanly. */
+    /* SIGINT and SIGTERM set a flag that this thread checks every 100 ms.
+     * The kernel hands a process's signal to any thread that does not block
+     * it, and some were started before main (OpenBLAS's pool): a handler
+     * running there while this thread sat in pause() left the server up for
+     * ever, and with the signal blocked here only, it killed the process. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -239,9 +243,11 @@ static int audit_serve(int argc, char **argv)
     /* Progress lines of per-decision re-alignment would flood the log. */
     if (log_get_level() == LOG_INFO)
         log_set_level(LOG_WARN);
-    while (!g_stop)
-        pause();
-    fprintf(stderr, "fvlm audit: stopping\n");
+    while (!g_stop) {
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        nanosleep(&tick, NULL);
+    }
+    fprintf(stderr, "fvlm audit: stopping (%s)\n", g_stop == SIGINT ? "SIGINT" : "SIGTERM");
     server_close(&s);
     cli_common_free(&a.cli);
     return EXIT_OK;
