@@ -73,6 +73,15 @@ static void test_json_parser_reads_what_the_writer_wrote(void)
     CHECK(json_get(json_get(v, "o"), "t")->boolean == 1, "o.t");
     CHECK_EQ_INT(json_get_int(v, "big", 0), 9007199254740993LL);
     json_free(&v);
+    /* a number beyond int64 is no integer: the default, not undefined behaviour */
+    const char *huge = "{\"x\": 5e36, \"y\": -1e300, \"z\": 2.5}";
+    CHECK_OK(json_parse(huge, strlen(huge), &v, &e), &e);
+    if (!v)
+        return;
+    CHECK_EQ_INT(json_get_int(v, "x", -7), -7);
+    CHECK_EQ_INT(json_get_int(v, "y", -7), -7);
+    CHECK_EQ_INT(json_get_int(v, "z", -7), 2);
+    json_free(&v);
 }
 
 static void test_json_parser_rejects_bad_input_with_offset(void)
