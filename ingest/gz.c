@@ -122,6 +122,17 @@ int gz_inflate(const void *in_, size_t n, size_t expect, size_t limit, unsigned 
         return err_set(e, FV_EFORMAT, "not a gzip stream (%zu bytes)", n);
     if (expect > limit)
         return err_set(e, FV_ELIMIT, "%zu bytes expected, over the limit of %zu", expect, limit);
+    /* Deflate expands at most 1032:1 (a 258-byte match per two bits), so n
+     * bytes never hold more than this, whatever a header or the trailer
+     * claims: nothing larger is allocated (fuzz_nifti found a 662-byte
+     * .nii.gz whose vox_offset made this allocate 5.9 GB). */
+    size_t most = n > (SIZE_MAX - 65536) / 1032 ? SIZE_MAX : n * 1032 + 65536;
+    if (expect > most)
+        return err_set(e, FV_EFORMAT,
+                       "%zu compressed bytes cannot hold the %zu bytes the header needs: "
+                       "truncated or corrupt", n, expect);
+    if (limit > most)
+        limit = most;
     /* The trailer holds the size modulo 2^32: take the smallest size >= expect
      * that agrees with it. A stream that is larger than the limit, or a lying
      * trailer, falls through to zlib, which stops at the limit. */

@@ -355,5 +355,11 @@ int64_t json_get_int(const JsonValue *obj, const char *key, int64_t def)
     const JsonValue *v = json_get(obj, key);
     if (!v || v->type != JSON_NUM)
         return def;
-    return v->is_int ? v->i : (int64_t)v->num;
+    if (v->is_int)
+        return v->i;
+    /* A number outside int64's range (5e36) has no integer value: converting
+     * it would be undefined behaviour (found by fuzz_json). */
+    if (!(v->num > -9223372036854775808.0 && v->num < 9223372036854775808.0))
+        return def;
+    return (int64_t)v->num;
 }

@@ -66,7 +66,8 @@ void json_free(JsonValue **v);
 
 /* Object member by key, or NULL. */
 const JsonValue *json_get(const JsonValue *obj, const char *key);
-/* Typed getters: return def when missing or of another type. */
+/* Typed getters: return def when missing or of another type (json_get_int:
+ * also for a number outside int64's range; a fraction is truncated). */
 const char *json_get_str(const JsonValue *obj, const char *key, const char *def);
 double json_get_num(const JsonValue *obj, const char *key, double def);
 int64_t json_get_int(const JsonValue *obj, const char *key, int64_t def);

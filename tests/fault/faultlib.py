@@ -148,8 +148,11 @@ def dump(db):
     referenced = {r[2] for t in tables for r in con.execute("PRAGMA foreign_key_list(%s)" % t)}
     for t in tables:
         cols = [r[1] for r in con.execute("PRAGMA table_info(%s)" % t)]
-        keep = [c for c in cols if c not in RUN_COLUMNS and not (c == "id" and t not in referenced)]
         per_run = t in ("metrics", "eval_results", "models", "errors") and "run_id" in cols
+        # ids of per-run rows count runs (a model saved by a run killed before it
+        # ended is row 1, the re-run's row 2); their references are dropped too
+        keep = [c for c in cols if c not in RUN_COLUMNS
+                and not (c == "id" and (t not in referenced or per_run))]
         rows = []
         sel = ", ".join(keep + (["run_id"] if per_run else []))
         for r in con.execute("SELECT %s FROM %s" % (sel, t)):

@@ -16,7 +16,7 @@ set +e
 rc=$?
 set -e
 # libFuzzer prints its stats at the end; show them and any sanitizer report.
-grep -E 'ERROR|SUMMARY|Test unit written|stat::|INITED|DONE' "$log" | tail -n 20
+grep -a -E 'ERROR|SUMMARY|Test unit written|stat::|INITED|DONE' "$log" | tail -n 20
 if [ $rc -ne 0 ]; then
     echo "$name: exit $rc; full log: $log" >&2
     tail -n 60 "$log" >&2

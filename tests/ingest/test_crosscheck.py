@@ -10,6 +10,7 @@ equal nibabel's as_closest_canonical array (the documented RAS contract).
 Exit 77 (skip) when numpy, nibabel or pydicom are missing.
 """
 import json
+import time
 import os
 import struct
 import subprocess
@@ -261,6 +262,41 @@ def main():
             info, vol, aff, err = inspect(p)
             msg = json.dumps(info)
             check(vol is None and why in msg, f"{f}: expected '{why}' in {msg[:300]}")
+    # A JPEG-LS frame cut short (no end-of-image marker) is refused at once:
+    # CharLS 2.4 spends ~14 s of CPU decoding one (found by tests/fuzz).
+    p = os.path.join(DCM, "MR_small_jpeg_ls_lossless.dcm")
+    if os.path.exists(p):
+        from pydicom.encaps import encapsulate, generate_pixel_data_frame
+        ds = pydicom.dcmread(p)
+        frame = next(generate_pixel_data_frame(ds.PixelData, 1))
+        ds.PixelData = encapsulate([frame[: len(frame) // 4]])
+        cut = os.path.join(TMP, "jpegls_cut.dcm")
+        ds.save_as(cut)
+        t0 = time.monotonic()
+        info, vol, aff, err = inspect(cut)
+        took = time.monotonic() - t0
+        msg = json.dumps(info)
+        check(vol is None and "end-of-image" in msg and took < 5,
+              f"truncated JPEG-LS: {took:.1f} s, {msg[:300]}")
+    # A JPEG 2000 codestream declaring a far larger image than Rows x Columns
+    # is refused before openjpeg allocates it (found by tests/fuzz).
+    p = os.path.join(DCM, "693_J2KI.dcm")
+    if os.path.exists(p):
+        from pydicom.encaps import encapsulate, generate_pixel_data_frame
+        ds = pydicom.dcmread(p)
+        frame = bytearray(next(generate_pixel_data_frame(ds.PixelData, 1)))
+        siz = frame.find(b"\xff\x51")
+        if siz >= 0:
+            frame[siz + 6:siz + 14] = struct.pack(">II", 60000, 60000)  # Xsiz, Ysiz
+            ds.PixelData = encapsulate([bytes(frame)])
+            big = os.path.join(TMP, "j2k_huge.dcm")
+            ds.save_as(big)
+            t0 = time.monotonic()
+            info, vol, aff, err = inspect(big)
+            took = time.monotonic() - t0
+            msg = json.dumps(info)
+            check(vol is None and "header says" in msg and took < 5,
+                  f"JPEG 2000 declaring 60000 x 60000: {took:.1f} s, {msg[:300]}")
     # The corpus contract: at native spacing, ingest stores nibabel's
     # as_closest_canonical array, CT and mask.
     ts = os.path.join(SHARED, "data", "totalseg-example")

@@ -75,6 +75,12 @@ static void test_gzip_inflates_and_names_truncation_and_limits(void)
         bad[i] ^= 0xA5;
     CHECK(gz_inflate(bad, n, 5000, 6000, &out, &len, &e) == -1 && e.code == FV_EFORMAT,
           "corrupt stream accepted: '%s'", e.msg);
+    /* A header that needs more than deflate's 1032:1 can hold from n bytes
+     * (a huge vox_offset) is refused before any allocation of that size. */
+    out = NULL;
+    CHECK(gz_inflate(gz, n, (size_t)6 << 30, (size_t)8 << 30, &out, &len, &e) == -1 &&
+              e.code == FV_EFORMAT && strstr(e.msg, "cannot hold") && out == NULL,
+          "6 GiB expected from %zu bytes: '%s'", n, e.msg);
 }
 
 /* ----------------------------------------------------------------- NIfTI */

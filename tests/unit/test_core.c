@@ -90,6 +90,15 @@ static void test_json_parser_reads_what_the_writer_wrote(void)
     CHECK(h && h->type == JSON_NUM && !h->is_int && h->num > 1.2e23, "huge integer");
     CHECK_EQ_INT(json_get_int(v, "n", 0), 6);
     json_free(&v);
+    /* a number beyond int64 is no integer: the default, not undefined behaviour */
+    const char *huge = "{\"x\": 5e36, \"y\": -1e300, \"z\": 2.5}";
+    CHECK_OK(json_parse(huge, strlen(huge), &v, &e), &e);
+    if (!v)
+        return;
+    CHECK_EQ_INT(json_get_int(v, "x", -7), -7);
+    CHECK_EQ_INT(json_get_int(v, "y", -7), -7);
+    CHECK_EQ_INT(json_get_int(v, "z", -7), 2);
+    json_free(&v);
 }
 
 static void test_json_parser_rejects_bad_input_with_offset(void)
