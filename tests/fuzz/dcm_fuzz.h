@@ -38,7 +38,8 @@ static inline void dcm_fuzz_read(const uint8_t *data, size_t size)
     if (dcm_image_info(&f, &im, &e) == 0) {
         for (int k = 0; k < im.frames && k < 1024; k++) {
             DcmFrameGeo g;
-            dcm_frame_geo(&f, &im, k, &g);
+            FvErr ge = {0};
+            dcm_frame_geo(&f, &im, k, &g, &ge);
         }
         size_t frame = (size_t)im.rows * (size_t)im.cols * (size_t)(im.bits_alloc > 0 ? im.bits_alloc : 8) / 8;
         if (im.has_pixels && frame > 0 && frame <= DCM_FUZZ_MAX_FRAME) {
