@@ -267,7 +267,8 @@ static const char *const data_keys[] = {"hu_window", "margin_mm", "whole", NULL}
 static const char *const aug_keys[] = {"flip_p", "scale", "shift", NULL};
 static const char *const train_keys[] = {
     "loss", "batch", "epochs", "steps", "lr", "lr_min", "warmup_steps", "weight_decay", "beta1",
-    "beta2", "eps", "clip", "seed", "threads", "val_fraction", "save_every", "log_every", NULL};
+    "beta2", "eps", "clip", "seed", "threads", "val_fraction", "save_every", "log_every",
+    "loaders", "prefetch", NULL};
 static const char *const eval_keys[] = {"model", "labels", "out", "split", "style", "bootstrap",
                                         NULL};
 static const char *const probe_keys[] = {"c", "train_split", NULL};
